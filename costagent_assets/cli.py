@@ -1,0 +1,389 @@
+"""The ``costagent`` command: what the Dagster UI does not do (teams, settings, SQL, previews) and the
+weekly job from a shell. Scripts rely on these names and on the exit codes (0 ok, 1 run failed, 2 bad input)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from costagent_assets.home import Home, get_home
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _as_of(text: str | None) -> date:
+    if not text:
+        return _today()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(_fail(f"--as-of must be a date like 2026-11-23, got {text!r}")) from None
+
+
+def _month_arg(text: str) -> str:
+    try:
+        datetime.strptime(text, "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a month like 2026-11, got {text!r}") from None
+    return text
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
+    print(f"costagent: {message}", file=sys.stderr)
+    return code
+
+
+def _teams(home: Home):
+    from costagent_assets.teams import load_registry
+
+    return load_registry(home.teams_path)
+
+
+def _report_runs(outcomes) -> int:
+    for o in outcomes:
+        state = "ok" if o.success else "FAILED"
+        extra = f" (failed steps: {', '.join(o.failed_steps)})" if o.failed_steps else ""
+        print(f"  {o.job_name:<15} {o.month}  {state:<6} {o.seconds:6.1f} s  run {o.run_id[:8]}{extra}")
+    return EXIT_OK if outcomes and all(o.success for o in outcomes) else EXIT_FAILED
+
+
+def _refresh_duckdb(home: Home) -> None:
+    from costagent_assets.warehouse import refresh_database_file
+
+    try:
+        refresh_database_file(home.duckdb_path, home.warehouse_dir, [t.to_dict() for t in _teams(home)])
+    except Exception as exc:  # a user holding the file open in the DuckDB CLI must not fail the run
+        print(f"  note: could not refresh {home.duckdb_path}: {exc}", file=sys.stderr)
+
+
+def _run(home: Home, as_of: date) -> int:
+    from costagent_assets.runner import prepare_instance, run_weekly, sync_account_partitions
+
+    teams = _teams(home)
+    if not teams:
+        return _fail("no teams registered: run `costagent teams import FILE` (or `costagent demo`)")
+    instance = prepare_instance(home)
+    sync_account_partitions(instance, [t.aws_account_id for t in teams])
+    print(f"costagent: weekly run as of {as_of} for {len(teams)} accounts (home {home.root})")
+    code = _report_runs(run_weekly(instance, as_of, [t.aws_account_id for t in teams]))
+    _refresh_duckdb(home)
+    return code
+
+
+def cmd_demo(args, home: Home) -> int:
+    """Set up the demo organisation (if this home has no teams) and run the weekly job."""
+    from costagent_assets import demo
+    from costagent_assets.settings import load_settings, save_settings, with_setting
+    from costagent_assets.teams import Team, save_registry
+
+    home.ensure()
+    settings = load_settings(home.settings_path)
+    if args.accounts:
+        settings = with_setting(settings, "demo_accounts", str(args.accounts))
+    if settings.source != "demo":
+        return _fail(f"this home uses source={settings.source}; `costagent demo` needs an empty or demo home")
+    if not _teams(home) or args.accounts:
+        teams = [Team.from_dict(t) for t in demo.demo_teams(settings.demo_accounts, seed=settings.demo_seed)]
+        save_registry(home.teams_path, teams)
+        if not settings.global_admin_emails:
+            settings = with_setting(settings, "global_admin_emails", "finops@demo.costagent.example")
+        save_settings(home.settings_path, settings)
+        print(f"costagent: demo organisation with {len(teams)} accounts written to {home.teams_path}")
+    as_of = _as_of(args.as_of)
+    code = _run(home, as_of)
+    outbox = home.outbox_dir / as_of.isoformat()
+    admin = sorted(outbox.glob("*-admin.html"))
+    print(f"\n  outbox:        {outbox} ({len(list(outbox.glob('*-team-*.eml')))} team emails)")
+    print(f"  admin report:  {admin[-1] if admin else 'not written'}")
+    print(f"  warehouse:     {home.warehouse_dir}")
+    print("  SQL:           costagent sql \"select * from account_months order by change_usd desc limit 10\"")
+    print(f"  DuckDB file:   {home.duckdb_path}")
+    return code
+
+
+def cmd_run(args, home: Home) -> int:
+    """The weekly job for the configured source."""
+    return _run(home, _as_of(args.as_of))
+
+
+def cmd_backfill(args, home: Home) -> int:
+    """One ranged run per month, oldest first."""
+    from costagent_assets.runner import backfill, prepare_instance, sync_account_partitions
+
+    if args.to < args.from_:
+        return _fail("--to must not be before --from")
+    teams = _teams(home)
+    if not teams:
+        return _fail("no teams registered")
+    instance = prepare_instance(home)
+    sync_account_partitions(instance, [t.aws_account_id for t in teams])
+    print(f"costagent: backfill {args.from_}..{args.to} for {len(teams)} accounts"
+          + (" (with emails)" if args.with_emails else " (no emails)"))
+    code = _report_runs(backfill(instance, args.from_, args.to, _today(), with_emails=args.with_emails))
+    _refresh_duckdb(home)
+    return code
+
+
+def cmd_teams(args, home: Home) -> int:
+    """List, import, add, update and remove teams; the account partitions follow."""
+    from costagent_assets.teams import (
+        Team,
+        TeamValidationError,
+        add_team,
+        import_teams,
+        remove_team,
+        save_registry,
+        update_team,
+    )
+
+    teams = _teams(home)
+    try:
+        if args.teams_cmd == "list":
+            if args.json:
+                print(json.dumps([t.to_dict() for t in teams], indent=2))
+            else:
+                for t in teams:
+                    budget = f"${t.monthly_budget:,.0f}" if t.monthly_budget else "-"
+                    print(f"{t.aws_account_id}  {t.team_name:<32} {t.team_email:<40} {budget}")
+                print(f"{len(teams)} teams")
+            return EXIT_OK
+        if args.teams_cmd == "import":
+            home.ensure()
+            result = import_teams(home.teams_path, Path(args.file), replace=args.replace)
+            teams = result.teams
+            print(f"imported {args.file}: {len(result.added)} added, {len(result.updated)} updated, "
+                  f"{len(result.removed)} removed, {len(result.unchanged)} unchanged")
+        elif args.teams_cmd == "add":
+            team = Team.from_dict({"team_name": args.name, "aws_account_id": args.account, "team_email": args.email,
+                                   "cc_emails": args.cc or [], "monthly_budget": args.budget})
+            teams = add_team(teams, team)
+            home.ensure()
+            save_registry(home.teams_path, teams)
+            print(f"added {team.aws_account_id} ({team.team_name})")
+        elif args.teams_cmd == "update":
+            changes = {k: v for k, v in {"team_name": args.name, "team_email": args.email, "cc_emails": args.cc,
+                                         "monthly_budget": args.budget}.items() if v is not None}
+            teams = update_team(teams, args.account_id, **changes)
+            save_registry(home.teams_path, teams)
+            print(f"updated {args.account_id}")
+        elif args.teams_cmd == "remove":
+            teams = remove_team(teams, args.account_id)
+            save_registry(home.teams_path, teams)
+            print(f"removed {args.account_id} (its stored history stays in the warehouse)")
+    except TeamValidationError as exc:
+        return _fail(str(exc))
+    except (KeyError, ValueError) as exc:
+        return _fail(str(exc.args[0]) if exc.args else str(exc))
+    from costagent_assets.runner import prepare_instance, sync_account_partitions
+
+    added, removed = sync_account_partitions(prepare_instance(home), [t.aws_account_id for t in teams])
+    if added or removed:
+        print(f"account partitions: {len(added)} added, {len(removed)} removed")
+    return EXIT_OK
+
+
+def cmd_config(args, home: Home) -> int:
+    """Show or change settings; invalid values are refused with what is allowed."""
+    from costagent_assets.settings import (
+        SETTING_DOCS,
+        SettingError,
+        load_settings,
+        save_settings,
+        settings_as_dict,
+        with_setting,
+    )
+
+    try:
+        settings = load_settings(home.settings_path)
+        if args.config_cmd == "set":
+            settings = with_setting(settings, args.key, args.value)
+            home.ensure()
+            save_settings(home.settings_path, settings)
+            print(f"{args.key} = {json.dumps(settings_as_dict(settings)[args.key])}")
+            if args.key in ("schedule_day", "schedule_hour"):
+                print("the schedule picks this up when the code location reloads (restart `costagent ui`)")
+            return EXIT_OK
+    except SettingError as exc:
+        return _fail(str(exc))
+    values = settings_as_dict(settings)
+    if args.json:
+        print(json.dumps(values, indent=2))
+    else:
+        for key, value in values.items():
+            print(f"{key:<24} {json.dumps(value):<36} {SETTING_DOCS.get(key, '')}")
+    return EXIT_OK
+
+
+def cmd_sql(args, home: Home) -> int:
+    """Run SQL over the warehouse views (in memory, so an open DuckDB CLI never blocks it)."""
+    import duckdb
+
+    from costagent_assets.warehouse import connect
+
+    con = connect(home.warehouse_dir, [t.to_dict() for t in _teams(home)])
+    try:
+        cursor = con.execute(args.query)
+    except duckdb.Error as exc:
+        return _fail(f"SQL error: {exc}")
+    columns = [d[0] for d in cursor.description or []]
+    rows = cursor.fetchall()
+    if args.format == "json":
+        print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=2, default=str))
+    elif args.format == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        sys.stdout.write(out.getvalue())
+    else:
+        cells = [[("" if v is None else str(v)) for v in r] for r in rows]
+        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+        print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+        print("  ".join("-" * w for w in widths))
+        for r in cells:
+            print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+        print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return EXIT_OK
+
+
+def cmd_preview(args, home: Home) -> int:
+    """Render a team's or the admin report from the warehouse, without sending anything."""
+    from costagent_assets.preview import PreviewError, preview_admin, preview_team
+
+    try:
+        if args.kind == "team":
+            rendered = preview_team(home, args.account_id, args.month)
+        else:
+            rendered = preview_admin(home, args.month)
+    except PreviewError as exc:
+        return _fail(str(exc))
+    if args.out:
+        Path(args.out).write_text(rendered.html if args.out.endswith(".html") else rendered.text, encoding="utf-8")
+        print(f"Subject: {rendered.subject}\nwritten to {args.out}")
+    else:
+        print(f"Subject: {rendered.subject}\n")
+        print(rendered.text)
+    return EXIT_OK
+
+
+def cmd_status(args, home: Home) -> int:
+    """The last run, the next scheduled run, and the data coverage."""
+    from costagent_assets.status import status_lines
+
+    for line in status_lines(home, _today()):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_ui(args, home: Home) -> int:
+    """Open the Dagster UI on this installation's state, bound to 127.0.0.1."""
+    from costagent_assets.runner import REPO_ROOT, prepare_instance
+
+    prepare_instance(home)
+    env = {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "COSTAGENT_HOME": str(home.root)}
+
+    def _default_signals() -> None:
+        # A background shell leaves SIGINT ignored; dagster dev maps SIGTERM onto SIGINT, so restore both.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    command = ["dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)]
+    print(f"costagent: {' '.join(command)}  (DAGSTER_HOME={home.dagster_home})")
+    return subprocess.call(command, env=env, preexec_fn=_default_signals)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="costagent", description=__doc__)
+    parser.add_argument("--home", help="installation directory (default: $COSTAGENT_HOME or ~/.costagent)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="set up the demo organisation and run the weekly job")
+    p.add_argument("--as-of", help="report date YYYY-MM-DD (default today, UTC)")
+    p.add_argument("--accounts", type=int, help="number of demo accounts (default 84)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="run the weekly job for the configured source")
+    p.add_argument("--as-of", help="report date YYYY-MM-DD (default today, UTC)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("backfill", help="materialize past months, one ranged run per month")
+    p.add_argument("--from", dest="from_", required=True, type=_month_arg, metavar="YYYY-MM")
+    p.add_argument("--to", required=True, type=_month_arg, metavar="YYYY-MM")
+    p.add_argument("--with-emails", action="store_true", help="also render the reports (default: data only)")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("teams", help="the teams registry")
+    tsub = p.add_subparsers(dest="teams_cmd", required=True)
+    t = tsub.add_parser("import", help="import a CSV or JSON file (all or nothing)")
+    t.add_argument("file")
+    t.add_argument("--replace", action="store_true", help="the registry becomes exactly the file")
+    t = tsub.add_parser("list")
+    t.add_argument("--json", action="store_true")
+    for name in ("add", "update"):
+        t = tsub.add_parser(name)
+        if name == "update":
+            t.add_argument("account_id")
+        else:
+            t.add_argument("--account", required=True, help="12-digit AWS account id")
+        t.add_argument("--name", required=name == "add")
+        t.add_argument("--email", required=name == "add")
+        t.add_argument("--cc", action="append", help="cc address (repeatable)")
+        t.add_argument("--budget", type=float, help="monthly budget in USD")
+    t = tsub.add_parser("remove")
+    t.add_argument("account_id")
+    p.set_defaults(func=cmd_teams)
+
+    p = sub.add_parser("config", help="show or change settings")
+    csub = p.add_subparsers(dest="config_cmd", required=True)
+    c = csub.add_parser("show")
+    c.add_argument("--json", action="store_true")
+    c = csub.add_parser("set")
+    c.add_argument("key")
+    c.add_argument("value")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("sql", help="SQL over the warehouse views")
+    p.add_argument("query")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("preview", help="render a report without sending it")
+    psub = p.add_subparsers(dest="kind", required=True)
+    pt = psub.add_parser("team")
+    pt.add_argument("account_id")
+    pa = psub.add_parser("admin")
+    for q in (pt, pa):
+        q.add_argument("--month", type=_month_arg, help="YYYY-MM (default: the latest month stored)")
+        q.add_argument("--out", help="write the HTML (.html) or text to this file")
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("status", help="last run, next scheduled run, data coverage")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("ui", help="open the Dagster UI on 127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    home = get_home(args.home)
+    os.environ["COSTAGENT_HOME"] = str(home.root)
+    return args.func(args, home)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

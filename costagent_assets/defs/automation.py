@@ -1,0 +1,128 @@
+"""The weekly schedule and the jobs it runs: one ranged run per month over every account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from costagent_assets.defs.partitions import (
+    ACCOUNT_DIMENSION,
+    AS_OF_TAG,
+    make_key,
+    month_account_partitions,
+)
+from costagent_assets.home import get_home
+from costagent_assets.periods import report_month, shift_month
+from costagent_assets.settings import Settings, load_settings
+
+WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
+REPORT_ASSETS = ["raw_costs", "service_breakdown", "mom_changes", "anomalies", "ai_insights", "emails"]
+HISTORY_ASSETS = REPORT_ASSETS[:-1]
+# AWS keeps revising a month's charges for a few days after it ends (credits, refunds, final
+# usage), so the weekly run also refreshes the previous month early in the month.
+LATE_CHARGES_DAYS = 5
+
+# In-process execution: the multiprocess executor costs ~11 s of start-up per run on 2 cores, and all
+# steps of a run share one process's memory anyway.
+weekly_report_job = dg.define_asset_job(
+    "weekly_report",
+    selection=dg.AssetSelection.assets(*REPORT_ASSETS),
+    partitions_def=month_account_partitions,
+    executor_def=dg.in_process_executor,
+    description="The whole graph for a month and all its accounts: data, analysis and the emails.",
+)
+cost_history_job = dg.define_asset_job(
+    "cost_history",
+    selection=dg.AssetSelection.assets(*HISTORY_ASSETS),
+    partitions_def=month_account_partitions,
+    executor_def=dg.in_process_executor,
+    description="Everything but the emails: refreshes a month's data and analysis without mailing anyone.",
+)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the weekly plan: a job over one month and every account."""
+
+    job_name: str
+    month: str
+    run_key: str
+    tags: dict[str, str]
+
+
+def range_tags(month: str, account_ids: list[str]) -> dict[str, str]:
+    """Tags that make one run cover ``month`` for every account (a rectangle in insertion order)."""
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: str(make_key(month, account_ids[0])),
+        ASSET_PARTITION_RANGE_END_TAG: str(make_key(month, account_ids[-1])),
+    }
+
+
+def plan_weekly_runs(as_of: date, account_ids: list[str], previous_month_missing: bool) -> list[PlannedRun]:
+    """The runs of one weekly tick: the report month in full, and the previous month's data and
+    analysis (no emails) when some of it was never loaded or when its charges may still change."""
+    if not account_ids:
+        return []
+    month = report_month(as_of)
+    runs = []
+    late_charges = (as_of - date.fromisoformat(f"{month}-01")).days < LATE_CHARGES_DAYS
+    if previous_month_missing or late_charges:
+        previous = shift_month(month, -1)
+        runs.append(
+            PlannedRun(
+                "cost_history",
+                previous,
+                f"weekly-{as_of.isoformat()}-{previous}-history",
+                {**range_tags(previous, account_ids), AS_OF_TAG: as_of.isoformat()},
+            )
+        )
+    runs.append(
+        PlannedRun(
+            "weekly_report",
+            month,
+            f"weekly-{as_of.isoformat()}-{month}-report",
+            {**range_tags(month, account_ids), AS_OF_TAG: as_of.isoformat()},
+        )
+    )
+    return runs
+
+
+def missing_previous_month(instance: dg.DagsterInstance, as_of: date, account_ids: list[str]) -> bool:
+    """Whether some account has no materialized raw_costs for the month before the report month."""
+    previous = shift_month(report_month(as_of), -1)
+    done = instance.get_materialized_partitions(dg.AssetKey("raw_costs"))
+    return any(str(make_key(previous, a)) not in done for a in account_ids)
+
+
+def weekly_cron(settings: Settings) -> str:
+    """The cron expression of ``schedule_day`` at ``schedule_hour`` UTC."""
+    return f"0 {settings.schedule_hour} * * {WEEKDAYS.index(settings.schedule_day)}"
+
+
+def build_weekly_schedule(settings: Settings) -> dg.ScheduleDefinition:
+    """The weekly schedule from the settings' day and hour (UTC)."""
+
+    @dg.schedule(
+        name="weekly_cost_report",
+        cron_schedule=weekly_cron(settings),
+        execution_timezone="UTC",
+        job=weekly_report_job,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=f"Every {settings.schedule_day.title()} at {settings.schedule_hour:02d}:00 UTC.",
+    )
+    def weekly_cost_report(context: dg.ScheduleEvaluationContext):
+        as_of = context.scheduled_execution_time.date()
+        accounts = list(context.instance.get_dynamic_partitions(ACCOUNT_DIMENSION))
+        if not accounts:
+            return dg.SkipReason("No teams registered: `costagent teams import FILE` adds them.")
+        plan = plan_weekly_runs(as_of, accounts, missing_previous_month(context.instance, as_of, accounts))
+        # Run keys make a tick idempotent: re-evaluating it never launches the same run twice.
+        return [dg.RunRequest(run_key=r.run_key, job_name=r.job_name, tags=r.tags) for r in plan]
+
+    return weekly_cost_report
+
+
+weekly_cost_report = build_weekly_schedule(load_settings(get_home().settings_path))

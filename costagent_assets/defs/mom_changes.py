@@ -1,0 +1,76 @@
+"""mom_changes: month to date against the same days of the previous month."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from costagent_assets.analysis import compute_mom_changes
+from costagent_assets.defs.partitions import (
+    month_account_partitions,
+    previous_and_current_month,
+    run_partitions,
+    run_periods,
+    single_run,
+)
+from costagent_assets.defs.service_breakdown import TOLERANCE_USD
+
+
+@dg.asset(
+    partitions_def=month_account_partitions,
+    backfill_policy=single_run,
+    group_name="analysis",
+    kinds={"polars", "parquet"},
+    ins={
+        "raw_costs": dg.AssetIn(partition_mapping=previous_and_current_month),
+        "service_breakdown": dg.AssetIn(),
+    },
+    check_specs=[
+        dg.AssetCheckSpec("services_add_up_to_account", asset="mom_changes", blocking=True,
+                          description="Service rows add up to the account row, and to service_breakdown."),
+    ],
+)
+def mom_changes(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame, service_breakdown: pl.DataFrame):
+    """Like-for-like change per account and service: the month so far against the same days of the
+    previous month (10 days of November against 10 days of October, never against all of October),
+    plus the full previous month and a projection of the month end from the last week's pace."""
+    partitions = run_partitions(context)
+    periods = run_periods(context, partitions)
+    frame = compute_mom_changes(raw_costs, periods, partitions)
+
+    accounts = frame.filter(pl.col("level") == "account")
+    services = frame.filter(pl.col("level") == "service").group_by("month", "account_id").agg(
+        pl.col("current_mtd_usd").sum().alias("services_usd")
+    )
+    breakdown = service_breakdown.group_by("month", "account_id").agg(pl.col("mtd_usd").sum())
+    diffs = (
+        accounts.filter(pl.col("has_data"))
+        .join(services, on=["month", "account_id"], how="left")
+        .join(breakdown, on=["month", "account_id"], how="left")
+        .select(
+            pl.max_horizontal(
+                (pl.col("current_mtd_usd") - pl.col("services_usd").fill_null(0)).abs(),
+                (pl.col("current_mtd_usd") - pl.col("mtd_usd").fill_null(0)).abs(),
+            ).max()
+        )
+        .item()
+    ) or 0.0
+    with_data = accounts.filter(pl.col("has_data"))
+    yield dg.Output(
+        frame,
+        metadata={
+            "rows": frame.height,
+            "accounts_with_data": with_data.height,
+            "accounts_without_data": accounts.height - with_data.height,
+            "mtd_usd": dg.MetadataValue.float(round(float(with_data["current_mtd_usd"].sum()), 2)),
+            "previous_same_period_usd": dg.MetadataValue.float(
+                round(float(with_data["previous_same_period_usd"].sum()), 2)
+            ),
+            "change_usd": dg.MetadataValue.float(round(float(with_data["change_usd"].sum()), 2)),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="services_add_up_to_account",
+        passed=diffs <= TOLERANCE_USD,
+        metadata={"largest_difference_usd": float(diffs)},
+    )

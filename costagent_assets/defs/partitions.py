@@ -1,0 +1,81 @@
+"""The two partition dimensions every costagent asset shares, declared once.
+
+``month`` is a calendar month; ``end_offset=1`` makes the month we are in exist, because the weekly
+report is about the month so far. ``account`` is one AWS account per team, a dynamic dimension kept
+in step with the teams registry. Multi-partition keys order dimensions by name: ``"<account>|<month>"``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from costagent_assets.periods import Period, default_as_of, period
+
+# The month-offset mapping below is marked beta; it is the documented way to read the previous month.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+# The demo organisation's history starts in January 2024; real sources can backfill from here.
+FIRST_MONTH = "2024-01"
+ACCOUNT_DIMENSION = "account"
+MONTH_DIMENSION = "month"
+
+monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=FIRST_MONTH, end_offset=1, fmt="%Y-%m")
+account_partitions = dg.DynamicPartitionsDefinition(name=ACCOUNT_DIMENSION)
+month_account_partitions = dg.MultiPartitionsDefinition(
+    {MONTH_DIMENSION: monthly_partitions, ACCOUNT_DIMENSION: account_partitions}
+)
+
+# Every asset processes all of a run's accounts together: Dagster's per-partition bookkeeping, not the
+# computation, is what a run costs, so one ranged run per month beats one run per account by ~6x.
+single_run = dg.BackfillPolicy.single_run()
+
+# mom_changes reads the same account's raw costs for the previous month too; the first month has none.
+previous_and_current_month = dg.MultiPartitionMapping(
+    {
+        MONTH_DIMENSION: dg.DimensionPartitionMapping(
+            MONTH_DIMENSION,
+            dg.TimeWindowPartitionMapping(
+                start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+        ACCOUNT_DIMENSION: dg.DimensionPartitionMapping(ACCOUNT_DIMENSION, dg.IdentityPartitionMapping()),
+    }
+)
+
+
+def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
+    """``(month, account_id)`` of a multi-partition key."""
+    if isinstance(key, dg.MultiPartitionKey):
+        dims = key.keys_by_dimension
+        return dims[MONTH_DIMENSION], dims[ACCOUNT_DIMENSION]
+    account, month = str(key).split("|")
+    return month, account
+
+
+def make_key(month: str, account_id: str) -> dg.MultiPartitionKey:
+    """The multi-partition key of one account-month."""
+    return dg.MultiPartitionKey({MONTH_DIMENSION: month, ACCOUNT_DIMENSION: account_id})
+
+
+AS_OF_TAG = "costagent/as_of"
+
+
+def run_as_of(context: dg.AssetExecutionContext) -> date:
+    """The run's as-of date: its ``costagent/as_of`` tag, else today (UTC), never past a month's end + 1."""
+    tag = context.run.tags.get(AS_OF_TAG)
+    return date.fromisoformat(tag) if tag else datetime.now(UTC).date()
+
+
+def run_partitions(context: dg.AssetExecutionContext) -> list[tuple[str, str]]:
+    """Every (month, account_id) partition of this run."""
+    return [split_key(k) for k in context.partition_keys]
+
+
+def run_periods(context: dg.AssetExecutionContext, partitions: list[tuple[str, str]]) -> dict[str, Period]:
+    """The covered period of each month in the run."""
+    as_of = run_as_of(context)
+    return {m: period(m, default_as_of(m, as_of)) for m in sorted({m for m, _ in partitions})}

@@ -1,0 +1,50 @@
+"""Render reports from what the warehouse holds, without sending anything."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from costagent_assets.home import Home
+from costagent_assets.periods import Period, period
+from costagent_assets.report_context import ReportFrames
+from costagent_assets.reporting import RenderedEmail, render_admin_report, render_team_report
+from costagent_assets.teams import load_registry
+from costagent_assets.warehouse import read_table
+
+
+class PreviewError(ValueError):
+    """Nothing to preview: unknown account, or a month the warehouse does not hold."""
+
+
+def _frames(home: Home, month: str | None) -> ReportFrames:
+    months_dir = home.warehouse_dir / "mom_changes"
+    stored = sorted(p.name for p in months_dir.iterdir()) if months_dir.exists() else []
+    if not stored:
+        raise PreviewError("the warehouse is empty: run `costagent run` or `costagent demo` first")
+    month = month or stored[-1]
+    if month not in stored:
+        raise PreviewError(f"no analysis stored for {month}; stored months: {', '.join(stored[-6:])}")
+    mom = read_table(home.warehouse_dir, "mom_changes", [month])
+    through = mom["through_date"].max()
+    p: Period = period(month, through + timedelta(days=1))
+    return ReportFrames(
+        month,
+        p,
+        mom,
+        read_table(home.warehouse_dir, "anomalies", [month]),
+        read_table(home.warehouse_dir, "ai_insights", [month]),
+        generated_at=datetime.now(UTC),
+    )
+
+
+def preview_team(home: Home, account_id: str, month: str | None = None) -> RenderedEmail:
+    """The team report of ``account_id`` for ``month`` (default: the latest stored)."""
+    team = next((t for t in load_registry(home.teams_path) if t.aws_account_id == account_id), None)
+    if team is None:
+        raise PreviewError(f"account {account_id} is not in the teams registry")
+    return render_team_report(_frames(home, month).team_context(team))
+
+
+def preview_admin(home: Home, month: str | None = None) -> RenderedEmail:
+    """The admin report for ``month`` (default: the latest stored)."""
+    return render_admin_report(_frames(home, month).admin_context(load_registry(home.teams_path)))

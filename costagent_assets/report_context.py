@@ -1,0 +1,189 @@
+"""From the analysis frames to the dicts the email templates render (one team, or the whole organisation).
+
+Each team's context is built from rows filtered to that team's account alone, so nothing from
+another account can reach its email.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import polars as pl
+
+from costagent_assets.periods import Period
+from costagent_assets.teams import Team
+
+BUDGET_WARNING_PCT = 80.0
+
+
+def _split(frame: pl.DataFrame, month: str) -> dict[str, pl.DataFrame]:
+    rows = frame.filter(pl.col("month") == month)
+    return {k[0]: v for k, v in rows.partition_by("account_id", as_dict=True).items()} if rows.height else {}
+
+
+def _budget(team: Team, mtd: float | None, projected: float | None) -> dict | None:
+    if not team.monthly_budget or mtd is None:
+        return None
+    mtd_pct = mtd / team.monthly_budget * 100
+    projected_pct = projected / team.monthly_budget * 100 if projected is not None else None
+    status = (
+        "over"
+        if mtd_pct >= 100
+        else "warning"
+        if mtd_pct >= BUDGET_WARNING_PCT or (projected_pct or 0) >= 100
+        else "ok"
+    )
+    return {"monthly_budget": team.monthly_budget, "mtd_pct": mtd_pct, "projected_pct": projected_pct, "status": status}
+
+
+def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
+    if frame is None:
+        return []
+    keys = ("service", "kind", "current_usd", "previous_usd", "change_usd", "change_pct", "severity", "alerted")
+    return [{k: r[k] for k in keys} for r in frame.sort("change_usd", descending=True).iter_rows(named=True)]
+
+
+class ReportFrames:
+    """The analysis frames of one month, indexed by account for the per-team contexts."""
+
+    def __init__(
+        self,
+        month: str,
+        period: Period,
+        mom_changes: pl.DataFrame,
+        anomalies: pl.DataFrame,
+        ai_insights: pl.DataFrame,
+        generated_at: datetime,
+    ):
+        self.month, self.period, self.generated_at = month, period, generated_at
+        self.mom = _split(mom_changes, month)
+        self.anomalies = _split(anomalies, month)
+        self.insights = _split(ai_insights, month)
+
+    def _common(self) -> dict:
+        p = self.period
+        return {
+            "month": self.month,
+            "month_label": p.label,
+            "through_date": p.through.isoformat(),
+            "generated_at": self.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+        }
+
+    def account_row(self, account_id: str) -> dict | None:
+        mom = self.mom.get(account_id)
+        if mom is None:
+            return None
+        rows = mom.filter(pl.col("level") == "account").to_dicts()
+        return rows[0] if rows else None
+
+    def team_context(self, team: Team) -> dict:
+        """The context of one team's report: only this account's rows."""
+        account_id = team.aws_account_id
+        acct = self.account_row(account_id) or {}
+        no_data = not acct.get("has_data", False)
+        mom = self.mom.get(account_id)
+        services = (
+            mom.filter(pl.col("level") == "service").sort("current_mtd_usd", descending=True).to_dicts()
+            if mom is not None and not no_data
+            else []
+        )
+        total = acct.get("current_mtd_usd") or 0.0
+        insight_rows = self.insights.get(account_id)
+        insight = insight_rows.to_dicts()[0] if insight_rows is not None and insight_rows.height else None
+        anomalies = self.anomalies.get(account_id)
+        anomalies = anomalies.filter(pl.col("level") == "service") if anomalies is not None else None
+        return {
+            **self._common(),
+            "team": {
+                "team_name": team.team_name,
+                "aws_account_id": account_id,
+                "team_email": team.team_email,
+            },
+            "days_covered": self.period.days_covered,
+            "days_in_month": self.period.days_in_month,
+            "no_data": no_data,
+            "headline": {
+                "mtd_usd": acct.get("current_mtd_usd") or 0.0,
+                "previous_same_period_usd": acct.get("previous_same_period_usd") or 0.0,
+                "change_usd": acct.get("change_usd") or 0.0,
+                "change_pct": acct.get("change_pct"),
+                "previous_month_total_usd": acct.get("previous_month_total_usd"),
+                "projected_month_end_usd": None if self.period.complete else acct.get("projected_month_end_usd"),
+            },
+            "services": [
+                {
+                    "service": s["service"],
+                    "mtd_usd": s["current_mtd_usd"],
+                    "previous_same_period_usd": s["previous_same_period_usd"],
+                    "change_usd": s["change_usd"],
+                    "change_pct": s["change_pct"],
+                    "share_pct": s["current_mtd_usd"] / total * 100 if total else 0.0,
+                }
+                for s in services
+            ],
+            "anomalies": _anomaly_rows(anomalies),
+            "insight": {
+                "source": insight["source"] if insight else "deterministic",
+                "summary": insight["summary"] if insight else "",
+                "drivers": list(insight["drivers"] or []) if insight else [],
+                "ai_note": insight["ai_note"] if insight else None,
+            },
+            "budget": None if no_data else _budget(team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd")),
+        }
+
+    def admin_context(self, teams: Sequence[Team]) -> dict:
+        """The organisation's report: every account ranked by $ change, alerts, accounts with no data."""
+        accounts, no_data, alerts = [], [], []
+        for team in teams:
+            acct = self.account_row(team.aws_account_id) or {}
+            has = acct.get("has_data", False)
+            an = self.anomalies.get(team.aws_account_id)
+            service_alerts = (
+                an.filter((pl.col("level") == "service") & pl.col("alerted")) if an is not None else None
+            )
+            for row in _anomaly_rows(service_alerts):
+                alerts.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
+            if not has:
+                no_data.append({"team_name": team.team_name, "aws_account_id": team.aws_account_id})
+            accounts.append(
+                {
+                    "team_name": team.team_name,
+                    "aws_account_id": team.aws_account_id,
+                    "mtd_usd": acct.get("current_mtd_usd") if has else None,
+                    "previous_same_period_usd": acct.get("previous_same_period_usd") if has else None,
+                    "change_usd": acct.get("change_usd") if has else None,
+                    "change_pct": acct.get("change_pct") if has else None,
+                    "projected_month_end_usd": acct.get("projected_month_end_usd") if has else None,
+                    "alerts": service_alerts.height if service_alerts is not None else 0,
+                    "no_data": not has,
+                }
+            )
+        accounts.sort(key=lambda a: (a["no_data"], -(a["change_usd"] or 0.0)))
+        alerts.sort(key=lambda a: -a["change_usd"])
+        with_data = [a for a in accounts if not a["no_data"]]
+        mtd = sum(a["mtd_usd"] for a in with_data)
+        prev = sum(a["previous_same_period_usd"] for a in with_data)
+        return {
+            **self._common(),
+            "totals": {
+                "accounts": len(accounts),
+                "accounts_with_data": len(with_data),
+                "mtd_usd": mtd,
+                "previous_same_period_usd": prev,
+                "change_usd": mtd - prev,
+                "change_pct": (mtd - prev) / prev * 100 if prev else None,
+                "projected_month_end_usd": None
+                if self.period.complete
+                else sum(a["projected_month_end_usd"] or 0.0 for a in with_data),
+                "alerted_anomalies": len(alerts),
+            },
+            "accounts": accounts,
+            "anomalies": alerts,
+            "no_data_accounts": no_data,
+        }
+
+
+def teams_by_account(teams: Sequence[Team]) -> Mapping[str, Team]:
+    """The registry indexed by account id."""
+    return {t.aws_account_id: t for t in teams}

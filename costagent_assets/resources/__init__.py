@@ -1,0 +1,1 @@
+"""One ConfigurableResource per outside system; the only modules that import their clients."""

@@ -1,0 +1,112 @@
+"""Running the graph from the command line: the weekly job, backfills, and keeping partitions in step.
+
+The CLI executes the same jobs as the schedule, in-process, one ranged run per month over every
+account, on the installation's own Dagster instance (``$COSTAGENT_HOME/dagster``), so the UI shows
+these runs like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from costagent_assets.home import Home
+from costagent_assets.periods import months_between
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def prepare_instance(home: Home) -> dg.DagsterInstance:
+    """The installation's Dagster instance (created on first use, with costagent's dagster.yaml)."""
+    home.ensure()
+    config = home.dagster_home / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(REPO_ROOT / "dagster.yaml", config)
+    os.environ["DAGSTER_HOME"] = str(home.dagster_home)
+    # One "planned" event per asset instead of one per partition: halves Dagster's bookkeeping.
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+    return dg.DagsterInstance.get()
+
+
+def sync_account_partitions(instance: dg.DagsterInstance, account_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Make the account dimension hold exactly ``account_ids``; returns (added, removed)."""
+    current = list(instance.get_dynamic_partitions("account"))
+    wanted = list(dict.fromkeys(account_ids))
+    added = [a for a in wanted if a not in set(current)]
+    removed = [a for a in current if a not in set(wanted)]
+    if added:
+        instance.add_dynamic_partitions("account", added)
+    for account in removed:
+        instance.delete_dynamic_partition("account", account)
+    return added, removed
+
+
+@dataclass
+class RunOutcome:
+    """What one run did."""
+
+    job_name: str
+    month: str
+    run_id: str
+    success: bool
+    seconds: float
+    failed_steps: list[str] = field(default_factory=list)
+
+
+def execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], month: str) -> RunOutcome:
+    """Execute one planned run in this process."""
+    from costagent_assets.definitions import defs
+
+    job = defs().get_job_def(job_name)
+    started = time.perf_counter()
+    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key]
+    return RunOutcome(job_name, month, result.run_id, result.success, time.perf_counter() - started, failed)
+
+
+def run_weekly(instance: dg.DagsterInstance, as_of: date, account_ids: Sequence[str]) -> list[RunOutcome]:
+    """The weekly job as of a date: the same plan as the schedule's tick."""
+    from costagent_assets.defs.automation import missing_previous_month, plan_weekly_runs
+
+    accounts = list(instance.get_dynamic_partitions("account"))
+    plan = plan_weekly_runs(as_of, accounts, missing_previous_month(instance, as_of, accounts))
+    outcomes = []
+    for planned in plan:
+        outcome = execute(instance, planned.job_name, {**planned.tags, "costagent/trigger": "cli"}, planned.month)
+        outcomes.append(outcome)
+        if not outcome.success:
+            break
+    return outcomes
+
+
+def backfill(
+    instance: dg.DagsterInstance, first: str, last: str, today: date, *, with_emails: bool = False
+) -> list[RunOutcome]:
+    """One ranged run per month from ``first`` to ``last`` ("YYYY-MM"), oldest first, every account.
+
+    Month by month keeps memory flat and lets each month read the previous one; emails are left
+    out unless asked for, so a history backfill does not mail anyone.
+    """
+    from costagent_assets.defs.automation import range_tags
+    from costagent_assets.defs.partitions import AS_OF_TAG
+    from costagent_assets.periods import default_as_of
+
+    accounts = list(instance.get_dynamic_partitions("account"))
+    if not accounts:
+        return []
+    outcomes = []
+    for month in months_between(first, last):
+        tags = {**range_tags(month, accounts), AS_OF_TAG: default_as_of(month, today).isoformat(),
+                "costagent/trigger": "backfill"}
+        outcome = execute(instance, "weekly_report" if with_emails else "cost_history", tags, month)
+        outcomes.append(outcome)
+        if not outcome.success:
+            break
+    return outcomes

@@ -1,0 +1,113 @@
+"""The columns of every stored table, in one place: assets, the IO manager and the views agree on them.
+
+Every partitioned table carries ``month`` ("YYYY-MM") and ``account_id`` (12-digit string) so the IO
+manager can split a run's output into one Parquet file per account-month partition.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+DRIVER = pl.Struct(
+    {
+        "service": pl.String,
+        "change_usd": pl.Float64,
+        "change_pct": pl.Float64,
+        "share_of_change_pct": pl.Float64,
+    }
+)
+
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "raw_costs": {
+        "month": pl.String,
+        "date": pl.Date,
+        "account_id": pl.String,
+        "service": pl.String,
+        "region": pl.String,
+        "usage_type": pl.String,
+        "cost_usd": pl.Float64,
+        "source": pl.String,
+    },
+    "service_breakdown": {
+        "month": pl.String,
+        "account_id": pl.String,
+        "service": pl.String,
+        "mtd_usd": pl.Float64,
+        "month_total_usd": pl.Float64,  # null until the month is complete
+        "share_pct": pl.Float64,
+        "through_date": pl.Date,
+        "days_covered": pl.Int32,
+        "month_complete": pl.Boolean,
+    },
+    "mom_changes": {
+        "month": pl.String,
+        "account_id": pl.String,
+        "level": pl.String,  # "account" | "service"
+        "service": pl.String,  # null at account level
+        "current_mtd_usd": pl.Float64,
+        "previous_same_period_usd": pl.Float64,
+        "change_usd": pl.Float64,
+        "change_pct": pl.Float64,  # null when the previous period is $0
+        "previous_month_total_usd": pl.Float64,
+        "projected_month_end_usd": pl.Float64,
+        "is_new": pl.Boolean,
+        "through_date": pl.Date,
+        "days_covered": pl.Int32,
+        "days_in_month": pl.Int32,
+        "has_data": pl.Boolean,
+    },
+    "anomalies": {
+        "month": pl.String,
+        "account_id": pl.String,
+        "level": pl.String,
+        "service": pl.String,
+        "kind": pl.String,  # "increase" | "decrease" | "new_service"
+        "current_usd": pl.Float64,
+        "previous_usd": pl.Float64,
+        "change_usd": pl.Float64,
+        "change_pct": pl.Float64,
+        "severity": pl.String,  # "high" | "medium" | "low", from the dollar impact
+        "alerted": pl.Boolean,
+        "threshold_pct": pl.Float64,
+        "min_usd": pl.Float64,
+        "through_date": pl.Date,
+    },
+    "ai_insights": {
+        "month": pl.String,
+        "account_id": pl.String,
+        "source": pl.String,  # "deterministic" | "gemini"
+        "summary": pl.String,
+        "total_change_usd": pl.Float64,
+        "drivers": pl.List(DRIVER),
+        "ai_note": pl.String,
+        "through_date": pl.Date,
+    },
+    "emails": {
+        "month": pl.String,
+        "account_id": pl.String,
+        "report_date": pl.Date,
+        "kind": pl.String,  # "team"
+        "recipient": pl.String,
+        "cc": pl.String,
+        "subject": pl.String,
+        "status": pl.String,  # "written" | "sent" | "skipped"
+        "location": pl.String,
+        "no_data": pl.Boolean,
+    },
+}
+
+
+def empty(table: str) -> pl.DataFrame:
+    """An empty frame with ``table``'s columns."""
+    return pl.DataFrame(schema=SCHEMAS[table])
+
+
+def conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """``frame`` with exactly ``table``'s columns, in order and with their types (missing ones null)."""
+    schema = SCHEMAS[table]
+    return frame.select(
+        [
+            (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in schema.items()
+        ]
+    )

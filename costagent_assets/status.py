@@ -1,0 +1,46 @@
+"""``costagent status``: the last run, the next scheduled run, and what the warehouse covers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from costagent_assets.home import Home
+
+
+def status_lines(home: Home, today: date) -> list[str]:
+    """Human-readable status of an installation."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    from costagent_assets.defs.automation import weekly_cron
+    from costagent_assets.runner import prepare_instance
+    from costagent_assets.settings import load_settings
+    from costagent_assets.teams import load_registry
+
+    settings = load_settings(home.settings_path)
+    teams = load_registry(home.teams_path)
+    lines = [f"home:        {home.root}", f"source:      {settings.source}   email: {settings.email_mode}",
+             f"teams:       {len(teams)}"]
+    instance = prepare_instance(home)
+    runs = instance.get_runs(limit=1)
+    if runs:
+        run = runs[0]
+        stats = instance.get_run_stats(run.run_id)
+        ended = datetime.fromtimestamp(stats.end_time, UTC).strftime("%Y-%m-%d %H:%M UTC") if stats.end_time else "running"
+        lines.append(f"last run:    {run.job_name} {run.status.value} ({ended}) run {run.run_id[:8]} "
+                     f"as of {run.tags.get('costagent/as_of', '?')}")
+    else:
+        lines.append("last run:    none yet")
+    cron = weekly_cron(settings)
+    nxt = next(cron_string_iterator(datetime.now(UTC).timestamp(), cron, "UTC"))
+    lines.append(f"next run:    {nxt:%A %Y-%m-%d %H:%M} UTC (cron '{cron}'; the schedule runs when the "
+                 "Dagster daemon is up: `costagent ui`)")
+    raw = home.warehouse_dir / "raw_costs"
+    months = sorted(p.name for p in raw.iterdir()) if raw.exists() else []
+    if months:
+        per_month = {m: sum(1 for f in (raw / m).glob("*.parquet") if f.stat().st_size > 0) for m in months}
+        lines.append(f"coverage:    {months[0]} .. {months[-1]} ({len(months)} months)")
+        for m in months[-3:]:
+            lines.append(f"  {m}: {per_month[m]} of {len(teams)} accounts stored")
+    else:
+        lines.append("coverage:    nothing stored yet")
+    return lines
