@@ -1,0 +1,393 @@
+"""Render the weekly cost emails (team report, admin report) and wrap them as MIME messages.
+
+Pure module: jinja2 and the standard library ``email`` package only; sending is the SMTP resource's job.
+
+The templates live in ``reports/templates``. ``$COSTAGENT_TEMPLATES``, when set, is searched first, so an
+installation can override one template and keep the bundled ones for the rest. HTML templates render with
+autoescape on; ``.txt`` templates render with autoescape off (plain text is never interpreted as markup).
+Both use ``StrictUndefined`` and refuse to print a bare ``None``, so a missing field or a stray None fails the
+render instead of reaching a reader as a blank or the word "None".
+"""
+
+from __future__ import annotations
+
+import calendar
+import email.policy
+import email.utils
+import math
+import os
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from email.message import EmailMessage
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "reports" / "templates"
+
+# ASCII hyphen-minus, not U+2212: figures pasted into a spreadsheet must still parse as numbers, and
+# subjects stay pure ASCII (no RFC 2047 encoded words) whenever the team name is.
+MINUS = "-"
+NOT_AVAILABLE = "n/a"
+# Cost language: spend going up is bad news.
+INCREASE_COLOR = "#b42318"
+DECREASE_COLOR = "#067647"
+NEUTRAL_COLOR = "#475467"
+SERVICES_SHOWN = 10
+SUBJECT_NAME_MAX = 80
+
+_CENT = Decimal("0.01")
+_UNIT = Decimal("1")
+_TENTH = Decimal("0.1")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """One email, rendered: the subject line and both alternatives of the body."""
+
+    subject: str
+    html: str
+    text: str
+
+
+def _check_number(x: Any) -> None:
+    if isinstance(x, jinja2.Undefined):
+        str(x)  # StrictUndefined raises UndefinedError, naming the missing field
+    if isinstance(x, bool) or not isinstance(x, (int, float, Decimal)):
+        raise TypeError(f"expected a number, got {type(x).__name__}: {x!r}")
+
+
+def _decimal(x: float) -> Decimal | None:
+    """``x`` as a Decimal of its shortest repr (so 2.675 rounds like a person expects), None if not finite."""
+    _check_number(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return Decimal(repr(x)) if isinstance(x, float) else Decimal(x)
+
+
+def _magnitude_usd(d: Decimal) -> str:
+    """``$1,234`` or ``$12.34`` for a non-negative amount already rounded to cents."""
+    if d >= 1000:
+        return f"${d.quantize(_UNIT, ROUND_HALF_UP):,.0f}"
+    return f"${d:,.2f}"
+
+
+def _sign(d: Decimal, signed: bool) -> str:
+    if d < 0:
+        return MINUS
+    return "+" if signed and d > 0 else ""
+
+
+def _format_usd(x: float | None, *, signed: bool) -> str:
+    d = None if x is None else _decimal(x)
+    if d is None:
+        return NOT_AVAILABLE
+    d = d.quantize(_CENT, ROUND_HALF_UP)
+    # Sign after rounding, so -0.001 is "$0.00" rather than "-$0.00".
+    return _sign(d, signed) + _magnitude_usd(abs(d))
+
+
+def format_usd(x: float | None) -> str:
+    """Dollars: ``$12.34``, ``$12,346`` (cents dropped from $1,000), ``-$56.00``; ``n/a`` for None."""
+    return _format_usd(x, signed=False)
+
+
+def format_usd_signed(x: float | None) -> str:
+    """A change in dollars: ``+$1,234``, ``-$56.00``, ``$0.00`` for no change; ``n/a`` for None."""
+    return _format_usd(x, signed=True)
+
+
+def _format_pct(x: float | None, *, signed: bool) -> str:
+    d = None if x is None else _decimal(x)
+    if d is None:
+        return NOT_AVAILABLE
+    d = d.quantize(_TENTH, ROUND_HALF_UP)
+    magnitude = abs(d)
+    body = f"{magnitude.quantize(_UNIT, ROUND_HALF_UP):,.0f}" if magnitude >= 1000 else f"{magnitude:,.1f}"
+    return _sign(d, signed) + body + "%"
+
+
+def format_pct(x: float | None) -> str:
+    """A share or ratio: ``12.3%`` (``1,234%`` from 1,000%); ``n/a`` for None."""
+    return _format_pct(x, signed=False)
+
+
+def format_pct_signed(x: float | None) -> str:
+    """A change in percent: ``+12.3%``, ``-4.0%``, ``0.0%``; ``n/a`` for None (no comparison base)."""
+    return _format_pct(x, signed=True)
+
+
+def trend_color(x: float | None) -> str:
+    """Text colour for a change: red for more spend, green for less, grey for none or unknown."""
+    if x is not None:
+        _check_number(x)
+    if x is None or not math.isfinite(x) or round(x, 2) == 0:
+        return NEUTRAL_COLOR
+    return INCREASE_COLOR if x > 0 else DECREASE_COLOR
+
+
+def bar_width(pct: float | None) -> int:
+    """A CSS bar width in whole percent, 0..100; any non-zero share gets at least 1% so it stays visible."""
+    if pct is not None:
+        _check_number(pct)
+    if pct is None or not math.isfinite(pct) or pct <= 0:
+        return 0
+    return max(1, min(100, round(pct)))
+
+
+def top_services(services: Sequence[Mapping[str, Any]], limit: int = SERVICES_SHOWN) -> dict[str, Any]:
+    """The first ``limit`` services (input is sorted by spend) and one summed row for the rest, or None.
+
+    Done here rather than upstream so the full list stays in the context (the text part and the
+    warehouse keep every service) and the email decides only what fits on a phone.
+    """
+    services = list(services)
+    rest = services[limit:]
+    other = None
+    if rest:
+        mtd = sum(s["mtd_usd"] for s in rest)
+        previous = sum(s["previous_same_period_usd"] for s in rest)
+        other = {
+            "count": len(rest),
+            "mtd_usd": mtd,
+            "previous_same_period_usd": previous,
+            "change_usd": sum(s["change_usd"] for s in rest),
+            "change_pct": (mtd - previous) / previous * 100 if previous else None,
+            "share_pct": sum(s["share_pct"] for s in rest),
+        }
+    return {"shown": services[:limit], "other": other}
+
+
+def paragraphs(text: str) -> list[str]:
+    """Split prose on blank lines; the template escapes and wraps each piece."""
+    return [p.strip() for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+
+
+def cell(value: Any, width: int, right: bool = False) -> str:
+    """Fixed-width column for the plain-text part: truncated with an ellipsis, then padded."""
+    s = one_line(str(value))
+    if len(s) > width:
+        s = s[: width - 1] + "…"
+    return s.rjust(width) if right else s.ljust(width)
+
+
+def one_line(value: str) -> str:
+    """``value`` with every control or line-separator character turned into a space, runs collapsed."""
+    cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value)
+    return " ".join(cleaned.split())
+
+
+def _month_start(month: str) -> date:
+    return datetime.strptime(month, "%Y-%m").date()
+
+
+def period_label(month: str, days: int) -> str:
+    """``1–22 November 2026``: the days of ``month`` a month-to-date figure covers."""
+    start = _month_start(month)
+    return f"1–{days} {start:%B %Y}"
+
+
+def previous_period_label(month: str, days: int) -> str:
+    """The same days of the previous month, clamped to its length (March 1–31 compares with all of February)."""
+    start = _month_start(month)
+    year, prev = (start.year, start.month - 1) if start.month > 1 else (start.year - 1, 12)
+    days = min(days, calendar.monthrange(year, prev)[1])
+    return f"1–{days} {date(year, prev, 1):%B %Y}"
+
+
+def previous_month_label(month: str) -> str:
+    """``October 2026`` for ``2026-11``."""
+    start = _month_start(month)
+    year, prev = (start.year, start.month - 1) if start.month > 1 else (start.year - 1, 12)
+    return f"{date(year, prev, 1):%B %Y}"
+
+
+def day_of_month(iso_date: str) -> int:
+    """22 for ``2026-11-22``: how many days of the month a through-date covers."""
+    return date.fromisoformat(iso_date).day
+
+
+def _refuse_none(value: Any) -> Any:
+    # A bare None in {{ }} would print "None" to a reader; formatted fields go through the filters above.
+    if value is None:
+        raise ValueError("template printed a None value; format it (usd, pct_signed...) or guard it with if")
+    return value
+
+
+FILTERS = {
+    "usd": format_usd,
+    "usd_signed": format_usd_signed,
+    "pct": format_pct,
+    "pct_signed": format_pct_signed,
+    "trend_color": trend_color,
+    "bar_width": bar_width,
+    "top_services": top_services,
+    "paragraphs": paragraphs,
+    "cell": cell,
+    "one_line": one_line,
+}
+GLOBALS = {
+    "period_label": period_label,
+    "previous_period_label": previous_period_label,
+    "previous_month_label": previous_month_label,
+    "day_of_month": day_of_month,
+    "INCREASE_COLOR": INCREASE_COLOR,
+    "DECREASE_COLOR": DECREASE_COLOR,
+    "NEUTRAL_COLOR": NEUTRAL_COLOR,
+}
+
+
+def templates_search_path() -> list[str]:
+    """``$COSTAGENT_TEMPLATES`` (if set) first, then the bundled templates."""
+    override = os.environ.get("COSTAGENT_TEMPLATES")
+    paths = [str(Path(override).expanduser().resolve())] if override else []
+    return [*paths, str(TEMPLATES_DIR)]
+
+
+@lru_cache(maxsize=8)
+def _environment(search_path: tuple[str, ...]) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(list(search_path)),
+        # Escape everything except plain text, including any template with an unexpected extension.
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "htm", "xml"),
+            disabled_extensions=("txt",),
+            default_for_string=True,
+            default=True,
+        ),
+        undefined=jinja2.StrictUndefined,
+        finalize=_refuse_none,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(FILTERS)
+    env.globals.update(GLOBALS)
+    return env
+
+
+def environment() -> jinja2.Environment:
+    """The jinja2 environment for the current template search path (cached per path)."""
+    return _environment(tuple(templates_search_path()))
+
+
+def _render(name: str, ctx: Mapping[str, Any], subject: str) -> tuple[str, str]:
+    env = environment()
+    html = env.get_template(f"{name}.html").render(**ctx, subject=subject)
+    text = env.get_template(f"{name}.txt").render(**ctx, subject=subject)
+    return html, text
+
+
+def _subject_name(name: str) -> str:
+    name = one_line(name)
+    return name if len(name) <= SUBJECT_NAME_MAX else name[: SUBJECT_NAME_MAX - 1] + "…"
+
+
+def team_subject(ctx: Mapping[str, Any]) -> str:
+    """``[costagent] {team}: {month} to date {mtd} ({pct} vs same period last month)``.
+
+    An account with no data says so instead of showing $0 as if it were spend.
+    """
+    team = _subject_name(ctx["team"]["team_name"])
+    if ctx["no_data"]:
+        return f"[costagent] {team}: {ctx['month_label']} to date: no cost data received"
+    headline = ctx["headline"]
+    return (
+        f"[costagent] {team}: {ctx['month_label']} to date {format_usd(headline['mtd_usd'])} "
+        f"({format_pct_signed(headline['change_pct'])} vs same period last month)"
+    )
+
+
+def admin_subject(ctx: Mapping[str, Any]) -> str:
+    """``[costagent] Organisation cost report {month}: {mtd} across {n} accounts ({pct})``.
+
+    Accounts that sent no data are appended, because the total silently excludes them.
+    """
+    totals = ctx["totals"]
+    subject = (
+        f"[costagent] Organisation cost report {one_line(ctx['month_label'])}: "
+        f"{format_usd(totals['mtd_usd'])} across {totals['accounts']} accounts "
+        f"({format_pct_signed(totals['change_pct'])})"
+    )
+    missing = totals["accounts"] - totals["accounts_with_data"]
+    return subject + (f"; {missing} without data" if missing > 0 else "")
+
+
+def render_team_report(ctx: dict) -> RenderedEmail:
+    """The weekly email for one team's account; ``ctx`` is the team context (see README, reports)."""
+    subject = team_subject(ctx)
+    html, text = _render("team_report", ctx, subject)
+    return RenderedEmail(subject=subject, html=html, text=text)
+
+
+def render_admin_report(ctx: dict) -> RenderedEmail:
+    """The weekly organisation-wide email for the FinOps admin: every account on one page."""
+    subject = admin_subject(ctx)
+    html, text = _render("admin_report", ctx, subject)
+    return RenderedEmail(subject=subject, html=html, text=text)
+
+
+_OWN_HEADERS = frozenset(
+    {"subject", "from", "to", "cc", "date", "message-id", "mime-version", "content-type"}
+)
+_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII except colon
+
+
+def _check_header(name: str, value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"refusing header {name!r}: value contains CR or LF")
+    return value
+
+
+def build_message(
+    rendered: RenderedEmail,
+    *,
+    sender: str,
+    to: str,
+    cc: Sequence[str] = (),
+    message_id_domain: str = "costagent.local",
+    headers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """A ``multipart/alternative`` message (text/plain, then text/html) ready for SMTP.
+
+    Raises ValueError for any header value containing CR or LF (header injection), an empty sender or
+    recipient, or an extra header that is malformed or would replace one set here.
+    """
+    if isinstance(cc, str):
+        cc = (cc,)
+    for name, value in (("From", sender), ("To", to)):
+        if not value.strip():
+            raise ValueError(f"{name} must not be empty")
+    _check_header("Subject", rendered.subject)
+    _check_header("From", sender)
+    _check_header("To", to)
+    for address in cc:
+        _check_header("Cc", address)
+    _check_header("Message-ID domain", message_id_domain)
+    extra = dict(headers or {})
+    for name, value in extra.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"refusing header name {name!r}")
+        if name.lower() in _OWN_HEADERS:
+            raise ValueError(f"header {name!r} is set by build_message; pass it as an argument")
+        _check_header(name, value)
+
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["Subject"] = rendered.subject
+    msg["From"] = sender
+    msg["To"] = to
+    if cc:
+        msg["Cc"] = ", ".join(cc)
+    msg["Date"] = email.utils.format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = email.utils.make_msgid(domain=message_id_domain)
+    for name, value in extra.items():
+        msg[name] = value
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    return msg

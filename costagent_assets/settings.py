@@ -1,0 +1,287 @@
+"""Installation settings: one validated JSON file, changed with ``costagent config set KEY VALUE``.
+
+Every value, whether typed on the command line or read back from the file, goes through the same
+parser for its key, so a hand-edited file is held to the same rules as the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from costagent_assets.fileio import atomic_write_text
+from costagent_assets.teams import email_problem, parse_usd_amount
+
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of one installation; the defaults are what a fresh install runs with."""
+
+    anomaly_threshold_pct: float = 20.0
+    anomaly_min_usd: float = 100.0
+    schedule_day: str = "monday"
+    schedule_hour: int = 9  # UTC
+    global_admin_emails: tuple[str, ...] = ()
+    ai_enabled: bool = True
+    source: str = "demo"
+    email_mode: str = "outbox"
+    demo_accounts: int = 84
+    demo_seed: int = 42
+
+
+SETTING_DOCS: dict[str, str] = {
+    "anomaly_threshold_pct": (
+        "Month-over-month rise, in percent, that flags a service as an anomaly; a number > 0 and <= 1000, default 20."
+    ),
+    "anomaly_min_usd": (
+        "Smallest monthly change in USD worth flagging, so a 300% rise on a $2 service stays quiet; "
+        "a number >= 0, default 100 ($100/month is about where a change deserves a team's attention, the "
+        "same order as the impact thresholds AWS Cost Anomaly Detection users commonly set)."
+    ),
+    "schedule_day": "Weekday the reports are sent; monday..sunday (or mon, tue, ...), default monday.",
+    "schedule_hour": "Hour of the day, in UTC, the reports are sent; an integer 0..23, default 9.",
+    "global_admin_emails": (
+        "Addresses that receive the organisation-wide admin report; comma-separated, empty for none, default none."
+    ),
+    "ai_enabled": "Whether AI-written insights are added to the reports; true/false (or yes/no, on/off, 1/0), default true.",
+    "source": (
+        "Where cost data comes from; only demo (generated data) in this version, default demo "
+        "(datadog, cost_explorer and focus are planned)."
+    ),
+    "email_mode": (
+        "How reports are delivered; only outbox (files written to the outbox folder) in this version, "
+        "default outbox (smtp is planned)."
+    ),
+    "demo_accounts": "Number of AWS accounts the demo source generates; an integer 1..10000, default 84.",
+    "demo_seed": "Random seed of the demo data, so the same seed gives the same costs; an integer >= 0, default 42.",
+}
+
+
+class SettingError(ValueError):
+    """A setting key or value was refused; the message says what is allowed."""
+
+
+def _refuse(key: str, value: object, allowed: str, reason: str | None = None) -> SettingError:
+    return SettingError(f"{key}: {reason or f'{value!r} is not allowed'}; allowed: {allowed}")
+
+
+def _number_text(value: object) -> str | None:
+    """The value as number text, or None for types no number can come from (bools included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return value.strip() if isinstance(value, str) else None
+
+
+def _parse_threshold(value: object) -> float:
+    key, allowed = "anomaly_threshold_pct", "a percentage greater than 0 and at most 1000, e.g. 20"
+    text = _number_text(value)
+    try:
+        pct = float((text or "").removesuffix("%"))
+    except ValueError:
+        raise _refuse(key, value, allowed, f"{value!r} is not a number") from None
+    if not (math.isfinite(pct) and 0 < pct <= 1000):
+        raise _refuse(key, value, allowed)
+    return pct
+
+
+def _parse_min_usd(value: object) -> float:
+    try:
+        return parse_usd_amount(value)
+    except ValueError as err:
+        raise _refuse("anomaly_min_usd", value, "an amount in USD of 0 or more, e.g. 100", str(err)) from None
+
+
+def _parse_day(value: object) -> str:
+    allowed = "monday..sunday (or mon, tue, wed, thu, fri, sat, sun)"
+    text = value.strip().lower() if isinstance(value, str) else ""
+    # Any unambiguous prefix of three letters or more: "wed", "thurs", "saturday".
+    matches = [day for day in DAYS if len(text) >= 3 and day.startswith(text)]
+    if len(matches) != 1:
+        raise _refuse("schedule_day", value, allowed)
+    return matches[0]
+
+
+def _integer_parser(key: str, low: int, high: int | None, example: int) -> Callable[[object], int]:
+    allowed = f"a whole number from {low} to {high}" if high is not None else f"a whole number >= {low}"
+    allowed += f", e.g. {example}"
+
+    def parse(value: object) -> int:
+        text = _number_text(value)
+        if text is None or not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise _refuse(key, value, allowed, f"{value!r} is not a whole number")
+        number = int(text)
+        if number < low or (high is not None and number > high):
+            raise _refuse(key, value, allowed)
+        return number
+
+    return parse
+
+
+def _parse_admin_emails(value: object) -> tuple[str, ...]:
+    key, allowed = "global_admin_emails", "e-mail addresses separated by commas, or an empty value for none"
+    if isinstance(value, str):
+        items: list[object] = list(value.split(","))
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise _refuse(key, value, allowed)
+    addresses: list[str] = []
+    reasons: list[str] = []
+    for item in items:
+        address = item.strip() if isinstance(item, str) else item
+        reason = email_problem(address) if isinstance(address, str) else "is not text"
+        if address == "":
+            continue
+        if reason:
+            reasons.append(f"{address!r} {reason}")
+        else:
+            addresses.append(address)
+    if reasons:
+        raise _refuse(key, value, allowed, "; ".join(reasons))
+    return tuple(addresses)
+
+
+_BOOLEANS = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
+
+
+def _parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text not in _BOOLEANS:
+        raise _refuse("ai_enabled", value, "true/false, yes/no, on/off or 1/0")
+    return _BOOLEANS[text]
+
+
+def _choice_parser(key: str, available: tuple[str, ...], planned: tuple[str, ...]) -> Callable[[object], str]:
+    allowed = ", ".join(available)
+
+    def parse(value: object) -> str:
+        text = value.strip().lower().replace("-", "_") if isinstance(value, str) else None
+        if text in available:
+            return text
+        if text in planned:
+            raise _refuse(key, value, allowed, f"{text} is planned but not available in this version")
+        raise _refuse(key, value, allowed)
+
+    return parse
+
+
+_PARSERS: dict[str, Callable[[object], object]] = {
+    "anomaly_threshold_pct": _parse_threshold,
+    "anomaly_min_usd": _parse_min_usd,
+    "schedule_day": _parse_day,
+    "schedule_hour": _integer_parser("schedule_hour", 0, 23, 9),
+    "global_admin_emails": _parse_admin_emails,
+    "ai_enabled": _parse_bool,
+    "source": _choice_parser("source", ("demo",), ("datadog", "cost_explorer", "focus")),
+    "email_mode": _choice_parser("email_mode", ("outbox",), ("smtp",)),
+    "demo_accounts": _integer_parser("demo_accounts", 1, 10000, 84),
+    "demo_seed": _integer_parser("demo_seed", 0, None, 42),
+}
+
+
+def _unknown_key(key: object) -> SettingError:
+    close = difflib.get_close_matches(str(key), _PARSERS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return SettingError(f"unknown setting {key!r}{hint}; known settings: {', '.join(_PARSERS)}")
+
+
+def _setting_key(key: str) -> str:
+    name = key.strip().lower().replace("-", "_")
+    if name not in _PARSERS:
+        raise _unknown_key(key)
+    return name
+
+
+def parse_setting(key: str, raw: str) -> object:
+    """The typed value of setting ``key`` from command-line text ``raw``.
+
+    Keys are case-insensitive and may use dashes. Raises SettingError saying what is allowed.
+    """
+    name = _setting_key(key)
+    return _PARSERS[name](raw)
+
+
+def with_setting(settings: Settings, key: str, raw: str) -> Settings:
+    """A copy of ``settings`` with ``key`` set from command-line text ``raw``."""
+    name = _setting_key(key)
+    return dataclasses.replace(settings, **{name: _PARSERS[name](raw)})
+
+
+def settings_as_dict(settings: Settings) -> dict:
+    """The settings as a JSON-ready dict in declaration order (tuples become lists)."""
+    data = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        data[field.name] = list(value) if isinstance(value, tuple) else value
+    return data
+
+
+def _from_dict(data: dict, where: str) -> Settings:
+    errors, values = [], {}
+    for key, value in data.items():
+        if key not in _PARSERS:
+            errors.append(f"{where}: {_unknown_key(key)}")
+            continue
+        try:
+            values[key] = _PARSERS[key](value)
+        except SettingError as err:
+            errors.append(f"{where}: {err}")
+    if errors:
+        raise SettingError("\n".join(errors))
+    return Settings(**values)
+
+
+def load_settings(path: Path) -> Settings:
+    """The settings stored at ``path``; defaults if the file does not exist.
+
+    Keys missing from the file take their defaults. An unreadable file, an unknown key or an invalid
+    value raises SettingError naming the file and every bad key.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Settings()
+    except UnicodeDecodeError:
+        raise SettingError(f"{path}: is not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SettingError(
+            f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
+        ) from None
+    if not isinstance(data, dict):
+        raise SettingError(f'{path}: expected a JSON object of settings, like {{"schedule_hour": 9}}')
+    return _from_dict(data, str(path))
+
+
+def save_settings(path: Path, settings: Settings) -> None:
+    """Atomically write all settings to ``path`` as indented JSON, after validating every value.
+
+    Validation first means a ``Settings`` built in code with a bad value cannot produce a file
+    that :func:`load_settings` would refuse.
+    """
+    data = settings_as_dict(settings)
+    _from_dict(data, "cannot save settings")
+    atomic_write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")

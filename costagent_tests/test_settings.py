@@ -1,0 +1,181 @@
+"""Tests for settings: every key's parser, refusals that say what is allowed, and the settings file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from costagent_assets.settings import (
+    SETTING_DOCS,
+    SettingError,
+    Settings,
+    load_settings,
+    parse_setting,
+    save_settings,
+    settings_as_dict,
+    with_setting,
+)
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "value"),
+    [
+        ("anomaly_threshold_pct", "25", 25.0),
+        ("anomaly_threshold_pct", "12.5%", 12.5),
+        ("anomaly_threshold_pct", "1000", 1000.0),
+        ("anomaly_min_usd", "0", 0.0),
+        ("anomaly_min_usd", "$1,500", 1500.0),
+        ("schedule_day", "Friday", "friday"),
+        ("schedule_day", "TUE", "tuesday"),
+        ("schedule_day", " sun ", "sunday"),
+        ("schedule_hour", "0", 0),
+        ("schedule_hour", "23", 23),
+        ("global_admin_emails", "a@example.com, b@example.org", ("a@example.com", "b@example.org")),
+        ("global_admin_emails", "", ()),
+        ("ai_enabled", "No", False),
+        ("ai_enabled", "on", True),
+        ("ai_enabled", "1", True),
+        ("ai_enabled", "false", False),
+        ("source", "Demo", "demo"),
+        ("email_mode", "outbox", "outbox"),
+        ("demo_accounts", "1", 1),
+        ("demo_accounts", "10000", 10000),
+        ("demo_seed", "0", 0),
+        ("Demo-Seed", "7", 7),
+    ],
+)
+def test_parse_setting_accepts(key, raw, value):
+    assert parse_setting(key, raw) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "expected"),
+    [
+        ("anomaly_threshold_pct", "0", "greater than 0 and at most 1000"),
+        ("anomaly_threshold_pct", "1001", "greater than 0 and at most 1000"),
+        ("anomaly_threshold_pct", "lots", "not a number"),
+        ("anomaly_threshold_pct", "nan", "greater than 0"),
+        ("anomaly_min_usd", "-1", "0 or more"),
+        ("anomaly_min_usd", "cheap", "0 or more"),
+        ("schedule_day", "funday", "monday..sunday"),
+        ("schedule_day", "t", "monday..sunday"),
+        ("schedule_hour", "24", "from 0 to 23"),
+        ("schedule_hour", "9.5", "from 0 to 23"),
+        ("schedule_hour", "9am", "from 0 to 23"),
+        ("global_admin_emails", "a@example.com, nope", "'nope' has no @"),
+        ("global_admin_emails", "a@example.com\r\nBcc: x@evil.test", "line break"),
+        ("ai_enabled", "maybe", "true/false, yes/no, on/off or 1/0"),
+        ("source", "datadog", "planned but not available in this version"),
+        ("source", "cost_explorer", "planned but not available in this version"),
+        ("source", "cost-explorer", "planned but not available in this version"),
+        ("source", "focus", "planned but not available in this version"),
+        ("source", "s3", "allowed: demo"),
+        ("email_mode", "smtp", "planned but not available in this version"),
+        ("email_mode", "pigeon", "allowed: outbox"),
+        ("demo_accounts", "0", "from 1 to 10000"),
+        ("demo_accounts", "10001", "from 1 to 10000"),
+        ("demo_seed", "-1", ">= 0"),
+        ("demo_seed", "x", ">= 0"),
+    ],
+)
+def test_parse_setting_refuses_and_says_what_is_allowed(key, raw, expected):
+    with pytest.raises(SettingError) as caught:
+        parse_setting(key, raw)
+    message = str(caught.value)
+    assert message.startswith(f"{key}: ") and expected in message
+
+
+def test_refused_planned_values_still_name_the_allowed_one():
+    with pytest.raises(SettingError, match="allowed: demo"):
+        parse_setting("source", "datadog")
+    with pytest.raises(SettingError, match="allowed: outbox"):
+        parse_setting("email_mode", "smtp")
+
+
+def test_unknown_key_lists_the_known_keys():
+    with pytest.raises(SettingError) as caught:
+        parse_setting("schedule_hours", "9")
+    message = str(caught.value)
+    assert "unknown setting 'schedule_hours'" in message and "did you mean 'schedule_hour'" in message
+    assert all(field.name in message for field in dataclasses.fields(Settings))
+
+
+def test_every_setting_is_documented_with_its_default():
+    defaults = Settings()
+    assert list(SETTING_DOCS) == [field.name for field in dataclasses.fields(Settings)]
+    for key, doc in SETTING_DOCS.items():
+        default = getattr(defaults, key)
+        shown = "none" if default == () else str(default).lower().removesuffix(".0")
+        assert f"default {shown}" in doc, key
+    assert "AWS Cost Anomaly Detection" in SETTING_DOCS["anomaly_min_usd"]
+
+
+def test_with_setting_returns_a_changed_copy():
+    base = Settings()
+    changed = with_setting(base, "schedule_day", "wed")
+    assert changed.schedule_day == "wednesday" and base.schedule_day == "monday"
+    assert dataclasses.replace(changed, schedule_day="monday") == base
+
+
+def test_save_and_load_round_trip(tmp_path):
+    path = tmp_path / "home" / "settings.json"
+    assert load_settings(path) == Settings()  # missing file: defaults
+    custom = Settings(
+        anomaly_threshold_pct=35.0, global_admin_emails=("cfo@example.com",), ai_enabled=False, demo_seed=7
+    )
+    save_settings(path, custom)
+    assert load_settings(path) == custom
+    text = path.read_text()
+    assert text.endswith("}\n") and json.loads(text) == settings_as_dict(custom)
+    assert settings_as_dict(custom)["global_admin_emails"] == ["cfo@example.com"]
+    first = path.read_bytes()
+    save_settings(path, load_settings(path))
+    assert path.read_bytes() == first
+    assert [p.name for p in path.parent.iterdir()] == ["settings.json"]
+
+
+def test_partial_file_takes_defaults_for_missing_keys(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text('{"schedule_hour": 6}')
+    assert load_settings(path) == Settings(schedule_hour=6)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"schedule_hour": 6,', "invalid JSON at line 1"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"schedul_day": "monday"}', "unknown setting 'schedul_day'"),
+        ('{"schedule_hour": 99}', "schedule_hour: 99 is not allowed"),
+        ('{"source": "datadog"}', "planned but not available"),
+        ('{"ai_enabled": "perhaps"}', "ai_enabled"),
+        ('{"schedule_hour": true}', "schedule_hour"),
+    ],
+)
+def test_corrupted_settings_file_names_the_file_and_key(tmp_path, content, expected):
+    path = tmp_path / "settings.json"
+    path.write_text(content)
+    with pytest.raises(SettingError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)) and expected in message
+
+
+def test_every_bad_key_in_the_file_is_reported(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text('{"schedule_hour": -1, "bogus": 1, "demo_accounts": 0}')
+    with pytest.raises(SettingError) as caught:
+        load_settings(path)
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 3 and all(line.startswith(str(path)) for line in lines)
+
+
+def test_save_refuses_invalid_settings_and_leaves_the_file(tmp_path):
+    path = tmp_path / "settings.json"
+    save_settings(path, Settings())
+    before = path.read_bytes()
+    with pytest.raises(SettingError, match="schedule_hour"):
+        save_settings(path, Settings(schedule_hour=25))
+    assert path.read_bytes() == before
