@@ -8,7 +8,6 @@ these runs like any other.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,21 +16,32 @@ from pathlib import Path
 
 import dagster as dg
 
+from costagent_assets.fileio import atomic_write_text
 from costagent_assets.home import Home
 from costagent_assets.periods import months_between
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Dagster settings that cut its per-partition bookkeeping (`costagent ui` sets them too): one
+# "planned" event per asset instead of one per partition, and a ranged output's materialization
+# events stored as one batch (see instance_storage.py).
+BOOKKEEPING_ENV = {
+    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1",
+    "DAGSTER_EVENT_BATCH_SIZE": "10000",
+}
+# Runs started from the CLI log warnings and errors to the console; every event is still stored.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def prepare_instance(home: Home) -> dg.DagsterInstance:
     """The installation's Dagster instance (created on first use, with costagent's dagster.yaml)."""
     home.ensure()
     config = home.dagster_home / "dagster.yaml"
-    if not config.exists():
-        shutil.copyfile(REPO_ROOT / "dagster.yaml", config)
+    text = (REPO_ROOT / "dagster.yaml").read_text().replace("__DAGSTER_HOME__", str(home.dagster_home))
+    if not config.exists() or config.read_text() != text:
+        atomic_write_text(config, text)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
-    # One "planned" event per asset instead of one per partition: halves Dagster's bookkeeping.
-    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+    for name, value in BOOKKEEPING_ENV.items():
+        os.environ.setdefault(name, value)
     return dg.DagsterInstance.get()
 
 
@@ -64,9 +74,11 @@ def execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], m
     """Execute one planned run in this process."""
     from costagent_assets.definitions import defs
 
-    job = defs().get_job_def(job_name)
+    job = defs().resolve_job_def(job_name)
     started = time.perf_counter()
-    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+    )
     failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key]
     return RunOutcome(job_name, month, result.run_id, result.success, time.perf_counter() - started, failed)
 

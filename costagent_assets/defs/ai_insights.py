@@ -1,6 +1,5 @@
 """ai_insights: why each account's cost changed, naming the services that drove it with their $ and %."""
 
-from __future__ import annotations
 
 import dagster as dg
 import polars as pl

@@ -1,6 +1,5 @@
 """anomalies: changes past the % threshold AND the $ floor, new services, and reported decreases."""
 
-from __future__ import annotations
 
 import dagster as dg
 import polars as pl

@@ -1,6 +1,5 @@
 """emails: each team's report, and the organisation's report for the admins."""
 
-from __future__ import annotations
 
 from datetime import UTC, datetime
 

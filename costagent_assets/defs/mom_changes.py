@@ -1,6 +1,5 @@
 """mom_changes: month to date against the same days of the previous month."""
 
-from __future__ import annotations
 
 import dagster as dg
 import polars as pl

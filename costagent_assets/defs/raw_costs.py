@@ -1,6 +1,5 @@
 """raw_costs: the daily cost rows of every account-month in the run, from the configured source."""
 
-from __future__ import annotations
 
 from datetime import timedelta
 

@@ -1,6 +1,5 @@
 """service_breakdown: per account and service, the month to date and the full month."""
 
-from __future__ import annotations
 
 import dagster as dg
 import polars as pl

@@ -1,0 +1,100 @@
+"""A SQLite event log that stores a ranged run's per-partition events in one transaction.
+
+Measured on the demo (84 accounts): Dagster's own bookkeeping, not our computation, was most of a
+weekly run: ~1,000 materialization events, each opening a fresh SQLAlchemy engine (recompiling its
+statements), writing two databases and fsyncing each. This subclass keeps one engine per database,
+lets WAL-mode SQLite sync at checkpoints instead of every commit (``synchronous=NORMAL``: a crash can
+lose the last events, never corrupt the file), and writes a batch (one asset's partitions, when
+``DAGSTER_EVENT_BATCH_SIZE`` is set) in one transaction per database. Everything else is Dagster's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import sqlalchemy as db
+from dagster._core.errors import DagsterInvariantViolationError
+from dagster._core.event_api import EventLogEntry
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy.pool import NullPool
+
+
+class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
+    """Dagster's SQLite event log, with cached engines, NORMAL sync and one transaction per event batch."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        self._engines: dict[str, db.Engine] = {}
+        super().__init__(base_dir, inst_data=inst_data)
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):  # type: ignore[override]
+        return cls(inst_data=inst_data, **config_value)
+
+    def _engine(self, shard: str) -> db.Engine:
+        engine = self._engines.get(shard)
+        if engine is None:
+            engine = db.create_engine(
+                self.conn_string_for_shard(shard),
+                poolclass=NullPool,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            )
+
+            @db.event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn, _record):  # noqa: ANN001
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.close()
+
+            self._engines[shard] = engine
+        return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[db.Connection]:
+        with self._db_lock:
+            engine = self._engine(shard)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+        super().dispose()
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Store a batch with one transaction on the run's database and one on the index."""
+        if not events:
+            return
+        run_ids = {e.run_id for e in events}
+        simple = all(
+            e.is_dagster_event
+            and e.dagster_event_type in ASSET_EVENTS
+            and e.dagster_event_type not in ASSET_CHECK_EVENTS
+            and e.dagster_event_type not in EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+            for e in events
+        )
+        if len(run_ids) != 1 or not simple:
+            for event in events:
+                self.store_event(event)
+            return
+        statements = [self.prepare_insert_event(e) for e in events]
+        with self.run_connection(events[0].run_id) as conn:
+            for statement in statements:
+                conn.execute(statement)
+        with self.index_transaction() as conn:
+            event_ids = []
+            for statement in statements:
+                event_id = conn.execute(statement).inserted_primary_key[0]
+                if event_id is None:
+                    raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
+                event_ids.append(event_id)
+            self._store_asset_event_tags(conn, events, event_ids)
+            for event, event_id in zip(events, event_ids, strict=True):
+                self._store_asset_event(conn, event, event_id)
