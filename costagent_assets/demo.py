@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import polars as pl
 
@@ -125,6 +125,7 @@ class _ServiceSpec:
     is_global: bool = False
 
 
+# fmt: off
 _SPECS = {
     spec.name: spec
     for spec in (
@@ -186,23 +187,86 @@ _SPECS = {
             ("{r}-WarmStorage-ByteHrs-EBS", "storage"), ("{r}-WarmStorage-ByteHrs-EFS", "storage"))),
     )
 }
+# fmt: on
 assert list(_SPECS) == SERVICES
 
 _TEAM_DOMAINS = (
-    "Payments", "Search", "Checkout", "Identity", "Fraud", "Billing", "Catalog", "Recommendations",
-    "Messaging", "Notifications", "Mobile", "Growth", "Analytics", "Data", "Machine Learning", "Logistics",
-    "Inventory", "Pricing", "Ads", "Marketplace", "Onboarding", "Support", "Security", "Observability",
-    "Developer", "Media", "Streaming", "Maps", "Reviews", "Loyalty", "Subscriptions", "Orders", "Shipping",
-    "Customer", "Partner", "Risk", "Compliance", "Ledger", "Warehouse", "Edge",
+    "Payments",
+    "Search",
+    "Checkout",
+    "Identity",
+    "Fraud",
+    "Billing",
+    "Catalog",
+    "Recommendations",
+    "Messaging",
+    "Notifications",
+    "Mobile",
+    "Growth",
+    "Analytics",
+    "Data",
+    "Machine Learning",
+    "Logistics",
+    "Inventory",
+    "Pricing",
+    "Ads",
+    "Marketplace",
+    "Onboarding",
+    "Support",
+    "Security",
+    "Observability",
+    "Developer",
+    "Media",
+    "Streaming",
+    "Maps",
+    "Reviews",
+    "Loyalty",
+    "Subscriptions",
+    "Orders",
+    "Shipping",
+    "Customer",
+    "Partner",
+    "Risk",
+    "Compliance",
+    "Ledger",
+    "Warehouse",
+    "Edge",
 )
 _TEAM_FUNCTIONS = (
-    "Platform", "Relevance", "Services", "API", "Infrastructure", "Pipeline", "Core", "Experience",
-    "Insights", "Engineering", "Backend", "Frontend", "Tooling", "Gateway", "Storage", "Ingestion",
-    "Automation", "Reliability", "Experiments", "Integrations",
+    "Platform",
+    "Relevance",
+    "Services",
+    "API",
+    "Infrastructure",
+    "Pipeline",
+    "Core",
+    "Experience",
+    "Insights",
+    "Engineering",
+    "Backend",
+    "Frontend",
+    "Tooling",
+    "Gateway",
+    "Storage",
+    "Ingestion",
+    "Automation",
+    "Reliability",
+    "Experiments",
+    "Integrations",
 )
 _CC_POOL = (
-    "finops", "cloud-governance", "platform-leads", "amara.okafor", "lucas.meyer", "priya.raman",
-    "tom.nguyen", "sofia.rossi", "kenji.sato", "elena.petrova", "david.cohen", "fatima.haddad",
+    "finops",
+    "cloud-governance",
+    "platform-leads",
+    "amara.okafor",
+    "lucas.meyer",
+    "priya.raman",
+    "tom.nguyen",
+    "sofia.rossi",
+    "kenji.sato",
+    "elena.petrova",
+    "david.cohen",
+    "fatima.haddad",
 )
 
 # --- Hashing -------------------------------------------------------------------------------------------
@@ -388,7 +452,7 @@ def _validate_account_id(account_id: str) -> str:
     return account_id
 
 
-@lru_cache(maxsize=None)
+@cache
 def _trait_salt(seed: int) -> int:
     return _stable_key(seed, "traits")
 
@@ -434,7 +498,8 @@ def _line_specs(draws: _Draws, spec: _ServiceSpec, home: str) -> list[tuple[str,
     return [(region, _usage_type(template, region, home), profile) for region, template, profile in lines]
 
 
-@lru_cache(maxsize=None)
+# Bounded: a long-lived process may see many (seed, account, month) combinations.
+@lru_cache(maxsize=20_000)
 def _account(seed: int, account_id: str) -> _Account:
     """The natural (unplanted) shape of one account: its services, lines, levels, trend and seasonality."""
     draws = _Draws(seed, "account", account_id)
@@ -454,8 +519,11 @@ def _account(seed: int, account_id: str) -> _Account:
     for name in services:
         spec = _SPECS[name]
         sdraws = _Draws(seed, "service", account_id, name)
-        level = (weights[name] * per_weight if name in weights
-                 else sdraws.loguniform(0.03, 2.5) * (scale / 300) ** 0.15)
+        level = (
+            weights[name] * per_weight
+            if name in weights
+            else sdraws.loguniform(0.03, 2.5) * (scale / 300) ** 0.15
+        )
         rate = math.log1p(growth + sdraws.uniform(-0.005, 0.005)) / _DAYS_PER_MONTH
         first = created
         if name not in _CORE_SERVICES and sdraws.chance(_LATE_SERVICE_SHARE):
@@ -463,25 +531,59 @@ def _account(seed: int, account_id: str) -> _Account:
             at_start = level * math.exp(rate * (start - _REFERENCE).days)
             if start > created and not _NATURAL_NEW_TINY < at_start < _NATURAL_NEW_MATERIAL:
                 first = start
-                natural_new.append(_Event("new_service", name, start, None, round(at_start, 2),
-                                          at_start >= _NATURAL_NEW_MATERIAL, None))
+                natural_new.append(
+                    _Event(
+                        "new_service",
+                        name,
+                        start,
+                        None,
+                        round(at_start, 2),
+                        at_start >= _NATURAL_NEW_MATERIAL,
+                        None,
+                    )
+                )
         specs = _line_specs(sdraws, spec, home)
         split = sdraws.uniform(0.55, 0.9) if len(specs) == 2 else 1.0
         for i, (region, usage_type, profile) in enumerate(specs):
-            lines.append(_Segment(
-                service=name, region=region, usage_type=usage_type,
-                level=level * (split if i == 0 else 1 - split), anchor=_REFERENCE, rate=rate,
-                dip=sdraws.uniform(*_DIP_RANGE[profile]), first=first, last=None,
-                noise_key=_stable_key(seed, account_id, name, region, usage_type, "natural"),
-            ))
+            lines.append(
+                _Segment(
+                    service=name,
+                    region=region,
+                    usage_type=usage_type,
+                    level=level * (split if i == 0 else 1 - split),
+                    anchor=_REFERENCE,
+                    rate=rate,
+                    dip=sdraws.uniform(*_DIP_RANGE[profile]),
+                    first=first,
+                    last=None,
+                    noise_key=_stable_key(seed, account_id, name, region, usage_type, "natural"),
+                )
+            )
     return _Account(account_id, created, scale, growth, home, tuple(lines), tuple(natural_new))
 
 
-def _plant_segment(seed: int, account_id: str, index: int, line: tuple[str, str, str], *, level: float,
-                   start: date, rate: float, last: date | None = None) -> _Segment:
+def _plant_segment(
+    seed: int,
+    account_id: str,
+    index: int,
+    line: tuple[str, str, str],
+    *,
+    level: float,
+    start: date,
+    rate: float,
+    last: date | None = None,
+) -> _Segment:
     """Planted cost on a (service, region, usage_type) line: its own noise stream, flat through the week."""
-    return _Segment(*line, level=level, anchor=start, rate=rate, dip=0.0, first=start, last=last,
-                    noise_key=_stable_key(seed, account_id, *line, "plant", index))
+    return _Segment(
+        *line,
+        level=level,
+        anchor=start,
+        rate=rate,
+        dip=0.0,
+        first=start,
+        last=last,
+        noise_key=_stable_key(seed, account_id, *line, "plant", index),
+    )
 
 
 def _baselines(acct: _Account, earlier: Sequence[_Event], index: int, day: date) -> dict[str, float]:
@@ -505,8 +607,9 @@ def _first_line(acct: _Account, service: str) -> tuple[str, str, str]:
     return seg.service, seg.region, seg.usage_type
 
 
-def _plant_on_service(seed: int, acct: _Account, index: int, draws: _Draws, kind: str,
-                      earlier: Sequence[_Event]) -> _Event | None:
+def _plant_on_service(
+    seed: int, acct: _Account, index: int, draws: _Draws, kind: str, earlier: Sequence[_Event]
+) -> _Event | None:
     """An above-floor spike or step on a material service, or None if the account has none."""
     # Steps start early enough that the MTD total is up 50% by the 16th without absurd multiples.
     start = _month_start(index).replace(day=draws.integer(3, 9 if kind == "step" else 12))
@@ -523,8 +626,9 @@ def _plant_on_service(seed: int, acct: _Account, index: int, draws: _Draws, kind
         # Big enough to keep the month >= 50% up on its last day, and clearly over 3 x the floor.
         total = max(draws.uniform(0.9, 2.0) * _month_end(index).day * level, 1.4 * _ABOVE_USD)
         end = start + timedelta(days=n_days - 1)
-        segment = _plant_segment(seed, acct.account_id, index, line, level=total / n_days, start=start,
-                                 rate=0.0, last=end)
+        segment = _plant_segment(
+            seed, acct.account_id, index, line, level=total / n_days, start=start, rate=0.0, last=end
+        )
         return _Event("spike", service, start, end, round(total / n_days, 2), True, segment)
     by_day_16 = _DETECT_BY_DAY + 1 - start.day  # affected days up to the 16th
     factor = max(draws.uniform(0.6, 1.6), 12 / by_day_16)
@@ -534,8 +638,9 @@ def _plant_on_service(seed: int, acct: _Account, index: int, draws: _Draws, kind
     return _Event("step", service, start, None, round(extra, 2), True, segment)
 
 
-def _plant_tiny_step(seed: int, acct: _Account, index: int, draws: _Draws,
-                     earlier: Sequence[_Event]) -> _Event | None:
+def _plant_tiny_step(
+    seed: int, acct: _Account, index: int, draws: _Draws, earlier: Sequence[_Event]
+) -> _Event | None:
     """A below-floor step: a tiny service triples, staying under $40 of extra all month."""
     start = _month_start(index).replace(day=draws.integer(3, 10))
     affected = _month_end(index).day - start.day + 1
@@ -547,13 +652,15 @@ def _plant_tiny_step(seed: int, acct: _Account, index: int, draws: _Draws,
     service = draws.choice(candidates)
     extra = 2 * levels[service]
     rate = next(seg.rate for seg in acct.lines if seg.service == service)
-    segment = _plant_segment(seed, acct.account_id, index, _first_line(acct, service), level=extra,
-                             start=start, rate=rate)
+    segment = _plant_segment(
+        seed, acct.account_id, index, _first_line(acct, service), level=extra, start=start, rate=rate
+    )
     return _Event("step", service, start, None, round(extra, 4), False, segment)
 
 
-def _plant_new_service(seed: int, acct: _Account, index: int, draws: _Draws, above: bool,
-                       used_new: set[str]) -> _Event | None:
+def _plant_new_service(
+    seed: int, acct: _Account, index: int, draws: _Draws, above: bool, used_new: set[str]
+) -> _Event | None:
     """A service the account never had: material (above floor) or tiny (below), persisting."""
     natural = {seg.service for seg in acct.lines}
     free = [s for s in SERVICES if s not in used_new and s not in natural]
@@ -570,13 +677,21 @@ def _plant_new_service(seed: int, acct: _Account, index: int, draws: _Draws, abo
     used_new.add(service)
     region = "global" if _SPECS[service].is_global else acct.home_region
     line = (service, region, _usage_type(_SPECS[service].usages[0][0], region, acct.home_region))
-    segment = _plant_segment(seed, acct.account_id, index, line, level=extra, start=start,
-                             rate=math.log1p(acct.growth) / _DAYS_PER_MONTH)
+    segment = _plant_segment(
+        seed,
+        acct.account_id,
+        index,
+        line,
+        level=extra,
+        start=start,
+        rate=math.log1p(acct.growth) / _DAYS_PER_MONTH,
+    )
     return _Event("new_service", service, start, None, round(extra, 2 if above else 4), above, segment)
 
 
-def _plant_month(seed: int, acct: _Account, index: int, earlier: Sequence[_Event],
-                 used_new: set[str]) -> _Event | None:
+def _plant_month(
+    seed: int, acct: _Account, index: int, earlier: Sequence[_Event], used_new: set[str]
+) -> _Event | None:
     """What, if anything, is planted in one of the account's plant months."""
     slot = _traits(seed, acct.account_id)[1]
     roll = ((slot + 0.5) / _PLANT_SLOTS + (index // _PLANT_CYCLE) * _GOLDEN_FRACTION) % 1.0
@@ -599,7 +714,7 @@ def _plant_month(seed: int, acct: _Account, index: int, earlier: Sequence[_Event
     return event
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=20_000)
 def _plants(seed: int, account_id: str, through_index: int) -> tuple[tuple[int, _Event], ...]:
     """(month index, event) of every plant in the account's history up to and including a month."""
     acct = _account(seed, account_id)
@@ -662,24 +777,38 @@ def _segment_frame(rows: list[tuple[int, int, _Segment]], first: date, last: dat
         seg_lo = max(lo, _unix_day(seg.first))
         seg_hi = hi if seg.last is None else min(hi, _unix_day(seg.last))
         if seg_lo <= seg_hi:
-            kept.append((group, line, seg_lo, seg_hi, seg.level, _unix_day(seg.anchor), seg.rate, seg.dip,
-                         seg.noise_key))
+            kept.append(
+                (
+                    group,
+                    line,
+                    seg_lo,
+                    seg_hi,
+                    seg.level,
+                    _unix_day(seg.anchor),
+                    seg.rate,
+                    seg.dip,
+                    seg.noise_key,
+                )
+            )
     columns = list(zip(*kept, strict=True)) if kept else [()] * 9
-    return pl.DataFrame({
-        "group": pl.Series(columns[0], dtype=pl.UInt32),
-        "line": pl.Series(columns[1], dtype=pl.UInt32),
-        "first": pl.Series(columns[2], dtype=pl.Int32),
-        "last": pl.Series(columns[3], dtype=pl.Int32),
-        "level": pl.Series(columns[4], dtype=pl.Float64),
-        "anchor": pl.Series(columns[5], dtype=pl.Int32),
-        "rate": pl.Series(columns[6], dtype=pl.Float64),
-        "dip": pl.Series(columns[7], dtype=pl.Float64),
-        "noise_key": pl.Series(columns[8], dtype=pl.UInt64),
-    })
+    return pl.DataFrame(
+        {
+            "group": pl.Series(columns[0], dtype=pl.UInt32),
+            "line": pl.Series(columns[1], dtype=pl.UInt32),
+            "first": pl.Series(columns[2], dtype=pl.Int32),
+            "last": pl.Series(columns[3], dtype=pl.Int32),
+            "level": pl.Series(columns[4], dtype=pl.Float64),
+            "anchor": pl.Series(columns[5], dtype=pl.Int32),
+            "rate": pl.Series(columns[6], dtype=pl.Float64),
+            "dip": pl.Series(columns[7], dtype=pl.Float64),
+            "noise_key": pl.Series(columns[8], dtype=pl.UInt64),
+        }
+    )
 
 
-def generate_costs(account_ids: Sequence[str], start: date, end: date, *, seed: int = DEMO_SEED,
-                   as_of: date | None = None) -> pl.DataFrame:
+def generate_costs(
+    account_ids: Sequence[str], start: date, end: date, *, seed: int = DEMO_SEED, as_of: date | None = None
+) -> pl.DataFrame:
     """Daily demo cost rows for days start..end inclusive, in the schema of ``COST_SCHEMA``.
 
     With ``as_of``, no row is dated on or after it (yesterday is the latest complete day); it only clips.
@@ -697,27 +826,38 @@ def generate_costs(account_ids: Sequence[str], start: date, end: date, *, seed: 
     # Line ids follow the output order, so sorting on integers gives the required string order.
     keys = sorted({(a, s.service, s.region, s.usage_type) for a, segs in by_account.items() for s in segs})
     line_of = {key: i for i, key in enumerate(keys)}
-    rows = [(0, line_of[(a, s.service, s.region, s.usage_type)], s) for a, segs in by_account.items() for s in segs]
+    rows = [
+        (0, line_of[(a, s.service, s.region, s.usage_type)], s)
+        for a, segs in by_account.items()
+        for s in segs
+    ]
     values = _daily_values(_segment_frame(rows, first, last))
 
     account_rank = {a: i for i, a in enumerate(ids)}
     lines = pl.DataFrame(
         [(a, service, region, usage, account_rank[a]) for a, service, region, usage in keys],
-        schema={"account_id": pl.String, "service": pl.String, "region": pl.String, "usage_type": pl.String,
-                "rank": pl.UInt32},
+        schema={
+            "account_id": pl.String,
+            "service": pl.String,
+            "region": pl.String,
+            "usage_type": pl.String,
+            "rank": pl.UInt32,
+        },
         orient="row",
     )
     ordered = values.with_columns(rank=lines["rank"].gather(values["line"])).sort("rank", "day", "line")
     index = ordered["line"]
-    return pl.DataFrame({
-        "date": ordered["day"].cast(pl.Date),
-        "account_id": lines["account_id"].gather(index),
-        "service": lines["service"].gather(index),
-        "region": lines["region"].gather(index),
-        "usage_type": lines["usage_type"].gather(index),
-        "cost_usd": ordered["value"],
-        "source": pl.repeat("demo", len(ordered), dtype=pl.String, eager=True),
-    })
+    return pl.DataFrame(
+        {
+            "date": ordered["day"].cast(pl.Date),
+            "account_id": lines["account_id"].gather(index),
+            "service": lines["service"].gather(index),
+            "region": lines["region"].gather(index),
+            "usage_type": lines["usage_type"].gather(index),
+            "cost_usd": ordered["value"],
+            "source": pl.repeat("demo", len(ordered), dtype=pl.String, eager=True),
+        }
+    )
 
 
 # --- Ground truth --------------------------------------------------------------------------------------
@@ -740,8 +880,9 @@ def _detectable_from(current: list[float], previous: list[float], start_day: int
     return found
 
 
-def planted_anomalies(account_ids: Sequence[str], start_month: str, end_month: str, *,
-                      seed: int = DEMO_SEED) -> list[PlantedAnomaly]:
+def planted_anomalies(
+    account_ids: Sequence[str], start_month: str, end_month: str, *, seed: int = DEMO_SEED
+) -> list[PlantedAnomaly]:
     """Ground truth: every anomaly in months start_month..end_month ("YYYY-MM") for these accounts.
 
     Includes natural new services (they start on the 1st). Sorted by month, account_id, start, service.
@@ -764,7 +905,9 @@ def planted_anomalies(account_ids: Sequence[str], start_month: str, end_month: s
     for group, (index, account_id, event) in enumerate(found):
         segments = _segments(seed, account_id, index)
         keys = sorted({(s.region, s.usage_type) for s in segments if s.service == event.service})
-        rows = [(group, keys.index((s.region, s.usage_type)), s) for s in segments if s.service == event.service]
+        rows = [
+            (group, keys.index((s.region, s.usage_type)), s) for s in segments if s.service == event.service
+        ]
         frames.append(_segment_frame(rows, _month_start(index - 1), _month_end(index)))
     daily = _daily_values(pl.concat(frames)).group_by("group", "day").agg(pl.col("value").sum())
     by_group: dict[int, dict[int, float]] = {}
@@ -779,13 +922,20 @@ def planted_anomalies(account_ids: Sequence[str], start_month: str, end_month: s
         current = [values.get(d, 0.0) for d in range(start, _unix_day(_month_end(index)) + 1)]
         day = _detectable_from(current, previous, event.start.day, event.above_floor)
         month_start = _month_start(index)
-        truth.append(PlantedAnomaly(
-            account_id=account_id, service=event.service, kind=event.kind, start=event.start, end=event.end,
-            month=f"{month_start.year:04d}-{month_start.month:02d}",
-            extra_usd_per_day=event.extra_usd_per_day, above_floor=event.above_floor,
-            # A design failure would show as month end; the tests assert it never happens.
-            detectable_from=month_start.replace(day=day or len(current)),
-        ))
+        truth.append(
+            PlantedAnomaly(
+                account_id=account_id,
+                service=event.service,
+                kind=event.kind,
+                start=event.start,
+                end=event.end,
+                month=f"{month_start.year:04d}-{month_start.month:02d}",
+                extra_usd_per_day=event.extra_usd_per_day,
+                above_floor=event.above_floor,
+                # A design failure would show as month end; the tests assert it never happens.
+                detectable_from=month_start.replace(day=day or len(current)),
+            )
+        )
     return truth
 
 
@@ -794,10 +944,14 @@ def planted_anomalies(account_ids: Sequence[str], start_month: str, end_month: s
 
 def _team_names(count: int, seed: int) -> list[str]:
     """Unique plausible names; the order depends on the seed only, so a smaller org is a prefix."""
-    combos = sorted((f"{d} {f}" for d in _TEAM_DOMAINS for f in _TEAM_FUNCTIONS),
-                    key=lambda name: _stable_key(seed, "team-name", name))
-    return [combos[i % len(combos)] + (f" {i // len(combos) + 1}" if i >= len(combos) else "")
-            for i in range(count)]
+    combos = sorted(
+        (f"{d} {f}" for d in _TEAM_DOMAINS for f in _TEAM_FUNCTIONS),
+        key=lambda name: _stable_key(seed, "team-name", name),
+    )
+    return [
+        combos[i % len(combos)] + (f" {i // len(combos) + 1}" if i >= len(combos) else "")
+        for i in range(count)
+    ]
 
 
 def _demo_account_id(seed: int, index: int, taken: set[str]) -> str:
@@ -820,7 +974,10 @@ def _demo_account_id(seed: int, index: int, taken: set[str]) -> str:
             number += 10**11
         # Inlined _traits: this loop runs ~100 times per team (~1000 for a late one).
         mixed = _mix64(number ^ salt)
-        if mixed % (_PLANT_CYCLE * _PLANT_SLOTS) != want_traits or (_lateness(mixed) < _LATE_SHARE) != want_late:
+        if (
+            mixed % (_PLANT_CYCLE * _PLANT_SLOTS) != want_traits
+            or (_lateness(mixed) < _LATE_SHARE) != want_late
+        ):
             continue
         candidate = f"{number:012d}"
         if candidate not in taken:
@@ -857,18 +1014,23 @@ def demo_teams(n_accounts: int = 84, seed: int = DEMO_SEED) -> list[dict]:
         account_id = _demo_account_id(seed, index, taken)
         taken.add(account_id)
         draws = _Draws(seed, "team", index)
-        cc = [f"{who}@{_EMAIL_DOMAIN}" for who in draws.sample(_CC_POOL, draws.integer(1, 2))] \
-            if draws.chance(0.25) else []
+        cc = (
+            [f"{who}@{_EMAIL_DOMAIN}" for who in draws.sample(_CC_POOL, draws.integer(1, 2))]
+            if draws.chance(0.25)
+            else []
+        )
         budget = None
         if draws.chance(0.5):
             factor = draws.uniform(0.55, 0.8) if draws.chance(0.15) else draws.uniform(1.05, 1.3)
             budget = max(_nice_round(factor * _typical_monthly_spend(seed, account_id)), 10.0)
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-        teams.append({
-            "team_name": name,
-            "aws_account_id": account_id,
-            "team_email": f"{slug}@{_EMAIL_DOMAIN}",
-            "cc_emails": cc,
-            "monthly_budget": budget,
-        })
+        teams.append(
+            {
+                "team_name": name,
+                "aws_account_id": account_id,
+                "team_email": f"{slug}@{_EMAIL_DOMAIN}",
+                "cc_emails": cc,
+                "monthly_budget": budget,
+            }
+        )
     return teams

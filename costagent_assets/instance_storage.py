@@ -96,5 +96,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                     raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
                 event_ids.append(event_id)
             self._store_asset_event_tags(conn, events, event_ids)
-            for event, event_id in zip(events, event_ids, strict=True):
+            # The asset-key row keeps only the latest event per asset, so the last one of the batch
+            # leaves it exactly as storing each in turn would.
+            latest = {e.dagster_event.asset_key: (e, i) for e, i in zip(events, event_ids, strict=True)}
+            for event, event_id in latest.values():
                 self._store_asset_event(conn, event, event_id)

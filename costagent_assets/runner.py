@@ -7,6 +7,7 @@ these runs like any other.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -58,6 +59,15 @@ def sync_account_partitions(instance: dg.DagsterInstance, account_ids: Sequence[
     return added, removed
 
 
+@functools.cache
+def _definitions(home_root: str) -> dg.Definitions:
+    # Resources are bound from COSTAGENT_HOME when the definitions load, so cache them per home.
+    from costagent_assets.definitions import defs
+
+    os.environ["COSTAGENT_HOME"] = home_root
+    return defs()
+
+
 @dataclass
 class RunOutcome:
     """What one run did."""
@@ -72,9 +82,7 @@ class RunOutcome:
 
 def execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], month: str) -> RunOutcome:
     """Execute one planned run in this process."""
-    from costagent_assets.definitions import defs
-
-    job = defs().resolve_job_def(job_name)
+    job = _definitions(str(Path(instance.root_directory).parent)).resolve_job_def(job_name)
     started = time.perf_counter()
     result = job.execute_in_process(
         instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG

@@ -1,0 +1,40 @@
+"""Shared fixtures: every test runs in its own COSTAGENT_HOME and can reach nothing but loopback."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address):  # noqa: ANN001
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None if host == "localhost" else ipaddress.ip_address("192.0.2.1")
+        if ip is not None and not ip.is_loopback:
+            raise ConnectionRefusedError(f"tests may only reach loopback, not {host}")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A fresh home per test, no real credentials, and no connection beyond 127.0.0.1."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("COSTAGENT_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "DATADOG_", "DD_", "GEMINI_", "GOOGLE_", "SMTP_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+    return home
