@@ -216,7 +216,16 @@ def detect_anomalies(mom: pl.DataFrame, rule: AnomalyRule) -> pl.DataFrame:
     A service with no spend in the whole previous month is "new"; one that had spend last month but
     none in the same days is an increase with an undefined % (and passes on the $ floor alone).
     """
-    frame = mom.filter(pl.col("has_data"))
+    # An account with no spend at all last month is new as a whole: its services are reported as
+    # new but not alerted one by one (a new account is not 15 anomalies).
+    new_accounts = mom.filter(
+        (pl.col("level") == "account") & pl.col("has_data") & (pl.col("previous_month_total_usd") == 0)
+    ).select("month", "account_id", pl.lit(True).alias("account_is_new"))
+    frame = (
+        mom.filter(pl.col("has_data"))
+        .join(new_accounts, on=["month", "account_id"], how="left")
+        .with_columns(pl.col("account_is_new").fill_null(False))
+    )
     change, pct = pl.col("change_usd"), pl.col("change_pct")
     is_increase = (change >= rule.min_usd) & (pct.is_null() | (pct >= rule.threshold_pct)) & ~pl.col("is_new")
     is_new = pl.col("is_new") & (pl.col("current_mtd_usd") >= rule.min_usd)
@@ -236,7 +245,7 @@ def detect_anomalies(mom: pl.DataFrame, rule: AnomalyRule) -> pl.DataFrame:
             pl.col("current_mtd_usd").alias("current_usd"),
             pl.col("previous_same_period_usd").alias("previous_usd"),
             rule.severity_expr(change).alias("severity"),
-            (pl.col("kind") != "decrease").alias("alerted"),
+            ((pl.col("kind") != "decrease") & ~pl.col("account_is_new")).alias("alerted"),
             pl.lit(rule.threshold_pct).alias("threshold_pct"),
             pl.lit(rule.min_usd).alias("min_usd"),
         )

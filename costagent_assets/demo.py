@@ -602,9 +602,10 @@ def _baselines(acct: _Account, earlier: Sequence[_Event], index: int, day: date)
     return levels
 
 
-def _first_line(acct: _Account, service: str) -> tuple[str, str, str]:
+def _main_line(acct: _Account, service: str) -> tuple[tuple[str, str, str], float]:
+    """(service, region, usage_type) and growth rate of the service's first line, where plants land."""
     seg = next(seg for seg in acct.lines if seg.service == service)
-    return seg.service, seg.region, seg.usage_type
+    return (seg.service, seg.region, seg.usage_type), seg.rate
 
 
 def _plant_on_service(
@@ -620,7 +621,7 @@ def _plant_on_service(
     if not candidates:
         return None
     service = draws.choice(candidates)
-    level, line = levels[service], _first_line(acct, service)
+    level, (line, rate) = levels[service], _main_line(acct, service)
     if kind == "spike":
         n_days = draws.integer(1, 4)
         # Big enough to keep the month >= 50% up on its last day, and clearly over 3 x the floor.
@@ -633,7 +634,6 @@ def _plant_on_service(
     by_day_16 = _DETECT_BY_DAY + 1 - start.day  # affected days up to the 16th
     factor = max(draws.uniform(0.6, 1.6), 12 / by_day_16)
     extra = max(factor * level, 1.25 * _ABOVE_USD / by_day_16)
-    rate = next(seg.rate for seg in acct.lines if seg.service == service)
     segment = _plant_segment(seed, acct.account_id, index, line, level=extra, start=start, rate=rate)
     return _Event("step", service, start, None, round(extra, 2), True, segment)
 
@@ -651,10 +651,8 @@ def _plant_tiny_step(
         return None
     service = draws.choice(candidates)
     extra = 2 * levels[service]
-    rate = next(seg.rate for seg in acct.lines if seg.service == service)
-    segment = _plant_segment(
-        seed, acct.account_id, index, _first_line(acct, service), level=extra, start=start, rate=rate
-    )
+    line, rate = _main_line(acct, service)
+    segment = _plant_segment(seed, acct.account_id, index, line, level=extra, start=start, rate=rate)
     return _Event("step", service, start, None, round(extra, 4), False, segment)
 
 

@@ -175,3 +175,14 @@ def test_explanation_for_an_account_without_data_says_so():
     out = explain_changes(mom, detect_anomalies(mom, AnomalyRule()), NOV)
     b = out.filter(pl.col("account_id") == B).row(0, named=True)
     assert "No cost data" in b["summary"] and b["total_change_usd"] is None
+
+
+def test_a_new_account_is_not_one_alert_per_service():
+    raw = frame(
+        daily(A, "EC2", date(2026, 11, 1), date(2026, 11, 10), 100.0),
+        daily(A, "RDS", date(2026, 11, 1), date(2026, 11, 10), 100.0),
+    )
+    out = detect_anomalies(compute_mom_changes(raw, NOV, [("2026-11", A)]), AnomalyRule())
+    services = out.filter(pl.col("level") == "service")
+    assert services["kind"].to_list() == ["new_service", "new_service"]
+    assert not services["alerted"].any()
