@@ -6,7 +6,7 @@ weekly run over 84 or 1,000 accounts is one pass, not one pass per account.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -91,6 +91,7 @@ def compute_service_breakdown(raw: pl.DataFrame, periods: Mapping[str, Period]) 
             .fill_nan(None)
             .alias("share_pct"),
         )
+        .with_columns(pl.col("mtd_usd", "month_total_usd").round(4))
         .sort(["month", "account_id", "mtd_usd"], descending=[False, False, True])
     )
     return conform(frame, "service_breakdown")
@@ -101,7 +102,10 @@ def _daily_by_service(raw: pl.DataFrame) -> pl.DataFrame:
 
 
 def compute_mom_changes(
-    raw: pl.DataFrame, periods: Mapping[str, Period], accounts: Iterable[tuple[str, str]]
+    raw: pl.DataFrame,
+    periods: Mapping[str, Period],
+    accounts: Iterable[tuple[str, str]],
+    previous_loaded: Collection[tuple[str, str]] | None = None,
 ) -> pl.DataFrame:
     """Month to date against the same days of the previous month, per service and per account.
 
@@ -109,6 +113,9 @@ def compute_mom_changes(
     (month, account_id) partition of the run, so an account without data still gets an account row
     (with ``has_data`` false and null amounts: unknown is not $0). Also gives the full previous month
     and a run-rate projection of the month end (spend so far + the last week's daily mean x days left).
+    ``previous_loaded`` lists the (month, account_id) partitions of previous months that were ever
+    loaded (None: all were); where the previous month was never loaded, the comparison is unknown
+    (null), not a rise from $0.
     """
     pf = _periods_frame(periods)
     prev_map = pl.DataFrame(
@@ -202,6 +209,23 @@ def compute_mom_changes(
         pl.lit(None, dtype=pl.String).alias("service"), pl.lit(False).alias("is_new")
     )
     frame = pl.concat([conform(account_rows, "mom_changes"), conform(service_rows, "mom_changes")])
+    if previous_loaded is not None:
+        loaded = pl.DataFrame(
+            [(shift_month(m, 1), a) for m, a in previous_loaded],
+            schema={"month": pl.String, "account_id": pl.String},
+            orient="row",
+        ).with_columns(pl.lit(True).alias("previous_loaded"))
+        unknown = ~pl.col("previous_loaded").fill_null(False)
+        frame = frame.join(loaded.unique(), on=["month", "account_id"], how="left").with_columns(
+            [
+                pl.when(unknown).then(None).otherwise(pl.col(c)).alias(c)
+                for c in ("previous_same_period_usd", "previous_month_total_usd", "change_usd", "change_pct")
+            ]
+            + [pl.when(unknown).then(False).otherwise(pl.col("is_new")).alias("is_new")]
+        ).drop("previous_loaded")
+    money = ["current_mtd_usd", "previous_same_period_usd", "change_usd", "previous_month_total_usd",
+             "projected_month_end_usd"]
+    frame = frame.with_columns(pl.col(money).round(4))
     return frame.sort(
         ["month", "account_id", "level", "current_mtd_usd"],
         descending=[False, False, False, True],
@@ -308,6 +332,14 @@ def explain_changes(mom: pl.DataFrame, anomalies: pl.DataFrame, periods: Mapping
             summary = (
                 f"No cost data was received for this account for {p.label}, so its figures are unknown "
                 "(not $0). Check that the cost source covers this account."
+            )
+            drivers, total = [], None
+        elif acct["change_usd"] is None:
+            summary = (
+                f"{p.label} to date ({p.days_covered} days to {p.through:%d %b}): "
+                f"{_money(acct['current_mtd_usd'])}. {prev_label} is not in the warehouse yet, so there is no "
+                f"comparison; `costagent backfill --from {shift_month(acct['month'], -1)} --to "
+                f"{shift_month(acct['month'], -1)}` loads it."
             )
             drivers, total = [], None
         else:

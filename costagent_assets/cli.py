@@ -243,7 +243,7 @@ def cmd_sql(args, home: Home) -> int:
         print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=2, default=str))
     elif args.format == "csv":
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(rows)
         sys.stdout.write(out.getvalue())

@@ -103,10 +103,11 @@ class ReportFrames:
             "days_covered": self.period.days_covered,
             "days_in_month": self.period.days_in_month,
             "no_data": no_data,
+            # None (unknown) stays None, shown as "n/a": never turned into $0.
             "headline": {
                 "mtd_usd": acct.get("current_mtd_usd") or 0.0,
-                "previous_same_period_usd": acct.get("previous_same_period_usd") or 0.0,
-                "change_usd": acct.get("change_usd") or 0.0,
+                "previous_same_period_usd": acct.get("previous_same_period_usd"),
+                "change_usd": acct.get("change_usd"),
                 "change_pct": acct.get("change_pct"),
                 "previous_month_total_usd": acct.get("previous_month_total_usd"),
                 "projected_month_end_usd": None if self.period.complete else acct.get("projected_month_end_usd"),
@@ -163,7 +164,11 @@ class ReportFrames:
         alerts.sort(key=lambda a: -a["change_usd"])
         with_data = [a for a in accounts if not a["no_data"]]
         mtd = sum(a["mtd_usd"] for a in with_data)
-        prev = sum(a["previous_same_period_usd"] for a in with_data)
+        # Accounts whose previous month was never loaded have no comparison; they count in the month
+        # to date but not in the change.
+        comparable = [a for a in with_data if a["previous_same_period_usd"] is not None]
+        prev = sum(a["previous_same_period_usd"] for a in comparable)
+        change = sum(a["change_usd"] for a in comparable)
         return {
             **self._common(),
             "totals": {
@@ -171,8 +176,9 @@ class ReportFrames:
                 "accounts_with_data": len(with_data),
                 "mtd_usd": mtd,
                 "previous_same_period_usd": prev,
-                "change_usd": mtd - prev,
-                "change_pct": (mtd - prev) / prev * 100 if prev else None,
+                "change_usd": change,
+                "change_pct": change / prev * 100 if prev else None,
+                "comparable_accounts": len(comparable),
                 "projected_month_end_usd": None
                 if self.period.complete
                 else sum(a["projected_month_end_usd"] or 0.0 for a in with_data),

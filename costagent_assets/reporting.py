@@ -18,7 +18,7 @@ import math
 import os
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -141,6 +141,16 @@ def bar_width(pct: float | None) -> int:
     return max(1, min(100, round(pct)))
 
 
+def _sum_known(values: Iterable[float | None]) -> float | None:
+    """The sum, or None when any value is unknown (an unknown is never counted as $0)."""
+    total = 0.0
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total
+
+
 def top_services(services: Sequence[Mapping[str, Any]], limit: int = SERVICES_SHOWN) -> dict[str, Any]:
     """The first ``limit`` services (input is sorted by spend) and one summed row for the rest, or None.
 
@@ -152,12 +162,12 @@ def top_services(services: Sequence[Mapping[str, Any]], limit: int = SERVICES_SH
     other = None
     if rest:
         mtd = sum(s["mtd_usd"] for s in rest)
-        previous = sum(s["previous_same_period_usd"] for s in rest)
+        previous = _sum_known(s["previous_same_period_usd"] for s in rest)
         other = {
             "count": len(rest),
             "mtd_usd": mtd,
             "previous_same_period_usd": previous,
-            "change_usd": sum(s["change_usd"] for s in rest),
+            "change_usd": _sum_known(s["change_usd"] for s in rest),
             "change_pct": (mtd - previous) / previous * 100 if previous else None,
             "share_pct": sum(s["share_pct"] for s in rest),
         }

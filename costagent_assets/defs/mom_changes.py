@@ -6,6 +6,7 @@ import polars as pl
 
 from costagent_assets.analysis import compute_mom_changes
 from costagent_assets.defs.partitions import (
+    make_key,
     month_account_partitions,
     previous_and_current_month,
     run_partitions,
@@ -13,6 +14,7 @@ from costagent_assets.defs.partitions import (
     single_run,
 )
 from costagent_assets.defs.service_breakdown import TOLERANCE_USD
+from costagent_assets.periods import shift_month
 
 
 @dg.asset(
@@ -35,7 +37,11 @@ def mom_changes(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame, serv
     plus the full previous month and a projection of the month end from the last week's pace."""
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
-    frame = compute_mom_changes(raw_costs, periods, partitions)
+    # A previous month that was never loaded is "unknown", not $0: ask the instance what was loaded.
+    materialized = context.instance.get_materialized_partitions(dg.AssetKey("raw_costs"))
+    previous = {(shift_month(m, -1), a) for m, a in partitions}
+    loaded = {key for key in previous if str(make_key(*key)) in materialized}
+    frame = compute_mom_changes(raw_costs, periods, partitions, previous_loaded=loaded)
 
     accounts = frame.filter(pl.col("level") == "account")
     services = frame.filter(pl.col("level") == "service").group_by("month", "account_id").agg(
@@ -66,6 +72,7 @@ def mom_changes(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame, serv
                 round(float(with_data["previous_same_period_usd"].sum()), 2)
             ),
             "change_usd": dg.MetadataValue.float(round(float(with_data["change_usd"].sum()), 2)),
+            "accounts_without_previous_month": len(previous) - len(loaded),
         },
     )
     yield dg.AssetCheckResult(
