@@ -51,7 +51,7 @@ SETTING_DOCS: dict[str, str] = {
     "global_admin_emails": (
         "Addresses that receive the organisation-wide admin report; comma-separated, empty for none, default none."
     ),
-    "ai_enabled": "Whether AI-written insights are added to the reports; true/false (or yes/no, on/off, 1/0), default true.",
+    "ai_enabled": "Whether AI-written insights may be added to the reports; true/false (or yes/no, on/off, 1/0), default true. In this version the insights are always the deterministic ones (the Gemini writer is planned).",
     "source": (
         "Where cost data comes from; only demo (generated data) in this version, default demo "
         "(datadog, cost_explorer and focus are planned)."

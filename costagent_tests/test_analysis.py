@@ -186,3 +186,17 @@ def test_a_new_account_is_not_one_alert_per_service():
     services = out.filter(pl.col("level") == "service")
     assert services["kind"].to_list() == ["new_service", "new_service"]
     assert not services["alerted"].any()
+
+
+def test_previous_month_never_loaded_is_unknown_not_zero():
+    raw = frame(daily(A, "EC2", date(2026, 11, 1), date(2026, 11, 10), 100.0))
+    mom = compute_mom_changes(raw, NOV, [("2026-11", A)], previous_loaded=set())
+    acct = mom.filter(pl.col("level") == "account").row(0, named=True)
+    assert acct["current_mtd_usd"] == pytest.approx(1000.0)
+    assert acct["previous_same_period_usd"] is None and acct["change_usd"] is None
+    assert detect_anomalies(mom, AnomalyRule()).height == 0  # no "new service" storm
+    summary = explain_changes(mom, detect_anomalies(mom, AnomalyRule()), NOV)["summary"][0]
+    assert "not in the warehouse yet" in summary and "costagent backfill --from 2026-10" in summary
+    # Loaded but empty is a real $0: every service is new.
+    loaded = compute_mom_changes(raw, NOV, [("2026-11", A)], previous_loaded={("2026-10", A)})
+    assert loaded.filter(pl.col("level") == "service")["is_new"].to_list() == [True]

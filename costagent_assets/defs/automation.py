@@ -22,8 +22,10 @@ WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "s
 REPORT_ASSETS = ["raw_costs", "service_breakdown", "mom_changes", "anomalies", "ai_insights", "emails"]
 HISTORY_ASSETS = REPORT_ASSETS[:-1]
 # AWS keeps revising a month's charges for a few days after it ends (credits, refunds, final
-# usage), so the weekly run also refreshes the previous month early in the month.
-LATE_CHARGES_DAYS = 5
+# usage), so the weekly run also refreshes the previous month early in the month. A week, so that
+# exactly one weekly tick falls in the window whatever the schedule's day: every month's analysis
+# is completed once with its final days.
+LATE_CHARGES_DAYS = 7
 
 # In-process execution: the multiprocess executor costs ~11 s of start-up per run on 2 cores, and all
 # steps of a run share one process's memory anyway.
