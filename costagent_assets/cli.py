@@ -8,8 +8,8 @@ import csv
 import io
 import json
 import os
+import shutil
 import signal
-import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -294,14 +294,16 @@ def cmd_ui(args, home: Home) -> int:
     prepare_instance(home)
     env = {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "COSTAGENT_HOME": str(home.root)}
 
-    def _default_signals() -> None:
-        # A background shell leaves SIGINT ignored; dagster dev maps SIGTERM onto SIGINT, so restore both.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    command = ["dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)]
-    print(f"costagent: {' '.join(command)}  (DAGSTER_HOME={home.dagster_home})")
-    return subprocess.call(command, env=env, preexec_fn=_default_signals)
+    # Replace this process with dagster dev, so a SIGTERM to it reaches dagster directly. A background
+    # shell leaves SIGINT ignored and dagster dev maps SIGTERM onto SIGINT: restore both first, or
+    # only SIGKILL would stop it (leaving its children behind).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    beside = Path(sys.executable).with_name("dagster")  # works without an activated venv
+    dagster = str(beside) if beside.exists() else shutil.which("dagster") or "dagster"
+    command = [dagster, "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)]
+    print(f"costagent: {' '.join(command)}  (DAGSTER_HOME={home.dagster_home})", flush=True)
+    os.execvpe(dagster, command, env)
 
 
 def build_parser() -> argparse.ArgumentParser:
