@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dagster as dg
-
-from costagent_assets.home import Home, get_home
+from costagent_assets.home import Home
 from costagent_assets.resources.demo_source import DemoCostSource
 from costagent_assets.resources.home import CostagentHome
 from costagent_assets.resources.outbox import OutboxDelivery
 from costagent_assets.resources.warehouse import ParquetWarehouseIOManager
-from costagent_assets.settings import Settings, load_settings
+from costagent_assets.settings import Settings
 
 
 def build_resources(home: Home, settings: Settings) -> dict[str, object]:
@@ -22,10 +20,3 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
         "costagent_home": CostagentHome(root=str(home.root)),
         "io_manager": ParquetWarehouseIOManager(root=str(home.warehouse_dir)),
     }
-
-
-@dg.definitions
-def resources() -> dg.Definitions:
-    """Resources for ``COSTAGENT_HOME``."""
-    home = get_home()
-    return dg.Definitions(resources=build_resources(home, load_settings(home.settings_path)))
