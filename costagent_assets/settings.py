@@ -35,6 +35,7 @@ class Settings:
     email_mode: str = "outbox"
     demo_accounts: int = 84
     demo_seed: int = 42
+    budget_alert_pcts: tuple[float, ...] = (50.0, 80.0, 100.0)
 
 
 SETTING_DOCS: dict[str, str] = {
@@ -62,6 +63,10 @@ SETTING_DOCS: dict[str, str] = {
     ),
     "demo_accounts": "Number of AWS accounts the demo source generates; an integer 1..10000, default 84.",
     "demo_seed": "Random seed of the demo data, so the same seed gives the same costs; an integer >= 0, default 42.",
+    "budget_alert_pcts": (
+        "Percentages of a team's monthly budget at which budget alerts fire, on actual spend and on the projected "
+        "month end; comma-separated numbers > 0 and <= 1000, default 50,80,100."
+    ),
 }
 
 
@@ -186,6 +191,29 @@ def _choice_parser(key: str, available: tuple[str, ...], planned: tuple[str, ...
     return parse
 
 
+def _parse_budget_pcts(value: object) -> tuple[float, ...]:
+    key, allowed = "budget_alert_pcts", "percentages > 0 and <= 1000 separated by commas, e.g. 50,80,100"
+    if isinstance(value, str):
+        items: list[object] = [item for item in value.split(",") if item.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise _refuse(key, value, allowed)
+    levels = []
+    for item in items:
+        text = _number_text(item)
+        try:
+            pct = float((text or "").removesuffix("%"))
+        except ValueError:
+            raise _refuse(key, value, allowed, f"{item!r} is not a number") from None
+        if not (math.isfinite(pct) and 0 < pct <= 1000):
+            raise _refuse(key, value, allowed, f"{item!r} is out of range")
+        levels.append(pct)
+    if not levels:
+        raise _refuse(key, value, allowed, "at least one level is needed")
+    return tuple(sorted(set(levels)))
+
+
 _PARSERS: dict[str, Callable[[object], object]] = {
     "anomaly_threshold_pct": _parse_threshold,
     "anomaly_min_usd": _parse_min_usd,
@@ -197,6 +225,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "email_mode": _choice_parser("email_mode", ("outbox",), ("smtp",)),
     "demo_accounts": _integer_parser("demo_accounts", 1, 10000, 84),
     "demo_seed": _integer_parser("demo_seed", 0, None, 42),
+    "budget_alert_pcts": _parse_budget_pcts,
 }
 
 

@@ -141,8 +141,9 @@ def _duck_type(dtype: pl.DataType) -> str:
     for base, name in mapping.items():
         if dtype == base:
             return name
-    if isinstance(dtype, pl.List):
-        return "STRUCT(service VARCHAR, change_usd DOUBLE, change_pct DOUBLE, share_of_change_pct DOUBLE)[]"
+    if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
+        fields = ", ".join(f"{f.name} {_duck_type(f.dtype)}" for f in dtype.inner.fields)
+        return f"STRUCT({fields})[]"
     raise TypeError(f"no DuckDB type for {dtype}")
 
 

@@ -108,6 +108,8 @@ def test_every_setting_is_documented_with_its_default():
     for key, doc in SETTING_DOCS.items():
         default = getattr(defaults, key)
         shown = "none" if default == () else str(default).lower().removesuffix(".0")
+        if isinstance(default, tuple) and default and isinstance(default[0], float):
+            shown = ",".join(f"{x:g}" for x in default)  # budget_alert_pcts: written as typed
         assert f"default {shown}" in doc, key
     assert "AWS Cost Anomaly Detection" in SETTING_DOCS["anomaly_min_usd"]
 

@@ -46,6 +46,20 @@ previous_and_current_month = dg.MultiPartitionMapping(
     }
 )
 
+# anomalies judges each day against the same weekdays of the four weeks before: it reads the account's
+# raw costs of this month and the two before (any of them may never have been loaded).
+trailing_three_months = dg.MultiPartitionMapping(
+    {
+        MONTH_DIMENSION: dg.DimensionPartitionMapping(
+            MONTH_DIMENSION,
+            dg.TimeWindowPartitionMapping(
+                start_offset=-2, end_offset=0, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+        ACCOUNT_DIMENSION: dg.DimensionPartitionMapping(ACCOUNT_DIMENSION, dg.IdentityPartitionMapping()),
+    }
+)
+
 
 def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
     """``(month, account_id)`` of a multi-partition key."""
