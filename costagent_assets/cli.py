@@ -226,6 +226,35 @@ def cmd_config(args, home: Home) -> int:
     return EXIT_OK
 
 
+def cmd_anomalies(args, home: Home) -> int:
+    """Mark an anomaly as expected or a false positive (stored in the warehouse), or list the marks."""
+    from costagent_assets.feedback import WHOLE_ACCOUNT, acknowledge_stored, read_feedback, record_feedback
+
+    if args.anomalies_cmd == "list":
+        marks = read_feedback(home.warehouse_dir)
+        for r in marks.iter_rows(named=True):
+            print(f"{r['month']}  {r['account_id']}  {r['service'] or WHOLE_ACCOUNT:<40} {r['feedback']:<15} "
+                  f"{r['note'] or ''}")
+        print(f"{marks.height} marks")
+        return EXIT_OK
+    try:
+        record_feedback(home.ensure().warehouse_dir, args.account_id, args.service, args.month, args.as_, args.note)
+    except ValueError as exc:
+        return _fail(str(exc))
+    stored = acknowledge_stored(home.warehouse_dir, args.account_id, args.month)
+    service = None if args.service.strip() == WHOLE_ACCOUNT else args.service.strip()
+    matched = (
+        stored is not None
+        and stored.filter(
+            (stored["service"] == service) if service is not None else stored["service"].is_null()
+        ).height
+        > 0
+    )
+    what = "the stored anomaly is marked" if matched else "no stored anomaly matches yet; the mark applies when one does"
+    print(f"marked {args.account_id} {args.service} {args.month} as {args.as_}: {what}, and it is not alerted again")
+    return EXIT_OK
+
+
 def cmd_sql(args, home: Home) -> int:
     """Run SQL over the warehouse views (in memory, so an open DuckDB CLI never blocks it)."""
     import duckdb
@@ -370,6 +399,17 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--month", type=_month_arg, help="YYYY-MM (default: the latest month stored)")
         q.add_argument("--out", help="write the HTML (.html) or text to this file")
     p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("anomalies", help="mark anomalies as expected or false positives")
+    asub = p.add_subparsers(dest="anomalies_cmd", required=True)
+    a = asub.add_parser("ack", help="mark one anomaly (account, service, month); it is not alerted again")
+    a.add_argument("account_id")
+    a.add_argument("service", help="the service as in the anomalies table, or - for the whole account (budget)")
+    a.add_argument("month", type=_month_arg)
+    a.add_argument("--as", dest="as_", required=True, choices=["expected", "false_positive"])
+    a.add_argument("--note", help="why (kept with the mark)")
+    asub.add_parser("list", help="the stored marks")
+    p.set_defaults(func=cmd_anomalies)
 
     p = sub.add_parser("status", help="last run, next scheduled run, data coverage")
     p.set_defaults(func=cmd_status)

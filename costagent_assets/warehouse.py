@@ -50,6 +50,7 @@ TABLE_DOCS: dict[str, str] = {
     "ai_insights": "Per account and month: the explanation of the change and its drivers.",
     "emails": "Per account and report date: what was written or sent, to whom.",
     "teams": "The teams registry: team name, AWS account id, email, cc, monthly budget.",
+    "anomaly_feedback": "Admins' marks on anomalies (expected / false_positive), from `costagent anomalies ack`.",
 }
 
 
@@ -181,6 +182,15 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path, teams: Sequence[dic
     con.unregister("teams_frame")
     for name, (_doc, sql) in DERIVED_VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+    # Admins' marks on anomalies (costagent anomalies ack): one small file, not partitioned.
+    marks = root / "anomaly_feedback.parquet"
+    marks_sql = (
+        f"SELECT * FROM read_parquet('{str(marks).replace(chr(39), chr(39) * 2)}')"
+        if marks.exists()
+        else "SELECT NULL::VARCHAR AS month, NULL::VARCHAR AS account_id, NULL::VARCHAR AS service, "
+        "NULL::VARCHAR AS feedback, NULL::VARCHAR AS note, NULL::TIMESTAMPTZ AS marked_at WHERE false"
+    )
+    con.execute(f"CREATE OR REPLACE VIEW anomaly_feedback AS {marks_sql}")
 
 
 def connect(root: Path, teams: Sequence[dict], database: str | Path = ":memory:") -> duckdb.DuckDBPyConnection:
