@@ -39,14 +39,17 @@ KINDS = ("spike", "step", "new_service")
 RUN_DAYS = (8, 15, 22)
 
 
-def detect_as_of(raw: pl.DataFrame, accounts: list[str], as_of: date, rule: AnomalyRule) -> pl.DataFrame:
-    """The anomalies a weekly run made on ``as_of`` would store (its month, all accounts)."""
+def detect_as_of(
+    raw: pl.DataFrame, accounts: list[str], as_of: date, rule: AnomalyRule, daily: bool = True
+) -> pl.DataFrame:
+    """The anomalies a weekly run made on ``as_of`` would store (its month, all accounts); with ``daily``
+    False, the month-to-date rule alone (the detector before issue 5)."""
     month = report_month(as_of)
     first = month_start(shift_month(month, -2))
     window = raw.filter((pl.col("date") >= first) & (pl.col("date") < as_of))
     periods = {month: period(month, as_of)}
     mom = compute_mom_changes(window, periods, [(month, a) for a in accounts])
-    return detect_anomalies(mom, rule, raw=window)
+    return detect_anomalies(mom, rule, raw=window if daily else None)
 
 
 def run_dates(month: str) -> list[date]:
@@ -116,7 +119,50 @@ def evaluate(accounts: list[str], first: str, last: str, noise: float, rule: Ano
         (first_seen[k] - above[k].start).days for k in above if k in first_seen and above[k].kind == "spike"
     ]
     stats["spike_days_to_first_alert_median"] = sorted(delays)[len(delays) // 2] if delays else None
+    # Early detection: is each planted spike alerted by a run made two days after it starts?
+    early = {True: 0, False: 0}
+    spikes = [t for t in above.values() if t.kind == "spike"]
+    for t in spikes:
+        one = raw.filter(pl.col("account_id") == t.account_id)
+        for daily in (True, False):
+            rows = detect_as_of(one, [t.account_id], t.start + timedelta(days=2), rule, daily=daily)
+            early[daily] += rows.filter(pl.col("alerted") & (pl.col("service") == t.service)).height > 0
+    stats["spikes_alerted_on_day_2"] = (early[True], early[False], len(spikes))
+    stats["injected"] = injected_spikes(raw, accounts, months_between(first, last)[-6:], planted_months, rule)
     return stats
+
+
+def injected_spikes(
+    raw: pl.DataFrame, accounts: list[str], months: list[str], planted: set, rule: AnomalyRule
+) -> dict:
+    """Smaller, later spikes than the demo plants: one day at 2.5x a service's usual cost (and >= $150 extra)
+    on the 18th, on the largest service of every account-month with nothing planted. Found by a run on the
+    20th? The month-to-date rule alone sees +1.5 days of spend against 18 days: mostly not."""
+    found = {True: 0, False: 0}
+    total = 0
+    for month in months:
+        day = month_start(month).replace(day=18)
+        as_of = day + timedelta(days=2)
+        before = raw.filter((pl.col("date") >= day - timedelta(days=28)) & (pl.col("date") < day))
+        usual = (
+            before.group_by("account_id", "service").agg((pl.col("cost_usd").sum() / 28).alias("usual"))
+            .filter(pl.col("account_id").is_in([a for a in accounts if (month, a) not in planted]))
+            .sort("usual", descending=True)
+            .unique("account_id", keep="first")
+            .with_columns(pl.max_horizontal(1.5 * pl.col("usual"), pl.lit(150.0)).alias("extra"))
+        )
+        spikes = usual.select(
+            "account_id", "service", pl.lit(month).alias("month"), pl.lit(day).alias("date"),
+            pl.lit("us-east-1").alias("region"), pl.lit("injected").alias("usage_type"),
+            pl.col("extra").alias("cost_usd"), pl.lit("injected").alias("source"),
+        )
+        spiked = pl.concat([raw, spikes.select(raw.columns)], how="vertical_relaxed")
+        total += spikes.height
+        for daily in (True, False):
+            rows = detect_as_of(spiked, accounts, as_of, rule, daily=daily).filter(pl.col("alerted"))
+            hits = rows.join(spikes.select("account_id", "service"), on=["account_id", "service"], how="semi")
+            found[daily] += hits.height
+    return {"total": total, "daily": found[True], "month_to_date_only": found[False]}
 
 
 def print_stats(noise: float, stats: dict, seconds: float) -> None:
@@ -132,6 +178,12 @@ def print_stats(noise: float, stats: dict, seconds: float) -> None:
     print(f"  below-floor plants alerted: {stats['below_floor_alerted']} of {stats['below_floor']}; "
           f"carry-over alerts (not scored): {stats['carry_over_alerts']}; "
           f"median days from a spike's start to its first alert (weekly runs): {stats['spike_days_to_first_alert_median']}")
+    daily, mtd, total = stats["spikes_alerted_on_day_2"]
+    print(f"  spikes alerted by a run 2 days after they start: {daily} of {total} "
+          f"(the month-to-date rule alone: {mtd} of {total})")
+    inj = stats["injected"]
+    print(f"  injected 1-day spikes (2.5x usual, on the 18th) alerted by the run on the 20th: {inj['daily']} of "
+          f"{inj['total']} (the month-to-date rule alone: {inj['month_to_date_only']} of {inj['total']})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,7 @@ MAD_SCALE = 1.4826  # MAD to standard deviation for normal noise
 MIN_SPREAD_PCT = 2.0
 STEP_MIN_DAYS = 5  # a run of elevated days this long is a new level, not a spike
 RUN_LOOKBACK_DAYS = 35
+POOLED_DAYS = 28
 CARRY_OVER_DAYS = 14  # the end of last month the current level is compared with (two whole weeks)
 MAX_DRIVERS = 5
 DEFAULT_BUDGET_ALERT_PCTS = (50.0, 80.0, 100.0)
@@ -124,10 +125,24 @@ def daily_baselines(raw: pl.DataFrame) -> pl.DataFrame:
         pl.concat_list(lags).list.median().alias("baseline_usd"),
         pl.concat_list(lags).list.drop_nulls().list.len().alias("baseline_points"),
     )
-    return grid.with_columns(
+    series = ["account_id", "service"]
+    grid = grid.sort([*series, "date"]).with_columns(
         (pl.concat_list([(lag - pl.col("baseline_usd")).abs() for lag in lags]).list.median() * MAD_SCALE)
-        .alias("spread_usd")
-    ).drop([f"lag{lag}" for lag in DAILY_LAGS])
+        .alias("spread_usd"),
+        pl.when(pl.col("baseline_usd") > 0)
+        .then((pl.col("cost_usd") - pl.col("baseline_usd")).abs() / pl.col("baseline_usd"))
+        .alias("relative_deviation"),
+    )
+    # Four points say little about a series' noise: the spread is also at least its typical relative
+    # deviation from its own baseline over the previous four weeks (a median of up to 28 days).
+    pooled = (
+        pl.col("relative_deviation").shift(1).rolling_median(window_size=POOLED_DAYS, min_samples=7).over(series)
+        * MAD_SCALE
+        * pl.col("baseline_usd")
+    )
+    return grid.with_columns(pl.max_horizontal(pl.col("spread_usd"), pooled).alias("spread_usd")).drop(
+        [f"lag{lag}" for lag in DAILY_LAGS] + ["relative_deviation"]
+    )
 
 
 def detect_daily(raw: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
