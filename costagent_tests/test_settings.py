@@ -181,3 +181,15 @@ def test_save_refuses_invalid_settings_and_leaves_the_file(tmp_path):
     with pytest.raises(SettingError, match="schedule_hour"):
         save_settings(path, Settings(schedule_hour=25))
     assert path.read_bytes() == before
+
+
+def test_budget_alert_levels_are_a_list_of_percentages(tmp_path):
+    from costagent_assets.settings import SettingError, load_settings, save_settings, with_setting
+
+    settings = with_setting(Settings(), "budget_alert_pcts", "90, 50%,75")
+    assert settings.budget_alert_pcts == (50.0, 75.0, 90.0)
+    save_settings(tmp_path / "s.json", settings)
+    assert load_settings(tmp_path / "s.json").budget_alert_pcts == (50.0, 75.0, 90.0)
+    for bad in ("", "0", "50,lots", "2000"):
+        with pytest.raises(SettingError, match="budget_alert_pcts"):
+            with_setting(Settings(), "budget_alert_pcts", bad)
