@@ -37,7 +37,7 @@ from costagent_assets.schemas import ANOMALY_DRIVER, conform, empty
 # ignores one earlier spike.
 DAILY_LAGS = (7, 14, 21, 28)
 MIN_BASELINE_POINTS = 3  # at least three of the four same weekdays must have data
-ROBUST_Z = 4.0
+ROBUST_Z = 5.0  # bounded, wide noise reaches ~4.5 spreads on a month of days; planted spikes are far above
 MAD_SCALE = 1.4826  # MAD to standard deviation for normal noise
 # A very regular series can look noiseless: the spread is never taken below this share of the baseline.
 MIN_SPREAD_PCT = 2.0
