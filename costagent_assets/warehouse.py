@@ -50,6 +50,7 @@ TABLE_DOCS: dict[str, str] = {
     "ai_insights": "Per account and month: the explanation of the change and its drivers.",
     "emails": "Per account and report date: what was written or sent, to whom.",
     "teams": "The teams registry: team name, AWS account id, email, cc, monthly budget.",
+    "source_usage": "Per run and month: the cost source's API calls and $ spent, and which accounts and days came back.",
 }
 
 
@@ -69,6 +70,17 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def record_source_usage(root: Path, frame: pl.DataFrame) -> list[Path]:
+    """Store one ``source_usage`` file per (month, run): each run's spend is kept, a rerun adds its own."""
+    frame = conform(frame, "source_usage")
+    paths = []
+    for (month, run_id), part in frame.partition_by(["month", "run_id"], as_dict=True).items():
+        path = root / "source_usage" / month / f"run-{run_id}.parquet"
+        write_parquet_atomic(part, path)
+        paths.append(path)
+    return paths
 
 
 def write_partitions(

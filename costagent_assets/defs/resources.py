@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dagster as dg
+
 from costagent_assets.home import Home
+from costagent_assets.resources.cost_explorer import CostExplorerCostSource
+from costagent_assets.resources.datadog import DatadogCostSource
 from costagent_assets.resources.demo_source import DemoCostSource
+from costagent_assets.resources.focus_files import FocusCostSource
 from costagent_assets.resources.home import CostagentHome
 from costagent_assets.resources.outbox import OutboxDelivery
 from costagent_assets.resources.warehouse import ParquetWarehouseIOManager
@@ -12,7 +17,26 @@ from costagent_assets.settings import Settings
 
 def build_resources(home: Home, settings: Settings) -> dict[str, object]:
     """Resources for an installation; asset code never branches on where its data comes from."""
-    sources = {"demo": lambda: DemoCostSource(seed=settings.demo_seed)}
+    sources = {
+        "demo": lambda: DemoCostSource(seed=settings.demo_seed),
+        "datadog": lambda: DatadogCostSource(
+            api_key=dg.EnvVar("DATADOG_API_KEY"),
+            app_key=dg.EnvVar("DATADOG_APP_KEY"),
+            site=dg.EnvVar("DATADOG_SITE"),
+            metric=settings.datadog_metric,
+            account_tag=settings.datadog_account_tag,
+            service_tag=settings.datadog_service_tag,
+            max_retries=settings.source_max_retries,
+            max_wait_seconds=settings.source_max_wait_seconds,
+        ),
+        "cost_explorer": lambda: CostExplorerCostSource(
+            metric=settings.cost_explorer_metric, max_retries=settings.source_max_retries
+        ),
+        "focus": lambda: FocusCostSource(
+            path=settings.focus_path, cost_column=settings.focus_cost_column,
+            max_retries=settings.source_max_retries,
+        ),
+    }
     deliveries = {"outbox": lambda: OutboxDelivery(directory=str(home.outbox_dir))}
     return {
         "cost_source": sources[settings.source](),
