@@ -35,7 +35,7 @@ class CostExplorerCostSource(CostSource):
 
     def _client(self):
         config = botocore.config.Config(
-            retries={"mode": "standard", "max_attempts": self.max_retries + 1},
+            retries={"mode": "standard", "total_max_attempts": self.max_retries + 1},
             connect_timeout=10,
             read_timeout=self.timeout_seconds,
         )

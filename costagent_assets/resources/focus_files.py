@@ -87,7 +87,7 @@ class FocusCostSource(CostSource):
 
     def _s3_files(self, usage: dict[str, int]) -> Iterator[tuple[str, bytes]]:
         bucket, _, prefix = self.path.strip()[5:].partition("/")
-        config = botocore.config.Config(retries={"mode": "standard", "max_attempts": self.max_retries + 1})
+        config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": self.max_retries + 1})
         client = boto3.session.Session().client("s3", config=config)
         try:
             keys = []
