@@ -85,7 +85,7 @@ def read_export_bytes(content: bytes, name: str) -> pl.DataFrame:
     try:
         if content[:4] == b"PAR1":
             return _as_text(pl.read_parquet(io.BytesIO(content)))
-        return pl.read_csv(io.BytesIO(content), infer_schema=False, encoding="utf8-lossy", missing_utf8_is_empty_string=True)
+        return pl.read_csv(io.BytesIO(content), infer_schema=False, encoding="utf8-lossy")
     except pl.exceptions.PolarsError as exc:
         raise ExportError(f"{name}: not a readable CSV or Parquet export ({str(exc).splitlines()[0]})") from None
 
@@ -168,7 +168,8 @@ def _normalize_cur(frame: pl.DataFrame, lower: dict[str, str], name: str) -> pl.
         billing_end=_text(frame, col["billing_end"]),
         account=_text(frame, col["account"]),
         provider=pl.lit("aws"),
-        service=_text(frame, col["service"]),
+        service=pl.coalesce(_text(frame, col["service"]), _text(frame, _pick(lower, "lineitem/productcode",
+                                                                             "line_item_product_code"))),
         region=_text(frame, col["region"]),
         usage_type=_text(frame, col["usage_type"]),
         category=pl.when(line_type.is_null()).then(pl.lit("usage")).otherwise(category),
