@@ -230,3 +230,18 @@ def test_accounts_the_server_omits_are_no_data_never_zero(
     assert set(usage[0]["accounts_without_data"].split(",")) == omitted
     meta = [m for m in raw_costs_metadata(isolated) if m["months"] == "2026-11"][0]
     assert meta["accounts_without_data"] == 3
+
+
+def test_a_30_percent_429_storm_over_many_windows_loses_nothing(peer: DatadogPeer, org_costs: pl.DataFrame):
+    peer.storm(0.3, seed=11)
+    dd = source(peer)
+    windows = [(date(2026, 10, d), date(2026, 10, d + 2)) for d in range(1, 31, 3)]  # Oct 1-3 ... Oct 28-30
+    frames = []
+    for start, end in windows:
+        got = dd.fetch(ACCOUNTS, start, end, AS_OF)
+        assert got.costs["account_id"].n_unique() == 84 and got.retries == got.requests - 1
+        frames.append(got.costs)
+    statuses = peer.statuses()
+    assert statuses.count(200) == len(windows) and 0.15 < statuses.count(429) / len(statuses) < 0.45
+    fetched = pl.concat(frames)["cost_usd"].sum()
+    assert fetched == pytest.approx(org_costs.filter(pl.col("date") < date(2026, 10, 31))["cost_usd"].sum(), abs=1e-6)

@@ -11,11 +11,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import httpx
 import polars as pl
 
 from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch
+
+if TYPE_CHECKING:  # imported when used, to keep CLI starts fast
+    import httpx
 
 # Short names people use for a Datadog site, and the sites themselves (api.<site> is the API host).
 _SITE_ALIASES = {
@@ -121,6 +124,8 @@ class DatadogCostSource(CostSource):
                            unregistered=unregistered)
 
     def _post(self, path: str, body: dict, exchange: _Exchange) -> dict:
+        import httpx
+
         url = api_base_url(self.site) + path
         headers = {
             "DD-API-KEY": self.api_key,
@@ -142,6 +147,8 @@ def _with_retries(
     send: Callable[[], httpx.Response], exchange: _Exchange, *, max_retries: int, max_wait: float, where: str
 ) -> dict:
     """Send until a 2xx, waiting out 429s and 5xx; refuse 401/403 and other 4xx at once."""
+    import httpx
+
     attempt = 0
     while True:
         exchange.requests += 1
