@@ -245,3 +245,24 @@ def test_a_30_percent_429_storm_over_many_windows_loses_nothing(peer: DatadogPee
     assert statuses.count(200) == len(windows) and 0.15 < statuses.count(429) / len(statuses) < 0.45
     fetched = pl.concat(frames)["cost_usd"].sum()
     assert fetched == pytest.approx(org_costs.filter(pl.col("date") < date(2026, 10, 31))["cost_usd"].sum(), abs=1e-6)
+
+
+def test_a_refused_key_fails_the_run_clearly_and_stores_nothing(
+    isolated: Path, peer: DatadogPeer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+):
+    configure(isolated, peer, monkeypatch)
+    secret = "dd-wrong-key-5f2c9e"
+    monkeypatch.setenv("DATADOG_API_KEY", secret)
+    assert run_weekly(isolated, AS_OF) == 1
+    out = capfd.readouterr()
+    assert "Datadog refused the credentials" in out.out + out.err and secret not in out.out + out.err
+    assert not list((isolated / "warehouse").glob("raw_costs/*/*.parquet"))
+    assert not (isolated / "outbox" / AS_OF.isoformat()).exists() or not any((isolated / "outbox").rglob("*.eml"))
+
+
+def test_unset_credentials_are_named_before_any_run(isolated: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]):
+    prepare_home(isolated, TEAMS[:3], source="datadog")
+    monkeypatch.setenv("DATADOG_API_KEY", "set")
+    assert run_weekly(isolated, AS_OF) == 2
+    assert "DATADOG_APP_KEY, DATADOG_SITE" in capsys.readouterr().err

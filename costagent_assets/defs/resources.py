@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 from costagent_assets.home import Home
@@ -44,3 +46,21 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
         "costagent_home": CostagentHome(root=str(home.root)),
         "io_manager": ParquetWarehouseIOManager(root=str(home.warehouse_dir)),
     }
+
+
+# Environment variables each source reads at run time (as dg.EnvVar); checked before a run starts.
+SOURCE_ENVIRONMENT = {"datadog": ("DATADOG_API_KEY", "DATADOG_APP_KEY", "DATADOG_SITE")}
+
+
+def source_setup_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """What keeps the configured source from running (unset variables, missing settings); empty when ready.
+
+    Only the presence of variables is checked, never their values.
+    """
+    problems = []
+    missing = [name for name in SOURCE_ENVIRONMENT.get(settings.source, ()) if not environ.get(name)]
+    if missing:
+        problems.append(f"source={settings.source} needs the environment variable(s) {', '.join(missing)}")
+    if settings.source == "focus" and not settings.focus_path:
+        problems.append("source=focus needs focus_path: `costagent config set focus_path DIR_OR_S3_URI`")
+    return problems
