@@ -162,7 +162,7 @@ def _with_retries(
                 # The message names the variables, never their values.
                 raise CostSourceError(
                     f"{where}: HTTP {status}, Datadog refused the credentials; check DATADOG_API_KEY and "
-                    "DATADOG_APP_KEY (the application key needs the timeseries_query and cloud cost read "
+                    "DATADOG_APP_KEY (the application key needs the timeseries_query and cloud_cost_management_read "
                     "permissions) and that DATADOG_SITE is the site of your organisation"
                 )
             if 200 <= status < 300:
