@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +12,7 @@ from costagent_assets import demo
 from costagent_assets.resources.cost_explorer import CostExplorerCostSource, results_frame
 from costagent_assets.resources.cost_source import CostSourceError
 from costagent_tests.peers.homes import demo_accounts, prepare_home, raw_costs_metadata, run_weekly, sql
-from costagent_tests.peers.moto_server import MotoPeer
+from costagent_tests.peers.moto_server import MotoPeer, cost_and_usage_pages
 
 AS_OF = date(2026, 11, 23)
 TEAMS = demo_accounts(84)
@@ -36,29 +36,6 @@ def org_costs() -> pl.DataFrame:
     return pl.concat([costs, outsider]).group_by(["date", "account_id", "service"]).agg(pl.col("cost_usd").sum())
 
 
-def pages(costs: pl.DataFrame, start: date, end: date, metric: str, n_pages: int) -> list[dict]:
-    """GetCostAndUsage answers for [start, end] split into ``n_pages`` pages chained by NextPageToken."""
-    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    by_day = {d: [] for d in days}
-    for day, account, service, usd in costs.filter(pl.col("date").is_between(start, end)).sort(
-            ["date", "account_id", "service"]).iter_rows():
-        by_day[day].append({"Keys": [account, service],
-                            "Metrics": {metric: {"Amount": repr(usd), "Unit": "USD"}}})
-    chunk = -(-len(days) // n_pages)
-    out = []
-    for i in range(n_pages):
-        results = [{"TimePeriod": {"Start": d.isoformat(), "End": (d + timedelta(days=1)).isoformat()},
-                    "Total": {}, "Groups": by_day[d], "Estimated": d >= AS_OF - timedelta(days=3)}
-                   for d in days[i * chunk:(i + 1) * chunk]]
-        page = {"ResultsByTime": results, "DimensionValueAttributes": [],
-                "GroupDefinitions": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
-                                     {"Type": "DIMENSION", "Key": "SERVICE"}]}
-        if i < n_pages - 1:
-            page["NextPageToken"] = f"page-{i + 2}"
-        out.append(page)
-    return out
-
-
 def month_totals(costs: pl.DataFrame) -> dict[tuple[str, str], float]:
     frame = costs.with_columns(pl.col("date").dt.strftime("%Y-%m").alias("month"))
     return {(a, m): usd for a, m, usd in frame.group_by(["account_id", "month"]).agg(pl.col("cost_usd").sum()).iter_rows()}
@@ -75,7 +52,7 @@ def test_results_frame_reads_groups_and_skips_other_metrics():
 
 
 def test_every_page_is_followed_and_counted(moto: MotoPeer, org_costs: pl.DataFrame):
-    moto.queue_cost_and_usage(pages(org_costs, date(2026, 11, 1), date(2026, 11, 22), "AmortizedCost", 4))
+    moto.queue_cost_and_usage(cost_and_usage_pages(org_costs, date(2026, 11, 1), date(2026, 11, 22), "AmortizedCost", 4))
     got = CostExplorerCostSource(metric="AmortizedCost").fetch(ACCOUNTS, date(2026, 11, 1), date(2026, 11, 22), AS_OF)
     assert got.requests == 4 and got.cost_usd == pytest.approx(0.04) and moto.ce_calls == ["ok"] * 4
     assert got.costs["account_id"].n_unique() == 84 and got.costs["date"].n_unique() == 22
@@ -83,7 +60,7 @@ def test_every_page_is_followed_and_counted(moto: MotoPeer, org_costs: pl.DataFr
 
 
 def test_throttling_is_retried_in_standard_mode(moto: MotoPeer, org_costs: pl.DataFrame):
-    moto.queue_cost_and_usage(pages(org_costs, date(2026, 11, 1), date(2026, 11, 3), "UnblendedCost", 1))
+    moto.queue_cost_and_usage(cost_and_usage_pages(org_costs, date(2026, 11, 1), date(2026, 11, 3), "UnblendedCost", 1))
     moto.throttle_ce = 2
     got = CostExplorerCostSource().fetch(ACCOUNTS, date(2026, 11, 1), date(2026, 11, 3), AS_OF)
     assert moto.ce_calls == ["throttled", "throttled", "ok"]
@@ -101,8 +78,8 @@ def test_weekly_run_from_cost_explorer(
     isolated: Path, moto: MotoPeer, org_costs: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
 ):
     # The weekly run loads October first (never loaded), then November; three pages each.
-    moto.queue_cost_and_usage(pages(org_costs, date(2026, 10, 1), date(2026, 10, 31), "NetAmortizedCost", 3)
-                              + pages(org_costs, date(2026, 11, 1), date(2026, 11, 22), "NetAmortizedCost", 3))
+    moto.queue_cost_and_usage(cost_and_usage_pages(org_costs, date(2026, 10, 1), date(2026, 10, 31), "NetAmortizedCost", 3)
+                              + cost_and_usage_pages(org_costs, date(2026, 11, 1), date(2026, 11, 22), "NetAmortizedCost", 3))
     moto.throttle_ce = 1
     prepare_home(isolated, TEAMS, source="cost_explorer", cost_explorer_metric="NetAmortizedCost")
     assert run_weekly(isolated, AS_OF) == 0

@@ -9,8 +9,10 @@ with the ``LimitExceededException`` that AWS sends, before they reach moto.
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 
 import httpx
+import polars as pl
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -57,3 +59,27 @@ class MotoPeer(ThreadedMotoServer):
 
     def reset(self) -> None:
         httpx.post(f"{self.url}/moto-api/reset")
+
+
+def cost_and_usage_pages(costs: pl.DataFrame, start: date, end: date, metric: str, n_pages: int,
+                         estimated_from: date | None = None) -> list[dict]:
+    """GetCostAndUsage answers for [start, end] split into ``n_pages`` pages chained by NextPageToken."""
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    by_day = {d: [] for d in days}
+    for day, account, service, usd in costs.filter(pl.col("date").is_between(start, end)).sort(
+            ["date", "account_id", "service"]).iter_rows():
+        by_day[day].append({"Keys": [account, service],
+                            "Metrics": {metric: {"Amount": repr(usd), "Unit": "USD"}}})
+    chunk = -(-len(days) // n_pages)
+    out = []
+    for i in range(n_pages):
+        results = [{"TimePeriod": {"Start": d.isoformat(), "End": (d + timedelta(days=1)).isoformat()},
+                    "Total": {}, "Groups": by_day[d], "Estimated": estimated_from is not None and d >= estimated_from}
+                   for d in days[i * chunk:(i + 1) * chunk]]
+        page = {"ResultsByTime": results, "DimensionValueAttributes": [],
+                "GroupDefinitions": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
+                                     {"Type": "DIMENSION", "Key": "SERVICE"}]}
+        if i < n_pages - 1:
+            page["NextPageToken"] = f"page-{i + 2}"
+        out.append(page)
+    return out
