@@ -115,6 +115,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "unregistered_accounts": pl.String,  # comma-separated ids in the source but not in the registry
         "unregistered_usd": pl.Float64,
         "notes": pl.String,
+        "accounts_with_missing_days": pl.String,  # comma-separated ids with data on some covered days only
     },
 }
 

@@ -142,6 +142,16 @@ def test_a_429_waits_for_the_announced_reset(peer: DatadogPeer):
     assert peer.statuses() == [429, 429, 429]
 
 
+def test_a_success_with_no_calls_remaining_waits_for_the_reset(peer: DatadogPeer):
+    import time
+
+    peer.limit, peer.reset_seconds = 1, 1
+    started = time.perf_counter()
+    got = source(peer, max_wait_seconds=0.4).fetch(ACCOUNTS, date(2026, 11, 1), date(2026, 11, 2), AS_OF)
+    assert got.requests == 1 and peer.statuses() == [200]
+    assert time.perf_counter() - started >= 0.4  # waited (the announced 1 s, capped) before any next call
+
+
 def test_null_points_are_days_without_data_not_zero():
     payload = {"data": {"attributes": {
         "series": [{"group_tags": ["aws_member_account_id:000000000001", "aws_product:ec2"]},
@@ -226,8 +236,10 @@ def test_accounts_the_server_omits_are_no_data_never_zero(
     assert {r["account_id"] for r in emails if r["no_data"]} == omitted
     admin = (isolated / "outbox" / AS_OF.isoformat() / "2026-11-admin.html").read_text()
     assert "sent no cost data" in admin and all(a in admin for a in omitted)
-    usage = sql(isolated, "select accounts_without_data from source_usage where month = '2026-11'")
+    usage = sql(isolated, "select accounts_without_data, accounts_with_missing_days from source_usage "
+                          "where month = '2026-11'")
     assert set(usage[0]["accounts_without_data"].split(",")) == omitted
+    assert usage[0]["accounts_with_missing_days"] == ""  # the others came back for every day
     meta = [m for m in raw_costs_metadata(isolated) if m["months"] == "2026-11"][0]
     assert meta["accounts_without_data"] == 3
 

@@ -117,6 +117,8 @@ def source_usage_frame(run_id: str, source: str, partitions: list[tuple[str, str
         accounts = sorted({a for m, a in partitions if m == month})
         got = raw.filter(pl.col("month") == month)
         with_data = set(got["account_id"].to_list())
+        days = got.group_by("account_id").agg(pl.col("date").n_unique().alias("days"))
+        partial = sorted(days.filter(pl.col("days") < p.days_covered)["account_id"].to_list())
         fetched = fetches.get(month) or SourceFetch(empty("raw_costs"))
         rows.append({
             "month": month, "run_id": run_id, "recorded_at": now, "source": source,
@@ -128,6 +130,7 @@ def source_usage_frame(run_id: str, source: str, partitions: list[tuple[str, str
             "unregistered_accounts": ",".join(fetched.unregistered["account_id"].to_list()),
             "unregistered_usd": float(fetched.unregistered["cost_usd"].sum() or 0.0),
             "notes": "; ".join(fetched.notes),
+            "accounts_with_missing_days": ",".join(partial),
         })
     return conform(pl.DataFrame(rows), "source_usage") if rows else empty("source_usage")
 

@@ -50,6 +50,7 @@ class DatadogPeer:
     service_tag: str = "aws_product"
     throttle_rate: float = 0.0  # share of requests answered 429
     reset_seconds: int = 2  # what a 429 announces in X-RateLimit-Reset
+    limit: int = 100  # calls per 60 s period announced in X-RateLimit-Limit/Remaining
     fail_next: list[int] = field(default_factory=list)  # statuses to answer next, e.g. [500, 503]
     omit_accounts: set[str] = field(default_factory=set)
     seed: int = 7
@@ -114,13 +115,13 @@ class DatadogPeer:
         with self._lock:
             status, extra, body = self._decide(path, lowered, raw)
             self.received.append(Received(path, status, _json_or_none(raw)))
-            remaining = 0 if status == 429 else max(0, 100 - len(self.received))
+            remaining = 0 if status == 429 else max(0, self.limit - len(self.received))
         out = {
             "Content-Type": RECORDING["response"]["content_type"] if status == 200 else "application/json",
-            "X-RateLimit-Limit": "100",
+            "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Period": "60",
             "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(self.reset_seconds if status == 429 else 60),
+            "X-RateLimit-Reset": str(self.reset_seconds if status == 429 or remaining == 0 else 60),
             **extra,
         }
         return status, out, body
