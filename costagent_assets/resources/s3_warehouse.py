@@ -8,6 +8,7 @@ Credentials come from the standard AWS chain (environment, profile, instance or 
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -109,8 +110,13 @@ def home_store(home: Home, settings: Settings) -> Store:
     return open_store(settings.warehouse_uri or str(home.warehouse_dir), settings.s3_endpoint_url, settings.s3_region)
 
 
+@functools.lru_cache(maxsize=8)
 def open_store(uri: str, endpoint_url: str = "", region: str = "") -> Store:
-    """The warehouse at ``uri``: ``s3://bucket/prefix``, or a local directory."""
+    """The warehouse at ``uri``: ``s3://bucket/prefix``, or a local directory.
+
+    Cached: building a boto3 client loads its service model (most of a second), and one client is safe
+    to share between threads.
+    """
     if uri.startswith("s3://"):
         return S3Store(uri, endpoint_url, region)
     return LocalStore(Path(uri).expanduser())
