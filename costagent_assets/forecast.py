@@ -22,6 +22,7 @@ from datetime import date, timedelta
 import duckdb
 import polars as pl
 
+from costagent_assets.analysis import MICRO, micro_sum
 from costagent_assets.periods import Period, period, shift_month
 from costagent_assets.schemas import conform, empty
 
@@ -134,7 +135,8 @@ def forecast_sums(daily: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
     growth (per month), point_usd, low_usd, high_usd (80%), and n_future (days forecast). A target
     with insufficient history has null amounts.
     """
-    con = duckdb.connect()
+    # One thread: a parallel SUM adds in varying order, and a rerun must reproduce its bytes.
+    con = duckdb.connect(config={"threads": 1})
     try:
         con.register("daily", daily.select("account_id", "service", "date", "cost_usd").to_arrow())
         con.register("targets", targets.select(list(TARGET_SCHEMA)).cast(TARGET_SCHEMA).to_arrow())
@@ -154,9 +156,10 @@ def forecast_sums(daily: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
 def series_frame(raw: pl.DataFrame) -> pl.DataFrame:
     """Daily series from raw cost rows: each account's total (service "*") and each of its services."""
     cols = ["account_id", "service", "date", "cost_usd"]
-    total = raw.group_by("account_id", "date").agg(pl.col("cost_usd").sum()).with_columns(pl.lit("*").alias("service"))
-    per_service = raw.group_by("account_id", "service", "date").agg(pl.col("cost_usd").sum())
-    return pl.concat([total.select(cols), per_service.select(cols)])
+    total = raw.group_by("account_id", "date").agg(micro_sum("cost_usd").alias("cost_usd"))
+    per_service = raw.group_by("account_id", "service", "date").agg(micro_sum("cost_usd").alias("cost_usd"))
+    both = pl.concat([total.with_columns(pl.lit("*").alias("service")).select(cols), per_service.select(cols)])
+    return both.with_columns(pl.col("cost_usd") / MICRO).sort(cols[:3])
 
 
 def main_services(raw: pl.DataFrame, cutoffs: pl.DataFrame, top: int = MAIN_SERVICES) -> pl.DataFrame:
@@ -166,7 +169,7 @@ def main_services(raw: pl.DataFrame, cutoffs: pl.DataFrame, top: int = MAIN_SERV
         raw.join(cutoffs, on="account_id")
         .filter((pl.col("date") <= pl.col("cutoff")) & (pl.col("date") > pl.col("cutoff") - pl.duration(days=28)))
         .group_by("month", "account_id", "cutoff", "service")
-        .agg(pl.col("cost_usd").sum())
+        .agg(micro_sum("cost_usd").alias("cost_usd"))
         .sort(["month", "account_id", "cost_usd", "service"], descending=[False, False, True, False])
         .group_by("month", "account_id", "cutoff", maintain_order=True)
         .head(top)
@@ -212,7 +215,7 @@ def compute_forecasts(
         targets.join(series, on=["account_id", "service"], how="left")
         .filter((pl.col("date") >= pl.col("target_start")) & (pl.col("date") <= pl.col("cutoff")))
         .group_by("target_id")
-        .agg(pl.col("cost_usd").sum().alias("actual_to_date_usd"))
+        .agg((micro_sum("cost_usd") / MICRO).alias("actual_to_date_usd"))
     )
     out = (
         meta.join(sums, on="target_id", how="left")
@@ -268,7 +271,7 @@ def compute_backtest(raw: pl.DataFrame, periods: Mapping[str, Period], partition
     actual = (
         joined.filter(pl.col("date").is_between(pl.col("target_start"), pl.col("target_end")))
         .group_by("target_id")
-        .agg(pl.col("cost_usd").sum().alias("actual_usd"))
+        .agg((micro_sum("cost_usd") / MICRO).alias("actual_usd"))
     )
     last_month = (
         joined.filter(
@@ -276,12 +279,12 @@ def compute_backtest(raw: pl.DataFrame, periods: Mapping[str, Period], partition
             & (pl.col("date") >= pl.col("cutoff").dt.month_start())
         )
         .group_by("target_id")
-        .agg(pl.col("cost_usd").sum().alias("last_month_usd"))
+        .agg((micro_sum("cost_usd") / MICRO).alias("last_month_usd"))
     )
     recent = (
         joined.filter((pl.col("date") <= pl.col("cutoff")) & (pl.col("date") > pl.col("cutoff") - pl.duration(days=7)))
         .group_by("target_id")
-        .agg((pl.col("cost_usd").sum() / 7).alias("recent_daily"))
+        .agg((micro_sum("cost_usd") / MICRO / 7).alias("recent_daily"))
     )
 
     def ape(col: str) -> pl.Expr:
