@@ -56,6 +56,8 @@ TABLE_DOCS: dict[str, str] = {
     "ai_insights": "Per account and month: the explanation of the change and its drivers.",
     "emails": "Per account and report date: what was written or sent, to whom.",
     "teams": "The teams registry: team name, AWS account id, email, cc, monthly budget.",
+    "forecasts": "Per account (and main service) and month: month-end and next-month forecasts, 80% interval, track record.",
+    "forecast_backtest": "Per complete month: the forecast made the month before, the actual, errors and baselines.",
 }
 
 
