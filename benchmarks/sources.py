@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -30,9 +31,12 @@ from costagent_tests.peers.focus_files import focus_export, write_files  # noqa:
 from costagent_tests.peers.homes import demo_accounts, prepare_home, run_weekly, sql  # noqa: E402
 from costagent_tests.peers.moto_server import MotoPeer, cost_and_usage_pages  # noqa: E402
 
+_TEMPORARY: list[Path] = []
+
 
 def _home(name: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"costagent-src-{name}-")) / "home"
+    _TEMPORARY.append(Path(tempfile.mkdtemp(prefix=f"costagent-src-{name}-")))
+    return _TEMPORARY[-1] / "home"
 
 
 def _usage(home: Path) -> dict:
@@ -83,6 +87,7 @@ def cost_explorer(as_of: date, teams: list[dict], costs: pl.DataFrame) -> None:
 def focus_files(as_of: date, teams: list[dict], costs: pl.DataFrame) -> None:
     export = focus_export(costs)
     exports = Path(tempfile.mkdtemp(prefix="costagent-focus-"))
+    _TEMPORARY.append(exports)
     for name, content in write_files(export).items():
         (exports / name).parent.mkdir(parents=True, exist_ok=True)
         (exports / name).write_bytes(content)
@@ -115,10 +120,14 @@ def main() -> None:
     daily = costs.group_by(["date", "account_id", "service"]).agg(pl.col("cost_usd").sum())
     print(f"weekly run, 84 accounts, as of {as_of} (2 months), peers on loopback")
     print(f"{'source':<28} {'requests':>9} {'retries':>8} {'$':>9} {'accounts':>9} {'wall s':>7}")
-    datadog(as_of, teams, daily, 0.0)
-    datadog(as_of, teams, daily, 0.3)
-    cost_explorer(as_of, teams, daily)
-    focus_files(as_of, teams, costs)
+    try:
+        datadog(as_of, teams, daily, 0.0)
+        datadog(as_of, teams, daily, 0.3)
+        cost_explorer(as_of, teams, daily)
+        focus_files(as_of, teams, costs)
+    finally:
+        for path in _TEMPORARY:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":
