@@ -152,10 +152,10 @@ class GeminiResource(dg.ConfigurableResource):
         lock = threading.Lock()
 
         def one(request: GeminiRequest) -> GeminiReply:
+            pacer.wait()
             with lock:
                 if state["failures_in_a_row"] >= CIRCUIT_BREAKER_FAILURES:
                     return GeminiReply(None, "Gemini kept failing in this run; not called", called=False)
-            pacer.wait()
             reply = self._call(client, request)
             transport_failure = reply.failure is not None and reply.value is None and reply.input_tokens == 0
             with lock:

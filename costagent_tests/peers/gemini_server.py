@@ -49,7 +49,6 @@ class GeminiPeer:
     fail_status: int | None = None  # every request gets this status (e.g. 503)
     api_key: str = "test-key"
     received: list[Received] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> GeminiPeer:
@@ -89,7 +88,6 @@ class GeminiPeer:
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         match = PATH.match(h.path.split("?")[0])
-        self.paths.append(h.path)
         body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)) or b"{}")
         key = h.headers.get("x-goog-api-key")
         with self.lock:
