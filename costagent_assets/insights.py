@@ -443,13 +443,14 @@ def merge_account_reply(deterministic_summary: str, pack: dict, reply: dict) -> 
             rejections.append(f"recommendation {i}: {'; '.join(problems[:3])}")
         elif r["action"].strip():
             recs.append({"action": r["action"].strip(), "estimated_monthly_usd": round(abs(r["estimated_monthly_usd"]), 2)})
-    outlook = reply["outlook"].strip() if not outlook_problems else deterministic_outlook(pack)
-    if explanation_problems or not reply["explanation"].strip():
-        parts = [deterministic_summary]
-    else:
+    explained = not explanation_problems and bool(reply["explanation"].strip())
+    if explained:
+        outlook = reply["outlook"].strip() if not outlook_problems and reply["outlook"].strip() else deterministic_outlook(pack)
         parts = [reply["explanation"].strip(), outlook]
+    else:
+        outlook, parts = deterministic_outlook(pack), [deterministic_summary]
     parts += [_recommendation_text(r) for r in recs]
-    ai_used = not explanation_problems or not outlook_problems or bool(recs)
+    ai_used = explained or bool(recs)
     note = None
     if rejections:
         note = ("Parts of the AI analysis quoted figures or names that are not in this account's data and "
