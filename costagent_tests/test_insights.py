@@ -11,8 +11,8 @@ import pytest
 from costagent_assets.analysis import AnomalyRule, detect_anomalies, explain_changes
 from costagent_assets.insights import (
     PackIndex,
-    call_cost_usd,
     cache_key,
+    call_cost_usd,
     deterministic_outlook,
     evidence_packs,
     merge_account_reply,
