@@ -77,8 +77,8 @@ ACCOUNT_INSTRUCTIONS = (
     "month to date against the same days of last month, naming the drivers with their $ change); outlook "
     "(1-2 sentences: next month's outlook, stated in the words of the pack's projection: the projected "
     "month end, its method, and how it compares with last month's total); recommendations (at most 3, "
-    "each an action and estimated_monthly_usd taken from savings_candidates; an empty list if there are "
-    "none)."
+    "each an action and estimated_monthly_usd taken from savings_candidates, whose figure is a service's "
+    "rise this month brought to a full month, i.e. what reversing it saves; an empty list if there are none)."
 )
 ORG_INSTRUCTIONS = (
     "You are a FinOps analyst writing the executive summary of an organisation's weekly cloud-cost report "
@@ -173,7 +173,6 @@ def _account_pack(acct, p: Period, team, svc, an, drivers, budget, projected, re
             candidates.append({
                 "service": s["service"],
                 "estimated_monthly_usd": _r2(s["change_usd"] * scale),
-                "basis": "this month's rise on the same days, brought to a full month: what reversing it saves",
             })
     return {
         "account": {"account_id": acct["account_id"], "team_name": team.team_name if team else None},

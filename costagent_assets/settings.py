@@ -45,7 +45,7 @@ class Settings:
     demo_seed: int = 42
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str = ""
-    ai_requests_per_minute: int = 600
+    ai_requests_per_minute: int = 1000
     ai_timeout_seconds: float = 60.0
     ai_max_attempts: int = 5
     ai_prices: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_AI_PRICES))
@@ -85,7 +85,7 @@ SETTING_DOCS: dict[str, str] = {
     ),
     "ai_requests_per_minute": (
         "Most Gemini requests started per minute (the calls run concurrently up to this rate); an integer "
-        "1..10000, default 600. Set it to your quota: about 10 on the free tier."
+        "1..10000, default 1000 (the paid tier 1 limit of Gemini Flash). Set it to your quota: about 10 on the free tier."
     ),
     "ai_timeout_seconds": "Timeout of one Gemini request, in seconds; a number > 0 and <= 600, default 60.",
     "ai_max_attempts": (
@@ -282,7 +282,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "demo_seed": _integer_parser("demo_seed", 0, None, 42),
     "gemini_model": _parse_model,
     "gemini_base_url": _parse_base_url,
-    "ai_requests_per_minute": _integer_parser("ai_requests_per_minute", 1, 10000, 600),
+    "ai_requests_per_minute": _integer_parser("ai_requests_per_minute", 1, 10000, 1000),
     "ai_timeout_seconds": _parse_timeout,
     "ai_max_attempts": _integer_parser("ai_max_attempts", 1, 10, 5),
     "ai_prices": _parse_prices,

@@ -35,7 +35,7 @@ class GeminiRequest:
     instructions: str
     data_json: str
     schema: type[pydantic.BaseModel]
-    max_output_tokens: int = 1024
+    max_output_tokens: int = 800  # caps what one reply can cost; a grounded reply needs ~300
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class GeminiResource(dg.ConfigurableResource):
     max_attempts: int = 5
     retry_initial_delay_seconds: float = 1.0
     retry_max_delay_seconds: float = 30.0
-    requests_per_minute: int = 600
+    requests_per_minute: int = 1000
 
     @property
     def available(self) -> bool:
