@@ -77,11 +77,11 @@ SETTING_DOCS: dict[str, str] = {
     "demo_accounts": "Number of AWS accounts the demo source generates; an integer 1..10000, default 84.",
     "demo_seed": "Random seed of the demo data, so the same seed gives the same costs; an integer >= 0, default 42.",
     "gemini_model": (
-        "The Gemini model that writes the insights, e.g. gemini-2.5-flash (default) or gemini-2.5-flash-lite; "
-        "give it a price in ai_prices, or its cost is recorded as unknown."
+        "The Gemini model that writes the insights, e.g. gemini-2.5-flash-lite; give it a price in ai_prices, "
+        "or its cost is recorded as unknown; default gemini-2.5-flash."
     ),
     "gemini_base_url": (
-        "Endpoint of the Gemini API; empty (default) for Google's, or an http(s) URL of a gateway or proxy."
+        "Endpoint of the Gemini API: an http(s) URL of a gateway or proxy, or empty for Google's; default empty."
     ),
     "ai_requests_per_minute": (
         "Most Gemini requests started per minute (the calls run concurrently up to this rate); an integer "
@@ -95,7 +95,7 @@ SETTING_DOCS: dict[str, str] = {
     "ai_prices": (
         "USD per million tokens (input/output) per model, to record what AI costs: "
         "model=IN/OUT separated by commas, e.g. gemini-2.5-flash=0.30/2.50 (it replaces the whole table); "
-        "default " + ", ".join(f"{m}={i}/{o}" for m, (i, o) in DEFAULT_AI_PRICES.items()) + "."
+        "default " + str(DEFAULT_AI_PRICES) + "."
     ),
 }
 
