@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from costagent_assets.defs.resources import build_gemini
-from costagent_assets.settings import Settings, SettingError, load_settings, save_settings, with_setting
+from costagent_assets.settings import SettingError, Settings, load_settings, save_settings, with_setting
 
 
 @pytest.mark.parametrize(
