@@ -169,7 +169,9 @@ def _account_pack(acct, p: Period, team, svc, an, drivers, budget, projected, re
     scale = p.days_in_month / p.days_covered if p.days_covered else None
     candidates = []
     for s in svc.filter(pl.col("change_usd") > 0).sort("change_usd", descending=True).head(5).iter_rows(named=True):
-        if scale and s["change_usd"] >= rule.min_usd / 4:
+        # A saving worth naming: a rise past the $ floor that is a real change for that service, not noise.
+        material = s["change_pct"] is None or s["change_pct"] >= rule.threshold_pct / 2
+        if scale and s["change_usd"] >= rule.min_usd and material:
             candidates.append({
                 "service": s["service"],
                 "estimated_monthly_usd": _r2(s["change_usd"] * scale),

@@ -70,9 +70,10 @@ def ai_insights(
         cached={} if unavailable else ai_store.cached_replies(root, list(periods)),
         model=gemini.model, prices={m: tuple(p) for m, p in settings.ai_prices.items()},
     )
-    frame = outcome.insights
     report_date = run_as_of(context)
     history_run = context.run.tags.get(AI_TAG) == "off"
+    # Nobody is mailed from a history run: no "AI unavailable" note to store either.
+    frame = outcome.insights.with_columns(pl.lit(None, pl.String).alias("ai_note")) if history_run else outcome.insights
     usage = ai_store.write_usage(root, context.run_id, report_date, gemini.model, [] if history_run else outcome.calls)
     if not history_run:
         ai_store.write_history(root, context.run_id, report_date, gemini.model, frame, outcome.organisation,
