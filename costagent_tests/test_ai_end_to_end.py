@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from costagent_assets import cli
@@ -149,6 +150,16 @@ def test_the_run_cost_is_in_the_warehouse_and_the_admin_context(happy, capsys):
     amounts = [r["estimated_monthly_usd"] for r in ai["top_recommendations"]]
     assert amounts and amounts == sorted(amounts, reverse=True)
     assert preview_admin(Home(home), MONTH).subject  # the admin report renders with the AI context
+    # And in the run's metadata, on the ai_insights materialization.
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    try:
+        [record] = instance.fetch_materializations(dg.AssetKey("ai_insights"), limit=1).records
+        metadata = record.asset_materialization.metadata
+        assert metadata["ai_calls"].value == run["calls"]
+        assert metadata["ai_cost_usd"].value == pytest.approx(expected)
+        assert metadata["ai_tokens_in"].value == run["input_tokens"]
+    finally:
+        instance.dispose()
 
 
 def test_a_rerun_with_the_same_data_makes_no_call_and_history_keeps_the_week(happy, capsys):
