@@ -176,6 +176,19 @@ def test_a_rerun_with_the_same_data_makes_no_call_and_history_keeps_the_week(hap
     assert_emails_went_out(home)
 
 
+def test_every_week_is_kept(happy, capsys):
+    home, peer = happy
+    earlier = "2026-11-16"
+    with environment(GEMINI_API_KEY="test-key"):
+        cli_ok(home, "run", "--as-of", earlier)
+    weeks = sql(home, f"select report_date, count(*) filter (where scope = 'organisation') as org, count(*) as n "
+                      f"from ai_insight_history where month = '{MONTH}' group by 1 order by 1", capsys)
+    assert weeks == [{"report_date": earlier, "org": 1, "n": ACCOUNTS + 1},
+                     {"report_date": AS_OF.isoformat(), "org": 1, "n": ACCOUNTS + 1}]
+    runs = sql(home, f"select report_date, count(*) as runs from ai_run_costs where month = '{MONTH}' group by 1 order by 1", capsys)
+    assert runs == [{"report_date": earlier, "runs": 1}, {"report_date": AS_OF.isoformat(), "runs": 2}]
+
+
 def test_a_429_storm_is_ridden_out(tmp_path: Path, peer: GeminiPeer, capsys):
     peer.throttle_first = 12
     demo(tmp_path / "home", peer)
