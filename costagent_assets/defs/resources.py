@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import dagster as dg
@@ -11,6 +12,7 @@ from costagent_assets.resources.cost_explorer import CostExplorerCostSource
 from costagent_assets.resources.datadog import DatadogCostSource
 from costagent_assets.resources.demo_source import DemoCostSource
 from costagent_assets.resources.focus_files import FocusCostSource
+from costagent_assets.resources.gemini import GeminiResource
 from costagent_assets.resources.home import CostagentHome
 from costagent_assets.resources.outbox import OutboxDelivery
 from costagent_assets.resources.warehouse import ParquetWarehouseIOManager
@@ -49,6 +51,7 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
             s3_endpoint_url=settings.s3_endpoint_url,
             s3_region=settings.s3_region,
         ),
+        "gemini": build_gemini(settings),
     }
 
 
@@ -68,3 +71,16 @@ def source_setup_problems(settings: Settings, environ: Mapping[str, str]) -> lis
     if settings.source == "focus" and not settings.focus_path:
         problems.append("source=focus needs focus_path: `costagent config set focus_path DIR_OR_S3_URI`")
     return problems
+
+
+def build_gemini(settings: Settings) -> GeminiResource:
+    """Gemini from the settings; the key is read at run time (``dg.EnvVar``) and only bound when set, so an
+    installation without one runs the deterministic insights instead of failing (and sends nothing)."""
+    return GeminiResource(
+        api_key=dg.EnvVar("GEMINI_API_KEY") if os.environ.get("GEMINI_API_KEY") else "",
+        model=settings.gemini_model,
+        base_url=settings.gemini_base_url,
+        timeout_seconds=settings.ai_timeout_seconds,
+        max_attempts=settings.ai_max_attempts,
+        requests_per_minute=settings.ai_requests_per_minute,
+    )
