@@ -547,7 +547,12 @@ def detect_anomalies(
     if budgets:
         out = pl.concat([conform(out, "anomalies"), budget_alerts(mom, budgets, budget_alert_pcts)])
     out = apply_feedback(conform(out, "anomalies"), feedback)
-    return out.sort(["month", "account_id", "impact_usd"], descending=[False, False, True], nulls_last=True)
+    # Deterministic tie-breaks: a rerun writes the same partition byte for byte.
+    return out.sort(
+        ["month", "account_id", "impact_usd", "level", "service", "kind", "detector"],
+        descending=[False, False, True, False, False, False, False],
+        nulls_last=True,
+    )
 
 
 def _note_expr() -> pl.Expr:

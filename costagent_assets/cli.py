@@ -59,13 +59,29 @@ def _report_runs(outcomes) -> int:
     return EXIT_OK if outcomes and all(o.success for o in outcomes) else EXIT_FAILED
 
 
+def _store(home: Home):
+    from costagent_assets.resources.s3_warehouse import home_store
+    from costagent_assets.settings import load_settings
+
+    return home_store(home, load_settings(home.settings_path))
+
+
 def _refresh_duckdb(home: Home) -> None:
     from costagent_assets.warehouse import refresh_database_file
 
     try:
-        refresh_database_file(home.duckdb_path, home.warehouse_dir, [t.to_dict() for t in _teams(home)])
+        refresh_database_file(home.duckdb_path, _store(home), [t.to_dict() for t in _teams(home)])
     except Exception as exc:  # a user holding the file open in the DuckDB CLI must not fail the run
         print(f"  note: could not refresh {home.duckdb_path}: {exc}", file=sys.stderr)
+
+
+def _source_problem(home: Home) -> str | None:
+    """Why the configured source cannot run (an unset credential variable, a missing path), or None."""
+    from costagent_assets.defs.resources import source_setup_problems
+    from costagent_assets.settings import load_settings
+
+    problems = source_setup_problems(load_settings(home.settings_path), os.environ)
+    return "; ".join(problems) or None
 
 
 def _run(home: Home, as_of: date) -> int:
@@ -74,6 +90,9 @@ def _run(home: Home, as_of: date) -> int:
     teams = _teams(home)
     if not teams:
         return _fail("no teams registered: run `costagent teams import FILE` (or `costagent demo`)")
+    problem = _source_problem(home)
+    if problem:
+        return _fail(problem)
     instance = prepare_instance(home)
     sync_account_partitions(instance, [t.aws_account_id for t in teams])
     print(f"costagent: weekly run as of {as_of} for {len(teams)} accounts (home {home.root})")
@@ -107,7 +126,7 @@ def cmd_demo(args, home: Home) -> int:
     admin = sorted(outbox.glob("*-admin.html"))
     print(f"\n  outbox:        {outbox} ({len(list(outbox.glob('*-team-*.eml')))} team emails)")
     print(f"  admin report:  {admin[-1] if admin else 'not written'}")
-    print(f"  warehouse:     {home.warehouse_dir}")
+    print(f"  warehouse:     {_store(home).url('')}")
     print("  SQL:           costagent sql \"select * from account_months order by change_usd desc limit 10\"")
     print(f"  DuckDB file:   {home.duckdb_path}")
     return code
@@ -127,6 +146,9 @@ def cmd_backfill(args, home: Home) -> int:
     teams = _teams(home)
     if not teams:
         return _fail("no teams registered")
+    problem = _source_problem(home)
+    if problem:
+        return _fail(problem)
     instance = prepare_instance(home)
     sync_account_partitions(instance, [t.aws_account_id for t in teams])
     print(f"costagent: backfill {args.from_}..{args.to} for {len(teams)} accounts"
@@ -233,17 +255,18 @@ def cmd_anomalies(args, home: Home) -> int:
     from costagent_assets.feedback import WHOLE_ACCOUNT, acknowledge_stored, read_feedback, record_feedback
 
     if args.anomalies_cmd == "list":
-        marks = read_feedback(home.warehouse_dir)
+        marks = read_feedback(_store(home))
         for r in marks.iter_rows(named=True):
             print(f"{r['month']}  {r['account_id']}  {r['service'] or WHOLE_ACCOUNT:<40} {r['feedback']:<15} "
                   f"{r['note'] or ''}")
         print(f"{marks.height} marks")
         return EXIT_OK
     try:
-        record_feedback(home.ensure().warehouse_dir, args.account_id, args.service, args.month, args.as_, args.note)
+        home.ensure()
+        record_feedback(_store(home), args.account_id, args.service, args.month, args.as_, args.note)
     except ValueError as exc:
         return _fail(str(exc))
-    stored = acknowledge_stored(home.warehouse_dir, args.account_id, args.month)
+    stored = acknowledge_stored(_store(home), args.account_id, args.month)
     service = None if args.service.strip() == WHOLE_ACCOUNT else args.service.strip()
     matched = (
         stored is not None
@@ -263,7 +286,7 @@ def cmd_sql(args, home: Home) -> int:
 
     from costagent_assets.warehouse import connect
 
-    con = connect(home.warehouse_dir, [t.to_dict() for t in _teams(home)])
+    con = connect(_store(home), [t.to_dict() for t in _teams(home)])
     try:
         cursor = con.execute(args.query)
     except duckdb.Error as exc:

@@ -1,6 +1,7 @@
 """Admins' marks on anomalies (``costagent anomalies ack``): stored in the warehouse, applied on every run.
 
-One small Parquet file, ``<warehouse>/anomaly_feedback.parquet``, one row per (month, account, service):
+One small Parquet object, ``<warehouse>/anomaly_feedback/marks.parquet`` (local or S3, wherever the
+warehouse is), one row per (month, account, service):
 a later mark replaces an earlier one. A marked anomaly stays in the ``anomalies`` table with
 ``acknowledged`` true and is not alerted again for the same account, service and month.
 """
@@ -16,26 +17,25 @@ import polars as pl
 from costagent_assets import warehouse
 from costagent_assets.anomaly_detection import apply_feedback
 from costagent_assets.schemas import FEEDBACK_SCHEMA
+from costagent_assets.warehouse import Store, as_store
 
 FEEDBACK_KINDS = ("expected", "false_positive")
 WHOLE_ACCOUNT = "-"  # the SERVICE argument for account-level rows (whole-account changes, budgets)
 
 
-def feedback_path(warehouse_dir: Path) -> Path:
-    """Where the marks live."""
-    return Path(warehouse_dir) / "anomaly_feedback.parquet"
+FEEDBACK_KEY = "anomaly_feedback/marks.parquet"
 
 
-def read_feedback(warehouse_dir: Path) -> pl.DataFrame:
+def read_feedback(root: Path | Store) -> pl.DataFrame:
     """Every mark (empty when none was ever made)."""
-    path = feedback_path(warehouse_dir)
-    if not path.exists():
+    store = as_store(root)
+    if not store.keys("anomaly_feedback/"):
         return pl.DataFrame(schema=FEEDBACK_SCHEMA)
-    return pl.read_parquet(path).select([pl.col(c).cast(t) for c, t in FEEDBACK_SCHEMA.items()])
+    return store.read_parquet([FEEDBACK_KEY]).select([pl.col(c).cast(t) for c, t in FEEDBACK_SCHEMA.items()])
 
 
 def record_feedback(
-    warehouse_dir: Path,
+    root: Path | Store,
     account_id: str,
     service: str,
     month: str,
@@ -60,19 +60,20 @@ def record_feedback(
         schema=FEEDBACK_SCHEMA,
     )
     key = ["month", "account_id", "service"]
-    marks = pl.concat([read_feedback(warehouse_dir).join(row.select(key), on=key, how="anti"), row]).sort(key)
-    warehouse.write_parquet_atomic(marks, feedback_path(warehouse_dir))
+    marks = pl.concat([read_feedback(root).join(row.select(key), on=key, how="anti"), row]).sort(key)
+    as_store(root).put(FEEDBACK_KEY, warehouse.parquet_bytes(marks))
     return marks
 
 
-def acknowledge_stored(warehouse_dir: Path, account_id: str, month: str) -> pl.DataFrame | None:
+def acknowledge_stored(root: Path | Store, account_id: str, month: str) -> pl.DataFrame | None:
     """Apply the marks to the stored anomalies partition of (month, account) now, so reports show the
     mark before the next run; returns the partition's rows (None if it was never materialized)."""
-    path = warehouse.partition_path(Path(warehouse_dir), "anomalies", month, account_id)
-    if not path.exists():
+    store = as_store(root)
+    key = warehouse.partition_key("anomalies", month, account_id)
+    if key not in store.keys(f"anomalies/{month}/"):
         return None
-    stored = warehouse.read_partitions(Path(warehouse_dir), "anomalies", [(month, account_id)])
+    stored = warehouse.read_partitions(store, "anomalies", [(month, account_id)])
     # A row acknowledged earlier keeps alerted false: recompute from the marks alone.
-    updated = apply_feedback(stored.drop("acknowledged", "feedback"), read_feedback(warehouse_dir))
-    warehouse.write_parquet_atomic(updated, path)
+    updated = apply_feedback(stored.drop("acknowledged", "feedback"), read_feedback(store))
+    store.put(key, warehouse.parquet_bytes(updated))
     return updated

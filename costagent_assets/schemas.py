@@ -17,6 +17,7 @@ DRIVER = pl.Struct(
     }
 )
 
+RECOMMENDATION = pl.Struct({"action": pl.String, "estimated_monthly_usd": pl.Float64})
 # One driver of an anomaly: a service (account-level rows) or a region and usage type within the
 # service (service-level rows). usage/rate/mix are null where the source has no usage quantities.
 ANOMALY_DRIVER = pl.Struct(
@@ -42,6 +43,9 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "usage_type": pl.String,
         "cost_usd": pl.Float64,
         "source": pl.String,
+        "provider": pl.String,  # "aws", "azure", "gcp", ... (FOCUS carries several)
+        "charge_category": pl.String,  # FOCUS: usage, purchase, tax, credit, adjustment; null when unknown
+        "currency": pl.String,  # billing currency, "USD" unless a FOCUS export says otherwise
     },
     "service_breakdown": {
         "month": pl.String,
@@ -111,6 +115,43 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "drivers": pl.List(DRIVER),
         "ai_note": pl.String,
         "through_date": pl.Date,
+        "outlook": pl.String,  # next month's outlook in words (null when there was nothing to explain)
+        "recommendations": pl.List(RECOMMENDATION),
+        "ai_model": pl.String,  # the Gemini model that wrote it (null: deterministic)
+    },
+    # AI side tables (not asset partitions): files under <table>/<month>/, one per run or report date.
+    "ai_usage": {  # one row per Gemini call or cache hit; one file per run
+        "month": pl.String,
+        "account_id": pl.String,  # "organisation" for the organisation's call
+        "run_id": pl.String,
+        "report_date": pl.Date,
+        "scope": pl.String,  # "account" | "organisation"
+        "model": pl.String,
+        "status": pl.String,  # "called" | "cached" | "failed" | "not_called"
+        "failure": pl.String,
+        "input_tokens": pl.Int64,
+        "output_tokens": pl.Int64,
+        "cost_usd": pl.Float64,  # null when the model has no price in ai_prices
+        "seconds": pl.Float64,
+        "rejections": pl.Int32,  # sections dropped by the grounding check
+        "pack_hash": pl.String,
+    },
+    "ai_insight_history": {  # every week's insights; one file per month and report date
+        "month": pl.String,
+        "account_id": pl.String,  # "organisation" for the executive summary
+        "report_date": pl.Date,
+        "run_id": pl.String,
+        "scope": pl.String,
+        "source": pl.String,  # "gemini" | "deterministic"
+        "summary": pl.String,  # the explanation, or the executive summary
+        "outlook": pl.String,
+        "recommendations_json": pl.String,  # [{account_id?, action, estimated_monthly_usd}]
+        "ai_note": pl.String,
+        "rejections_json": pl.String,
+        "model": pl.String,
+        "pack_hash": pl.String,  # the cache key: hash of the evidence pack, model and prompt version
+        "evidence_json": pl.String,  # the evidence pack sent (the audit trail of every figure)
+        "reply_json": pl.String,  # Gemini's structured reply, reused when the same pack comes again
     },
     "emails": {
         "month": pl.String,
@@ -123,6 +164,64 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "status": pl.String,  # "written" | "sent" | "skipped"
         "location": pl.String,
         "no_data": pl.Boolean,
+    },
+    "forecasts": {
+        "month": pl.String,
+        "account_id": pl.String,
+        "service": pl.String,  # null for the account's total; else one of its main services
+        "horizon": pl.String,  # "month_end" | "next_month"
+        "target_month": pl.String,
+        "actual_to_date_usd": pl.Float64,  # spent so far in the target month
+        "point_usd": pl.Float64,  # the whole target month, actual so far included
+        "low_usd": pl.Float64,  # 80% prediction interval
+        "high_usd": pl.Float64,
+        "history_days": pl.Int64,
+        "method": pl.String,  # "insufficient_history" | "level_seasonal" | "level_seasonal_trend"
+        "growth_pct_per_month": pl.Float64,
+        "through_date": pl.Date,
+        "track_months": pl.Int32,  # backtested months in the six before (account rows only)
+        "track_inside": pl.Int32,  # of which the actual fell inside the 80% range
+        "track_mape_pct": pl.Float64,  # median absolute % error over those months
+        "track_bias_pct": pl.Float64,  # mean signed % error (positive: we forecast too high)
+    },
+    "forecast_backtest": {
+        "month": pl.String,
+        "account_id": pl.String,
+        "service": pl.String,
+        "cutoff": pl.Date,  # the forecast used data up to this day (the end of the month before)
+        "forecast_usd": pl.Float64,
+        "low_usd": pl.Float64,
+        "high_usd": pl.Float64,
+        "actual_usd": pl.Float64,
+        "error_pct": pl.Float64,
+        "ape_pct": pl.Float64,
+        "inside": pl.Boolean,
+        "last_month_usd": pl.Float64,  # baseline: next month = last month
+        "run_rate_usd": pl.Float64,  # baseline: last 7 days' daily mean x days in month
+        "ape_last_month_pct": pl.Float64,
+        "ape_run_rate_pct": pl.Float64,
+        "history_days": pl.Int64,
+        "method": pl.String,
+    },
+    # Not an asset: one file per raw_costs run and month (<month>/run-<run id>.parquet), what the source cost.
+    "source_usage": {
+        "month": pl.String,
+        "run_id": pl.String,
+        "recorded_at": pl.String,  # ISO 8601, UTC
+        "source": pl.String,
+        "requests": pl.Int64,  # billable API calls (pages included)
+        "retries": pl.Int64,  # throttled or failed attempts retried
+        "cost_usd": pl.Float64,  # what those calls cost
+        "through_date": pl.Date,
+        "days_covered": pl.Int32,
+        "accounts_requested": pl.Int32,
+        "accounts_with_data": pl.Int32,
+        "account_days_with_data": pl.Int64,
+        "accounts_without_data": pl.String,  # comma-separated ids: "no data", never $0
+        "unregistered_accounts": pl.String,  # comma-separated ids in the source but not in the registry
+        "unregistered_usd": pl.Float64,
+        "notes": pl.String,
+        "accounts_with_missing_days": pl.String,  # comma-separated ids with data on some covered days only
     },
 }
 

@@ -18,6 +18,14 @@ from pathlib import Path
 from costagent_assets.fileio import atomic_write_text
 from costagent_assets.teams import email_problem, parse_usd_amount
 
+# USD per million tokens (input, output) of the Gemini API's paid tier, text; thinking tokens bill as output.
+DEFAULT_AI_PRICES: dict[str, list[float]] = {
+    "gemini-2.5-flash": [0.30, 2.50],
+    "gemini-2.5-flash-lite": [0.10, 0.40],
+    "gemini-2.5-pro": [1.25, 10.00],
+    "gemini-3-flash-preview": [0.50, 3.00],
+}
+
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -35,6 +43,23 @@ class Settings:
     email_mode: str = "outbox"
     demo_accounts: int = 84
     demo_seed: int = 42
+    warehouse_uri: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    datadog_metric: str = "aws.cost.amortized"
+    datadog_account_tag: str = "aws_member_account_id"
+    datadog_service_tag: str = "aws_product"
+    cost_explorer_metric: str = "UnblendedCost"
+    focus_path: str = ""
+    focus_cost_column: str = "BilledCost"
+    source_max_retries: int = 6
+    source_max_wait_seconds: float = 60.0
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str = ""
+    ai_requests_per_minute: int = 1000
+    ai_timeout_seconds: float = 60.0
+    ai_max_attempts: int = 5
+    ai_prices: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_AI_PRICES))
     budget_alert_pcts: tuple[float, ...] = (50.0, 80.0, 100.0)
 
 
@@ -52,10 +77,10 @@ SETTING_DOCS: dict[str, str] = {
     "global_admin_emails": (
         "Addresses that receive the organisation-wide admin report; comma-separated, empty for none, default none."
     ),
-    "ai_enabled": "Whether AI-written insights may be added to the reports; true/false (or yes/no, on/off, 1/0), default true. In this version the insights are always the deterministic ones (the Gemini writer is planned).",
+    "ai_enabled": "Whether AI-written insights may be added to the reports; true/false (or yes/no, on/off, 1/0), default true. Gemini is used only when GEMINI_API_KEY is also set; otherwise the insights are the deterministic ones.",
     "source": (
-        "Where cost data comes from; only demo (generated data) in this version, default demo "
-        "(datadog, cost_explorer and focus are planned)."
+        "Where cost data comes from: demo (generated data), datadog (Cloud Cost Management metrics), "
+        "cost_explorer (AWS Cost Explorer API) or focus (FOCUS or CUR export files); default demo."
     ),
     "email_mode": (
         "How reports are delivered; only outbox (files written to the outbox folder) in this version, "
@@ -63,6 +88,55 @@ SETTING_DOCS: dict[str, str] = {
     ),
     "demo_accounts": "Number of AWS accounts the demo source generates; an integer 1..10000, default 84.",
     "demo_seed": "Random seed of the demo data, so the same seed gives the same costs; an integer >= 0, default 42.",
+    "warehouse_uri": "Where the Parquet warehouse lives: s3://bucket/prefix, an absolute local directory, or empty for <home>/warehouse; default empty.",
+    "s3_endpoint_url": "Endpoint of an S3-compatible store (MinIO, Ceph, ...) as http(s)://host[:port], or empty for AWS S3; default empty.",
+    "s3_region": "AWS region of the warehouse bucket, e.g. eu-west-1, or empty to take it from the AWS configuration; default empty.",
+    "datadog_metric": (
+        "Datadog cost metric read by source=datadog, e.g. aws.cost.net.amortized or aws.cost.unblended; "
+        "default aws.cost.amortized."
+    ),
+    "datadog_account_tag": "Datadog tag holding the account id; default aws_member_account_id.",
+    "datadog_service_tag": "Datadog tag holding the service; default aws_product.",
+    "cost_explorer_metric": (
+        "Cost Explorer metric read by source=cost_explorer: UnblendedCost, AmortizedCost, "
+        "NetAmortizedCost, NetUnblendedCost or BlendedCost; default UnblendedCost."
+    ),
+    "focus_path": (
+        "Where source=focus reads FOCUS or CUR export files: a file, a directory or an s3://bucket/prefix "
+        "(CSV, CSV.gz or Parquet, any number of files); default none."
+    ),
+    "focus_cost_column": (
+        "FOCUS cost column read by source=focus: BilledCost, EffectiveCost, ListCost or ContractedCost; "
+        "default BilledCost."
+    ),
+    "source_max_retries": (
+        "Retries of a throttled or failing cost-source request before the run fails; an integer 0..20, default 6."
+    ),
+    "source_max_wait_seconds": (
+        "Longest single wait, in seconds, before retrying a throttled cost-source request; a number > 0 "
+        "and <= 3600, default 60."
+    ),
+    "gemini_model": (
+        "The Gemini model that writes the insights, e.g. gemini-2.5-flash-lite; give it a price in ai_prices, "
+        "or its cost is recorded as unknown; default gemini-2.5-flash."
+    ),
+    "gemini_base_url": (
+        "Endpoint of the Gemini API: an http(s) URL of a gateway or proxy, or empty for Google's; default empty."
+    ),
+    "ai_requests_per_minute": (
+        "Most Gemini requests started per minute (the calls run concurrently up to this rate); an integer "
+        "1..10000, default 1000 (the paid tier 1 limit of Gemini Flash). Set it to your quota: about 10 on the free tier."
+    ),
+    "ai_timeout_seconds": "Timeout of one Gemini request, in seconds; a number > 0 and <= 600, default 60.",
+    "ai_max_attempts": (
+        "Attempts per Gemini request, retries on 408/429/5xx and timeouts included (exponential backoff); "
+        "an integer 1..10, default 5."
+    ),
+    "ai_prices": (
+        "USD per million tokens (input/output) per model, to record what AI costs: "
+        "model=IN/OUT separated by commas, e.g. gemini-2.5-flash=0.30/2.50 (it replaces the whole table); "
+        "default " + str(DEFAULT_AI_PRICES) + "."
+    ),
     "budget_alert_pcts": (
         "Percentages of a team's monthly budget at which budget alerts fire, on actual spend and on the projected "
         "month end; comma-separated numbers > 0 and <= 1000, default 50,80,100."
@@ -191,6 +265,131 @@ def _choice_parser(key: str, available: tuple[str, ...], planned: tuple[str, ...
     return parse
 
 
+def _parse_warehouse_uri(value: object) -> str:
+    allowed = "empty (the default <home>/warehouse), s3://bucket/prefix, or an absolute local directory"
+    text = value.strip() if isinstance(value, str) else None
+    if text is None:
+        raise _refuse("warehouse_uri", value, allowed)
+    if text == "" or (text.startswith("/") and "\n" not in text):
+        return text.rstrip("/") if text != "/" else text
+    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[A-Za-z0-9!_.*'()/-]*)?", text)
+    if not match:
+        raise _refuse("warehouse_uri", value, allowed, "a bucket name is 3-63 lowercase letters, digits, dots or dashes")
+    return text.rstrip("/")
+
+
+def _parse_endpoint(value: object) -> str:
+    allowed = "empty for AWS, or http(s)://host[:port]"
+    text = value.strip() if isinstance(value, str) else None
+    if text is None or (text and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", text)):
+        raise _refuse("s3_endpoint_url", value, allowed)
+    return text.rstrip("/")
+
+
+def _parse_region(value: object) -> str:
+    allowed = "empty, or a region name such as eu-west-1"
+    text = value.strip() if isinstance(value, str) else None
+    if text is None or (text and not re.fullmatch(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+", text)):
+        raise _refuse("s3_region", value, allowed)
+    return text
+
+
+def _pattern_parser(key: str, pattern: str, allowed: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = value.strip() if isinstance(value, str) else None
+        if text is None or not re.fullmatch(pattern, text):
+            raise _refuse(key, value, allowed)
+        return text
+
+    return parse
+
+
+def _canonical_choice(key: str, available: tuple[str, ...]) -> Callable[[object], str]:
+    """Case-insensitive choice that stores the canonical spelling (APIs want "UnblendedCost" exactly)."""
+    by_lower = {name.lower(): name for name in available}
+
+    def parse(value: object) -> str:
+        text = value.strip().lower() if isinstance(value, str) else None
+        if text not in by_lower:
+            raise _refuse(key, value, ", ".join(available))
+        return by_lower[text]
+
+    return parse
+
+
+def _parse_focus_path(value: object) -> str:
+    allowed = "a local file or directory, or s3://bucket/prefix; empty for none"
+    if not isinstance(value, str) or _has_control(value):
+        raise _refuse("focus_path", value, allowed)
+    text = value.strip()
+    if text.lower().startswith("s3://") and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", text):
+        raise _refuse("focus_path", value, allowed, f"{text!r} is not a valid s3://bucket/prefix")
+    return text
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
+def _parse_max_wait(value: object) -> float:
+    key, allowed = "source_max_wait_seconds", "a number of seconds > 0 and <= 3600, e.g. 60"
+    try:
+        seconds = float(_number_text(value) or "")
+    except ValueError:
+        raise _refuse(key, value, allowed, f"{value!r} is not a number") from None
+    if not (math.isfinite(seconds) and 0 < seconds <= 3600):
+        raise _refuse(key, value, allowed)
+    return seconds
+
+
+def _parse_model(value: object) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,80}", text):
+        raise _refuse("gemini_model", value, "a Gemini model name such as gemini-2.5-flash")
+    return text
+
+
+def _parse_base_url(value: object) -> str:
+    text = value.strip() if isinstance(value, str) else None
+    if text is None or (text and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text)):
+        raise _refuse("gemini_base_url", value, "an http(s) URL, or empty for Google's endpoint")
+    return text.rstrip("/")
+
+
+def _parse_timeout(value: object) -> float:
+    allowed = "a number of seconds greater than 0 and at most 600, e.g. 60"
+    try:
+        seconds = float(_number_text(value) or "")
+    except ValueError:
+        raise _refuse("ai_timeout_seconds", value, allowed, f"{value!r} is not a number") from None
+    if not (math.isfinite(seconds) and 0 < seconds <= 600):
+        raise _refuse("ai_timeout_seconds", value, allowed)
+    return seconds
+
+
+def _parse_prices(value: object) -> dict:
+    allowed = "model=IN/OUT (USD per million tokens) separated by commas, e.g. gemini-2.5-flash=0.30/2.50"
+    if isinstance(value, str):
+        items: dict[str, object] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            model, _, price = part.partition("=")
+            items[model.strip()] = price.split("/")
+    elif isinstance(value, dict):
+        items = value
+    else:
+        raise _refuse("ai_prices", value, allowed)
+    prices = {}
+    for model, price in items.items():
+        try:
+            numbers = [float(x) for x in price] if isinstance(price, (list, tuple)) else []
+        except (TypeError, ValueError):
+            numbers = []
+        if len(numbers) != 2 or not all(math.isfinite(x) and x >= 0 for x in numbers):
+            raise _refuse("ai_prices", value, allowed, f"bad price for {model!r}: {price!r}")
+        prices[_parse_model(model)] = numbers
+    return prices
+
+
 def _parse_budget_pcts(value: object) -> tuple[float, ...]:
     key, allowed = "budget_alert_pcts", "percentages > 0 and <= 1000 separated by commas, e.g. 50,80,100"
     if isinstance(value, str):
@@ -221,10 +420,38 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "schedule_hour": _integer_parser("schedule_hour", 0, 23, 9),
     "global_admin_emails": _parse_admin_emails,
     "ai_enabled": _parse_bool,
-    "source": _choice_parser("source", ("demo",), ("datadog", "cost_explorer", "focus")),
+    "source": _choice_parser("source", ("demo", "datadog", "cost_explorer", "focus"), ()),
     "email_mode": _choice_parser("email_mode", ("outbox",), ("smtp",)),
     "demo_accounts": _integer_parser("demo_accounts", 1, 10000, 84),
     "demo_seed": _integer_parser("demo_seed", 0, None, 42),
+    "warehouse_uri": _parse_warehouse_uri,
+    "s3_endpoint_url": _parse_endpoint,
+    "s3_region": _parse_region,
+    "datadog_metric": _pattern_parser(
+        "datadog_metric", r"[A-Za-z][A-Za-z0-9_.]{0,199}", "a Datadog metric name, e.g. aws.cost.amortized"
+    ),
+    "datadog_account_tag": _pattern_parser(
+        "datadog_account_tag", r"[A-Za-z][A-Za-z0-9_./-]{0,199}", "a Datadog tag name, e.g. aws_member_account_id"
+    ),
+    "datadog_service_tag": _pattern_parser(
+        "datadog_service_tag", r"[A-Za-z][A-Za-z0-9_./-]{0,199}", "a Datadog tag name, e.g. aws_product"
+    ),
+    "cost_explorer_metric": _canonical_choice(
+        "cost_explorer_metric",
+        ("UnblendedCost", "AmortizedCost", "NetAmortizedCost", "NetUnblendedCost", "BlendedCost"),
+    ),
+    "focus_path": _parse_focus_path,
+    "focus_cost_column": _canonical_choice(
+        "focus_cost_column", ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
+    ),
+    "source_max_retries": _integer_parser("source_max_retries", 0, 20, 6),
+    "source_max_wait_seconds": _parse_max_wait,
+    "gemini_model": _parse_model,
+    "gemini_base_url": _parse_base_url,
+    "ai_requests_per_minute": _integer_parser("ai_requests_per_minute", 1, 10000, 1000),
+    "ai_timeout_seconds": _parse_timeout,
+    "ai_max_attempts": _integer_parser("ai_max_attempts", 1, 10, 5),
+    "ai_prices": _parse_prices,
     "budget_alert_pcts": _parse_budget_pcts,
 }
 

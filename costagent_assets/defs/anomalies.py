@@ -9,6 +9,7 @@ from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies
 from costagent_assets.defs.partitions import month_account_partitions, single_run, trailing_three_months
 from costagent_assets.feedback import read_feedback
 from costagent_assets.resources.home import CostagentHome
+from costagent_assets.resources.s3_warehouse import home_store
 
 
 @dg.asset(
@@ -53,7 +54,7 @@ def anomalies(
         overrides=overrides,
         budgets=budgets,
         budget_alert_pcts=settings.budget_alert_pcts,
-        feedback=read_feedback(costagent_home.home.warehouse_dir),
+        feedback=read_feedback(home_store(costagent_home.home, settings)),
     )
     alerted = frame.filter(pl.col("alerted"))
     preview = alerted.sort("impact_usd", descending=True, nulls_last=True).head(10)

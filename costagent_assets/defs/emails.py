@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
+from costagent_assets.ai_store import admin_ai_context
 from costagent_assets.defs.partitions import (
     month_account_partitions,
     run_as_of,
@@ -71,7 +72,9 @@ def emails(
             })
         # The admin report needs every account: a run over some accounts only leaves it alone.
         if set(by_id) <= in_run:
-            rendered = render_admin_report(frames.admin_context(teams))
+            # The AI stage's executive summary and this run's AI cost (ai_store; None without AI output).
+            ai = admin_ai_context(costagent_home.home.warehouse_dir, month, context.run_id)
+            rendered = render_admin_report({**frames.admin_context(teams), "ai": ai})
             to = ", ".join(settings.global_admin_emails) or DEFAULT_SENDER
             message = build_message(rendered, sender=DEFAULT_SENDER, to=to)
             admin_locations.append(

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
+import dagster as dg
+
 from costagent_assets.home import Home
+from costagent_assets.resources.cost_explorer import CostExplorerCostSource
+from costagent_assets.resources.datadog import DatadogCostSource
 from costagent_assets.resources.demo_source import DemoCostSource
+from costagent_assets.resources.focus_files import FocusCostSource
+from costagent_assets.resources.gemini import GeminiResource
 from costagent_assets.resources.home import CostagentHome
 from costagent_assets.resources.outbox import OutboxDelivery
 from costagent_assets.resources.warehouse import ParquetWarehouseIOManager
@@ -12,11 +21,66 @@ from costagent_assets.settings import Settings
 
 def build_resources(home: Home, settings: Settings) -> dict[str, object]:
     """Resources for an installation; asset code never branches on where its data comes from."""
-    sources = {"demo": lambda: DemoCostSource(seed=settings.demo_seed)}
+    sources = {
+        "demo": lambda: DemoCostSource(seed=settings.demo_seed),
+        "datadog": lambda: DatadogCostSource(
+            api_key=dg.EnvVar("DATADOG_API_KEY"),
+            app_key=dg.EnvVar("DATADOG_APP_KEY"),
+            site=dg.EnvVar("DATADOG_SITE"),
+            metric=settings.datadog_metric,
+            account_tag=settings.datadog_account_tag,
+            service_tag=settings.datadog_service_tag,
+            max_retries=settings.source_max_retries,
+            max_wait_seconds=settings.source_max_wait_seconds,
+        ),
+        "cost_explorer": lambda: CostExplorerCostSource(
+            metric=settings.cost_explorer_metric, max_retries=settings.source_max_retries
+        ),
+        "focus": lambda: FocusCostSource(
+            path=settings.focus_path, cost_column=settings.focus_cost_column,
+            max_retries=settings.source_max_retries,
+        ),
+    }
     deliveries = {"outbox": lambda: OutboxDelivery(directory=str(home.outbox_dir))}
     return {
         "cost_source": sources[settings.source](),
         "email_delivery": deliveries[settings.email_mode](),
         "costagent_home": CostagentHome(root=str(home.root)),
-        "io_manager": ParquetWarehouseIOManager(root=str(home.warehouse_dir)),
+        "io_manager": ParquetWarehouseIOManager(
+            root=settings.warehouse_uri or str(home.warehouse_dir),
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+        ),
+        "gemini": build_gemini(settings),
     }
+
+
+# Environment variables each source reads at run time (as dg.EnvVar); checked before a run starts.
+SOURCE_ENVIRONMENT = {"datadog": ("DATADOG_API_KEY", "DATADOG_APP_KEY", "DATADOG_SITE")}
+
+
+def source_setup_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """What keeps the configured source from running (unset variables, missing settings); empty when ready.
+
+    Only the presence of variables is checked, never their values.
+    """
+    problems = []
+    missing = [name for name in SOURCE_ENVIRONMENT.get(settings.source, ()) if not environ.get(name)]
+    if missing:
+        problems.append(f"source={settings.source} needs the environment variable(s) {', '.join(missing)}")
+    if settings.source == "focus" and not settings.focus_path:
+        problems.append("source=focus needs focus_path: `costagent config set focus_path DIR_OR_S3_URI`")
+    return problems
+
+
+def build_gemini(settings: Settings) -> GeminiResource:
+    """Gemini from the settings; the key is read at run time (``dg.EnvVar``) and only bound when set, so an
+    installation without one runs the deterministic insights instead of failing (and sends nothing)."""
+    return GeminiResource(
+        api_key=dg.EnvVar("GEMINI_API_KEY") if os.environ.get("GEMINI_API_KEY") else "",
+        model=settings.gemini_model,
+        base_url=settings.gemini_base_url,
+        timeout_seconds=settings.ai_timeout_seconds,
+        max_attempts=settings.ai_max_attempts,
+        requests_per_minute=settings.ai_requests_per_minute,
+    )
