@@ -73,7 +73,7 @@ def emails(
         # The admin report needs every account: a run over some accounts only leaves it alone.
         if set(by_id) <= in_run:
             # The AI stage's executive summary and this run's AI cost (ai_store; None without AI output).
-            ai = admin_ai_context(costagent_home.home.warehouse_dir, month, context.run_id)
+            ai = admin_ai_context(costagent_home.store(), month, context.run_id)
             rendered = render_admin_report({**frames.admin_context(teams), "ai": ai})
             to = ", ".join(settings.global_admin_emails) or DEFAULT_SENDER
             message = build_message(rendered, sender=DEFAULT_SENDER, to=to)
