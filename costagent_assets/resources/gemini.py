@@ -12,11 +12,14 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pydantic
-from google import genai
-from google.genai import errors, types
+
+if TYPE_CHECKING:  # google-genai takes ~0.5 s to import: only a run that calls Gemini pays it
+    from google import genai
+    from google.genai import types
 
 # A current Flash model whose price is known (settings' ai_prices); `costagent config set gemini_model`
 # changes it.
@@ -90,6 +93,9 @@ class GeminiResource(dg.ConfigurableResource):
         return bool(self.api_key)
 
     def _client(self) -> genai.Client:
+        from google import genai
+        from google.genai import types
+
         retry = types.HttpRetryOptions(
             attempts=self.max_attempts,
             initial_delay=self.retry_initial_delay_seconds,
@@ -106,6 +112,8 @@ class GeminiResource(dg.ConfigurableResource):
         return genai.Client(api_key=self.api_key, http_options=options)
 
     def _config(self, request: GeminiRequest) -> types.GenerateContentConfig:
+        from google.genai import types
+
         # 2.5 Flash "thinks" by default and bills thoughts as output; these short grounded texts need none.
         thinking = types.ThinkingConfig(thinking_budget=0) if self.model.startswith("gemini-2.5-flash") else None
         return types.GenerateContentConfig(
@@ -118,6 +126,8 @@ class GeminiResource(dg.ConfigurableResource):
         )
 
     def _call(self, client: genai.Client, request: GeminiRequest) -> GeminiReply:
+        from google.genai import errors, types
+
         started = time.monotonic()
         # The data goes in as its own user part, never spliced into the instructions.
         contents = [types.Content(role="user", parts=[types.Part(text=request.data_json)])]
@@ -168,6 +178,8 @@ class GeminiResource(dg.ConfigurableResource):
 
 def _parse(response: types.GenerateContentResponse, schema: type[pydantic.BaseModel]) -> tuple[dict | None, str | None]:
     """The reply as a dict valid against ``schema``, or why not (empty, truncated, not JSON, wrong shape)."""
+    from google.genai import types
+
     candidate = response.candidates[0] if response.candidates else None
     finish = candidate.finish_reason if candidate else None
     if finish == types.FinishReason.MAX_TOKENS:

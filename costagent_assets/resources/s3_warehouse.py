@@ -15,10 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
-import boto3
 import duckdb
 import polars as pl
-from dagster_aws.s3 import S3Resource
 
 from costagent_assets.home import Home
 from costagent_assets.settings import Settings
@@ -47,10 +45,15 @@ class S3Store:
             raise ValueError(f"warehouse_uri must look like s3://bucket/prefix, got {uri!r}")
         self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
         self.endpoint_url, self.region = endpoint_url or None, region or None
+        # Imported here: dagster-aws loads its components on import (~0.7 s), paid only with an S3 warehouse.
+        from dagster_aws.s3 import S3Resource
+
         resource = S3Resource(endpoint_url=self.endpoint_url, region_name=self.region)
         # Standard retries back off on throttling (503 SlowDown) as well as on connection errors.
         self.client = resource.get_client()
         self.client.meta.config.retries = {"mode": "standard", "max_attempts": 5}
+        import boto3
+
         self._session = boto3.Session(region_name=self.region)
 
     def _key(self, key: str) -> str:
