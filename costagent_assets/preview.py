@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from costagent_assets.home import Home
 from costagent_assets.periods import Period, period
-from costagent_assets.report_context import ReportFrames
+from costagent_assets.report_context import ReportFrames, trend_history
 from costagent_assets.reporting import RenderedEmail, render_admin_report, render_team_report
+from costagent_assets.settings import load_settings
 from costagent_assets.teams import load_registry
 from costagent_assets.warehouse import read_table
 
@@ -34,6 +35,8 @@ def _frames(home: Home, month: str | None) -> ReportFrames:
         read_table(home.warehouse_dir, "anomalies", [month]),
         read_table(home.warehouse_dir, "ai_insights", [month]),
         generated_at=datetime.now(UTC),
+        history=trend_history(home.warehouse_dir, [month]),
+        dashboard_url_template=load_settings(home.settings_path).datadog_dashboard_url,
     )
 
 

@@ -6,8 +6,9 @@ another account can reach its email.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import polars as pl
@@ -15,6 +16,7 @@ import polars as pl
 from costagent_assets.delivery import SENT, Delivery, status_counts
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.teams import Team
+from costagent_assets.warehouse import read_table
 
 BUDGET_WARNING_PCT = 80.0
 # The trend chart covers up to a year; months before the first one with data are left out.
@@ -231,6 +233,12 @@ class ReportFrames:
 def teams_by_account(teams: Sequence[Team]) -> Mapping[str, Team]:
     """The registry indexed by account id."""
     return {t.aws_account_id: t for t in teams}
+
+
+def trend_history(warehouse_dir: Path, months: Iterable[str]) -> pl.DataFrame:
+    """The stored account-level ``mom_changes`` rows of up to a year before each of ``months``."""
+    wanted = sorted({shift_month(m, -i) for m in months for i in range(1, TREND_MONTHS)})
+    return read_table(warehouse_dir, "mom_changes", wanted).filter(pl.col("level") == "account")
 
 
 def dashboard_url(template: str, team: Team) -> str | None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from costagent_assets import markdown, warehouse
+from costagent_assets import markdown
 from costagent_assets.defs.partitions import (
     month_account_partitions,
     run_as_of,
@@ -15,8 +15,7 @@ from costagent_assets.defs.partitions import (
     single_run,
 )
 from costagent_assets.delivery import Outgoing, deliver_batch, status_counts
-from costagent_assets.periods import shift_month
-from costagent_assets.report_context import TREND_MONTHS, ReportFrames, delivery_summary, teams_by_account
+from costagent_assets.report_context import ReportFrames, delivery_summary, teams_by_account, trend_history
 from costagent_assets.reporting import admin_csv, build_message, render_admin_report, render_team_report
 from costagent_assets.resources.email_delivery import EmailDelivery
 from costagent_assets.resources.home import CostagentHome
@@ -61,10 +60,7 @@ def emails(
     home = costagent_home.home
     ledger = SendLedger(home.warehouse_dir / LEDGER_TABLE)
     # The trend chart reads the account totals of up to a year before each month of the run.
-    history_months = sorted({shift_month(m, -i) for m in periods for i in range(1, TREND_MONTHS)})
-    history = warehouse.read_table(home.warehouse_dir, "mom_changes", history_months).filter(
-        pl.col("level") == "account"
-    )
+    history = trend_history(home.warehouse_dir, periods)
     sender = email_delivery.sender_address()
     domain = sender.rpartition("@")[2] or "costagent.local"
     now = datetime.now(UTC)
