@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import functools
 import email.policy
 import ipaddress
 import socket
@@ -111,7 +112,7 @@ class Received:
     authenticated: bool
     session_id: int
 
-    @property
+    @functools.cached_property
     def message(self) -> email.message.EmailMessage:
         return email.message_from_bytes(self.data, policy=email.policy.default)
 

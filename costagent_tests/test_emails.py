@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from costagent_assets import cli
@@ -86,6 +87,19 @@ def test_84_team_emails_and_the_admin_email_are_delivered(sent):
     rows = list(csv.DictReader(io.StringIO(attachment.get_content().lstrip("\ufeff"))))
     assert len(rows) == 84 and {r["email_status"] for r in rows} == {"delivered"}
     assert {r["aws_account_id"] for r in rows} == {t.aws_account_id for t in teams}
+
+
+def test_the_ui_shows_previews_of_the_emails(sent):
+    home, _ = sent
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    try:
+        event = instance.get_latest_materialization_event(dg.AssetKey("emails"))
+        metadata = event.asset_materialization.metadata
+    finally:
+        instance.dispose()
+    assert "ORGANISATION COST REPORT" in metadata["preview_admin"].value
+    assert "WEEKLY COST REPORT" in metadata["preview_team"].value
+    assert metadata["team_delivered"].value == 84 and metadata["admin_status"].value == "delivered"
 
 
 def test_a_rerun_delivers_nothing(sent, certs, capsys: pytest.CaptureFixture[str]):
