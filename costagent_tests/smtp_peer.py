@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import email
-import functools
 import email.policy
+import functools
 import ipaddress
 import socket
 import ssl

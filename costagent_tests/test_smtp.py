@@ -6,12 +6,16 @@ import threading
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from costagent_assets.defs.resources import build_resources
 from costagent_assets.delivery import Outgoing, deliver_batch
+from costagent_assets.home import Home
 from costagent_assets.reporting import RenderedEmail, build_message
 from costagent_assets.resources.smtp import SmtpDelivery, SmtpError
 from costagent_assets.send_ledger import LedgerKey, SendLedger
+from costagent_assets.settings import Settings
 from costagent_tests.smtp_peer import PASSWORD, USER, Recorder, SmtpPeer, make_certs
 
 REPORT_DATE = "2026-11-23"
@@ -174,3 +178,14 @@ def test_two_runs_at_once_send_each_report_once(certs, tmp_path):
     assert statuses.count("delivered") == 20 and len(statuses) == 40
     # The losing run saw each report as sent by the other, or as still in flight (unconfirmed).
     assert set(statuses) <= {"delivered", "already_sent", "unconfirmed"}
+
+
+def test_email_mode_smtp_binds_the_smtp_resource_from_environment_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMTP_PORT", "2525")
+    settings = Settings(email_mode="smtp", smtp_rate_per_minute=12.0)
+    bound = build_resources(Home(tmp_path), settings)["email_delivery"]
+    assert isinstance(bound, SmtpDelivery) and bound.rate_per_minute == 12.0
+    # Secrets stay environment variables until a run reads them; unset optional ones are not bound.
+    assert isinstance(bound.host, dg.EnvVar) and isinstance(bound.sender, dg.EnvVar)
+    assert type(bound.port).__name__ == "IntEnvVar" and bound.port.env_var_name == "SMTP_PORT"
+    assert bound.username is None and bound.password is None
