@@ -189,3 +189,12 @@ def test_email_mode_smtp_binds_the_smtp_resource_from_environment_variables(tmp_
     assert isinstance(bound.host, dg.EnvVar) and isinstance(bound.sender, dg.EnvVar)
     assert type(bound.port).__name__ == "IntEnvVar" and bound.port.env_var_name == "SMTP_PORT"
     assert bound.username is None and bound.password is None
+
+
+def test_a_421_reply_reconnects_and_retries(certs, tmp_path):
+    recorder = Recorder(rcpt_replies={"team01@example.com": ["421 4.7.0 too many connections, try later", "250"]})
+    with SmtpPeer(certs, recorder) as peer:
+        results = send(peer, certs.ca, outgoing(3), SendLedger(tmp_path / "ledger"))
+    assert [r.status for r in results] == ["delivered"] * 3
+    assert recorder.by_recipient() == {f"team{i:02d}@example.com": 1 for i in range(3)}
+    assert len({m.session_id for m in recorder.messages}) == 2  # the server closed the first connection

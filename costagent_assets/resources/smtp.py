@@ -87,59 +87,69 @@ class _SmtpSession:
             time.sleep(wait)
         self.last_send = time.monotonic()
 
-    def _attempt(self, sender: str, pending: list[str], data: bytes) -> tuple[dict[str, tuple[int, str]], bool]:
-        """One SMTP transaction: (refused recipient -> (code, reply), whether anything was accepted)."""
+    def _attempt(self, sender: str, pending: list[str], data: bytes) -> dict[str, tuple[int, str]]:
+        """One SMTP transaction: the refused recipients with (code, reply); the others were accepted."""
         self._pace()
         try:
             refused = self.conn.sendmail(sender, pending, data)
-            return {a: (c, _reply(c, t)) for a, (c, t) in refused.items()}, True
         except smtplib.SMTPRecipientsRefused as err:
-            return {a: (c, _reply(c, t)) for a, (c, t) in err.recipients.items()}, False
+            refused = err.recipients
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as err:
             # MAIL FROM or the message itself refused: nothing accepted, the same answer for everyone.
-            return {a: (err.smtp_code, _reply(err.smtp_code, err.smtp_error)) for a in pending}, False
+            refused = dict.fromkeys(pending, (err.smtp_code, err.smtp_error))
+        if any(code == 421 for code, _ in refused.values()):
+            # 421: the server is closing the connection (smtplib already has); the retry reconnects.
+            self._drop()
+        return {a: (c, _reply(c, t)) for a, (c, t) in refused.items()}
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
 
     def send(self, outgoing: Outgoing) -> SendResult:
-        """Send one message to its To and Cc; 4xx retried with backoff, 5xx recorded per recipient."""
+        """Send one message to its To and Cc; 4xx retried with backoff, 5xx recorded per recipient.
+
+        SENT when the To address accepted it (refused Cc addresses are in the detail), REFUSED on a
+        permanent refusal, DEFERRED when nobody accepted it and every refusal was temporary (or no
+        connection could be made), UNKNOWN when the connection broke during the transaction.
+        """
         r = self.r
         to = recipients_of(outgoing.message)
         data = outgoing.message.as_bytes()
         pending, accepted = list(to), []
         permanent: dict[str, str] = {}
         temporary: dict[str, str] = {}
-        if self.conn is None:
-            try:
-                self.conn = self.connect()
-            except SmtpError as err:
-                return SendResult(DEFERRED, detail=str(err))
         for attempt in range(r.retry_attempts):
+            if attempt:
+                time.sleep(r.retry_base_seconds * 2 ** (attempt - 1))
             if self.conn is None:
-                return SendResult(UNKNOWN, detail="connection closed by the server during retries")
+                try:
+                    self.conn = self.connect()
+                except SmtpError as err:
+                    temporary = dict.fromkeys(pending, str(err))
+                    break
             try:
-                refused, _ = self._attempt(r.sender, pending, data)
-            except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException, OSError) as err:
+                refused = self._attempt(r.sender, pending, data)
+            except (smtplib.SMTPException, OSError) as err:
                 # The connection broke mid-transaction: the server may have the message. Never resend.
-                if self.conn is not None:
-                    self.conn.close()
-                self.conn = None
+                self._drop()
                 return SendResult(UNKNOWN, detail=f"connection lost while sending: {err}")
             accepted += [a for a in pending if a not in refused]
             temporary = {a: reply for a, (code, reply) in refused.items() if 400 <= code < 500}
-            permanent.update({a: reply for a, (code, reply) in refused.items() if code >= 500 or code < 400})
+            permanent.update({a: reply for a, (code, reply) in refused.items() if not 400 <= code < 500})
             if not temporary:
                 break
             pending = list(temporary)
-            if attempt + 1 < r.retry_attempts:
-                time.sleep(r.retry_base_seconds * 2**attempt)
         message_id = outgoing.message["Message-ID"] or ""
         refused = {**permanent, **temporary}
-        main = to[0]
-        if main in accepted:
+        if to[0] in accepted:
             detail = "accepted" + (f"; refused: {_describe(refused)}" if refused else "")
             return SendResult(SENT, detail=detail, location=message_id, refused=refused)
         if not accepted and not permanent:
             return SendResult(
-                DEFERRED, detail=f"deferred after {r.retry_attempts} attempts: {_describe(temporary)}", refused=refused
+                DEFERRED, detail=f"not accepted after {r.retry_attempts} attempts: {_describe(temporary)}",
+                refused=refused,
             )
         return SendResult(REFUSED, detail=f"refused: {_describe(refused)}", location=message_id, refused=refused)
 
