@@ -14,6 +14,8 @@ import polars as pl
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.schemas import DRIVER, conform, empty
 
+# Sums are taken in whole micro-dollars so that they do not depend on row order (see micro_sum).
+MICRO = 1_000_000
 # Projections use the mean of the last full week so that weekly seasonality cancels out.
 RUN_RATE_DAYS = 7
 # The explanation names at most this many services; the rest are one "Other services" line.
@@ -76,29 +78,36 @@ def compute_service_breakdown(raw: pl.DataFrame, periods: Mapping[str, Period]) 
         .filter(pl.col("date") <= pl.col("through_date"))
         .group_by(["month", "account_id", "service"])
         .agg(
-            pl.col("cost_usd").sum().alias("mtd_usd"),
+            micro_sum("cost_usd").alias("mtd_micro"),
             pl.col("through_date").first(),
             pl.col("days_covered").first(),
             pl.col("month_complete").first(),
         )
         .with_columns(
-            pl.when(pl.col("month_complete")).then(pl.col("mtd_usd")).alias("month_total_usd"),
-            (
-                pl.col("mtd_usd")
-                / pl.col("mtd_usd").sum().over(["month", "account_id"])
-                * 100
-            )
+            (pl.col("mtd_micro") / MICRO).alias("mtd_usd"),
+            (pl.col("mtd_micro") / pl.col("mtd_micro").sum().over(["month", "account_id"]) * 100)
             .fill_nan(None)
             .alias("share_pct"),
         )
+        .with_columns(pl.when(pl.col("month_complete")).then(pl.col("mtd_usd")).alias("month_total_usd"))
         .with_columns(pl.col("mtd_usd", "month_total_usd").round(4))
-        .sort(["month", "account_id", "mtd_usd"], descending=[False, False, True])
+        .sort(["month", "account_id", "mtd_usd", "service"], descending=[False, False, True, False])
     )
     return conform(frame, "service_breakdown")
 
 
+def micro_sum(column: str) -> pl.Expr:
+    """The sum of a USD column in whole micro-dollars (Int64).
+
+    Float sums depend on the order of the rows, and polars' parallel group-by does not fix that order;
+    integers make every rerun reproduce its figures (and its Parquet bytes) exactly.
+    """
+    return (pl.col(column) * MICRO).round(0).cast(pl.Int64).sum()
+
+
 def _daily_by_service(raw: pl.DataFrame) -> pl.DataFrame:
-    return raw.group_by(["month", "account_id", "service", "date"]).agg(pl.col("cost_usd").sum())
+    # cost_usd here is in micro-dollars (Int64): see micro_sum.
+    return raw.group_by(["month", "account_id", "service", "date"]).agg(micro_sum("cost_usd").alias("cost_usd"))
 
 
 def compute_mom_changes(
@@ -150,13 +159,13 @@ def compute_mom_changes(
             pl.col("cost_usd").sum().alias("previous_month_total_usd"),
         )
     )
-    services = (
+    amounts = ["current_mtd_usd", "recent_usd", "previous_same_period_usd", "previous_month_total_usd"]
+    services_micro = (
         current.join(previous, on=key, how="full", coalesce=True)
         .join(pf, on="month", how="inner")
-        .with_columns(
-            pl.col("current_mtd_usd", "recent_usd", "previous_same_period_usd", "previous_month_total_usd").fill_null(0.0)
-        )
+        .with_columns(pl.col(amounts).fill_null(0))
     )
+    services = services_micro.with_columns(pl.col(amounts) / MICRO)
     run_rate_days = pl.min_horizontal(pl.col("days_covered"), pl.lit(RUN_RATE_DAYS)).cast(pl.Float64)
     remaining = (pl.col("days_in_month") - pl.col("days_covered")).cast(pl.Float64)
 
@@ -189,8 +198,8 @@ def compute_mom_changes(
         .unique()
         .with_columns(pl.lit(True).alias("has_data"))
     )
-    totals = services.group_by(["month", "account_id"]).agg(
-        pl.col("current_mtd_usd", "recent_usd", "previous_same_period_usd", "previous_month_total_usd").sum()
+    totals = (
+        services_micro.group_by(["month", "account_id"]).agg(pl.col(amounts).sum()).with_columns(pl.col(amounts) / MICRO)
     )
     account_rows = (
         partitions.join(totals, on=["month", "account_id"], how="left")
@@ -227,8 +236,8 @@ def compute_mom_changes(
              "projected_month_end_usd"]
     frame = frame.with_columns(pl.col(money).round(4))
     return frame.sort(
-        ["month", "account_id", "level", "current_mtd_usd"],
-        descending=[False, False, False, True],
+        ["month", "account_id", "level", "current_mtd_usd", "service"],
+        descending=[False, False, False, True, False],
         nulls_last=True,
     )
 
@@ -273,14 +282,15 @@ def detect_anomalies(mom: pl.DataFrame, rule: AnomalyRule) -> pl.DataFrame:
             pl.lit(rule.threshold_pct).alias("threshold_pct"),
             pl.lit(rule.min_usd).alias("min_usd"),
         )
-        .sort(["month", "account_id", "change_usd"], descending=[False, False, True])
+        .sort(["month", "account_id", "change_usd", "level", "service"], descending=[False, False, True, False, False],
+              nulls_last=True)
     )
     return conform(out, "anomalies")
 
 
 def _drivers(services: pl.DataFrame, total_change: float) -> list[dict]:
     """The services that moved most, plus one line for the rest, adding up exactly to ``total_change``."""
-    rows = services.sort(pl.col("change_usd").abs(), descending=True).to_dicts()
+    rows = services.sort([pl.col("change_usd").abs(), pl.col("service")], descending=[True, False]).to_dicts()
     top = [r for r in rows[:MAX_DRIVERS] if abs(r["change_usd"]) >= 0.005]
     drivers = [
         {"service": r["service"], "change_usd": round(r["change_usd"], 2), "change_pct": r["change_pct"]}

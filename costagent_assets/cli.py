@@ -59,11 +59,18 @@ def _report_runs(outcomes) -> int:
     return EXIT_OK if outcomes and all(o.success for o in outcomes) else EXIT_FAILED
 
 
+def _store(home: Home):
+    from costagent_assets.resources.s3_warehouse import home_store
+    from costagent_assets.settings import load_settings
+
+    return home_store(home, load_settings(home.settings_path))
+
+
 def _refresh_duckdb(home: Home) -> None:
     from costagent_assets.warehouse import refresh_database_file
 
     try:
-        refresh_database_file(home.duckdb_path, home.warehouse_dir, [t.to_dict() for t in _teams(home)])
+        refresh_database_file(home.duckdb_path, _store(home), [t.to_dict() for t in _teams(home)])
     except Exception as exc:  # a user holding the file open in the DuckDB CLI must not fail the run
         print(f"  note: could not refresh {home.duckdb_path}: {exc}", file=sys.stderr)
 
@@ -107,7 +114,7 @@ def cmd_demo(args, home: Home) -> int:
     admin = sorted(outbox.glob("*-admin.html"))
     print(f"\n  outbox:        {outbox} ({len(list(outbox.glob('*-team-*.eml')))} team emails)")
     print(f"  admin report:  {admin[-1] if admin else 'not written'}")
-    print(f"  warehouse:     {home.warehouse_dir}")
+    print(f"  warehouse:     {_store(home).url('')}")
     print("  SQL:           costagent sql \"select * from account_months order by change_usd desc limit 10\"")
     print(f"  DuckDB file:   {home.duckdb_path}")
     return code
@@ -232,7 +239,7 @@ def cmd_sql(args, home: Home) -> int:
 
     from costagent_assets.warehouse import connect
 
-    con = connect(home.warehouse_dir, [t.to_dict() for t in _teams(home)])
+    con = connect(_store(home), [t.to_dict() for t in _teams(home)])
     try:
         cursor = con.execute(args.query)
     except duckdb.Error as exc:

@@ -8,9 +8,10 @@ from costagent_assets.home import Home
 from costagent_assets.periods import Period, period
 from costagent_assets.report_context import ReportFrames, trend_history
 from costagent_assets.reporting import RenderedEmail, render_admin_report, render_team_report
+from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.settings import load_settings
 from costagent_assets.teams import load_registry
-from costagent_assets.warehouse import read_table
+from costagent_assets.warehouse import read_table, stored_months
 
 
 class PreviewError(ValueError):
@@ -18,24 +19,24 @@ class PreviewError(ValueError):
 
 
 def _frames(home: Home, month: str | None) -> ReportFrames:
-    months_dir = home.warehouse_dir / "mom_changes"
-    stored = sorted(p.name for p in months_dir.iterdir()) if months_dir.exists() else []
+    store = home_store(home, load_settings(home.settings_path))
+    stored = stored_months(store, "mom_changes")
     if not stored:
         raise PreviewError("the warehouse is empty: run `costagent run` or `costagent demo` first")
     month = month or stored[-1]
     if month not in stored:
         raise PreviewError(f"no analysis stored for {month}; stored months: {', '.join(stored[-6:])}")
-    mom = read_table(home.warehouse_dir, "mom_changes", [month])
+    mom = read_table(store, "mom_changes", [month])
     through = mom["through_date"].max()
     p: Period = period(month, through + timedelta(days=1))
     return ReportFrames(
         month,
         p,
         mom,
-        read_table(home.warehouse_dir, "anomalies", [month]),
-        read_table(home.warehouse_dir, "ai_insights", [month]),
+        read_table(store, "anomalies", [month]),
+        read_table(store, "ai_insights", [month]),
         generated_at=datetime.now(UTC),
-        history=trend_history(home.warehouse_dir, [month]),
+        history=trend_history(store, [month]),
         dashboard_url_template=load_settings(home.settings_path).datadog_dashboard_url,
     )
 

@@ -16,7 +16,7 @@ import polars as pl
 from costagent_assets.delivery import SENT, Delivery, status_counts
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.teams import Team
-from costagent_assets.warehouse import read_table
+from costagent_assets.warehouse import Store, read_table
 
 BUDGET_WARNING_PCT = 80.0
 # The trend chart covers up to a year; months before the first one with data are left out.
@@ -235,10 +235,10 @@ def teams_by_account(teams: Sequence[Team]) -> Mapping[str, Team]:
     return {t.aws_account_id: t for t in teams}
 
 
-def trend_history(warehouse_dir: Path, months: Iterable[str]) -> pl.DataFrame:
+def trend_history(store: Path | Store, months: Iterable[str]) -> pl.DataFrame:
     """The stored account-level ``mom_changes`` rows of up to a year before each of ``months``."""
     wanted = sorted({shift_month(m, -i) for m in months for i in range(1, TREND_MONTHS)})
-    return read_table(warehouse_dir, "mom_changes", wanted).filter(pl.col("level") == "account")
+    return read_table(store, "mom_changes", wanted).filter(pl.col("level") == "account")
 
 
 def dashboard_url(template: str, team: Team) -> str | None:

@@ -94,6 +94,44 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "location": pl.String,
         "no_data": pl.Boolean,
     },
+    "forecasts": {
+        "month": pl.String,
+        "account_id": pl.String,
+        "service": pl.String,  # null for the account's total; else one of its main services
+        "horizon": pl.String,  # "month_end" | "next_month"
+        "target_month": pl.String,
+        "actual_to_date_usd": pl.Float64,  # spent so far in the target month
+        "point_usd": pl.Float64,  # the whole target month, actual so far included
+        "low_usd": pl.Float64,  # 80% prediction interval
+        "high_usd": pl.Float64,
+        "history_days": pl.Int64,
+        "method": pl.String,  # "insufficient_history" | "level_seasonal" | "level_seasonal_trend"
+        "growth_pct_per_month": pl.Float64,
+        "through_date": pl.Date,
+        "track_months": pl.Int32,  # backtested months in the six before (account rows only)
+        "track_inside": pl.Int32,  # of which the actual fell inside the 80% range
+        "track_mape_pct": pl.Float64,  # median absolute % error over those months
+        "track_bias_pct": pl.Float64,  # mean signed % error (positive: we forecast too high)
+    },
+    "forecast_backtest": {
+        "month": pl.String,
+        "account_id": pl.String,
+        "service": pl.String,
+        "cutoff": pl.Date,  # the forecast used data up to this day (the end of the month before)
+        "forecast_usd": pl.Float64,
+        "low_usd": pl.Float64,
+        "high_usd": pl.Float64,
+        "actual_usd": pl.Float64,
+        "error_pct": pl.Float64,
+        "ape_pct": pl.Float64,
+        "inside": pl.Boolean,
+        "last_month_usd": pl.Float64,  # baseline: next month = last month
+        "run_rate_usd": pl.Float64,  # baseline: last 7 days' daily mean x days in month
+        "ape_last_month_pct": pl.Float64,
+        "ape_run_rate_pct": pl.Float64,
+        "history_days": pl.Int64,
+        "method": pl.String,
+    },
 }
 
 

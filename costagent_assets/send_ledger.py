@@ -23,8 +23,9 @@ Why it is safe, on a local (POSIX) filesystem:
    not re-sent automatically; the admin report lists it as *unconfirmed*. Delete the claim file to
    send it again, after checking the mail server's log.
 
-Object stores have no ``O_EXCL``; a ledger on S3 needs a conditional PUT (``If-None-Match: *``) for
-the claim. NFS v3+ honours ``O_EXCL``.
+Object stores have no ``O_EXCL``: with the warehouse on S3 the ledger stays on the sending machine's
+disk (``<home>/email_ledger``); a ledger on S3 itself would need a conditional PUT (``If-None-Match: *``)
+for the claim. NFS v3+ honours ``O_EXCL``.
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ class LedgerEntry:
     claimed_at: str
     detail: str = ""
     location: str = ""
+
+
+def ledger_root(home_root: Path, warehouse_uri: str, warehouse_dir: Path) -> Path:
+    """Where the ledger lives: beside the Parquet tables in a local warehouse (``warehouse_uri`` empty
+    or a directory), else under the home, because claims need a POSIX filesystem (see above)."""
+    if warehouse_uri.startswith("s3://"):
+        return Path(home_root) / LEDGER_TABLE
+    return (Path(warehouse_uri).expanduser() if warehouse_uri else Path(warehouse_dir)) / LEDGER_TABLE
 
 
 class SendLedger:

@@ -36,6 +36,9 @@ class Settings:
     email_mode: str = "outbox"
     demo_accounts: int = 84
     demo_seed: int = 42
+    warehouse_uri: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
     smtp_rate_per_minute: float = 30.0
     smtp_ca_bundle: str = ""
     datadog_dashboard_url: str = ""
@@ -66,6 +69,9 @@ SETTING_DOCS: dict[str, str] = {
     ),
     "demo_accounts": "Number of AWS accounts the demo source generates; an integer 1..10000, default 84.",
     "demo_seed": "Random seed of the demo data, so the same seed gives the same costs; an integer >= 0, default 42.",
+    "warehouse_uri": "Where the Parquet warehouse lives: s3://bucket/prefix, an absolute local directory, or empty for <home>/warehouse; default empty.",
+    "s3_endpoint_url": "Endpoint of an S3-compatible store (MinIO, Ceph, ...) as http(s)://host[:port], or empty for AWS S3; default empty.",
+    "s3_region": "AWS region of the warehouse bucket, e.g. eu-west-1, or empty to take it from the AWS configuration; default empty.",
     "smtp_rate_per_minute": (
         "Most emails sent per minute over the one SMTP connection; a number > 0 and <= 6000, default 30 "
         "(what Office 365 accepts)."
@@ -203,6 +209,32 @@ def _choice_parser(key: str, available: tuple[str, ...], planned: tuple[str, ...
     return parse
 
 
+def _parse_warehouse_uri(value: object) -> str:
+    allowed = "empty (the default <home>/warehouse), s3://bucket/prefix, or an absolute local directory"
+    text = value.strip() if isinstance(value, str) else None
+    if text is None:
+        raise _refuse("warehouse_uri", value, allowed)
+    if text == "" or (text.startswith("/") and "\n" not in text):
+        return text.rstrip("/") if text != "/" else text
+    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[A-Za-z0-9!_.*'()/-]*)?", text)
+    if not match:
+        raise _refuse("warehouse_uri", value, allowed, "a bucket name is 3-63 lowercase letters, digits, dots or dashes")
+    return text.rstrip("/")
+
+
+def _parse_endpoint(value: object) -> str:
+    allowed = "empty for AWS, or http(s)://host[:port]"
+    text = value.strip() if isinstance(value, str) else None
+    if text is None or (text and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", text)):
+        raise _refuse("s3_endpoint_url", value, allowed)
+    return text.rstrip("/")
+
+
+def _parse_region(value: object) -> str:
+    allowed = "empty, or a region name such as eu-west-1"
+    text = value.strip() if isinstance(value, str) else None
+    if text is None or (text and not re.fullmatch(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+", text)):
+        raise _refuse("s3_region", value, allowed)
 def _parse_rate(value: object) -> float:
     key, allowed = "smtp_rate_per_minute", "a number of emails per minute greater than 0 and at most 6000, e.g. 30"
     text = _number_text(value)
@@ -261,6 +293,9 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "email_mode": _choice_parser("email_mode", ("outbox", "smtp"), ()),
     "demo_accounts": _integer_parser("demo_accounts", 1, 10000, 84),
     "demo_seed": _integer_parser("demo_seed", 0, None, 42),
+    "warehouse_uri": _parse_warehouse_uri,
+    "s3_endpoint_url": _parse_endpoint,
+    "s3_region": _parse_region,
     "smtp_rate_per_minute": _parse_rate,
     "smtp_ca_bundle": _parse_ca_bundle,
     "datadog_dashboard_url": _parse_url_template,

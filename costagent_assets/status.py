@@ -12,9 +12,11 @@ def status_lines(home: Home, today: date) -> list[str]:
     from dagster._utils.schedules import cron_string_iterator
 
     from costagent_assets.defs.automation import weekly_cron
+    from costagent_assets.resources.s3_warehouse import home_store
     from costagent_assets.runner import prepare_instance
     from costagent_assets.settings import load_settings
     from costagent_assets.teams import load_registry
+    from costagent_assets.warehouse import stored_months
 
     settings = load_settings(home.settings_path)
     teams = load_registry(home.teams_path)
@@ -34,13 +36,13 @@ def status_lines(home: Home, today: date) -> list[str]:
     nxt = next(cron_string_iterator(datetime.now(UTC).timestamp(), cron, "UTC"))
     lines.append(f"next run:    {nxt:%A %Y-%m-%d %H:%M} UTC (cron '{cron}'; the schedule runs when the "
                  "Dagster daemon is up: `costagent ui`)")
-    raw = home.warehouse_dir / "raw_costs"
-    months = sorted(p.name for p in raw.iterdir()) if raw.exists() else []
+    store = home_store(home, settings)
+    lines.append(f"warehouse:   {store.url('')}")
+    months = stored_months(store, "raw_costs")
     if months:
-        per_month = {m: sum(1 for f in (raw / m).glob("*.parquet") if f.stat().st_size > 0) for m in months}
         lines.append(f"coverage:    {months[0]} .. {months[-1]} ({len(months)} months)")
         for m in months[-3:]:
-            lines.append(f"  {m}: {per_month[m]} of {len(teams)} accounts stored")
+            lines.append(f"  {m}: {len(store.keys(f'raw_costs/{m}/'))} of {len(teams)} accounts stored")
     else:
         lines.append("coverage:    nothing stored yet")
     return lines

@@ -1,18 +1,24 @@
 """The Parquet warehouse layout and the DuckDB views over it.
 
-One Parquet file per asset partition: ``<root>/<table>/<YYYY-MM>/<account_id>.parquet``. A rerun of a
-partition replaces exactly that file (written beside it, then renamed, so a reader sees the old file
-or the new one). DuckDB reads the files through views; nothing is loaded into DuckDB itself, so the
-Parquet files stay the single source of truth.
+One Parquet object per asset partition: ``<root>/<table>/<YYYY-MM>/<account_id>.parquet``, where the
+root is a local directory (the default) or ``s3://bucket/prefix``. A rerun of a partition replaces
+exactly that object, written whole (a renamed file locally, a single PUT on S3), so a reader sees the
+old object or the new one, never half. DuckDB reads the objects through views; nothing is loaded into
+DuckDB itself, so the Parquet objects stay the single source of truth.
+
+Functions take a ``Store`` (or a local ``Path``, for the default layout): the local one is here, the S3
+one lives with the other outside systems in ``resources/s3_warehouse.py``.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import polars as pl
@@ -50,39 +56,112 @@ TABLE_DOCS: dict[str, str] = {
     "ai_insights": "Per account and month: the explanation of the change and its drivers.",
     "emails": "Per account and report date: what was written or sent, to whom.",
     "teams": "The teams registry: team name, AWS account id, email, cc, monthly budget.",
+    "forecasts": "Per account (and main service) and month: month-end and next-month forecasts, 80% interval, track record.",
+    "forecast_backtest": "Per complete month: the forecast made the month before, the actual, errors and baselines.",
 }
 
 
+class Store(Protocol):
+    """Where the Parquet objects live; keys are relative paths like ``raw_costs/2026-11/<account>.parquet``."""
+
+    def url(self, key: str) -> str:
+        """The path or URL DuckDB and users see for ``key``."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Replace the object at ``key`` whole."""
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, sorted."""
+
+    def has_any(self, prefix: str) -> bool:
+        """Whether any key starts with ``prefix``."""
+
+    def read_parquet(self, keys: Sequence[str]) -> pl.DataFrame:
+        """The rows of these Parquet objects (all of them exist)."""
+
+    def configure_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make ``con`` able to read ``url(...)`` (S3 needs httpfs and a secret)."""
+
+
+class LocalStore:
+    """A directory on local disk."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def url(self, key: str) -> str:
+        return str(self.root / key)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def keys(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        if not base.exists():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*.parquet"))
+
+    def has_any(self, prefix: str) -> bool:
+        base = self.root / prefix
+        return base.exists() and next(base.rglob("*.parquet"), None) is not None
+
+    def read_parquet(self, keys: Sequence[str]) -> pl.DataFrame:
+        # One scan over all files: polars reads them in parallel, far faster than a loop of small reads.
+        return pl.scan_parquet([self.url(k) for k in keys], missing_columns="insert", extra_columns="ignore").collect()
+
+    def configure_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
+        return None
+
+
+def as_store(root: Path | str | Store) -> Store:
+    """A store for ``root``: a local path, or a store as it is."""
+    return LocalStore(Path(root)) if isinstance(root, (str, os.PathLike)) else root
+
+
+def partition_key(table: str, month: str, account_id: str) -> str:
+    """The key of one account-month partition of ``table``."""
+    return f"{table}/{month}/{account_id}.parquet"
+
+
 def partition_path(root: Path, table: str, month: str, account_id: str) -> Path:
-    """Where one account-month partition of ``table`` lives."""
-    return root / table / month / f"{account_id}.parquet"
+    """Where one account-month partition of ``table`` lives in a local warehouse."""
+    return Path(root) / partition_key(table, month, account_id)
+
+
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    """``frame`` as a Parquet object (zstd, with statistics)."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    return buffer.getvalue()
 
 
 def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
-    """Write ``frame`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``frame`` to a local ``path`` so that readers see the old file or the new one, never half."""
+    LocalStore(path.parent).put(path.name, parquet_bytes(frame))
 
 
 def write_partitions(
-    root: Path, table: str, frame: pl.DataFrame, keys: Iterable[tuple[str, str]]
+    root: Path | Store, table: str, frame: pl.DataFrame, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
-    """Split ``frame`` by (month, account_id) and write one file per key; keys without rows get an empty file.
+    """Split ``frame`` by (month, account_id) and write one object per key; keys without rows get an empty one.
 
     Rows outside ``keys`` are refused: an asset must not write partitions its run does not own.
     Returns the row count written per key.
     """
+    store = as_store(root)
     frame = conform(frame, table)
     keys = list(keys)
     wanted = set(keys)
-    groups = {k: g for k, g in frame.partition_by(["month", "account_id"], as_dict=True).items()} if len(frame) else {}
+    groups = dict(frame.partition_by(["month", "account_id"], as_dict=True)) if len(frame) else {}
     stray = set(groups) - wanted
     if stray:
         sample = ", ".join(f"{a}|{m}" for m, a in sorted(stray)[:5])
@@ -92,34 +171,37 @@ def write_partitions(
 
     def _write(key: tuple[str, str]) -> None:
         part = groups.get(key, blank)
-        write_parquet_atomic(part, partition_path(root, table, *key))
+        store.put(partition_key(table, *key), parquet_bytes(part))
         written[key] = len(part)
 
-    # Parquet encoding releases the GIL, so a few threads overlap the many small writes.
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # Encoding releases the GIL and S3 PUTs wait on the network: a few threads overlap the many small writes.
+    with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(_write, keys))
     return written
 
 
-def read_partitions(root: Path, table: str, keys: Iterable[tuple[str, str]]) -> pl.DataFrame:
+def read_partitions(root: Path | Store, table: str, keys: Iterable[tuple[str, str]]) -> pl.DataFrame:
     """The rows of the given (month, account_id) partitions that exist; missing ones are skipped."""
-    paths = [p for p in (partition_path(root, table, m, a) for m, a in keys) if p.exists()]
-    return _read_many(paths, table)
+    store = as_store(root)
+    keys = list(keys)
+    present: set[str] = set()
+    for month in sorted({m for m, _ in keys}):
+        present.update(store.keys(f"{table}/{month}/"))
+    wanted = [k for k in (partition_key(table, m, a) for m, a in keys) if k in present]
+    return conform(store.read_parquet(wanted), table) if wanted else empty(table)
 
 
-def _read_many(paths: list[Path], table: str) -> pl.DataFrame:
-    if not paths:
-        return empty(table)
-    # One scan over all files: polars reads them in parallel, far faster than a loop of small reads.
-    return conform(pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore").collect(), table)
-
-
-def read_table(root: Path, table: str, months: Sequence[str] | None = None) -> pl.DataFrame:
+def read_table(root: Path | Store, table: str, months: Sequence[str] | None = None) -> pl.DataFrame:
     """Every stored partition of ``table`` (optionally only some months)."""
-    base = root / table
-    dirs = [base / m for m in months] if months else sorted(base.glob("*")) if base.exists() else []
-    paths = [p for d in dirs if d.is_dir() for p in sorted(d.glob("*.parquet"))]
-    return _read_many(paths, table)
+    store = as_store(root)
+    prefixes = [f"{table}/{m}/" for m in months] if months else [f"{table}/"]
+    wanted = [k for prefix in prefixes for k in store.keys(prefix)]
+    return conform(store.read_parquet(wanted), table) if wanted else empty(table)
+
+
+def stored_months(root: Path | Store, table: str) -> list[str]:
+    """The months for which ``table`` holds at least one partition."""
+    return sorted({k.split("/")[1] for k in as_store(root).keys(f"{table}/")})
 
 
 def _empty_select(table: str) -> str:
@@ -146,12 +228,13 @@ def _duck_type(dtype: pl.DataType) -> str:
     raise TypeError(f"no DuckDB type for {dtype}")
 
 
-def create_views(con: duckdb.DuckDBPyConnection, root: Path, teams: Sequence[dict]) -> None:
-    """(Re)create every documented view on ``con`` over the Parquet files under ``root``."""
+def create_views(con: duckdb.DuckDBPyConnection, root: Path | Store, teams: Sequence[dict]) -> None:
+    """(Re)create every documented view on ``con`` over the Parquet objects under ``root``."""
+    store = as_store(root)
+    store.configure_duckdb(con)
     for table in PARTITIONED_TABLES:
-        has_files = any((root / table).glob("*/*.parquet")) if (root / table).exists() else False
-        if has_files:
-            glob = str(root / table / "*" / "*.parquet").replace("'", "''")
+        if store.has_any(f"{table}/"):
+            glob = store.url(f"{table}/*/*.parquet").replace("'", "''")
             sql = f"SELECT * FROM read_parquet('{glob}', union_by_name = true, hive_partitioning = false)"
         else:
             sql = _empty_select(table)
@@ -182,14 +265,14 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path, teams: Sequence[dic
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
 
 
-def connect(root: Path, teams: Sequence[dict], database: str | Path = ":memory:") -> duckdb.DuckDBPyConnection:
+def connect(root: Path | Store, teams: Sequence[dict], database: str | Path = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with every view in place (in memory unless a database file is given)."""
     con = duckdb.connect(str(database))
     create_views(con, root, teams)
     return con
 
 
-def refresh_database_file(path: Path, root: Path, teams: Sequence[dict]) -> None:
+def refresh_database_file(path: Path, root: Path | Store, teams: Sequence[dict]) -> None:
     """Rewrite the views in the DuckDB file that users open with the DuckDB CLI."""
     con = duckdb.connect(str(path))
     try:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from costagent_assets.defs.automation import REPORT_ASSETS
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -55,9 +57,7 @@ def test_ui_serves_the_assets_and_stops_on_sigterm(isolated: Path):
             if nodes:
                 break
             time.sleep(0.5)
-        assert sorted(n["assetKey"]["path"][0] for n in nodes) == sorted(
-            ["raw_costs", "service_breakdown", "mom_changes", "anomalies", "ai_insights", "emails"]
-        )
+        assert sorted(n["assetKey"]["path"][0] for n in nodes) == sorted(REPORT_ASSETS)
         assert (isolated / "dagster" / "dagster.yaml").exists()
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -19,8 +19,11 @@ from costagent_assets.periods import report_month, shift_month
 from costagent_assets.settings import Settings, load_settings
 
 WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
-REPORT_ASSETS = ["raw_costs", "service_breakdown", "mom_changes", "anomalies", "ai_insights", "emails"]
-HISTORY_ASSETS = REPORT_ASSETS[:-1]
+REPORT_ASSETS = [
+    "raw_costs", "service_breakdown", "mom_changes", "anomalies", "forecast_backtest", "forecasts", "ai_insights",
+    "emails",
+]
+HISTORY_ASSETS = [a for a in REPORT_ASSETS if a != "emails"]
 # AWS keeps revising a month's charges for a few days after it ends (credits, refunds, final
 # usage), so the weekly run also refreshes the previous month early in the month. A week, so that
 # exactly one weekly tick falls in the window whatever the schedule's day: every month's analysis

@@ -19,9 +19,10 @@ from costagent_assets.report_context import ReportFrames, delivery_summary, team
 from costagent_assets.reporting import admin_csv, build_message, render_admin_report, render_team_report
 from costagent_assets.resources.email_delivery import EmailDelivery
 from costagent_assets.resources.home import CostagentHome
+from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.resources.smtp import SmtpError
 from costagent_assets.schemas import conform
-from costagent_assets.send_ledger import LEDGER_TABLE, LedgerKey, SendLedger
+from costagent_assets.send_ledger import LedgerKey, SendLedger, ledger_root
 
 PREVIEW_LINES = 60
 
@@ -58,9 +59,9 @@ def emails(
     teams = costagent_home.teams()
     by_id = teams_by_account(teams)
     home = costagent_home.home
-    ledger = SendLedger(home.warehouse_dir / LEDGER_TABLE)
+    ledger = SendLedger(ledger_root(home.root, settings.warehouse_uri, home.warehouse_dir))
     # The trend chart reads the account totals of up to a year before each month of the run.
-    history = trend_history(home.warehouse_dir, periods)
+    history = trend_history(home_store(home, settings), periods)
     sender = email_delivery.sender_address()
     domain = sender.rpartition("@")[2] or "costagent.local"
     now = datetime.now(UTC)

@@ -33,18 +33,26 @@ month_account_partitions = dg.MultiPartitionsDefinition(
 # computation, is what a run costs, so one ranged run per month beats one run per account by ~6x.
 single_run = dg.BackfillPolicy.single_run()
 
-# mom_changes reads the same account's raw costs for the previous month too; the first month has none.
-previous_and_current_month = dg.MultiPartitionMapping(
-    {
-        MONTH_DIMENSION: dg.DimensionPartitionMapping(
-            MONTH_DIMENSION,
-            dg.TimeWindowPartitionMapping(
-                start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
+def months_window(start_offset: int, end_offset: int) -> dg.MultiPartitionMapping:
+    """The same account's partitions from ``start_offset`` to ``end_offset`` months away (inclusive).
+
+    Months before the first partition, or never materialized, are simply absent from the input.
+    """
+    return dg.MultiPartitionMapping(
+        {
+            MONTH_DIMENSION: dg.DimensionPartitionMapping(
+                MONTH_DIMENSION,
+                dg.TimeWindowPartitionMapping(
+                    start_offset=start_offset, end_offset=end_offset, allow_nonexistent_upstream_partitions=True
+                ),
             ),
-        ),
-        ACCOUNT_DIMENSION: dg.DimensionPartitionMapping(ACCOUNT_DIMENSION, dg.IdentityPartitionMapping()),
-    }
-)
+            ACCOUNT_DIMENSION: dg.DimensionPartitionMapping(ACCOUNT_DIMENSION, dg.IdentityPartitionMapping()),
+        }
+    )
+
+
+# mom_changes reads the same account's raw costs for the previous month too; the first month has none.
+previous_and_current_month = months_window(-1, 0)
 
 
 def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:

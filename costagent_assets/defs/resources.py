@@ -26,7 +26,11 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
         "cost_source": sources[settings.source](),
         "email_delivery": deliveries[settings.email_mode](),
         "costagent_home": CostagentHome(root=str(home.root)),
-        "io_manager": ParquetWarehouseIOManager(root=str(home.warehouse_dir)),
+        "io_manager": ParquetWarehouseIOManager(
+            root=settings.warehouse_uri or str(home.warehouse_dir),
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+        ),
     }
 
 

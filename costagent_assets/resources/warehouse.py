@@ -1,14 +1,14 @@
-"""The Parquet warehouse as Dagster storage: one file per account-month partition."""
+"""The Parquet warehouse as Dagster storage: one object per account-month partition, local or on S3."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from costagent_assets import warehouse
 from costagent_assets.defs.partitions import split_key
+from costagent_assets.resources.s3_warehouse import open_store
+from costagent_assets.warehouse import Store
 
 
 class ParquetWarehouseIOManager(dg.ConfigurableIOManager):
@@ -20,7 +20,13 @@ class ParquetWarehouseIOManager(dg.ConfigurableIOManager):
     lets the first month load a previous month that was never materialized.
     """
 
-    root: str
+    root: str  # a local directory, or s3://bucket/prefix
+    s3_endpoint_url: str = ""  # an S3-compatible store (MinIO, Ceph, moto in tests); empty for AWS
+    s3_region: str = ""
+
+    def store(self) -> Store:
+        """The store the partitions live in."""
+        return open_store(self.root, self.s3_endpoint_url, self.s3_region)
 
     def _table(self, context: dg.InputContext | dg.OutputContext) -> str:
         return context.asset_key.path[-1]
@@ -29,15 +35,15 @@ class ParquetWarehouseIOManager(dg.ConfigurableIOManager):
         if not context.has_asset_partitions:
             raise dg.Failure(f"{context.asset_key.to_user_string()}: costagent assets are partitioned")
         keys = [split_key(k) for k in context.asset_partition_keys]
-        written = warehouse.write_partitions(Path(self.root), self._table(context), obj, keys)
+        written = warehouse.write_partitions(self.store(), self._table(context), obj, keys)
         context.add_output_metadata(
             {
                 "partitions_written": len(written),
                 "empty_partitions": sum(1 for n in written.values() if n == 0),
-                "location": dg.MetadataValue.path(str(Path(self.root) / self._table(context))),
+                "location": dg.MetadataValue.path(self.store().url(self._table(context))),
             }
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         keys = [split_key(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
-        return warehouse.read_partitions(Path(self.root), self._table(context), keys)
+        return warehouse.read_partitions(self.store(), self._table(context), keys)

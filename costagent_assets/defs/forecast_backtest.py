@@ -1,0 +1,44 @@
+"""forecast_backtest: each complete month's forecast replayed from the data known the month before."""
+
+import dagster as dg
+import polars as pl
+
+from costagent_assets.defs.partitions import (
+    month_account_partitions,
+    months_window,
+    run_partitions,
+    run_periods,
+    single_run,
+)
+from costagent_assets.forecast import compute_backtest
+
+
+@dg.asset(
+    partitions_def=month_account_partitions,
+    backfill_policy=single_run,
+    group_name="forecasts",
+    kinds={"duckdb", "parquet"},
+    # The forecast made at the end of month M-1 needs 8 weeks of history before it, and month M's actuals.
+    ins={"raw_costs": dg.AssetIn(partition_mapping=months_window(-3, 0))},
+)
+def forecast_backtest(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame):
+    """For each complete month, per account and its main services: the next-month forecast made from the
+    data available at the end of the month before, the actual, the error (APE, signed), whether the actual
+    fell inside the 80% interval, and the two baselines ("next month = last month", "last 7 days' run rate x
+    days in month"). A month still in progress has no rows yet."""
+    partitions = run_partitions(context)
+    frame = compute_backtest(raw_costs, run_periods(context, partitions), partitions)
+    scored = frame.filter(pl.col("service").is_null() & pl.col("forecast_usd").is_not_null())
+    metadata = {"rows": frame.height, "account_months_scored": scored.height}
+    if scored.height:
+        stats = scored.select(
+            pl.col("ape_pct").mean(), pl.col("ape_last_month_pct").mean(), pl.col("ape_run_rate_pct").mean(),
+            pl.col("inside").mean(),
+        ).row(0)
+        metadata |= {
+            "mape_pct": round(stats[0], 2),
+            "mape_last_month_pct": round(stats[1], 2),
+            "mape_run_rate_pct": round(stats[2], 2),
+            "interval_coverage_pct": round(stats[3] * 100, 1),
+        }
+    return dg.Output(frame, metadata=metadata)

@@ -1,0 +1,316 @@
+"""Forecasts of daily cost, computed in DuckDB SQL from the daily history.
+
+The model, per series (an account's total, or one of its main services), from the 8 weeks up to a
+cutoff day:
+
+* weekly seasonality: a factor per weekday, the weekday's median over the median of all days;
+* level: the median of the last 14 deseasonalised days (a median, so a one-off spike does not drag the
+  forecast up, while a step change is the new level within a week);
+* trend: the median week-on-week ratio of the 8 weekly medians, per month, capped at +/-30% and applied
+  from the middle of the level window (a median of ratios, so one step change is not read as growth);
+* interval: 80% from the series' own daily noise (MAD of the log residuals) for the days summed, the
+  uncertainty of the level, and a trend term growing with the horizon; calibrated on the backtest.
+
+A series with less than 14 days of history gets no forecast and says so ("insufficient_history").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, timedelta
+
+import duckdb
+import polars as pl
+
+from costagent_assets.analysis import MICRO, micro_sum
+from costagent_assets.periods import Period, period, shift_month
+from costagent_assets.schemas import conform, empty
+
+HISTORY_DAYS = 56
+LEVEL_DAYS = 14
+MIN_HISTORY_DAYS = 14
+TREND_MIN_DAYS = 56
+MAX_MONTHLY_GROWTH = 0.30
+# z for a central 80% interval.
+Z80 = 1.2816
+# Trend uncertainty per month of horizon, as a fraction of the level: calibrated on the demo backtest so
+# that about 80% of actual months fall inside the interval (see benchmarks/forecast_backtest.py).
+TREND_SIGMA_PER_MONTH = 0.01
+MAIN_SERVICES = 5
+
+TARGET_SCHEMA = {
+    "target_id": pl.Int64,
+    "account_id": pl.String,
+    "service": pl.String,
+    "cutoff": pl.Date,
+    "target_start": pl.Date,
+    "target_end": pl.Date,
+}
+
+_FORECAST_SQL = f"""
+WITH t AS (SELECT * FROM targets),
+h AS (
+  SELECT t.target_id, d.date, d.cost_usd AS y
+  FROM t JOIN daily d ON d.account_id = t.account_id AND d.service = t.service
+   AND d.date <= t.cutoff AND d.date > t.cutoff - INTERVAL {HISTORY_DAYS} DAY
+),
+span AS (
+  SELECT t.target_id, t.cutoff, min(d.date) AS first_date
+  FROM t JOIN daily d ON d.account_id = t.account_id AND d.service = t.service AND d.date <= t.cutoff
+  GROUP BY ALL
+),
+-- A dense calendar from the series' first day (or the window's start): a day without a row costs $0.
+cal AS (
+  SELECT s.target_id, s.cutoff,
+         unnest(generate_series(greatest(s.first_date, s.cutoff - INTERVAL {HISTORY_DAYS - 1} DAY)::TIMESTAMP,
+                                s.cutoff::TIMESTAMP, INTERVAL 1 DAY))::DATE AS date
+  FROM span s
+),
+dense AS (
+  SELECT c.target_id, c.date, coalesce(h.y, 0) AS y, isodow(c.date) AS dow, datediff('day', c.date, c.cutoff) AS age
+  FROM cal c LEFT JOIN h USING (target_id, date)
+),
+stats AS (SELECT target_id, count(*) AS n_days, median(y) AS med_all FROM dense GROUP BY ALL),
+dowf AS (
+  SELECT d.target_id, d.dow,
+         CASE WHEN s.n_days >= 28 AND s.med_all > 0 THEN greatest(median(d.y) / s.med_all, 0.05) ELSE 1.0 END AS f
+  FROM dense d JOIN stats s USING (target_id)
+  GROUP BY d.target_id, d.dow, s.n_days, s.med_all
+),
+ds AS (SELECT d.*, d.y / f.f AS z FROM dense d JOIN dowf f USING (target_id, dow)),
+lv AS (SELECT target_id, median(z) FILTER (WHERE age < {LEVEL_DAYS}) AS level FROM ds GROUP BY ALL),
+-- Trend: the median of the week-on-week ratios of weekly medians, so that one step change (a single
+-- jump between two weeks) does not read as growth.
+weeks AS (SELECT target_id, age // 7 AS wk, median(z) AS wm FROM ds GROUP BY ALL),
+ratios AS (
+  SELECT a.target_id, a.wm / b.wm AS r
+  FROM weeks a JOIN weeks b ON a.target_id = b.target_id AND b.wk = a.wk + 1
+  WHERE a.wm > 0 AND b.wm > 0
+),
+trend AS (SELECT target_id, median(r) AS weekly_ratio FROM ratios GROUP BY ALL),
+model AS (
+  SELECT l.target_id, s.n_days, l.level,
+         CASE WHEN s.n_days >= {TREND_MIN_DAYS} AND tr.weekly_ratio > 0
+              THEN least(greatest(pow(tr.weekly_ratio, 30.0 / 7) - 1, -{MAX_MONTHLY_GROWTH}), {MAX_MONTHLY_GROWTH})
+              ELSE 0 END AS growth
+  FROM lv l JOIN stats s USING (target_id) LEFT JOIN trend tr USING (target_id)
+),
+noise AS (
+  SELECT ds.target_id,
+         1.4826 * median(abs(ln((ds.z + 0.01) / (m.level + 0.01)))) FILTER (WHERE ds.age < 28) AS sigma_day
+  FROM ds JOIN model m USING (target_id) GROUP BY ALL
+),
+future AS (
+  SELECT t.target_id, t.cutoff,
+         unnest(generate_series(greatest(t.target_start, t.cutoff + INTERVAL 1 DAY)::TIMESTAMP,
+                                t.target_end::TIMESTAMP, INTERVAL 1 DAY))::DATE AS date
+  FROM t WHERE t.target_end > t.cutoff
+),
+pred AS (
+  SELECT fu.target_id,
+         sum(m.level * coalesce(f.f, 1.0)
+             * pow(1 + m.growth, (datediff('day', fu.cutoff, fu.date) + {LEVEL_DAYS / 2}) / 30.0)) AS point,
+         count(*) AS n_future,
+         avg(datediff('day', fu.cutoff, fu.date)) AS mean_horizon
+  FROM future fu JOIN model m USING (target_id)
+  LEFT JOIN dowf f ON f.target_id = fu.target_id AND f.dow = isodow(fu.date)
+  GROUP BY ALL
+)
+SELECT t.target_id, coalesce(m.n_days, 0) AS history_days, m.growth,
+       CASE WHEN coalesce(m.n_days, 0) < {MIN_HISTORY_DAYS} THEN 'insufficient_history'
+            WHEN m.n_days < {TREND_MIN_DAYS} THEN 'level_seasonal'
+            ELSE 'level_seasonal_trend' END AS method,
+       coalesce(p.point, 0.0) AS point, coalesce(p.n_future, 0) AS n_future,
+       sqrt(pow(n.sigma_day, 2) / greatest(p.n_future, 1) + pow(n.sigma_day, 2) * 1.57 / {LEVEL_DAYS}
+            + pow({TREND_SIGMA_PER_MONTH} * (coalesce(p.mean_horizon, 0) + {LEVEL_DAYS / 2}) / 30.0, 2)) AS sigma_rel
+FROM t LEFT JOIN model m USING (target_id) LEFT JOIN pred p USING (target_id) LEFT JOIN noise n USING (target_id)
+"""
+
+
+def forecast_sums(daily: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
+    """Forecast, for each target, the cost summed over its days after the cutoff.
+
+    ``daily``: account_id, service, date, cost_usd (one row per series and day; the account total is the
+    series with service "*"). ``targets``: TARGET_SCHEMA. Returns per target_id: history_days, method,
+    growth (per month), point_usd, low_usd, high_usd (80%), and n_future (days forecast). A target
+    with insufficient history has null amounts.
+    """
+    # One thread: a parallel SUM adds in varying order, and a rerun must reproduce its bytes.
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        con.register("daily", daily.select("account_id", "service", "date", "cost_usd").to_arrow())
+        con.register("targets", targets.select(list(TARGET_SCHEMA)).cast(TARGET_SCHEMA).to_arrow())
+        out = pl.from_arrow(con.execute(_FORECAST_SQL).arrow())
+    finally:
+        con.close()
+    usable = (pl.col("method") != "insufficient_history") & pl.col("point").is_not_null()
+    band = (Z80 * pl.col("sigma_rel").fill_null(0.0)).exp()
+    return out.with_columns(
+        pl.when(usable).then(pl.col("point")).alias("point_usd"),
+        pl.when(usable).then(pl.col("point") / band).alias("low_usd"),
+        pl.when(usable).then(pl.col("point") * band).alias("high_usd"),
+        pl.col("n_future").fill_null(0),
+    ).select("target_id", "history_days", "method", "growth", "point_usd", "low_usd", "high_usd", "n_future")
+
+
+def series_frame(raw: pl.DataFrame) -> pl.DataFrame:
+    """Daily series from raw cost rows: each account's total (service "*") and each of its services."""
+    cols = ["account_id", "service", "date", "cost_usd"]
+    total = raw.group_by("account_id", "date").agg(micro_sum("cost_usd").alias("cost_usd"))
+    per_service = raw.group_by("account_id", "service", "date").agg(micro_sum("cost_usd").alias("cost_usd"))
+    both = pl.concat([total.with_columns(pl.lit("*").alias("service")).select(cols), per_service.select(cols)])
+    return both.with_columns(pl.col("cost_usd") / MICRO).sort(cols[:3])
+
+
+def main_services(raw: pl.DataFrame, cutoffs: pl.DataFrame, top: int = MAIN_SERVICES) -> pl.DataFrame:
+    """For each (month, account_id, cutoff) row of ``cutoffs``: the account's total ("*") and its ``top``
+    services by spend over the 28 days up to the cutoff."""
+    ranked = (
+        raw.join(cutoffs, on="account_id")
+        .filter((pl.col("date") <= pl.col("cutoff")) & (pl.col("date") > pl.col("cutoff") - pl.duration(days=28)))
+        .group_by("month", "account_id", "cutoff", "service")
+        .agg(micro_sum("cost_usd").alias("cost_usd"))
+        .sort(["month", "account_id", "cost_usd", "service"], descending=[False, False, True, False])
+        .group_by("month", "account_id", "cutoff", maintain_order=True)
+        .head(top)
+        .select("month", "account_id", "cutoff", "service")
+    )
+    return pl.concat([cutoffs.with_columns(pl.lit("*").alias("service")).select(ranked.columns), ranked])
+
+
+def _with_targets(series_keys: pl.DataFrame) -> pl.DataFrame:
+    return series_keys.with_row_index("target_id").with_columns(pl.col("target_id").cast(pl.Int64))
+
+
+def compute_forecasts(
+    raw: pl.DataFrame,
+    periods: Mapping[str, Period],
+    partitions: Iterable[tuple[str, str]],
+    backtests: pl.DataFrame,
+) -> pl.DataFrame:
+    """Per account and its main services: the month-end and next-month forecasts with 80% intervals,
+    from the daily history up to each month's last covered day, and the account's track record from
+    the backtests of the six months before."""
+    series = series_frame(raw)
+    keys = sorted(set(partitions))
+    if not keys:
+        return empty("forecasts")
+    cutoffs = pl.DataFrame(
+        {"month": [m for m, _ in keys], "account_id": [a for _, a in keys], "cutoff": [periods[m].through for m, _ in keys]},
+        schema={"month": pl.String, "account_id": pl.String, "cutoff": pl.Date},
+    )
+    bounds = pl.DataFrame(
+        [
+            {"month": m, "horizon": h, "target_month": tm, "target_start": tp.start, "target_end": tp.end,
+             "through_date": periods[m].through}
+            for m in {m for m, _ in keys}
+            for h, tm in (("month_end", m), ("next_month", shift_month(m, 1)))
+            for tp in [period(tm, date.max)]
+        ]
+    )
+    targets = _with_targets(main_services(raw, cutoffs).join(bounds, on="month").sort("month", "account_id", "service", "horizon"))
+    meta = targets.with_columns(pl.when(pl.col("service") != "*").then(pl.col("service")).alias("service"))
+    sums = forecast_sums(series, targets)
+    actual = (
+        targets.join(series, on=["account_id", "service"], how="left")
+        .filter((pl.col("date") >= pl.col("target_start")) & (pl.col("date") <= pl.col("cutoff")))
+        .group_by("target_id")
+        .agg((micro_sum("cost_usd") / MICRO).alias("actual_to_date_usd"))
+    )
+    out = (
+        meta.join(sums, on="target_id", how="left")
+        .join(actual, on="target_id", how="left")
+        .with_columns(pl.col("actual_to_date_usd").fill_null(0.0))
+        .with_columns(
+            # The month-end figure is what was spent so far plus the forecast of the days left.
+            [(pl.col("actual_to_date_usd") + pl.col(c)).alias(c) for c in ("point_usd", "low_usd", "high_usd")]
+            + [(pl.col("growth") * 100).alias("growth_pct_per_month")]
+        )
+    )
+    track = track_record(backtests)
+    out = out.join(track, on=["account_id"], how="left").with_columns(
+        [pl.when(pl.col("service").is_null()).then(pl.col(c)).alias(c) for c in track.columns if c != "account_id"]
+    )
+    money = ["actual_to_date_usd", "point_usd", "low_usd", "high_usd"]
+    return conform(out.with_columns(pl.col(money).round(2)), "forecasts")
+
+
+def track_record(backtests: pl.DataFrame) -> pl.DataFrame:
+    """Per account, over the backtested months given: how many, how often inside the 80% range, the
+    median absolute error and the mean signed error, in %."""
+    rows = backtests.filter(pl.col("service").is_null() & pl.col("forecast_usd").is_not_null())
+    return rows.group_by("account_id").agg(
+        pl.len().cast(pl.Int32).alias("track_months"),
+        pl.col("inside").sum().cast(pl.Int32).alias("track_inside"),
+        pl.col("ape_pct").median().alias("track_mape_pct"),
+        pl.col("error_pct").mean().alias("track_bias_pct"),
+    )
+
+
+def compute_backtest(raw: pl.DataFrame, periods: Mapping[str, Period], partitions: Iterable[tuple[str, str]]) -> pl.DataFrame:
+    """Replay the next-month forecast of each complete month from the data known at the end of the month
+    before, against what happened, next to the two baselines ("next month = last month" and "the last
+    7 days' run rate x days in month")."""
+    series = series_frame(raw)
+    keys = sorted((m, a) for m, a in set(partitions) if periods[m].complete)  # a month in progress is not known yet
+    if not keys:
+        return empty("forecast_backtest")
+    cutoffs = pl.DataFrame(
+        {"month": [m for m, _ in keys], "account_id": [a for _, a in keys],
+         "cutoff": [periods[m].start - timedelta(days=1) for m, _ in keys]},
+        schema={"month": pl.String, "account_id": pl.String, "cutoff": pl.Date},
+    )
+    bounds = pl.DataFrame(
+        [{"month": m, "target_start": periods[m].start, "target_end": periods[m].end,
+          "days_in_month": periods[m].days_in_month} for m in {m for m, _ in keys}]
+    )
+    targets = _with_targets(main_services(raw, cutoffs).join(bounds, on="month").sort("month", "account_id", "service"))
+    meta = targets.with_columns(pl.when(pl.col("service") != "*").then(pl.col("service")).alias("service"))
+    sums = forecast_sums(series, targets)
+    joined = targets.join(series, on=["account_id", "service"], how="left")
+    actual = (
+        joined.filter(pl.col("date").is_between(pl.col("target_start"), pl.col("target_end")))
+        .group_by("target_id")
+        .agg((micro_sum("cost_usd") / MICRO).alias("actual_usd"))
+    )
+    last_month = (
+        joined.filter(
+            (pl.col("date") <= pl.col("cutoff"))
+            & (pl.col("date") >= pl.col("cutoff").dt.month_start())
+        )
+        .group_by("target_id")
+        .agg((micro_sum("cost_usd") / MICRO).alias("last_month_usd"))
+    )
+    recent = (
+        joined.filter((pl.col("date") <= pl.col("cutoff")) & (pl.col("date") > pl.col("cutoff") - pl.duration(days=7)))
+        .group_by("target_id")
+        .agg((micro_sum("cost_usd") / MICRO / 7).alias("recent_daily"))
+    )
+
+    def ape(col: str) -> pl.Expr:
+        return (pl.when(pl.col("actual_usd") > 0)
+                .then(((pl.col(col) - pl.col("actual_usd")) / pl.col("actual_usd")).abs() * 100))
+
+    out = (
+        meta.join(sums, on="target_id", how="left")
+        .join(actual, on="target_id", how="left")
+        .join(last_month, on="target_id", how="left")
+        .join(recent, on="target_id", how="left")
+        .with_columns(
+            pl.col("point_usd").alias("forecast_usd"),
+            pl.col("actual_usd").fill_null(0.0),
+            (pl.col("recent_daily") * pl.col("days_in_month")).alias("run_rate_usd"),
+        )
+        .with_columns(
+            pl.when(pl.col("actual_usd") > 0)
+            .then((pl.col("forecast_usd") - pl.col("actual_usd")) / pl.col("actual_usd") * 100)
+            .alias("error_pct"),
+            ape("forecast_usd").alias("ape_pct"),
+            ape("last_month_usd").alias("ape_last_month_pct"),
+            ape("run_rate_usd").alias("ape_run_rate_pct"),
+            pl.when(pl.col("forecast_usd").is_not_null())
+            .then(pl.col("actual_usd").is_between(pl.col("low_usd"), pl.col("high_usd")))
+            .alias("inside"),
+        )
+    )
+    return conform(out, "forecast_backtest")

@@ -1,0 +1,123 @@
+"""The warehouse on S3 (or an S3-compatible store): one object per partition, read by DuckDB offline.
+
+Objects are written with a single PUT each, so a reader sees the old object or the new one. DuckDB
+reads them through its httpfs extension loaded from the pip package ``duckdb-extension-httpfs`` (pinned
+to DuckDB's exact version): nothing is downloaded at run time, which locked-down hosts cannot do.
+Credentials come from the standard AWS chain (environment, profile, instance or task role).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+import boto3
+import duckdb
+import polars as pl
+from dagster_aws.s3 import S3Resource
+
+from costagent_assets.home import Home
+from costagent_assets.settings import Settings
+from costagent_assets.warehouse import LocalStore, Store
+
+
+def httpfs_extension_path() -> Path:
+    """The httpfs extension shipped by the ``duckdb-extension-httpfs`` package for this DuckDB version."""
+    import duckdb_extension_httpfs
+
+    path = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+    if not path.exists():
+        raise RuntimeError(
+            f"no httpfs extension for DuckDB {duckdb.__version__} in {path.parent.parent}: install "
+            f"duckdb-extension-httpfs=={duckdb.__version__}"
+        )
+    return path
+
+
+class S3Store:
+    """``s3://bucket/prefix`` through one boto3 client (from dagster-aws's S3Resource)."""
+
+    def __init__(self, uri: str, endpoint_url: str = "", region: str = ""):
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"warehouse_uri must look like s3://bucket/prefix, got {uri!r}")
+        self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
+        self.endpoint_url, self.region = endpoint_url or None, region or None
+        resource = S3Resource(endpoint_url=self.endpoint_url, region_name=self.region)
+        # Standard retries back off on throttling (503 SlowDown) as well as on connection errors.
+        self.client = resource.get_client()
+        self.client.meta.config.retries = {"mode": "standard", "max_attempts": 5}
+        self._session = boto3.Session(region_name=self.region)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def keys(self, prefix: str) -> list[str]:
+        strip = len(self._key(""))
+        out = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            out.extend(o["Key"][strip:] for o in page.get("Contents", []) if o["Key"].endswith(".parquet"))
+        return sorted(out)
+
+    def has_any(self, prefix: str) -> bool:
+        page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(prefix), MaxKeys=1)
+        return page.get("KeyCount", 0) > 0
+
+    def read_parquet(self, keys: Sequence[str]) -> pl.DataFrame:
+        def fetch(key: str) -> pl.DataFrame:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            return pl.read_parquet(io.BytesIO(body))
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            frames = list(pool.map(fetch, keys))
+        return pl.concat(frames, how="diagonal_relaxed")
+
+    def configure_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(f"LOAD '{httpfs_extension_path()}'")
+        credentials = self._session.get_credentials()
+        frozen = credentials.get_frozen_credentials() if credentials else None
+        options = {"REGION": self.region or self._session.region_name or "us-east-1"}
+        if frozen:
+            options |= {"KEY_ID": frozen.access_key, "SECRET": frozen.secret_key}
+            if frozen.token:
+                options["SESSION_TOKEN"] = frozen.token
+        if self.endpoint_url:
+            endpoint = urlparse(self.endpoint_url)
+            options |= {"ENDPOINT": endpoint.netloc, "URL_STYLE": "path", "USE_SSL": endpoint.scheme == "https"}
+        body = ", ".join(f"{k} {_sql_literal(v)}" for k, v in options.items())
+        # A temporary secret: it lives in this connection only and is never written to disk.
+        con.execute(f"CREATE OR REPLACE TEMPORARY SECRET costagent_s3 (TYPE s3, {body})")
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def home_store(home: Home, settings: Settings) -> Store:
+    """The warehouse of an installation: ``warehouse_uri`` if set, else ``<home>/warehouse``."""
+    return open_store(settings.warehouse_uri or str(home.warehouse_dir), settings.s3_endpoint_url, settings.s3_region)
+
+
+@functools.lru_cache(maxsize=8)
+def open_store(uri: str, endpoint_url: str = "", region: str = "") -> Store:
+    """The warehouse at ``uri``: ``s3://bucket/prefix``, or a local directory.
+
+    Cached: building a boto3 client loads its service model (most of a second), and one client is safe
+    to share between threads.
+    """
+    if uri.startswith("s3://"):
+        return S3Store(uri, endpoint_url, region)
+    return LocalStore(Path(uri).expanduser())
+

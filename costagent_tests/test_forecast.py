@@ -1,0 +1,107 @@
+"""The DuckDB forecast on small synthetic series: seasonality, trend, spikes, steps, short history."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+
+from costagent_assets.forecast import compute_backtest, compute_forecasts, forecast_sums
+from costagent_assets.periods import period
+
+A = "000000000001"
+
+
+def series(first: date, last: date, value) -> pl.DataFrame:  # noqa: ANN001
+    days = [first + timedelta(d) for d in range((last - first).days + 1)]
+    return pl.DataFrame(
+        {"account_id": A, "service": "*", "date": days, "cost_usd": [float(value(d)) for d in days]}
+    )
+
+
+def next_month(daily: pl.DataFrame, cutoff: date, start: date, end: date) -> dict:
+    targets = pl.DataFrame(
+        {"target_id": [0], "account_id": [A], "service": ["*"], "cutoff": [cutoff],
+         "target_start": [start], "target_end": [end]}
+    )
+    return forecast_sums(daily, targets).row(0, named=True)
+
+
+CUTOFF = date(2026, 10, 31)
+NOV = (date(2026, 11, 1), date(2026, 11, 30))
+
+
+def test_flat_series_with_a_spike_is_not_dragged_up():
+    daily = series(date(2026, 8, 1), CUTOFF, lambda d: 5000 if d == date(2026, 10, 28) else 100)
+    out = next_month(daily, CUTOFF, *NOV)
+    assert out["point_usd"] == pytest.approx(3000, rel=0.01)
+    assert out["low_usd"] < out["point_usd"] < out["high_usd"]
+
+
+def test_a_step_change_is_the_new_level():
+    daily = series(date(2026, 8, 1), CUTOFF, lambda d: 200 if d >= date(2026, 10, 12) else 100)
+    out = next_month(daily, CUTOFF, *NOV)
+    assert out["point_usd"] == pytest.approx(6000, rel=0.03)  # 200/day, not a blend, not "growth"
+
+
+def test_weekly_seasonality_follows_the_calendar():
+    daily = series(date(2026, 8, 1), CUTOFF, lambda d: 50 if d.isoweekday() >= 6 else 100)
+    out = next_month(daily, CUTOFF, *NOV)
+    days = [NOV[0] + timedelta(i) for i in range(30)]
+    expected = sum(50 if d.isoweekday() >= 6 else 100 for d in days)
+    assert out["point_usd"] == pytest.approx(expected, rel=0.01)
+
+
+def test_trend_is_carried_forward():
+    growth = 0.05  # per month
+    daily = series(date(2026, 8, 1), CUTOFF, lambda d: 100 * (1 + growth) ** ((d - date(2026, 8, 1)).days / 30))
+    out = next_month(daily, CUTOFF, *NOV)
+    expected = sum(100 * (1 + growth) ** ((NOV[0] + timedelta(i) - date(2026, 8, 1)).days / 30) for i in range(30))
+    assert out["point_usd"] == pytest.approx(expected, rel=0.01)
+    assert out["growth"] == pytest.approx(growth, abs=0.005)
+
+
+def test_short_history_gets_no_forecast():
+    daily = series(date(2026, 10, 22), CUTOFF, lambda d: 100)
+    out = next_month(daily, CUTOFF, *NOV)
+    assert out["method"] == "insufficient_history" and out["point_usd"] is None
+
+
+def raw_rows(daily: pl.DataFrame) -> pl.DataFrame:
+    return daily.with_columns(pl.lit("EC2").alias("service"), pl.col("date").dt.strftime("%Y-%m").alias("month"))
+
+
+def test_month_end_is_actual_so_far_plus_the_days_left():
+    raw = raw_rows(series(date(2026, 8, 1), date(2026, 11, 10), lambda d: 100))
+    periods = {"2026-11": period("2026-11", date(2026, 11, 11))}
+    out = compute_forecasts(raw, periods, [("2026-11", A)], backtests=pl.DataFrame(
+        schema={"account_id": pl.String, "service": pl.String, "forecast_usd": pl.Float64, "inside": pl.Boolean,
+                "ape_pct": pl.Float64, "error_pct": pl.Float64}))
+    acct = {r["horizon"]: r for r in out.filter(pl.col("service").is_null()).iter_rows(named=True)}
+    assert acct["month_end"]["actual_to_date_usd"] == pytest.approx(1000)
+    assert acct["month_end"]["point_usd"] == pytest.approx(3000, rel=0.01)
+    assert acct["next_month"]["target_month"] == "2026-12"
+    assert acct["next_month"]["point_usd"] == pytest.approx(3100, rel=0.01)
+    assert out.filter(pl.col("service") == "EC2").height == 2  # the main service too
+
+
+def test_backtest_scores_against_the_actual_and_the_baselines():
+    # 100/day through October, then 130/day in November: a jump nobody could see coming.
+    raw = raw_rows(series(date(2026, 8, 1), date(2026, 11, 30), lambda d: 130 if d.month == 11 else 100))
+    periods = {"2026-11": period("2026-11", date(2026, 12, 1))}
+    row = compute_backtest(raw, periods, [("2026-11", A)]).filter(pl.col("service").is_null()).row(0, named=True)
+    assert row["cutoff"] == date(2026, 10, 31)
+    assert row["actual_usd"] == pytest.approx(3900)
+    assert row["forecast_usd"] == pytest.approx(3000, rel=0.01)
+    assert row["error_pct"] == pytest.approx(-23.08, abs=0.5)
+    assert row["last_month_usd"] == pytest.approx(3100) and row["run_rate_usd"] == pytest.approx(3000)
+    assert row["inside"] is False
+    assert math.isclose(row["ape_pct"], abs(row["error_pct"]))
+
+
+def test_backtest_skips_a_month_in_progress():
+    raw = raw_rows(series(date(2026, 8, 1), date(2026, 11, 10), lambda d: 100))
+    periods = {"2026-11": period("2026-11", date(2026, 11, 11))}
+    assert compute_backtest(raw, periods, [("2026-11", A)]).height == 0
