@@ -235,6 +235,9 @@ def _parse_region(value: object) -> str:
     text = value.strip() if isinstance(value, str) else None
     if text is None or (text and not re.fullmatch(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+", text)):
         raise _refuse("s3_region", value, allowed)
+    return text
+
+
 def _parse_rate(value: object) -> float:
     key, allowed = "smtp_rate_per_minute", "a number of emails per minute greater than 0 and at most 6000, e.g. 30"
     text = _number_text(value)

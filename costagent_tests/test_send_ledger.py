@@ -8,7 +8,7 @@ import pytest
 
 from costagent_assets.delivery import SENT, UNKNOWN, Outgoing, SendResult, deliver_batch
 from costagent_assets.reporting import RenderedEmail, build_message
-from costagent_assets.send_ledger import LedgerKey, SendLedger
+from costagent_assets.send_ledger import LedgerKey, SendLedger, ledger_root
 
 KEY = LedgerKey.of("2026-11-23", "team", "123456789012", "2026-11", " Team@Example.com ")
 
@@ -105,3 +105,10 @@ def test_an_unknown_outcome_is_never_resent(tmp_path):
     second = _Answers()
     results = deliver_batch(second, _outgoing(3), ledger, "run-2")
     assert [r.status for r in results] == ["already_sent", "unconfirmed", "already_sent"] and second.sent == []
+
+
+def test_the_ledger_lives_beside_a_local_warehouse_and_on_local_disk_for_s3(tmp_path):
+    home, default = tmp_path / "home", tmp_path / "home" / "warehouse"
+    assert ledger_root(home, "", default) == default / "email_ledger"
+    assert ledger_root(home, str(tmp_path / "wh"), default) == tmp_path / "wh" / "email_ledger"
+    assert ledger_root(home, "s3://bucket/costagent", default) == home / "email_ledger"
