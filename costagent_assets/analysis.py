@@ -68,6 +68,8 @@ def deduplicate_raw_costs(raw: pl.DataFrame) -> pl.DataFrame:
     last delivery per key means a day is never counted twice.
     """
     key = ["date", "account_id", "service", "region", "usage_type"]
+    # FOCUS lines of one day can differ only by charge category (usage and its credit) or currency.
+    key += [c for c in ("charge_category", "currency") if c in raw.columns]
     return raw.unique(subset=key, keep="last", maintain_order=True).sort(key)
 
 

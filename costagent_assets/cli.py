@@ -75,12 +75,27 @@ def _refresh_duckdb(home: Home) -> None:
         print(f"  note: could not refresh {home.duckdb_path}: {exc}", file=sys.stderr)
 
 
+def _source_problem(home: Home, emails: bool = True) -> str | None:
+    """Why the configured source (or, with ``emails``, the delivery) cannot run, or None."""
+    from costagent_assets.defs.resources import delivery_setup_problems, source_setup_problems
+    from costagent_assets.settings import load_settings
+
+    settings = load_settings(home.settings_path)
+    problems = source_setup_problems(settings, os.environ)
+    if emails:
+        problems += delivery_setup_problems(settings, os.environ)
+    return "; ".join(problems) or None
+
+
 def _run(home: Home, as_of: date) -> int:
     from costagent_assets.runner import prepare_instance, run_weekly, sync_account_partitions
 
     teams = _teams(home)
     if not teams:
         return _fail("no teams registered: run `costagent teams import FILE` (or `costagent demo`)")
+    problem = _source_problem(home)
+    if problem:
+        return _fail(problem)
     instance = prepare_instance(home)
     sync_account_partitions(instance, [t.aws_account_id for t in teams])
     print(f"costagent: weekly run as of {as_of} for {len(teams)} accounts (home {home.root})")
@@ -134,6 +149,9 @@ def cmd_backfill(args, home: Home) -> int:
     teams = _teams(home)
     if not teams:
         return _fail("no teams registered")
+    problem = _source_problem(home, emails=args.with_emails)
+    if problem:
+        return _fail(problem)
     instance = prepare_instance(home)
     sync_account_partitions(instance, [t.aws_account_id for t in teams])
     print(f"costagent: backfill {args.from_}..{args.to} for {len(teams)} accounts"

@@ -27,6 +27,9 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "usage_type": pl.String,
         "cost_usd": pl.Float64,
         "source": pl.String,
+        "provider": pl.String,  # "aws", "azure", "gcp", ... (FOCUS carries several)
+        "charge_category": pl.String,  # FOCUS: usage, purchase, tax, credit, adjustment; null when unknown
+        "currency": pl.String,  # billing currency, "USD" unless a FOCUS export says otherwise
     },
     "service_breakdown": {
         "month": pl.String,
@@ -131,6 +134,26 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "ape_run_rate_pct": pl.Float64,
         "history_days": pl.Int64,
         "method": pl.String,
+    },
+    # Not an asset: one file per raw_costs run and month (<month>/run-<run id>.parquet), what the source cost.
+    "source_usage": {
+        "month": pl.String,
+        "run_id": pl.String,
+        "recorded_at": pl.String,  # ISO 8601, UTC
+        "source": pl.String,
+        "requests": pl.Int64,  # billable API calls (pages included)
+        "retries": pl.Int64,  # throttled or failed attempts retried
+        "cost_usd": pl.Float64,  # what those calls cost
+        "through_date": pl.Date,
+        "days_covered": pl.Int32,
+        "accounts_requested": pl.Int32,
+        "accounts_with_data": pl.Int32,
+        "account_days_with_data": pl.Int64,
+        "accounts_without_data": pl.String,  # comma-separated ids: "no data", never $0
+        "unregistered_accounts": pl.String,  # comma-separated ids in the source but not in the registry
+        "unregistered_usd": pl.Float64,
+        "notes": pl.String,
+        "accounts_with_missing_days": pl.String,  # comma-separated ids with data on some covered days only
     },
 }
 

@@ -39,6 +39,14 @@ class Settings:
     warehouse_uri: str = ""
     s3_endpoint_url: str = ""
     s3_region: str = ""
+    datadog_metric: str = "aws.cost.amortized"
+    datadog_account_tag: str = "aws_member_account_id"
+    datadog_service_tag: str = "aws_product"
+    cost_explorer_metric: str = "UnblendedCost"
+    focus_path: str = ""
+    focus_cost_column: str = "BilledCost"
+    source_max_retries: int = 6
+    source_max_wait_seconds: float = 60.0
     smtp_rate_per_minute: float = 30.0
     smtp_ca_bundle: str = ""
     datadog_dashboard_url: str = ""
@@ -60,8 +68,8 @@ SETTING_DOCS: dict[str, str] = {
     ),
     "ai_enabled": "Whether AI-written insights may be added to the reports; true/false (or yes/no, on/off, 1/0), default true. In this version the insights are always the deterministic ones (the Gemini writer is planned).",
     "source": (
-        "Where cost data comes from; only demo (generated data) in this version, default demo "
-        "(datadog, cost_explorer and focus are planned)."
+        "Where cost data comes from: demo (generated data), datadog (Cloud Cost Management metrics), "
+        "cost_explorer (AWS Cost Explorer API) or focus (FOCUS or CUR export files); default demo."
     ),
     "email_mode": (
         "How reports are delivered; outbox (files written to the outbox folder) or smtp (STARTTLS, "
@@ -72,6 +80,31 @@ SETTING_DOCS: dict[str, str] = {
     "warehouse_uri": "Where the Parquet warehouse lives: s3://bucket/prefix, an absolute local directory, or empty for <home>/warehouse; default empty.",
     "s3_endpoint_url": "Endpoint of an S3-compatible store (MinIO, Ceph, ...) as http(s)://host[:port], or empty for AWS S3; default empty.",
     "s3_region": "AWS region of the warehouse bucket, e.g. eu-west-1, or empty to take it from the AWS configuration; default empty.",
+    "datadog_metric": (
+        "Datadog cost metric read by source=datadog, e.g. aws.cost.net.amortized or aws.cost.unblended; "
+        "default aws.cost.amortized."
+    ),
+    "datadog_account_tag": "Datadog tag holding the account id; default aws_member_account_id.",
+    "datadog_service_tag": "Datadog tag holding the service; default aws_product.",
+    "cost_explorer_metric": (
+        "Cost Explorer metric read by source=cost_explorer: UnblendedCost, AmortizedCost, "
+        "NetAmortizedCost, NetUnblendedCost or BlendedCost; default UnblendedCost."
+    ),
+    "focus_path": (
+        "Where source=focus reads FOCUS or CUR export files: a file, a directory or an s3://bucket/prefix "
+        "(CSV, CSV.gz or Parquet, any number of files); default none."
+    ),
+    "focus_cost_column": (
+        "FOCUS cost column read by source=focus: BilledCost, EffectiveCost, ListCost or ContractedCost; "
+        "default BilledCost."
+    ),
+    "source_max_retries": (
+        "Retries of a throttled or failing cost-source request before the run fails; an integer 0..20, default 6."
+    ),
+    "source_max_wait_seconds": (
+        "Longest single wait, in seconds, before retrying a throttled cost-source request; a number > 0 "
+        "and <= 3600, default 60."
+    ),
     "smtp_rate_per_minute": (
         "Most emails sent per minute over the one SMTP connection; a number > 0 and <= 6000, default 30 "
         "(what Office 365 accepts)."
@@ -238,6 +271,54 @@ def _parse_region(value: object) -> str:
     return text
 
 
+def _pattern_parser(key: str, pattern: str, allowed: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = value.strip() if isinstance(value, str) else None
+        if text is None or not re.fullmatch(pattern, text):
+            raise _refuse(key, value, allowed)
+        return text
+
+    return parse
+
+
+def _canonical_choice(key: str, available: tuple[str, ...]) -> Callable[[object], str]:
+    """Case-insensitive choice that stores the canonical spelling (APIs want "UnblendedCost" exactly)."""
+    by_lower = {name.lower(): name for name in available}
+
+    def parse(value: object) -> str:
+        text = value.strip().lower() if isinstance(value, str) else None
+        if text not in by_lower:
+            raise _refuse(key, value, ", ".join(available))
+        return by_lower[text]
+
+    return parse
+
+
+def _parse_focus_path(value: object) -> str:
+    allowed = "a local file or directory, or s3://bucket/prefix; empty for none"
+    if not isinstance(value, str) or _has_control(value):
+        raise _refuse("focus_path", value, allowed)
+    text = value.strip()
+    if text.lower().startswith("s3://") and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", text):
+        raise _refuse("focus_path", value, allowed, f"{text!r} is not a valid s3://bucket/prefix")
+    return text
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
+def _parse_max_wait(value: object) -> float:
+    key, allowed = "source_max_wait_seconds", "a number of seconds > 0 and <= 3600, e.g. 60"
+    try:
+        seconds = float(_number_text(value) or "")
+    except ValueError:
+        raise _refuse(key, value, allowed, f"{value!r} is not a number") from None
+    if not (math.isfinite(seconds) and 0 < seconds <= 3600):
+        raise _refuse(key, value, allowed)
+    return seconds
+
+
 def _parse_rate(value: object) -> float:
     key, allowed = "smtp_rate_per_minute", "a number of emails per minute greater than 0 and at most 6000, e.g. 30"
     text = _number_text(value)
@@ -292,13 +373,32 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "schedule_hour": _integer_parser("schedule_hour", 0, 23, 9),
     "global_admin_emails": _parse_admin_emails,
     "ai_enabled": _parse_bool,
-    "source": _choice_parser("source", ("demo",), ("datadog", "cost_explorer", "focus")),
+    "source": _choice_parser("source", ("demo", "datadog", "cost_explorer", "focus"), ()),
     "email_mode": _choice_parser("email_mode", ("outbox", "smtp"), ()),
     "demo_accounts": _integer_parser("demo_accounts", 1, 10000, 84),
     "demo_seed": _integer_parser("demo_seed", 0, None, 42),
     "warehouse_uri": _parse_warehouse_uri,
     "s3_endpoint_url": _parse_endpoint,
     "s3_region": _parse_region,
+    "datadog_metric": _pattern_parser(
+        "datadog_metric", r"[A-Za-z][A-Za-z0-9_.]{0,199}", "a Datadog metric name, e.g. aws.cost.amortized"
+    ),
+    "datadog_account_tag": _pattern_parser(
+        "datadog_account_tag", r"[A-Za-z][A-Za-z0-9_./-]{0,199}", "a Datadog tag name, e.g. aws_member_account_id"
+    ),
+    "datadog_service_tag": _pattern_parser(
+        "datadog_service_tag", r"[A-Za-z][A-Za-z0-9_./-]{0,199}", "a Datadog tag name, e.g. aws_product"
+    ),
+    "cost_explorer_metric": _canonical_choice(
+        "cost_explorer_metric",
+        ("UnblendedCost", "AmortizedCost", "NetAmortizedCost", "NetUnblendedCost", "BlendedCost"),
+    ),
+    "focus_path": _parse_focus_path,
+    "focus_cost_column": _canonical_choice(
+        "focus_cost_column", ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
+    ),
+    "source_max_retries": _integer_parser("source_max_retries", 0, 20, 6),
+    "source_max_wait_seconds": _parse_max_wait,
     "smtp_rate_per_minute": _parse_rate,
     "smtp_ca_bundle": _parse_ca_bundle,
     "datadog_dashboard_url": _parse_url_template,

@@ -116,6 +116,8 @@ _DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _TOP_LEVEL_DOMAIN = re.compile(r"[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59}")
 
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_AZURE_SUBSCRIPTION = re.compile(r"(?:/subscriptions/)?([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})/?")
+_OTHER_ACCOUNT_ID = re.compile(r"[A-Za-z][A-Za-z0-9._-]{5,127}")
 _SCIENTIFIC = re.compile(r"[0-9](?:[.,][0-9]+)?[eE][+]?[0-9]+")
 _DECIMAL_ZERO = re.compile(r"([0-9]+)[.,]0+")
 _DASHED_ID = re.compile(r"[0-9]{4}-[0-9]{4}-[0-9]{4}")
@@ -248,7 +250,29 @@ def _check_account_id(value: object) -> str:
                 f"dropped {zeros}; did you mean '{text.zfill(12)}'?"
             )
         raise ValueError(f"{text!r} has {len(text)} digits; an AWS account id has exactly 12")
-    raise ValueError(f"must be exactly 12 digits (0-9), got {text!r}")
+    other = other_provider_account_id(text)
+    if other is not None:
+        return other
+    raise ValueError(
+        f"must be an AWS account id of exactly 12 digits (0-9), or another provider's id (an Azure subscription "
+        f"id, a GCP project, an OCI tenancy: 6 to 128 letters, digits, '.', '_', '-', starting with a letter), got {text!r}"
+    )
+
+
+def other_provider_account_id(text: str) -> str | None:
+    """The registry form of a non-AWS account id, or None when ``text`` is not one.
+
+    Azure subscriptions (a GUID, or the ``/subscriptions/<guid>`` path FOCUS exports carry) become the
+    lower-case GUID; GCP projects, OCI tenancies and AI-provider organisations start with a letter.
+    Only letters, digits, '.', '_' and '-' are allowed, so every id is safe as a Dagster partition key and
+    as a file name (no '/', no '|', no leading dot, no '...').
+    """
+    azure = _AZURE_SUBSCRIPTION.fullmatch(text)
+    if azure:
+        return azure[1].lower()
+    if _OTHER_ACCOUNT_ID.fullmatch(text) and "..." not in text:
+        return text
+    return None
 
 
 def _check_email(value: object) -> str:

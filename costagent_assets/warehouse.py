@@ -58,6 +58,7 @@ TABLE_DOCS: dict[str, str] = {
     "teams": "The teams registry: team name, AWS account id, email, cc, monthly budget.",
     "forecasts": "Per account (and main service) and month: month-end and next-month forecasts, 80% interval, track record.",
     "forecast_backtest": "Per complete month: the forecast made the month before, the actual, errors and baselines.",
+    "source_usage": "Per run and month: the cost source's API calls and $ spent, and which accounts and days came back.",
 }
 
 
@@ -147,6 +148,17 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
 def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
     """Write ``frame`` to a local ``path`` so that readers see the old file or the new one, never half."""
     LocalStore(path.parent).put(path.name, parquet_bytes(frame))
+
+
+def record_source_usage(root: Path | Store, frame: pl.DataFrame) -> list[str]:
+    """Store one ``source_usage`` object per (month, run): each run's spend is kept, a rerun adds its own."""
+    store = as_store(root)
+    frame = conform(frame, "source_usage")
+    keys = []
+    for (month, run_id), part in frame.partition_by(["month", "run_id"], as_dict=True).items():
+        keys.append(f"source_usage/{month}/run-{run_id}.parquet")
+        store.put(keys[-1], parquet_bytes(part))
+    return keys
 
 
 def write_partitions(

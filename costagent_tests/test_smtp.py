@@ -198,3 +198,12 @@ def test_a_421_reply_reconnects_and_retries(certs, tmp_path):
     assert [r.status for r in results] == ["delivered"] * 3
     assert recorder.by_recipient() == {f"team{i:02d}@example.com": 1 for i in range(3)}
     assert len({m.session_id for m in recorder.messages}) == 2  # the server closed the first connection
+
+
+def test_email_mode_smtp_without_its_variables_is_refused_before_a_run(tmp_path, capsys):
+    from costagent_assets import cli
+
+    home = tmp_path / "home"
+    assert cli.main(["--home", str(home), "config", "set", "email_mode", "smtp"]) == 0
+    assert cli.main(["--home", str(home), "demo", "--accounts", "2", "--as-of", "2026-11-23"]) == 2
+    assert "email_mode=smtp needs the environment variable(s) SMTP_HOST, SENDER_EMAIL" in capsys.readouterr().err

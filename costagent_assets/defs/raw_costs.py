@@ -1,17 +1,20 @@
 """raw_costs: the daily cost rows of every account-month in the run, from the configured source."""
 
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 
 from costagent_assets.analysis import deduplicate_raw_costs
 from costagent_assets.defs.partitions import month_account_partitions, run_partitions, run_periods, single_run
-from costagent_assets.resources.cost_source import CostSource
+from costagent_assets.resources.cost_source import CostSource, SourceFetch
+from costagent_assets.resources.home import CostagentHome
+from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.schemas import conform, empty
+from costagent_assets.warehouse import record_source_usage
 
-KEY = ["date", "account_id", "service", "region", "usage_type"]
+KEY = ["date", "account_id", "service", "region", "usage_type", "charge_category", "currency"]
 
 
 @dg.asset(
@@ -24,33 +27,45 @@ KEY = ["date", "account_id", "service", "region", "usage_type"]
                           description="No (date, account, service, region, usage type) appears twice."),
         dg.AssetCheckSpec("every_account_has_data", asset="raw_costs",
                           description="Accounts the source returned nothing for: shown as 'no data', never $0."),
+        dg.AssetCheckSpec("every_source_account_is_registered", asset="raw_costs",
+                          description="Accounts with cost in the source but no team in the registry: reported, "
+                                      "not silently dropped."),
     ],
 )
-def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource):
+def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, costagent_home: CostagentHome):
     """Daily cost in USD per account, service, region and usage type, as the cost source reports it.
 
     One query per month covers all of the run's accounts. Days are those of the month up to
-    yesterday (the last complete day); a repeated day from the source is kept once.
+    yesterday (the last complete day); a repeated day from the source is kept once. What the source
+    cost (API calls, retries, $) and what came back (accounts, days) is recorded per month in the
+    run's metadata and in the ``source_usage`` table.
     """
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
-    frames = []
+    frames, fetches = [], {}
     for month, p in periods.items():
         accounts = sorted({a for m, a in partitions if m == month})
         if p.days_covered == 0:
             continue
-        part = cost_source.daily_costs(accounts, p.start, p.through, as_of=p.through + timedelta(days=1))
-        part = part.filter(
+        fetched = cost_source.fetch(accounts, p.start, p.through, as_of=p.through + timedelta(days=1))
+        part = fetched.costs.filter(
             pl.col("account_id").is_in(accounts) & pl.col("date").is_between(p.start, p.through)
         ).with_columns(pl.lit(month).alias("month"))
         frames.append(part)
-    raw = conform(pl.concat(frames, how="vertical_relaxed"), "raw_costs") if frames else empty("raw_costs")
-    raw = deduplicate_raw_costs(raw)
+        fetches[month] = fetched
+    raw = conform(pl.concat(frames, how="diagonal_relaxed"), "raw_costs") if frames else empty("raw_costs")
+    # Sources that do not say otherwise report AWS cost in USD.
+    raw = deduplicate_raw_costs(
+        raw.with_columns(pl.col("provider").fill_null("aws"), pl.col("currency").fill_null("USD"))
+    )
 
     duplicates = raw.height - raw.select(KEY).n_unique() if raw.height else 0
     with_data = set(raw.select("month", "account_id").unique().iter_rows())
     missing = sorted({(m, a) for m, a in partitions if periods[m].days_covered} - with_data)
     total = float(raw["cost_usd"].sum()) if raw.height else 0.0
+    usage = source_usage_frame(context.run.run_id, cost_source.name, partitions, periods, raw, fetches)
+    record_source_usage(home_store(costagent_home.home, costagent_home.settings()), usage)
+    unregistered = sorted({a for cell in usage["unregistered_accounts"].to_list() for a in (cell or "").split(",") if a})
     yield dg.Output(
         raw,
         metadata={
@@ -61,6 +76,11 @@ def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource):
             "total_usd": dg.MetadataValue.float(round(total, 2)),
             "accounts_without_data": len(missing),
             "source": cost_source.name,
+            "source_requests": int(usage["requests"].sum()),
+            "source_retries": int(usage["retries"].sum()),
+            "source_cost_usd": dg.MetadataValue.float(round(float(usage["cost_usd"].sum()), 6)),
+            "unregistered_accounts": len(unregistered),
+            "coverage": dg.MetadataValue.md(coverage_markdown(usage)),
         },
     )
     yield dg.AssetCheckResult(
@@ -77,3 +97,50 @@ def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource):
             "sample": ", ".join(f"{a} ({m})" for m, a in missing[:20]) or "none",
         },
     )
+    yield dg.AssetCheckResult(
+        check_name="every_source_account_is_registered",
+        passed=not unregistered,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "unregistered_accounts": len(unregistered),
+            "unregistered_usd": dg.MetadataValue.float(round(float(usage["unregistered_usd"].sum()), 2)),
+            "sample": ", ".join(unregistered[:20]) or "none",
+        },
+    )
+
+
+def source_usage_frame(run_id: str, source: str, partitions: list[tuple[str, str]], periods: dict,
+                       raw: pl.DataFrame, fetches: dict[str, SourceFetch]) -> pl.DataFrame:
+    """One ``source_usage`` row per month of the run: calls and $ spent, accounts and days that came back."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    rows = []
+    for month, p in periods.items():
+        accounts = sorted({a for m, a in partitions if m == month})
+        got = raw.filter(pl.col("month") == month)
+        with_data = set(got["account_id"].to_list())
+        days = got.group_by("account_id").agg(pl.col("date").n_unique().alias("days"))
+        partial = sorted(days.filter(pl.col("days") < p.days_covered)["account_id"].to_list())
+        fetched = fetches.get(month) or SourceFetch(empty("raw_costs"))
+        rows.append({
+            "month": month, "run_id": run_id, "recorded_at": now, "source": source,
+            "requests": fetched.requests, "retries": fetched.retries, "cost_usd": fetched.cost_usd,
+            "through_date": p.through, "days_covered": p.days_covered,
+            "accounts_requested": len(accounts), "accounts_with_data": len(with_data),
+            "account_days_with_data": got.select("account_id", "date").n_unique() if got.height else 0,
+            "accounts_without_data": ",".join(a for a in accounts if a not in with_data),
+            "unregistered_accounts": ",".join(fetched.unregistered["account_id"].to_list()),
+            "unregistered_usd": float(fetched.unregistered["cost_usd"].sum() or 0.0),
+            "notes": "; ".join(fetched.notes),
+            "accounts_with_missing_days": ",".join(partial),
+        })
+    return conform(pl.DataFrame(rows), "source_usage") if rows else empty("source_usage")
+
+
+def coverage_markdown(usage: pl.DataFrame) -> str:
+    """A small table for the UI: per month, accounts and account-days with data, calls and $."""
+    lines = ["| month | accounts with data | account-days | requests | retries | $ |", "|---|---|---|---|---|---|"]
+    for r in usage.iter_rows(named=True):
+        lines.append(f"| {r['month']} | {r['accounts_with_data']} / {r['accounts_requested']} | "
+                     f"{r['account_days_with_data']} / {r['accounts_requested'] * r['days_covered']} | "
+                     f"{r['requests']} | {r['retries']} | {r['cost_usd']:.4f} |")
+    return "\n".join(lines)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import dagster as dg
 
 from costagent_assets.home import Home
+from costagent_assets.resources.cost_explorer import CostExplorerCostSource
+from costagent_assets.resources.datadog import DatadogCostSource
 from costagent_assets.resources.demo_source import DemoCostSource
+from costagent_assets.resources.focus_files import FocusCostSource
 from costagent_assets.resources.home import CostagentHome
 from costagent_assets.resources.outbox import OutboxDelivery
 from costagent_assets.resources.smtp import SmtpDelivery
@@ -17,7 +21,26 @@ from costagent_assets.settings import Settings
 
 def build_resources(home: Home, settings: Settings) -> dict[str, object]:
     """Resources for an installation; asset code never branches on where its data comes from."""
-    sources = {"demo": lambda: DemoCostSource(seed=settings.demo_seed)}
+    sources = {
+        "demo": lambda: DemoCostSource(seed=settings.demo_seed),
+        "datadog": lambda: DatadogCostSource(
+            api_key=dg.EnvVar("DATADOG_API_KEY"),
+            app_key=dg.EnvVar("DATADOG_APP_KEY"),
+            site=dg.EnvVar("DATADOG_SITE"),
+            metric=settings.datadog_metric,
+            account_tag=settings.datadog_account_tag,
+            service_tag=settings.datadog_service_tag,
+            max_retries=settings.source_max_retries,
+            max_wait_seconds=settings.source_max_wait_seconds,
+        ),
+        "cost_explorer": lambda: CostExplorerCostSource(
+            metric=settings.cost_explorer_metric, max_retries=settings.source_max_retries
+        ),
+        "focus": lambda: FocusCostSource(
+            path=settings.focus_path, cost_column=settings.focus_cost_column,
+            max_retries=settings.source_max_retries,
+        ),
+    }
     deliveries = {
         "outbox": lambda: OutboxDelivery(directory=str(home.outbox_dir)),
         "smtp": lambda: smtp_delivery(settings),
@@ -32,6 +55,34 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
             s3_region=settings.s3_region,
         ),
     }
+
+
+# Environment variables each source reads at run time (as dg.EnvVar); checked before a run starts.
+SOURCE_ENVIRONMENT = {"datadog": ("DATADOG_API_KEY", "DATADOG_APP_KEY", "DATADOG_SITE")}
+
+
+# Required by email_mode=smtp (SMTP_PORT, SMTP_USER and SMTP_PASSWORD are optional).
+SMTP_ENVIRONMENT = ("SMTP_HOST", "SENDER_EMAIL")
+
+
+def source_setup_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """What keeps the configured source from running (unset variables, missing settings); empty when ready.
+
+    Only the presence of variables is checked, never their values.
+    """
+    problems = []
+    missing = [name for name in SOURCE_ENVIRONMENT.get(settings.source, ()) if not environ.get(name)]
+    if missing:
+        problems.append(f"source={settings.source} needs the environment variable(s) {', '.join(missing)}")
+    if settings.source == "focus" and not settings.focus_path:
+        problems.append("source=focus needs focus_path: `costagent config set focus_path DIR_OR_S3_URI`")
+    return problems
+
+
+def delivery_setup_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """What keeps the configured email delivery from running (unset SMTP variables); empty when ready."""
+    unset = [name for name in SMTP_ENVIRONMENT if settings.email_mode == "smtp" and not environ.get(name)]
+    return [f"email_mode=smtp needs the environment variable(s) {', '.join(unset)}"] if unset else []
 
 
 def smtp_delivery(settings: Settings) -> SmtpDelivery:

@@ -1,0 +1,134 @@
+"""Figures for the real cost sources: requests, retries, $ and exactness of a weekly run per source.
+
+Starts the test peers on loopback (the Datadog-like server, moto's server for Cost Explorer and S3),
+runs `costagent run` in-process for the 84-account demo organisation as of a date (two months: the
+previous month and the report month), and prints, per source: HTTP requests seen by the peer, retries,
+$ recorded in `source_usage`, accounts with data, wall time, and for FOCUS the largest difference between
+the warehouse's per-account-month totals and the files' exact sums.
+
+    python benchmarks/sources.py [--as-of 2026-11-23]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from costagent_assets import demo  # noqa: E402
+from costagent_tests.peers.datadog_server import DatadogPeer  # noqa: E402
+from costagent_tests.peers.focus_files import focus_export, write_files  # noqa: E402
+from costagent_tests.peers.homes import demo_accounts, prepare_home, run_weekly, sql  # noqa: E402
+from costagent_tests.peers.moto_server import MotoPeer, cost_and_usage_pages  # noqa: E402
+
+_TEMPORARY: list[Path] = []
+
+
+def _home(name: str) -> Path:
+    _TEMPORARY.append(Path(tempfile.mkdtemp(prefix=f"costagent-src-{name}-")))
+    return _TEMPORARY[-1] / "home"
+
+
+def _usage(home: Path) -> dict:
+    return sql(home, "select sum(requests) as requests, sum(retries) as retries, round(sum(cost_usd), 6) as usd, "
+                     "min(accounts_with_data) as min_accounts from source_usage")[0]
+
+
+def _line(name: str, peer_requests: int, usage: dict, seconds: float, extra: str = "") -> None:
+    print(f"{name:<28} {peer_requests:>9} {usage['retries']:>8} {usage['usd']:>9.4f} "
+          f"{usage['min_accounts']:>9} {seconds:>7.1f}  {extra}")
+
+
+def datadog(as_of: date, teams: list[dict], costs: pl.DataFrame, storm: float) -> None:
+    peer = DatadogPeer(costs).start()
+    if storm:
+        peer.storm(storm, seed=3)
+    home = _home("datadog")
+    prepare_home(home, teams, source="datadog", source_max_wait_seconds="0.05")
+    os.environ.update(DATADOG_API_KEY=peer.api_key, DATADOG_APP_KEY=peer.app_key, DATADOG_SITE=peer.url)
+    started = time.perf_counter()
+    assert run_weekly(home, as_of) == 0
+    seconds = time.perf_counter() - started
+    statuses = peer.statuses()
+    _line(f"datadog ({storm:.0%} 429 storm)", len(statuses), _usage(home), seconds,
+          f"429s: {statuses.count(429)}")
+    peer.stop()
+
+
+def cost_explorer(as_of: date, teams: list[dict], costs: pl.DataFrame) -> None:
+    moto = MotoPeer()
+    moto.start()
+    os.environ["AWS_ENDPOINT_URL"] = moto.url
+    previous = date(as_of.year, as_of.month, 1) - timedelta(days=1)
+    moto.queue_cost_and_usage(cost_and_usage_pages(costs, previous.replace(day=1), previous, "UnblendedCost", 3)
+                              + cost_and_usage_pages(costs, date(as_of.year, as_of.month, 1), as_of - timedelta(days=1),
+                                      "UnblendedCost", 3))
+    moto.throttle_ce = 1
+    home = _home("ce")
+    prepare_home(home, teams, source="cost_explorer")
+    started = time.perf_counter()
+    assert run_weekly(home, as_of) == 0
+    _line("cost_explorer (3 pages/month)", len(moto.ce_calls), _usage(home), time.perf_counter() - started,
+          f"throttled: {moto.ce_calls.count('throttled')}")
+    moto.stop()
+    os.environ.pop("AWS_ENDPOINT_URL")
+
+
+def focus_files(as_of: date, teams: list[dict], costs: pl.DataFrame) -> None:
+    export = focus_export(costs)
+    exports = Path(tempfile.mkdtemp(prefix="costagent-focus-"))
+    _TEMPORARY.append(exports)
+    for name, content in write_files(export).items():
+        (exports / name).parent.mkdir(parents=True, exist_ok=True)
+        (exports / name).write_bytes(content)
+    home = _home("focus")
+    prepare_home(home, teams, source="focus", focus_path=str(exports))
+    started = time.perf_counter()
+    assert run_weekly(home, as_of) == 0
+    seconds = time.perf_counter() - started
+    stored = sql(home, "select account_id, month, sum(cost_usd) as usd from raw_costs group by all")
+    registered = {t["aws_account_id"] for t in teams}
+    worst = max(abs(r["usd"] - float(export.totals[(r["account_id"], r["month"])])) for r in stored)
+    expected = {k for k in export.totals if k[0] in registered}
+    _line("focus (local files)", 0, _usage(home), seconds,
+          f"{len(export.rows)} rows, {len(stored)}/{len(expected)} account-months, max |error| {worst:.1e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--as-of", default="2026-11-23")
+    args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log lines
+    as_of = date.fromisoformat(args.as_of)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    teams = demo_accounts(84)
+    accounts = [t["aws_account_id"] for t in teams]
+    start = (date(as_of.year, as_of.month, 1) - timedelta(days=1)).replace(day=1)
+    costs = demo.generate_costs(accounts, start, as_of - timedelta(days=1), seed=42, as_of=as_of)
+    daily = costs.group_by(["date", "account_id", "service"]).agg(pl.col("cost_usd").sum())
+    print(f"weekly run, 84 accounts, as of {as_of} (2 months), peers on loopback")
+    print(f"{'source':<28} {'requests':>9} {'retries':>8} {'$':>9} {'accounts':>9} {'wall s':>7}")
+    try:
+        datadog(as_of, teams, daily, 0.0)
+        datadog(as_of, teams, daily, 0.3)
+        cost_explorer(as_of, teams, daily)
+        focus_files(as_of, teams, costs)
+    finally:
+        for path in _TEMPORARY:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Datadog Cloud Cost Management as a cost source: one grouped v2 timeseries query per month.
+
+Datadog exposes AWS cost as metrics (``aws.cost.amortized`` and friends) tagged with the member
+account and the product. One query ``sum:<metric>{*} by {<account tag>,<service tag>}.rollup(sum, 86400)``
+returns every account and service of a window at once, so a month costs one request, not one per account.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch
+
+if TYPE_CHECKING:  # imported when used, to keep CLI starts fast
+    import httpx
+
+# Short names people use for a Datadog site, and the sites themselves (api.<site> is the API host).
+_SITE_ALIASES = {
+    "us1": "datadoghq.com",
+    "us": "datadoghq.com",
+    "us3": "us3.datadoghq.com",
+    "us5": "us5.datadoghq.com",
+    "eu": "datadoghq.eu",
+    "eu1": "datadoghq.eu",
+    "ap1": "ap1.datadoghq.com",
+    "ap2": "ap2.datadoghq.com",
+    "uk1": "uk1.datadoghq.com",
+    "gov": "ddog-gov.com",
+    "us1-fed": "ddog-gov.com",
+    "us2-fed": "us2.ddog-gov.com",
+}
+_SITES = frozenset(_SITE_ALIASES.values())
+DAY_MS = 86_400_000
+
+
+def api_base_url(site: str) -> str:
+    """The API root for a Datadog site (``datadoghq.eu``, ``us3``, ``app.datadoghq.com``) or a full URL.
+
+    A full ``http(s)://`` URL is used as is (a proxy, or a test peer on loopback).
+    """
+    text = (site or "").strip().rstrip("/")
+    if text.startswith(("http://", "https://")):
+        return text
+    name = _SITE_ALIASES.get(text.lower(), text.lower()).removeprefix("app.").removeprefix("api.")
+    if name not in _SITES:
+        raise CostSourceError(
+            f"DATADOG_SITE {text!r} is not a Datadog site; use one of {', '.join(sorted(_SITES))} "
+            "(or us3, us5, eu, ap1, ap2, uk1), or a full https:// URL"
+        )
+    return f"https://api.{name}"
+
+
+@dataclass
+class _Exchange:
+    """Requests made and retries used by one fetch."""
+
+    requests: int = 0
+    retries: int = 0
+
+
+class DatadogCostSource(CostSource):
+    """Daily AWS cost per account and service from Datadog Cloud Cost Management (v2 timeseries API).
+
+    Credentials arrive as ``dg.EnvVar`` (``DATADOG_API_KEY``, ``DATADOG_APP_KEY``, ``DATADOG_SITE``) and are
+    never logged. 429s and 5xx are retried after the announced ``X-RateLimit-Reset`` (or a backoff), at
+    most ``max_retries`` times and ``max_wait_seconds`` per wait; 401/403 fail at once. An account the
+    response does not mention is left out of the frame, which the pipeline shows as "no data".
+    """
+
+    api_key: str
+    app_key: str
+    site: str = "datadoghq.com"
+    metric: str = "aws.cost.amortized"
+    account_tag: str = "aws_member_account_id"
+    service_tag: str = "aws_product"
+    max_retries: int = 6
+    max_wait_seconds: float = 60.0
+    timeout_seconds: float = 60.0
+
+    @property
+    def name(self) -> str:
+        return "datadog"
+
+    def query(self) -> str:
+        """The one grouped query of every window: all accounts and services, summed per day."""
+        return f"sum:{self.metric}{{*}} by {{{self.account_tag},{self.service_tag}}}.rollup(sum, 86400)"
+
+    def fetch(self, account_ids: Sequence[str], start: date, end: date, as_of: date) -> SourceFetch:
+        """Daily rows for ``account_ids`` from ``start`` to ``end`` inclusive, in one request (plus retries)."""
+        body = {
+            "data": {
+                "type": "timeseries_request",
+                "attributes": {
+                    "from": _epoch_ms(start),
+                    "to": _epoch_ms(end + timedelta(days=1)),
+                    "interval": DAY_MS,
+                    "queries": [{"data_source": "cloud_cost", "name": "a", "query": self.query()}],
+                    "formulas": [{"formula": "a"}],
+                },
+            }
+        }
+        exchange = _Exchange()
+        payload = self._post("/api/v2/query/timeseries", body, exchange)
+        frame = series_frame(payload, self.account_tag, self.service_tag)
+        frame = frame.filter(pl.col("date").is_between(start, end))
+        wanted = set(account_ids)
+        unregistered = (
+            frame.filter(~pl.col("account_id").is_in(wanted))
+            .group_by("account_id")
+            .agg(pl.lit("aws").alias("provider"), pl.col("cost_usd").sum())
+            .sort("account_id")
+        )
+        costs = frame.filter(pl.col("account_id").is_in(wanted)).with_columns(
+            pl.lit("datadog").alias("source"), pl.lit("aws").alias("provider"), pl.lit("USD").alias("currency")
+        )
+        # Datadog bills queries by plan, not per call: the calls are counted, the marginal $ is 0.
+        return SourceFetch(costs, requests=exchange.requests, cost_usd=0.0, retries=exchange.retries,
+                           unregistered=unregistered)
+
+    def _post(self, path: str, body: dict, exchange: _Exchange) -> dict:
+        import httpx
+
+        url = api_base_url(self.site) + path
+        headers = {
+            "DD-API-KEY": self.api_key,
+            "DD-APPLICATION-KEY": self.app_key,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        with httpx.Client(timeout=httpx.Timeout(self.timeout_seconds, connect=10.0)) as client:
+            return _with_retries(
+                lambda: client.post(url, json=body, headers=headers),
+                exchange,
+                max_retries=self.max_retries,
+                max_wait=self.max_wait_seconds,
+                where=f"Datadog {path}",
+            )
+
+
+def _with_retries(
+    send: Callable[[], httpx.Response], exchange: _Exchange, *, max_retries: int, max_wait: float, where: str
+) -> dict:
+    """Send until a 2xx, waiting out 429s and 5xx; refuse 401/403 and other 4xx at once."""
+    import httpx
+
+    attempt = 0
+    while True:
+        exchange.requests += 1
+        try:
+            response = send()
+        except httpx.TransportError as exc:  # timeouts, refused connections: worth another try
+            problem, wait = f"{type(exc).__name__}", _backoff(attempt, max_wait)
+        else:
+            status = response.status_code
+            if status in (401, 403):
+                # The message names the variables, never their values.
+                raise CostSourceError(
+                    f"{where}: HTTP {status}, Datadog refused the credentials; check DATADOG_API_KEY and "
+                    "DATADOG_APP_KEY (the application key needs the timeseries_query and cloud_cost_management_read "
+                    "permissions) and that DATADOG_SITE is the site of your organisation"
+                )
+            if 200 <= status < 300:
+                _respect_remaining(response, max_wait)
+                try:
+                    return response.json()
+                except ValueError:
+                    raise CostSourceError(f"{where}: HTTP {status} with a body that is not JSON") from None
+            if status != 429 and status < 500:
+                raise CostSourceError(f"{where}: HTTP {status}: {_error_text(response)}")
+            problem = f"HTTP {status}"
+            reset = _reset_seconds(response)
+            wait = min(reset, max_wait) if reset is not None else _backoff(attempt, max_wait)
+        if attempt >= max_retries:
+            raise CostSourceError(
+                f"{where}: still failing after {attempt + 1} attempts (last: {problem}); nothing was stored, "
+                "rerun later or raise source_max_retries"
+            )
+        attempt += 1
+        exchange.retries += 1
+        time.sleep(wait)
+
+
+def _respect_remaining(response: httpx.Response, max_wait: float) -> None:
+    """When a success says no calls remain in this period, wait for the reset before the next one."""
+    remaining = response.headers.get("X-RateLimit-Remaining")
+    reset = _reset_seconds(response)
+    if remaining is not None and remaining.strip() == "0" and reset:
+        time.sleep(min(reset, max_wait))
+
+
+def _reset_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("X-RateLimit-Reset") or response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _backoff(attempt: int, max_wait: float) -> float:
+    return min(max_wait, 0.5 * 2**attempt)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        errors = response.json().get("errors")
+    except (ValueError, AttributeError):
+        errors = None
+    return "; ".join(map(str, errors))[:300] if errors else response.text[:300]
+
+
+def _epoch_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+
+
+def series_frame(payload: dict, account_tag: str, service_tag: str) -> pl.DataFrame:
+    """Daily rows (``date``, ``account_id``, ``service``, ``cost_usd``) from a v2 ``timeseries_response``.
+
+    Each series carries ``group_tags`` like ``["aws_member_account_id:0123...", "aws_product:ec2"]``;
+    ``values[i]`` runs along ``times`` (bucket starts in epoch ms, UTC). A null point is a day without
+    data and makes no row, so it is never read as $0.
+    """
+    try:
+        attributes = payload["data"]["attributes"]
+        series, times, values = attributes.get("series") or [], attributes.get("times") or [], attributes.get("values") or []
+    except (KeyError, TypeError):
+        errors = payload.get("errors") if isinstance(payload, dict) else None
+        raise CostSourceError(f"Datadog answered without timeseries data: {errors or 'unexpected shape'}") from None
+    days = [datetime.fromtimestamp(t / 1000, UTC).date() for t in times]
+    rows: dict[str, list] = {"date": [], "account_id": [], "service": [], "cost_usd": []}
+    for entry, points in zip(series, values, strict=False):
+        tags = dict(tag.split(":", 1) for tag in entry.get("group_tags") or [] if ":" in tag)
+        account, service = tags.get(account_tag), tags.get(service_tag)
+        if not account:
+            continue  # cost Datadog could not attribute to an account: not any team's spend
+        for day, value in zip(days, points, strict=False):
+            if value is None:
+                continue
+            rows["date"].append(day)
+            rows["account_id"].append(account)
+            rows["service"].append(service or "(untagged)")
+            rows["cost_usd"].append(float(value))
+    frame = pl.DataFrame(rows, schema={"date": pl.Date, "account_id": pl.String, "service": pl.String,
+                                       "cost_usd": pl.Float64})
+    # Several rollup buckets can fall on one UTC day only if the interval is not a day; sum to be safe.
+    return frame.group_by(["date", "account_id", "service"]).agg(pl.col("cost_usd").sum()).sort(
+        ["date", "account_id", "service"]
+    )

@@ -1,0 +1,76 @@
+"""Set up a COSTAGENT_HOME for a real source and run the weekly job in-process, as a user would."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from costagent_assets import cli, demo, warehouse
+from costagent_assets.settings import Settings, save_settings, with_setting
+from costagent_assets.teams import Team, load_registry, save_registry
+
+
+def demo_accounts(n: int, seed: int = 42) -> list[dict]:
+    """The demo organisation's first ``n`` teams (registry entries)."""
+    return demo.demo_teams(n, seed=seed)
+
+
+def prepare_home(home: Path, teams: list[dict], **settings: str) -> None:
+    """Write the registry and the settings (values as typed on the command line)."""
+    home.mkdir(parents=True, exist_ok=True)
+    save_registry(home / "teams.json", [Team.from_dict(t) for t in teams])
+    chosen = Settings()
+    for key, value in {"global_admin_emails": "finops@example.com", **settings}.items():
+        chosen = with_setting(chosen, key, value)
+    save_settings(home / "settings.json", chosen)
+
+
+def run_weekly(home: Path, as_of: date, *extra: str) -> int:
+    """``costagent run --as-of`` in this process; the caller's COSTAGENT_HOME/DAGSTER_HOME are restored."""
+    saved = {k: os.environ.get(k) for k in ("COSTAGENT_HOME", "DAGSTER_HOME")}
+    try:
+        return cli.main(["--home", str(home), "run", "--as-of", as_of.isoformat(), *extra])
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def sql(home: Path, query: str) -> list[dict]:
+    """Rows of a query over the home's warehouse views."""
+    teams = [t.to_dict() for t in load_registry(home / "teams.json")]
+    con = warehouse.connect(home / "warehouse", teams)
+    try:
+        return con.execute(query).pl().to_dicts()
+    finally:
+        con.close()
+
+
+def warehouse_month_totals(home: Path) -> pl.DataFrame:
+    """Sum of raw_costs per (account_id, month) as stored in the warehouse."""
+    return warehouse.read_table(home / "warehouse", "raw_costs").group_by(["account_id", "month"]).agg(
+        pl.col("cost_usd").sum()
+    )
+
+
+def raw_costs_metadata(home: Path) -> list[dict]:
+    """The metadata of the latest raw_costs materialization of each run, newest first."""
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    try:
+        records = instance.fetch_materializations(dg.AssetKey("raw_costs"), limit=10000).records
+        seen, out = set(), []
+        for record in records:
+            if record.run_id in seen:
+                continue
+            seen.add(record.run_id)
+            meta = record.asset_materialization.metadata
+            out.append({"run_id": record.run_id, **{k: getattr(v, "value", v) for k, v in meta.items()}})
+        return out
+    finally:
+        instance.dispose()

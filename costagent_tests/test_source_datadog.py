@@ -1,0 +1,280 @@
+"""Datadog as the cost source, against a local server answering like Datadog's v2 timeseries API."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from costagent_assets import demo
+from costagent_assets.resources.cost_source import CostSourceError
+from costagent_assets.resources.datadog import DatadogCostSource, api_base_url, series_frame
+from costagent_tests.peers.datadog_server import RECORDING, DatadogPeer
+from costagent_tests.peers.homes import (
+    demo_accounts,
+    prepare_home,
+    raw_costs_metadata,
+    run_weekly,
+    sql,
+    warehouse_month_totals,
+)
+
+AS_OF = date(2026, 11, 23)
+TEAMS = demo_accounts(84)
+ACCOUNTS = [t["aws_account_id"] for t in TEAMS]
+
+
+@pytest.fixture(scope="module")
+def org_costs() -> pl.DataFrame:
+    """What Datadog holds: the demo organisation's October and November, per day, account and product."""
+    return demo.generate_costs(ACCOUNTS, date(2026, 10, 1), date(2026, 11, 22), seed=42, as_of=AS_OF).group_by(
+        ["date", "account_id", "service"]).agg(pl.col("cost_usd").sum())
+
+
+@pytest.fixture
+def peer(org_costs: pl.DataFrame):
+    server = DatadogPeer(org_costs).start()
+    yield server
+    server.stop()
+
+
+def source(peer: DatadogPeer, **fields) -> DatadogCostSource:
+    return DatadogCostSource(api_key=peer.api_key, app_key=peer.app_key, site=peer.url,
+                             **{"max_wait_seconds": 0.01, **fields})
+
+
+def expected_month_totals(costs: pl.DataFrame, accounts: set[str] | None = None) -> dict[tuple[str, str], float]:
+    month = costs.with_columns(pl.col("date").dt.strftime("%Y-%m").alias("month"))
+    if accounts is not None:
+        month = month.filter(pl.col("account_id").is_in(accounts))
+    rows = month.group_by(["account_id", "month"]).agg(pl.col("cost_usd").sum()).iter_rows()
+    return {(a, m): usd for a, m, usd in rows}
+
+
+def configure(home: Path, peer: DatadogPeer, monkeypatch: pytest.MonkeyPatch, **settings: str) -> None:
+    prepare_home(home, TEAMS, source="datadog", source_max_wait_seconds="0.01", **settings)
+    monkeypatch.setenv("DATADOG_API_KEY", peer.api_key)
+    monkeypatch.setenv("DATADOG_APP_KEY", peer.app_key)
+    monkeypatch.setenv("DATADOG_SITE", peer.url)
+
+
+def test_the_peer_answers_in_the_recorded_shape(peer: DatadogPeer):
+    status, headers, body = peer.answer(
+        "/api/v2/query/timeseries",
+        {"DD-API-KEY": peer.api_key, "DD-APPLICATION-KEY": peer.app_key},
+        b'{"data": {"type": "timeseries_request", "attributes": {"from": 1793491200000, "to": 1793577600000,'
+        b' "queries": [{"data_source": "cloud_cost", "name": "a", "query": '
+        b'"sum:aws.cost.amortized{*} by {aws_member_account_id,aws_product}.rollup(sum, 86400)"}]}}}',
+    )
+    recorded = RECORDING["response"]["body"]["data"]
+    assert status == 200 and set(body["data"]) == set(recorded) and body["data"]["type"] == recorded["type"]
+    attributes = body["data"]["attributes"]
+    assert set(attributes) == set(recorded["attributes"])
+    assert set(attributes["series"][0]) == set(recorded["attributes"]["series"][0])
+    assert len(attributes["series"]) == len(attributes["values"]) > 84
+    assert all(len(v) == len(attributes["times"]) for v in attributes["values"])
+    assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Period"} <= set(headers)
+
+
+def test_one_grouped_request_returns_every_account_and_service(peer: DatadogPeer, org_costs: pl.DataFrame):
+    got = source(peer).fetch(ACCOUNTS, date(2026, 10, 1), date(2026, 10, 31), as_of=date(2026, 11, 1))
+    assert got.requests == 1 and got.retries == 0 and len(peer.received) == 1
+    query = peer.received[0].body["data"]["attributes"]["queries"][0]
+    assert query["data_source"] == "cloud_cost"
+    assert query["query"] == "sum:aws.cost.amortized{*} by {aws_member_account_id,aws_product}.rollup(sum, 86400)"
+    assert got.costs["account_id"].n_unique() == 84
+    totals = got.costs.group_by("account_id").agg(pl.col("cost_usd").sum())
+    expected = expected_month_totals(org_costs)
+    for account, usd in totals.iter_rows():
+        assert usd == pytest.approx(expected[(account, "2026-10")], abs=1e-6)
+
+
+def test_configured_metric_and_tags_are_the_ones_queried(org_costs: pl.DataFrame):
+    peer = DatadogPeer(org_costs, metric="aws.cost.net.amortized", account_tag="subaccountid",
+                       service_tag="servicename").start()
+    try:
+        got = source(peer, metric="aws.cost.net.amortized", account_tag="subaccountid",
+                     service_tag="servicename").fetch(ACCOUNTS[:5], date(2026, 11, 1), date(2026, 11, 3), AS_OF)
+        assert set(got.costs["account_id"]) == set(ACCOUNTS[:5])
+        # The other metric is another series in Datadog: nothing, not the wrong numbers.
+        none = source(peer).fetch(ACCOUNTS[:5], date(2026, 11, 1), date(2026, 11, 3), AS_OF)
+        assert none.costs.is_empty()
+    finally:
+        peer.stop()
+
+
+def test_refused_keys_fail_at_once_without_the_key_in_the_message(peer: DatadogPeer):
+    secret = "dd-secret-api-key-0123456789abcdef"
+    wrong = DatadogCostSource(api_key=secret, app_key="also-secret-app-key", site=peer.url, max_wait_seconds=0.01)
+    with pytest.raises(CostSourceError) as caught:
+        wrong.fetch(ACCOUNTS, date(2026, 11, 1), date(2026, 11, 3), AS_OF)
+    message = str(caught.value)
+    assert "403" in message and "DATADOG_API_KEY" in message
+    assert secret not in message and "also-secret-app-key" not in message
+    assert peer.statuses() == [403]  # no retry of a refusal
+
+
+def test_server_errors_are_retried_then_succeed(peer: DatadogPeer):
+    peer.fail_next = [500, 503]
+    got = source(peer).fetch(ACCOUNTS, date(2026, 11, 1), date(2026, 11, 3), AS_OF)
+    assert peer.statuses() == [500, 503, 200]
+    assert got.retries == 2 and got.requests == 3 and got.costs["account_id"].n_unique() == 84
+
+
+def test_retries_are_capped_and_the_failure_is_reported(peer: DatadogPeer):
+    peer.fail_next = [502] * 10
+    with pytest.raises(CostSourceError, match="still failing after 3 attempts"):
+        source(peer, max_retries=2).fetch(ACCOUNTS, date(2026, 11, 1), date(2026, 11, 3), AS_OF)
+    assert peer.statuses() == [502, 502, 502]
+
+
+def test_a_429_waits_for_the_announced_reset(peer: DatadogPeer):
+    import time
+
+    peer.throttle_rate, peer.reset_seconds = 1.0, 1
+    started = time.perf_counter()
+    with pytest.raises(CostSourceError, match="HTTP 429"):
+        source(peer, max_retries=2, max_wait_seconds=0.3).fetch(ACCOUNTS, date(2026, 11, 1), date(2026, 11, 3), AS_OF)
+    # Two waits, each the announced 1 s capped at max_wait_seconds=0.3.
+    assert 0.55 < time.perf_counter() - started < 5
+    assert peer.statuses() == [429, 429, 429]
+
+
+def test_a_success_with_no_calls_remaining_waits_for_the_reset(peer: DatadogPeer):
+    import time
+
+    peer.limit, peer.reset_seconds = 1, 1
+    started = time.perf_counter()
+    got = source(peer, max_wait_seconds=0.4).fetch(ACCOUNTS, date(2026, 11, 1), date(2026, 11, 2), AS_OF)
+    assert got.requests == 1 and peer.statuses() == [200]
+    assert time.perf_counter() - started >= 0.4  # waited (the announced 1 s, capped) before any next call
+
+
+def test_null_points_are_days_without_data_not_zero():
+    payload = {"data": {"attributes": {
+        "series": [{"group_tags": ["aws_member_account_id:000000000001", "aws_product:ec2"]},
+                   {"group_tags": ["aws_product:s3"]}],
+        "times": [1793491200000, 1793577600000],
+        "values": [[1.5, None], [2.0, 3.0]],
+    }}}
+    frame = series_frame(payload, "aws_member_account_id", "aws_product")
+    assert frame.to_dicts() == [{"date": date(2026, 11, 1), "account_id": "000000000001", "service": "ec2",
+                                 "cost_usd": 1.5}]
+
+
+@pytest.mark.parametrize(("site", "url"), [
+    ("datadoghq.com", "https://api.datadoghq.com"),
+    ("us3", "https://api.us3.datadoghq.com"),
+    ("app.datadoghq.eu", "https://api.datadoghq.eu"),
+    ("ap1.datadoghq.com", "https://api.ap1.datadoghq.com"),
+    ("http://127.0.0.1:9/", "http://127.0.0.1:9"),
+])
+def test_sites(site: str, url: str):
+    assert api_base_url(site) == url
+
+
+def test_unknown_site_is_refused():
+    with pytest.raises(CostSourceError, match="not a Datadog site"):
+        api_base_url("datadog.example.com")
+
+
+# ---------------------------------------------------------------------------------- end to end
+
+
+def test_weekly_run_84_accounts_two_months_in_two_requests(
+    isolated: Path, peer: DatadogPeer, org_costs: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+):
+    configure(isolated, peer, monkeypatch)
+    assert run_weekly(isolated, AS_OF) == 0
+    assert peer.statuses() == [200, 200]  # October (first load) and November: at most 4 allowed
+    stored = {(a, m): usd for a, m, usd in warehouse_month_totals(isolated).iter_rows()}
+    expected = expected_month_totals(org_costs)
+    assert set(stored) == set(expected) and len(stored) == 84 * 2
+    for key, usd in expected.items():
+        assert stored[key] == pytest.approx(usd, abs=1e-6)
+    usage = sql(isolated, "select month, source, requests, retries, cost_usd, accounts_with_data "
+                          "from source_usage order by month")
+    assert usage == [
+        {"month": "2026-10", "source": "datadog", "requests": 1, "retries": 0, "cost_usd": 0.0, "accounts_with_data": 84},
+        {"month": "2026-11", "source": "datadog", "requests": 1, "retries": 0, "cost_usd": 0.0, "accounts_with_data": 84},
+    ]
+    metadata = raw_costs_metadata(isolated)
+    assert sorted(m["source_requests"] for m in metadata) == [1, 1]
+    assert all(m["source"] == "datadog" and m["accounts_without_data"] == 0 for m in metadata)
+    assert len(list((isolated / "outbox" / AS_OF.isoformat()).glob("2026-11-team-*.eml"))) == 84
+
+
+def test_weekly_run_completes_under_a_30_percent_429_storm(
+    isolated: Path, peer: DatadogPeer, org_costs: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+):
+    peer.storm(0.3, seed=3)
+    configure(isolated, peer, monkeypatch)
+    assert run_weekly(isolated, AS_OF) == 0
+    statuses = peer.statuses()
+    assert 429 in statuses and statuses.count(200) == 2
+    rows = sql(isolated, "select month, count(distinct account_id) as n from raw_costs group by month order by month")
+    assert rows == [{"month": "2026-10", "n": 84}, {"month": "2026-11", "n": 84}]
+    usage = sql(isolated, "select sum(requests) as requests, sum(retries) as retries from source_usage")
+    assert usage == [{"requests": len(statuses), "retries": statuses.count(429)}]
+
+
+def test_accounts_the_server_omits_are_no_data_never_zero(
+    isolated: Path, peer: DatadogPeer, monkeypatch: pytest.MonkeyPatch
+):
+    omitted = set(ACCOUNTS[10:13])
+    peer.omit_accounts = omitted
+    configure(isolated, peer, monkeypatch)
+    assert run_weekly(isolated, AS_OF) == 0
+    stored = sql(isolated, "select distinct account_id from raw_costs where month = '2026-11'")
+    assert len(stored) == 81 and not omitted & {r["account_id"] for r in stored}
+    months = sql(isolated, "select account_id, mtd_usd from account_months where month = '2026-11'")
+    by_account = {r["account_id"]: r["mtd_usd"] for r in months}
+    assert all(by_account.get(a) is None for a in omitted)  # null, not $0
+    emails = sql(isolated, "select account_id, no_data from emails where month = '2026-11'")
+    assert {r["account_id"] for r in emails if r["no_data"]} == omitted
+    admin = (isolated / "outbox" / AS_OF.isoformat() / "2026-11-admin.html").read_text()
+    assert "sent no cost data" in admin and all(a in admin for a in omitted)
+    usage = sql(isolated, "select accounts_without_data, accounts_with_missing_days from source_usage "
+                          "where month = '2026-11'")
+    assert set(usage[0]["accounts_without_data"].split(",")) == omitted
+    assert usage[0]["accounts_with_missing_days"] == ""  # the others came back for every day
+    meta = [m for m in raw_costs_metadata(isolated) if m["months"] == "2026-11"][0]
+    assert meta["accounts_without_data"] == 3
+
+
+def test_a_30_percent_429_storm_over_many_windows_loses_nothing(peer: DatadogPeer, org_costs: pl.DataFrame):
+    peer.storm(0.3, seed=11)
+    dd = source(peer)
+    windows = [(date(2026, 10, d), date(2026, 10, d + 2)) for d in range(1, 31, 3)]  # Oct 1-3 ... Oct 28-30
+    frames = []
+    for start, end in windows:
+        got = dd.fetch(ACCOUNTS, start, end, AS_OF)
+        assert got.costs["account_id"].n_unique() == 84 and got.retries == got.requests - 1
+        frames.append(got.costs)
+    statuses = peer.statuses()
+    assert statuses.count(200) == len(windows) and 0.15 < statuses.count(429) / len(statuses) < 0.45
+    fetched = pl.concat(frames)["cost_usd"].sum()
+    assert fetched == pytest.approx(org_costs.filter(pl.col("date") < date(2026, 10, 31))["cost_usd"].sum(), abs=1e-6)
+
+
+def test_a_refused_key_fails_the_run_clearly_and_stores_nothing(
+    isolated: Path, peer: DatadogPeer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+):
+    configure(isolated, peer, monkeypatch)
+    secret = "dd-wrong-key-5f2c9e"
+    monkeypatch.setenv("DATADOG_API_KEY", secret)
+    assert run_weekly(isolated, AS_OF) == 1
+    out = capfd.readouterr()
+    assert "Datadog refused the credentials" in out.out + out.err and secret not in out.out + out.err
+    assert not list((isolated / "warehouse").glob("raw_costs/*/*.parquet"))
+    assert not (isolated / "outbox" / AS_OF.isoformat()).exists() or not any((isolated / "outbox").rglob("*.eml"))
+
+
+def test_unset_credentials_are_named_before_any_run(isolated: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]):
+    prepare_home(isolated, TEAMS[:3], source="datadog")
+    monkeypatch.setenv("DATADOG_API_KEY", "set")
+    assert run_weekly(isolated, AS_OF) == 2
+    assert "DATADOG_APP_KEY, DATADOG_SITE" in capsys.readouterr().err
