@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from costagent_assets.ai_store import admin_ai_context
 from costagent_assets.home import Home
 from costagent_assets.periods import Period, period
 from costagent_assets.report_context import ReportFrames, trend_history
@@ -51,4 +52,6 @@ def preview_team(home: Home, account_id: str, month: str | None = None) -> Rende
 
 def preview_admin(home: Home, month: str | None = None) -> RenderedEmail:
     """The admin report for ``month`` (default: the latest stored)."""
-    return render_admin_report(_frames(home, month).admin_context(load_registry(home.teams_path)))
+    frames = _frames(home, month)
+    context = frames.admin_context(load_registry(home.teams_path))
+    return render_admin_report({**context, "ai": admin_ai_context(home.warehouse_dir, frames.month)})

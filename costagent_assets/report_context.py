@@ -307,3 +307,20 @@ def delivery_summary(mode: str, deliveries: Sequence[Delivery], teams: Sequence[
         "problems": sorted(problems, key=lambda p: (p["status"], p["team_name"], p["aws_account_id"])),
         "by_account": {d.key.subject: d.status for d in deliveries},
     }
+
+
+def run_cost(ai: Mapping | None, store: Path | Store, month: str, run_id: str) -> dict | None:
+    """What this run cost, for the admin report: the cost source's API calls (and $, when it has a price)
+    from ``source_usage``, and the AI stage's tokens and $ (``ai``, from ``ai_store.admin_ai_context``).
+    A figure nobody recorded is left out rather than shown as 0; None when nothing was recorded."""
+    usage = read_table(store, "source_usage", [month]).filter(pl.col("run_id") == run_id)
+    cost: dict = {}
+    if usage.height:
+        cost["source_api_calls"] = int(usage["requests"].sum() or 0)
+        if usage["cost_usd"].null_count() == 0:
+            cost["source_usd"] = float(usage["cost_usd"].sum())
+    if ai:
+        cost["ai_tokens"] = int(ai.get("input_tokens") or 0) + int(ai.get("output_tokens") or 0)
+        if ai.get("cost_usd") is not None:
+            cost["ai_usd"] = float(ai["cost_usd"])
+    return cost or None

@@ -125,6 +125,8 @@ def backfill(
     for month in months_between(first, last):
         tags = {**range_tags(month, accounts), AS_OF_TAG: default_as_of(month, today).isoformat(),
                 "costagent/trigger": "backfill"}
+        if not with_emails:
+            tags["costagent/ai"] = "off"  # history nobody is mailed: no AI calls (see ai_insights.AI_TAG)
         outcome = execute(instance, "weekly_report" if with_emails else "cost_history", tags, month)
         outcomes.append(outcome)
         if not outcome.success:

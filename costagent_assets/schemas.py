@@ -17,6 +17,8 @@ DRIVER = pl.Struct(
     }
 )
 
+RECOMMENDATION = pl.Struct({"action": pl.String, "estimated_monthly_usd": pl.Float64})
+
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "raw_costs": {
         "month": pl.String,
@@ -84,6 +86,43 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "drivers": pl.List(DRIVER),
         "ai_note": pl.String,
         "through_date": pl.Date,
+        "outlook": pl.String,  # next month's outlook in words (null when there was nothing to explain)
+        "recommendations": pl.List(RECOMMENDATION),
+        "ai_model": pl.String,  # the Gemini model that wrote it (null: deterministic)
+    },
+    # AI side tables (not asset partitions): files under <table>/<month>/, one per run or report date.
+    "ai_usage": {  # one row per Gemini call or cache hit; one file per run
+        "month": pl.String,
+        "account_id": pl.String,  # "organisation" for the organisation's call
+        "run_id": pl.String,
+        "report_date": pl.Date,
+        "scope": pl.String,  # "account" | "organisation"
+        "model": pl.String,
+        "status": pl.String,  # "called" | "cached" | "failed" | "not_called"
+        "failure": pl.String,
+        "input_tokens": pl.Int64,
+        "output_tokens": pl.Int64,
+        "cost_usd": pl.Float64,  # null when the model has no price in ai_prices
+        "seconds": pl.Float64,
+        "rejections": pl.Int32,  # sections dropped by the grounding check
+        "pack_hash": pl.String,
+    },
+    "ai_insight_history": {  # every week's insights; one file per month and report date
+        "month": pl.String,
+        "account_id": pl.String,  # "organisation" for the executive summary
+        "report_date": pl.Date,
+        "run_id": pl.String,
+        "scope": pl.String,
+        "source": pl.String,  # "gemini" | "deterministic"
+        "summary": pl.String,  # the explanation, or the executive summary
+        "outlook": pl.String,
+        "recommendations_json": pl.String,  # [{account_id?, action, estimated_monthly_usd}]
+        "ai_note": pl.String,
+        "rejections_json": pl.String,
+        "model": pl.String,
+        "pack_hash": pl.String,  # the cache key: hash of the evidence pack, model and prompt version
+        "evidence_json": pl.String,  # the evidence pack sent (the audit trail of every figure)
+        "reply_json": pl.String,  # Gemini's structured reply, reused when the same pack comes again
     },
     "emails": {
         "month": pl.String,

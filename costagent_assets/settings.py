@@ -19,6 +19,14 @@ from pathlib import Path
 from costagent_assets.fileio import atomic_write_text
 from costagent_assets.teams import email_problem, parse_usd_amount
 
+# USD per million tokens (input, output) of the Gemini API's paid tier, text; thinking tokens bill as output.
+DEFAULT_AI_PRICES: dict[str, list[float]] = {
+    "gemini-2.5-flash": [0.30, 2.50],
+    "gemini-2.5-flash-lite": [0.10, 0.40],
+    "gemini-2.5-pro": [1.25, 10.00],
+    "gemini-3-flash-preview": [0.50, 3.00],
+}
+
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -47,6 +55,12 @@ class Settings:
     focus_cost_column: str = "BilledCost"
     source_max_retries: int = 6
     source_max_wait_seconds: float = 60.0
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str = ""
+    ai_requests_per_minute: int = 1000
+    ai_timeout_seconds: float = 60.0
+    ai_max_attempts: int = 5
+    ai_prices: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_AI_PRICES))
     smtp_rate_per_minute: float = 30.0
     smtp_ca_bundle: str = ""
     datadog_dashboard_url: str = ""
@@ -66,7 +80,7 @@ SETTING_DOCS: dict[str, str] = {
     "global_admin_emails": (
         "Addresses that receive the organisation-wide admin report; comma-separated, empty for none, default none."
     ),
-    "ai_enabled": "Whether AI-written insights may be added to the reports; true/false (or yes/no, on/off, 1/0), default true. In this version the insights are always the deterministic ones (the Gemini writer is planned).",
+    "ai_enabled": "Whether AI-written insights may be added to the reports; true/false (or yes/no, on/off, 1/0), default true. Gemini is used only when GEMINI_API_KEY is also set; otherwise the insights are the deterministic ones.",
     "source": (
         "Where cost data comes from: demo (generated data), datadog (Cloud Cost Management metrics), "
         "cost_explorer (AWS Cost Explorer API) or focus (FOCUS or CUR export files); default demo."
@@ -104,6 +118,27 @@ SETTING_DOCS: dict[str, str] = {
     "source_max_wait_seconds": (
         "Longest single wait, in seconds, before retrying a throttled cost-source request; a number > 0 "
         "and <= 3600, default 60."
+    ),
+    "gemini_model": (
+        "The Gemini model that writes the insights, e.g. gemini-2.5-flash-lite; give it a price in ai_prices, "
+        "or its cost is recorded as unknown; default gemini-2.5-flash."
+    ),
+    "gemini_base_url": (
+        "Endpoint of the Gemini API: an http(s) URL of a gateway or proxy, or empty for Google's; default empty."
+    ),
+    "ai_requests_per_minute": (
+        "Most Gemini requests started per minute (the calls run concurrently up to this rate); an integer "
+        "1..10000, default 1000 (the paid tier 1 limit of Gemini Flash). Set it to your quota: about 10 on the free tier."
+    ),
+    "ai_timeout_seconds": "Timeout of one Gemini request, in seconds; a number > 0 and <= 600, default 60.",
+    "ai_max_attempts": (
+        "Attempts per Gemini request, retries on 408/429/5xx and timeouts included (exponential backoff); "
+        "an integer 1..10, default 5."
+    ),
+    "ai_prices": (
+        "USD per million tokens (input/output) per model, to record what AI costs: "
+        "model=IN/OUT separated by commas, e.g. gemini-2.5-flash=0.30/2.50 (it replaces the whole table); "
+        "default " + str(DEFAULT_AI_PRICES) + "."
     ),
     "smtp_rate_per_minute": (
         "Most emails sent per minute over the one SMTP connection; a number > 0 and <= 6000, default 30 "
@@ -319,6 +354,54 @@ def _parse_max_wait(value: object) -> float:
     return seconds
 
 
+def _parse_model(value: object) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,80}", text):
+        raise _refuse("gemini_model", value, "a Gemini model name such as gemini-2.5-flash")
+    return text
+
+
+def _parse_base_url(value: object) -> str:
+    text = value.strip() if isinstance(value, str) else None
+    if text is None or (text and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text)):
+        raise _refuse("gemini_base_url", value, "an http(s) URL, or empty for Google's endpoint")
+    return text.rstrip("/")
+
+
+def _parse_timeout(value: object) -> float:
+    allowed = "a number of seconds greater than 0 and at most 600, e.g. 60"
+    try:
+        seconds = float(_number_text(value) or "")
+    except ValueError:
+        raise _refuse("ai_timeout_seconds", value, allowed, f"{value!r} is not a number") from None
+    if not (math.isfinite(seconds) and 0 < seconds <= 600):
+        raise _refuse("ai_timeout_seconds", value, allowed)
+    return seconds
+
+
+def _parse_prices(value: object) -> dict:
+    allowed = "model=IN/OUT (USD per million tokens) separated by commas, e.g. gemini-2.5-flash=0.30/2.50"
+    if isinstance(value, str):
+        items: dict[str, object] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            model, _, price = part.partition("=")
+            items[model.strip()] = price.split("/")
+    elif isinstance(value, dict):
+        items = value
+    else:
+        raise _refuse("ai_prices", value, allowed)
+    prices = {}
+    for model, price in items.items():
+        try:
+            numbers = [float(x) for x in price] if isinstance(price, (list, tuple)) else []
+        except (TypeError, ValueError):
+            numbers = []
+        if len(numbers) != 2 or not all(math.isfinite(x) and x >= 0 for x in numbers):
+            raise _refuse("ai_prices", value, allowed, f"bad price for {model!r}: {price!r}")
+        prices[_parse_model(model)] = numbers
+    return prices
+
+
 def _parse_rate(value: object) -> float:
     key, allowed = "smtp_rate_per_minute", "a number of emails per minute greater than 0 and at most 6000, e.g. 30"
     text = _number_text(value)
@@ -399,6 +482,12 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     ),
     "source_max_retries": _integer_parser("source_max_retries", 0, 20, 6),
     "source_max_wait_seconds": _parse_max_wait,
+    "gemini_model": _parse_model,
+    "gemini_base_url": _parse_base_url,
+    "ai_requests_per_minute": _integer_parser("ai_requests_per_minute", 1, 10000, 1000),
+    "ai_timeout_seconds": _parse_timeout,
+    "ai_max_attempts": _integer_parser("ai_max_attempts", 1, 10, 5),
+    "ai_prices": _parse_prices,
     "smtp_rate_per_minute": _parse_rate,
     "smtp_ca_bundle": _parse_ca_bundle,
     "datadog_dashboard_url": _parse_url_template,

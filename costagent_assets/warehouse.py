@@ -46,6 +46,22 @@ DERIVED_VIEWS: dict[str, tuple[str, str]] = {
         "t.monthly_budget FROM mom_changes m LEFT JOIN teams t ON t.aws_account_id = m.account_id "
         "WHERE m.level = 'account'",
     ),
+    "ai_run_costs": (
+        "One row per run that used the AI stage: Gemini calls made, cache hits, tokens in and out, USD.",
+        "SELECT run_id, month, report_date, any_value(model) AS model, "
+        "count(*) FILTER (WHERE status IN ('called', 'failed')) AS calls, "
+        "count(*) FILTER (WHERE status = 'cached') AS cache_hits, "
+        "count(*) FILTER (WHERE status = 'failed') AS failed_calls, sum(rejections) AS rejections, "
+        "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
+        "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE status = 'called' AND cost_usd IS NULL) AS unpriced_calls "
+        "FROM ai_usage GROUP BY run_id, month, report_date",
+    ),
+    "ai_org_summaries": (
+        "The organisation's executive summary and top recommendations, per month and report date.",
+        "SELECT month, report_date, run_id, source, summary AS executive_summary, "
+        "recommendations_json AS top_recommendations_json, ai_note, model FROM ai_insight_history "
+        "WHERE scope = 'organisation'",
+    ),
 }
 
 TABLE_DOCS: dict[str, str] = {
@@ -55,6 +71,9 @@ TABLE_DOCS: dict[str, str] = {
     "anomalies": "Changes past the % threshold and the $ floor (alerted), new services, and reported decreases.",
     "ai_insights": "Per account and month: the explanation of the change and its drivers.",
     "emails": "Per account and report date: what was written or sent, to whom.",
+    "ai_usage": "One row per Gemini call or cache hit: run, account, status, tokens in and out, USD.",
+    "ai_insight_history": "Every week's insights per account and the organisation's summary, with the "
+    "evidence pack sent and Gemini's reply (also the cache: the same pack is never paid for twice).",
     "teams": "The teams registry: team name, AWS account id, email, cc, monthly budget.",
     "forecasts": "Per account (and main service) and month: month-end and next-month forecasts, 80% interval, track record.",
     "forecast_backtest": "Per complete month: the forecast made the month before, the actual, errors and baselines.",
@@ -236,7 +255,9 @@ def _duck_type(dtype: pl.DataType) -> str:
         if dtype == base:
             return name
     if isinstance(dtype, pl.List):
-        return "STRUCT(service VARCHAR, change_usd DOUBLE, change_pct DOUBLE, share_of_change_pct DOUBLE)[]"
+        return f"{_duck_type(dtype.inner)}[]"
+    if isinstance(dtype, pl.Struct):
+        return "STRUCT(" + ", ".join(f"{f.name} {_duck_type(f.dtype)}" for f in dtype.fields) + ")"
     raise TypeError(f"no DuckDB type for {dtype}")
 
 

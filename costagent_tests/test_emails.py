@@ -81,7 +81,8 @@ def test_84_team_emails_and_the_admin_email_are_delivered(sent):
             html = m.message.get_body(("html",)).get_content()
             assert f"tpl_var_account={team.aws_account_id}" in html and "Monthly trend" in html
     admin = admins[0].message
-    assert "84 of 84" in admin.get_body(("plain",)).get_content()
+    text = admin.get_body(("plain",)).get_content()
+    assert "84 of 84" in text and "COST OF THIS RUN" in text and "Source API calls" in text
     attachment = next(admin.iter_attachments())
     assert attachment.get_filename() == "costagent-2026-11-accounts.csv"
     rows = list(csv.DictReader(io.StringIO(attachment.get_content().lstrip("\ufeff"))))

@@ -569,3 +569,22 @@ def test_admin_csv_is_formula_safe_and_numbers_stay_numbers():
         else:  # no data: empty cells, not $0
             assert row[3:8] == ["", "", "", "", ""]
     assert "\r\n" in text and any(r[5].startswith("-") for r in rows[1:])
+
+
+def test_admin_report_shows_the_executive_summary_and_top_recommendations():
+    ctx = admin_ctx(6)
+    first = ctx["accounts"][0]
+    ctx["ai"] = {
+        "source": "gemini",
+        "executive_summary": "Spend rose <b>2.5%</b>.\n\nCompute drove it.",
+        "top_recommendations": [
+            {"account_id": first["aws_account_id"], "action": "Right-size idle instances", "estimated_monthly_usd": 1234.0},
+        ],
+    }
+    ctx["run_cost"] = {"source_api_calls": 1234, "source_usd": 12.34, "ai_tokens": 98765, "ai_usd": 0.75}
+    r = render_admin_report(ctx)
+    text = visible_text(r.html)
+    assert "Executive summary" in text and "&lt;b&gt;2.5%&lt;/b&gt;" in r.html and "<b>2.5%" not in r.html
+    assert "Right-size idle instances" in text and f"{first['team_name']} · {first['aws_account_id']}" in r.html.replace("&middot;", "·")
+    assert "$1,234 a month: Right-size idle instances" in r.text and "1,234 ($12.34)" in r.text
+    assert "AI cost" in text and "$0.75" in text and "98,765" in text

@@ -4,29 +4,88 @@
 import dagster as dg
 import polars as pl
 
-from costagent_assets import markdown
-from costagent_assets.analysis import explain_changes
-from costagent_assets.defs.partitions import month_account_partitions, run_partitions, run_periods, single_run
+from costagent_assets import ai_store, markdown
+from costagent_assets.analysis import AnomalyRule, explain_changes
+from costagent_assets.defs.partitions import (
+    month_account_partitions,
+    run_as_of,
+    run_partitions,
+    run_periods,
+    single_run,
+)
 from costagent_assets.defs.service_breakdown import TOLERANCE_USD
+from costagent_assets.insights import run_ai_insights
+from costagent_assets.resources.gemini import GeminiRequest, GeminiResource
+from costagent_assets.resources.home import CostagentHome
+
+# A run tagged costagent/ai=off writes the deterministic insights without calling Gemini: history runs
+# (backfills, the previous month's refresh) mail nobody, so paying for prose there buys nothing.
+AI_TAG = "costagent/ai"
 
 
 @dg.asset(
     partitions_def=month_account_partitions,
     backfill_policy=single_run,
     group_name="analysis",
-    kinds={"polars", "parquet"},
+    kinds={"polars", "parquet", "gemini"},
     check_specs=[
         dg.AssetCheckSpec("drivers_add_up_to_change", asset="ai_insights", blocking=True,
                           description="Each explanation's drivers sum to the account's total change."),
     ],
 )
-def ai_insights(context: dg.AssetExecutionContext, mom_changes: pl.DataFrame, anomalies: pl.DataFrame):
+def ai_insights(
+    context: dg.AssetExecutionContext,
+    mom_changes: pl.DataFrame,
+    anomalies: pl.DataFrame,
+    costagent_home: CostagentHome,
+    gemini: GeminiResource,
+):
     """The explanation per account: the month so far against the same days of last month, the services
     that moved most (each with $ and %; the rest as one line, so the drivers add up to the total), the
-    alerts and the projected month end. Computed from the data alone; an AI writer (Gemini) plugs in
-    here and must keep to these numbers."""
+    alerts and the projected month end, computed from the data. For accounts with something to explain
+    (an alerted anomaly, a material change, a budget at risk) Gemini rewrites it from an evidence pack of
+    that account's figures, with the outlook and up to 3 savings with $/month, and writes the
+    organisation's executive summary; any figure, account or service not in the pack sends that section
+    back to the computed text. Tokens and $ per call go to `ai_usage`, every week's text to
+    `ai_insight_history` (which is also the cache: an unchanged pack is never paid for twice)."""
     partitions = run_partitions(context)
-    frame = explain_changes(mom_changes, anomalies, run_periods(context, partitions))
+    periods = run_periods(context, partitions)
+    settings = costagent_home.settings()
+    root = costagent_home.home.warehouse_dir
+    deterministic = explain_changes(mom_changes, anomalies, periods)
+    unavailable = (
+        "not requested for this run" if context.run.tags.get(AI_TAG) == "off"
+        else "it is switched off in the settings (ai_enabled)" if not settings.ai_enabled
+        else "no GEMINI_API_KEY is set" if not gemini.available
+        else None
+    )
+
+    def generate(batch):
+        return gemini.generate_many([GeminiRequest(i, data, schema) for i, data, schema in batch])
+
+    outcome = run_ai_insights(
+        deterministic, mom_changes, anomalies, periods, costagent_home.teams(),
+        AnomalyRule(threshold_pct=settings.anomaly_threshold_pct, min_usd=settings.anomaly_min_usd),
+        generate=generate, unavailable=unavailable,
+        cached={} if unavailable else ai_store.cached_replies(root, list(periods)),
+        model=gemini.model, prices={m: tuple(p) for m, p in settings.ai_prices.items()},
+    )
+    report_date = run_as_of(context)
+    history_run = context.run.tags.get(AI_TAG) == "off"
+    # Nobody is mailed from a history run: no "AI unavailable" note to store either.
+    frame = outcome.insights.with_columns(pl.lit(None, pl.String).alias("ai_note")) if history_run else outcome.insights
+    usage = ai_store.write_usage(root, context.run_id, report_date, gemini.model, [] if history_run else outcome.calls)
+    if not history_run:
+        ai_store.write_history(root, context.run_id, report_date, gemini.model, frame, outcome.organisation,
+                               outcome.calls)
+    billed = usage.filter(pl.col("status").is_in(["called", "failed"]))
+    rejections = [f"{c.account_id}: {r}" for c in outcome.calls for r in c.rejections]
+    for line in rejections[:20]:
+        context.log.warning(f"AI text rejected by the grounding check, computed text used instead: {line}")
+    failures = [f"{c.account_id}: {c.failure}" for c in outcome.calls if c.failure]
+    if failures:
+        context.log.warning(f"{len(failures)} AI call(s) without a usable answer; first: {failures[0]}")
+    cost = None if billed.filter(pl.col("cost_usd").is_null()).height else float(billed["cost_usd"].sum() or 0.0)
     gaps = (
         frame.filter(pl.col("total_change_usd").is_not_null())
         .select(
@@ -45,13 +104,26 @@ def ai_insights(context: dg.AssetExecutionContext, mom_changes: pl.DataFrame, an
         frame,
         metadata={
             "rows": frame.height,
-            "source": "deterministic",
-            "ai_tokens": 0,
-            "ai_cost_usd": 0.0,
+            "source": "gemini" if frame.height and (frame["source"] == "gemini").any() else "deterministic",
+            "ai_unavailable": unavailable or "",
+            "ai_model": gemini.model,
+            "ai_calls": billed.height,
+            "ai_cache_hits": usage.filter(pl.col("status") == "cached").height,
+            "ai_failed_calls": len(failures),
+            "ai_rejections": len(rejections),
+            "ai_tokens_in": int(usage["input_tokens"].sum() or 0),
+            "ai_tokens_out": int(usage["output_tokens"].sum() or 0),
+            "ai_tokens": int((usage["input_tokens"].sum() or 0) + (usage["output_tokens"].sum() or 0)),
+            # Unknown (a model without a price in ai_prices) is shown as such, never as $0.
+            "ai_cost_usd": cost if cost is not None else "unknown: no price for this model in ai_prices",
+            "executive_summary": dg.MetadataValue.md(
+                "\n\n".join(f"**{m}**: {o['executive_summary']}" for m, o in outcome.organisation.items())
+            ),
             "preview": dg.MetadataValue.md(
                 markdown.table(
                     frame.head(5).iter_rows(named=True),
-                    [("account", lambda r: r["account_id"]), ("summary", lambda r: r["summary"])],
+                    [("account", lambda r: r["account_id"]), ("source", lambda r: r["source"]),
+                     ("summary", lambda r: r["summary"])],
                 )
             ),
         },

@@ -81,7 +81,8 @@ def plan_weekly_runs(as_of: date, account_ids: list[str], previous_month_missing
                 "cost_history",
                 previous,
                 f"weekly-{as_of.isoformat()}-{previous}-history",
-                {**range_tags(previous, account_ids), AS_OF_TAG: as_of.isoformat()},
+                # It mails nobody: no AI calls (see ai_insights.AI_TAG).
+                {**range_tags(previous, account_ids), AS_OF_TAG: as_of.isoformat(), "costagent/ai": "off"},
             )
         )
     runs.append(

@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
+from costagent_assets.ai_store import admin_ai_context
 from costagent_assets.defs.partitions import (
     month_account_partitions,
     run_as_of,
@@ -15,7 +16,13 @@ from costagent_assets.defs.partitions import (
     single_run,
 )
 from costagent_assets.delivery import Outgoing, deliver_batch, status_counts
-from costagent_assets.report_context import ReportFrames, delivery_summary, teams_by_account, trend_history
+from costagent_assets.report_context import (
+    ReportFrames,
+    delivery_summary,
+    run_cost,
+    teams_by_account,
+    trend_history,
+)
 from costagent_assets.reporting import admin_csv, build_message, render_admin_report, render_team_report
 from costagent_assets.resources.email_delivery import EmailDelivery
 from costagent_assets.resources.home import CostagentHome
@@ -103,6 +110,9 @@ def emails(
                 if set(by_id) <= in_run:
                     ctx = frames.admin_context(teams)
                     ctx["delivery"] = delivery_summary(email_delivery.mode, results, teams)
+                    # The AI stage's executive summary and this run's AI cost (None without AI output).
+                    ctx["ai"] = admin_ai_context(home.warehouse_dir, month, context.run_id)
+                    ctx["run_cost"] = run_cost(ctx["ai"], home_store(home, settings), month, context.run_id)
                     rendered = render_admin_report(ctx)
                     table = admin_csv(ctx)
                     to = ", ".join(settings.global_admin_emails) or sender

@@ -12,6 +12,7 @@ from costagent_assets.resources.cost_explorer import CostExplorerCostSource
 from costagent_assets.resources.datadog import DatadogCostSource
 from costagent_assets.resources.demo_source import DemoCostSource
 from costagent_assets.resources.focus_files import FocusCostSource
+from costagent_assets.resources.gemini import GeminiResource
 from costagent_assets.resources.home import CostagentHome
 from costagent_assets.resources.outbox import OutboxDelivery
 from costagent_assets.resources.smtp import SmtpDelivery
@@ -54,6 +55,7 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
             s3_endpoint_url=settings.s3_endpoint_url,
             s3_region=settings.s3_region,
         ),
+        "gemini": build_gemini(settings),
     }
 
 
@@ -102,4 +104,17 @@ def smtp_delivery(settings: Settings) -> SmtpDelivery:
         rate_per_minute=settings.smtp_rate_per_minute,
         ca_bundle=settings.smtp_ca_bundle,
         **{field: make(name) for field, (name, make) in optional.items() if os.environ.get(name)},
+    )
+
+
+def build_gemini(settings: Settings) -> GeminiResource:
+    """Gemini from the settings; the key is read at run time (``dg.EnvVar``) and only bound when set, so an
+    installation without one runs the deterministic insights instead of failing (and sends nothing)."""
+    return GeminiResource(
+        api_key=dg.EnvVar("GEMINI_API_KEY") if os.environ.get("GEMINI_API_KEY") else "",
+        model=settings.gemini_model,
+        base_url=settings.gemini_base_url,
+        timeout_seconds=settings.ai_timeout_seconds,
+        max_attempts=settings.ai_max_attempts,
+        requests_per_minute=settings.ai_requests_per_minute,
     )
