@@ -24,19 +24,19 @@ import polars as pl
 
 from costagent_assets.insights import ORGANISATION, CallRecord
 from costagent_assets.schemas import conform, empty
-from costagent_assets.warehouse import read_table, write_parquet_atomic
+from costagent_assets.warehouse import Store, as_store, parquet_bytes, read_table
 
 USAGE, HISTORY = "ai_usage", "ai_insight_history"
 
 
-def cached_replies(root: Path, months: Sequence[str]) -> dict[str, str]:
+def cached_replies(root: Path | Store, months: Sequence[str]) -> dict[str, str]:
     """Stored replies of ``months`` by cache key (pack hash)."""
     history = read_table(root, HISTORY, list(months)) if months else read_table(root, HISTORY, [])
     rows = history.filter(pl.col("reply_json").is_not_null()).select("pack_hash", "reply_json")
     return dict(rows.iter_rows())
 
 
-def write_usage(root: Path, run_id: str, report_date: date, model: str, calls: Sequence[CallRecord]) -> pl.DataFrame:
+def write_usage(root: Path | Store, run_id: str, report_date: date, model: str, calls: Sequence[CallRecord]) -> pl.DataFrame:
     """Store this run's calls (one file per month touched); returns them as a frame."""
     frame = conform(
         pl.DataFrame(
@@ -52,12 +52,12 @@ def write_usage(root: Path, run_id: str, report_date: date, model: str, calls: S
         USAGE,
     ) if calls else empty(USAGE)
     for (month,), part in frame.partition_by(["month"], as_dict=True).items() if frame.height else []:
-        write_parquet_atomic(part, root / USAGE / month / f"{run_id}.parquet")
+        as_store(root).put(f"{USAGE}/{month}/{run_id}.parquet", parquet_bytes(part))
     return frame
 
 
 def write_history(
-    root: Path,
+    root: Path | Store,
     run_id: str,
     report_date: date,
     model: str,
@@ -80,7 +80,7 @@ def write_history(
         return
     frame = conform(pl.DataFrame(rows, infer_schema_length=None), HISTORY)
     for (month,), part in frame.partition_by(["month"], as_dict=True).items():
-        write_parquet_atomic(part, root / HISTORY / month / f"{report_date.isoformat()}.parquet")
+        as_store(root).put(f"{HISTORY}/{month}/{report_date.isoformat()}.parquet", parquet_bytes(part))
 
 
 def _history_row(month, account_id, scope, source, summary, outlook, recs, note, call, model, report_date, run_id) -> dict:
@@ -96,7 +96,7 @@ def _history_row(month, account_id, scope, source, summary, outlook, recs, note,
     }
 
 
-def admin_ai_context(root: Path, month: str, run_id: str | None = None) -> dict | None:
+def admin_ai_context(root: Path | Store, month: str, run_id: str | None = None) -> dict | None:
     """For the admin report: the organisation's latest summary for ``month`` and the AI cost of the run
     that wrote it (or of ``run_id``). None when the month has no AI stage output."""
     history = read_table(root, HISTORY, [month]).filter(pl.col("scope") == "organisation")

@@ -54,4 +54,5 @@ def preview_admin(home: Home, month: str | None = None) -> RenderedEmail:
     """The admin report for ``month`` (default: the latest stored)."""
     frames = _frames(home, month)
     context = frames.admin_context(load_registry(home.teams_path))
-    return render_admin_report({**context, "ai": admin_ai_context(home.warehouse_dir, frames.month)})
+    store = home_store(home, load_settings(home.settings_path))
+    return render_admin_report({**context, "ai": admin_ai_context(store, frames.month)})

@@ -51,7 +51,7 @@ def ai_insights(
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
     settings = costagent_home.settings()
-    root = costagent_home.home.warehouse_dir
+    root = costagent_home.store()
     deterministic = explain_changes(mom_changes, anomalies, periods)
     unavailable = (
         "not requested for this run" if context.run.tags.get(AI_TAG) == "off"

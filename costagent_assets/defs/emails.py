@@ -26,7 +26,6 @@ from costagent_assets.report_context import (
 from costagent_assets.reporting import admin_csv, build_message, render_admin_report, render_team_report
 from costagent_assets.resources.email_delivery import EmailDelivery
 from costagent_assets.resources.home import CostagentHome
-from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.resources.smtp import SmtpError
 from costagent_assets.schemas import conform
 from costagent_assets.send_ledger import LedgerKey, SendLedger, ledger_root
@@ -68,7 +67,8 @@ def emails(
     home = costagent_home.home
     ledger = SendLedger(ledger_root(home.root, settings.warehouse_uri, home.warehouse_dir))
     # The trend chart reads the account totals of up to a year before each month of the run.
-    history = trend_history(home_store(home, settings), periods)
+    store = costagent_home.store()
+    history = trend_history(store, periods)
     sender = email_delivery.sender_address()
     domain = sender.rpartition("@")[2] or "costagent.local"
     now = datetime.now(UTC)
@@ -111,8 +111,8 @@ def emails(
                     ctx = frames.admin_context(teams)
                     ctx["delivery"] = delivery_summary(email_delivery.mode, results, teams)
                     # The AI stage's executive summary and this run's AI cost (None without AI output).
-                    ctx["ai"] = admin_ai_context(home.warehouse_dir, month, context.run_id)
-                    ctx["run_cost"] = run_cost(ctx["ai"], home_store(home, settings), month, context.run_id)
+                    ctx["ai"] = admin_ai_context(store, month, context.run_id)
+                    ctx["run_cost"] = run_cost(ctx["ai"], store, month, context.run_id)
                     rendered = render_admin_report(ctx)
                     table = admin_csv(ctx)
                     to = ", ".join(settings.global_admin_emails) or sender

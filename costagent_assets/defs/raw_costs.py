@@ -10,7 +10,6 @@ from costagent_assets.analysis import deduplicate_raw_costs
 from costagent_assets.defs.partitions import month_account_partitions, run_partitions, run_periods, single_run
 from costagent_assets.resources.cost_source import CostSource, SourceFetch
 from costagent_assets.resources.home import CostagentHome
-from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.schemas import conform, empty
 from costagent_assets.warehouse import record_source_usage
 
@@ -64,7 +63,7 @@ def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, costag
     missing = sorted({(m, a) for m, a in partitions if periods[m].days_covered} - with_data)
     total = float(raw["cost_usd"].sum()) if raw.height else 0.0
     usage = source_usage_frame(context.run.run_id, cost_source.name, partitions, periods, raw, fetches)
-    record_source_usage(home_store(costagent_home.home, costagent_home.settings()), usage)
+    record_source_usage(costagent_home.store(), usage)
     unregistered = sorted({a for cell in usage["unregistered_accounts"].to_list() for a in (cell or "").split(",") if a})
     yield dg.Output(
         raw,

@@ -9,6 +9,7 @@ import dagster as dg
 from costagent_assets.home import Home
 from costagent_assets.settings import Settings, load_settings
 from costagent_assets.teams import Team, load_registry
+from costagent_assets.warehouse import Store
 
 
 class CostagentHome(dg.ConfigurableResource):
@@ -23,6 +24,12 @@ class CostagentHome(dg.ConfigurableResource):
     def settings(self) -> Settings:
         """The validated settings (defaults where the file is missing)."""
         return load_settings(self.home.settings_path)
+
+    def store(self) -> Store:
+        """The warehouse (local or S3) for tables written beside the asset partitions."""
+        from costagent_assets.resources.s3_warehouse import home_store
+
+        return home_store(self.home, self.settings())
 
     def teams(self) -> list[Team]:
         """The teams registry."""
