@@ -7,10 +7,10 @@ weekly run over 84 or 1,000 accounts is one pass, not one pass per account.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 
 import polars as pl
 
+from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies  # noqa: F401 (re-exported)
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.schemas import DRIVER, conform, empty
 
@@ -20,26 +20,6 @@ MICRO = 1_000_000
 RUN_RATE_DAYS = 7
 # The explanation names at most this many services; the rest are one "Other services" line.
 MAX_DRIVERS = 5
-
-
-@dataclass(frozen=True)
-class AnomalyRule:
-    """When a change becomes an alert: both the % threshold AND the $ floor must be passed."""
-
-    threshold_pct: float = 20.0
-    min_usd: float = 100.0
-
-    def severity_expr(self, change: pl.Expr) -> pl.Expr:
-        """Severity from the dollar impact: high at 10x the floor, medium at 3x."""
-        unit = max(self.min_usd, 10.0)
-        size = change.abs()
-        return (
-            pl.when(size >= 10 * unit)
-            .then(pl.lit("high"))
-            .when(size >= 3 * unit)
-            .then(pl.lit("medium"))
-            .otherwise(pl.lit("low"))
-        )
 
 
 def _periods_frame(periods: Mapping[str, Period]) -> pl.DataFrame:
@@ -242,52 +222,6 @@ def compute_mom_changes(
         descending=[False, False, False, True, False],
         nulls_last=True,
     )
-
-
-def detect_anomalies(mom: pl.DataFrame, rule: AnomalyRule) -> pl.DataFrame:
-    """Changes that pass both the % threshold and the $ floor, new services, and large decreases.
-
-    Increases and material new services are alerted; decreases are reported but never alerted.
-    A service with no spend in the whole previous month is "new"; one that had spend last month but
-    none in the same days is an increase with an undefined % (and passes on the $ floor alone).
-    """
-    # An account with no spend at all last month is new as a whole: its services are reported as
-    # new but not alerted one by one (a new account is not 15 anomalies).
-    new_accounts = mom.filter(
-        (pl.col("level") == "account") & pl.col("has_data") & (pl.col("previous_month_total_usd") == 0)
-    ).select("month", "account_id", pl.lit(True).alias("account_is_new"))
-    frame = (
-        mom.filter(pl.col("has_data"))
-        .join(new_accounts, on=["month", "account_id"], how="left")
-        .with_columns(pl.col("account_is_new").fill_null(False))
-    )
-    change, pct = pl.col("change_usd"), pl.col("change_pct")
-    is_increase = (change >= rule.min_usd) & (pct.is_null() | (pct >= rule.threshold_pct)) & ~pl.col("is_new")
-    is_new = pl.col("is_new") & (pl.col("current_mtd_usd") >= rule.min_usd)
-    is_decrease = (change <= -rule.min_usd) & (pct <= -rule.threshold_pct)
-    kind = (
-        pl.when(is_new)
-        .then(pl.lit("new_service"))
-        .when(is_increase)
-        .then(pl.lit("increase"))
-        .when(is_decrease)
-        .then(pl.lit("decrease"))
-    )
-    out = (
-        frame.with_columns(kind.alias("kind"))
-        .filter(pl.col("kind").is_not_null())
-        .with_columns(
-            pl.col("current_mtd_usd").alias("current_usd"),
-            pl.col("previous_same_period_usd").alias("previous_usd"),
-            rule.severity_expr(change).alias("severity"),
-            ((pl.col("kind") != "decrease") & ~pl.col("account_is_new")).alias("alerted"),
-            pl.lit(rule.threshold_pct).alias("threshold_pct"),
-            pl.lit(rule.min_usd).alias("min_usd"),
-        )
-        .sort(["month", "account_id", "change_usd", "level", "service"], descending=[False, False, True, False, False],
-              nulls_last=True)
-    )
-    return conform(out, "anomalies")
 
 
 def _drivers(services: pl.DataFrame, total_change: float) -> list[dict]:

@@ -192,14 +192,16 @@ def cmd_teams(args, home: Home) -> int:
                   f"{len(result.removed)} removed, {len(result.unchanged)} unchanged")
         elif args.teams_cmd == "add":
             team = Team.from_dict({"team_name": args.name, "aws_account_id": args.account, "team_email": args.email,
-                                   "cc_emails": args.cc or [], "monthly_budget": args.budget})
+                                   "cc_emails": args.cc or [], "monthly_budget": args.budget,
+                                   "anomaly_threshold_pct": args.threshold, "anomaly_min_usd": args.floor})
             teams = add_team(teams, team)
             home.ensure()
             save_registry(home.teams_path, teams)
             print(f"added {team.aws_account_id} ({team.team_name})")
         elif args.teams_cmd == "update":
             changes = {k: v for k, v in {"team_name": args.name, "team_email": args.email, "cc_emails": args.cc,
-                                         "monthly_budget": args.budget}.items() if v is not None}
+                                         "monthly_budget": args.budget, "anomaly_threshold_pct": args.threshold,
+                                         "anomaly_min_usd": args.floor}.items() if v is not None}
             teams = update_team(teams, args.account_id, **changes)
             save_registry(home.teams_path, teams)
             print(f"updated {args.account_id}")
@@ -248,6 +250,36 @@ def cmd_config(args, home: Home) -> int:
     else:
         for key, value in values.items():
             print(f"{key:<24} {json.dumps(value):<36} {SETTING_DOCS.get(key, '')}")
+    return EXIT_OK
+
+
+def cmd_anomalies(args, home: Home) -> int:
+    """Mark an anomaly as expected or a false positive (stored in the warehouse), or list the marks."""
+    from costagent_assets.feedback import WHOLE_ACCOUNT, acknowledge_stored, read_feedback, record_feedback
+
+    if args.anomalies_cmd == "list":
+        marks = read_feedback(_store(home))
+        for r in marks.iter_rows(named=True):
+            print(f"{r['month']}  {r['account_id']}  {r['service'] or WHOLE_ACCOUNT:<40} {r['feedback']:<15} "
+                  f"{r['note'] or ''}")
+        print(f"{marks.height} marks")
+        return EXIT_OK
+    try:
+        home.ensure()
+        record_feedback(_store(home), args.account_id, args.service, args.month, args.as_, args.note)
+    except ValueError as exc:
+        return _fail(str(exc))
+    stored = acknowledge_stored(_store(home), args.account_id, args.month)
+    service = None if args.service.strip() == WHOLE_ACCOUNT else args.service.strip()
+    matched = (
+        stored is not None
+        and stored.filter(
+            (stored["service"] == service) if service is not None else stored["service"].is_null()
+        ).height
+        > 0
+    )
+    what = "the stored anomaly is marked" if matched else "no stored anomaly matches yet; the mark applies when one does"
+    print(f"marked {args.account_id} {args.service} {args.month} as {args.as_}: {what}, and it is not alerted again")
     return EXIT_OK
 
 
@@ -368,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--email", required=name == "add")
         t.add_argument("--cc", action="append", help="cc address (repeatable)")
         t.add_argument("--budget", type=float, help="monthly budget in USD")
+        t.add_argument("--threshold", type=float, help="the team's own anomaly threshold in %% (default: the setting)")
+        t.add_argument("--floor", type=float, help="the team's own anomaly $ floor (default: the setting)")
     t = tsub.add_parser("remove")
     t.add_argument("account_id")
     p.set_defaults(func=cmd_teams)
@@ -395,6 +429,17 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--month", type=_month_arg, help="YYYY-MM (default: the latest month stored)")
         q.add_argument("--out", help="write the HTML (.html) or text to this file")
     p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("anomalies", help="mark anomalies as expected or false positives")
+    asub = p.add_subparsers(dest="anomalies_cmd", required=True)
+    a = asub.add_parser("ack", help="mark one anomaly (account, service, month); it is not alerted again")
+    a.add_argument("account_id")
+    a.add_argument("service", help="the service as in the anomalies table, or - for the whole account (budget)")
+    a.add_argument("month", type=_month_arg)
+    a.add_argument("--as", dest="as_", required=True, choices=["expected", "false_positive"])
+    a.add_argument("--note", help="why (kept with the mark)")
+    asub.add_parser("list", help="the stored marks")
+    p.set_defaults(func=cmd_anomalies)
 
     p = sub.add_parser("status", help="last run, next scheduled run, data coverage")
     p.set_defaults(func=cmd_status)

@@ -737,17 +737,18 @@ def _segments(seed: int, account_id: str, through_index: int) -> list[_Segment]:
 # --- Generation ----------------------------------------------------------------------------------------
 
 
-def _daily_values(segments: pl.DataFrame) -> pl.DataFrame:
+def _daily_values(segments: pl.DataFrame, noise: float = _NOISE) -> pl.DataFrame:
     """Cost per (group, line, day) from segment rows, each already clipped to [first, last] (unix days).
 
     Columns in: group, line, first, last, level, anchor, rate, dip, noise_key. Out: group, line, day,
-    value (rounded to 4 decimals like a bill; several segments of a line are summed first).
+    value (rounded to 4 decimals like a bill; several segments of a line are summed first). ``noise`` is
+    the half-width of the triangular daily noise (the default keeps the organisation's guarantees).
     """
     day = pl.col("day")
     hashed = _mix64_expr(pl.col("noise_key") + day.cast(pl.UInt64) * pl.lit(_GOLDEN, dtype=pl.UInt64))
     low = (hashed & pl.lit(0xFFFFFFFF, dtype=pl.UInt64)).cast(pl.Float64)
     high = (hashed // pl.lit(1 << 32, dtype=pl.UInt64)).cast(pl.Float64)
-    noise = _NOISE * ((low + high) / 2.0**32 - 1.0)  # triangular: bounded, so guarantees are provable
+    noise = noise * ((low + high) / 2.0**32 - 1.0)  # triangular: bounded, so guarantees are provable
     weekend = ((day + 3) % 7) >= 5  # unix day 0 was a Thursday
     value = (
         pl.col("level")
@@ -805,13 +806,20 @@ def _segment_frame(rows: list[tuple[int, int, _Segment]], first: date, last: dat
 
 
 def generate_costs(
-    account_ids: Sequence[str], start: date, end: date, *, seed: int = DEMO_SEED, as_of: date | None = None
+    account_ids: Sequence[str],
+    start: date,
+    end: date,
+    *,
+    seed: int = DEMO_SEED,
+    as_of: date | None = None,
+    noise: float = _NOISE,
 ) -> pl.DataFrame:
     """Daily demo cost rows for days start..end inclusive, in the schema of ``COST_SCHEMA``.
 
     With ``as_of``, no row is dated on or after it (yesterday is the latest complete day); it only clips.
     No rows before DEMO_EPOCH or an account's creation. Unique on (date, account_id, service, region,
-    usage_type); sorted by account_id, date, service, region, usage_type.
+    usage_type); sorted by account_id, date, service, region, usage_type. ``noise`` (default 0.03: daily
+    costs within +-3%) can be raised to test how detection degrades; the planted anomalies stay the same.
     """
     last = end if as_of is None else min(end, as_of - timedelta(days=1))
     first = max(start, DEMO_EPOCH)
@@ -829,7 +837,7 @@ def generate_costs(
         for a, segs in by_account.items()
         for s in segs
     ]
-    values = _daily_values(_segment_frame(rows, first, last))
+    values = _daily_values(_segment_frame(rows, first, last), noise)
 
     account_rank = {a: i for i, a in enumerate(ids)}
     lines = pl.DataFrame(

@@ -28,9 +28,19 @@ def _split(frame: pl.DataFrame, month: str) -> dict[str, pl.DataFrame]:
     return {k[0]: v for k, v in rows.partition_by("account_id", as_dict=True).items()} if rows.height else {}
 
 
-def _budget(team: Team, mtd: float | None, projected: float | None) -> dict | None:
+def _budget(team: Team, mtd: float | None, projected: float | None, alerts: pl.DataFrame | None = None) -> dict | None:
     if not team.monthly_budget or mtd is None:
         return None
+    # The budget alerts of the anomalies table (kind "budget"): actual and forecast, at the configured levels.
+    fired = (
+        [
+            {"basis": r["detector"].removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"],
+             "amount_usd": r["current_usd"], "note": r["note"], "acknowledged": bool(r["acknowledged"])}
+            for r in alerts.filter(pl.col("kind") == "budget").iter_rows(named=True)
+        ]
+        if alerts is not None
+        else []
+    )
     mtd_pct = mtd / team.monthly_budget * 100
     projected_pct = projected / team.monthly_budget * 100 if projected is not None else None
     status = (
@@ -40,13 +50,15 @@ def _budget(team: Team, mtd: float | None, projected: float | None) -> dict | No
         if mtd_pct >= BUDGET_WARNING_PCT or (projected_pct or 0) >= 100
         else "ok"
     )
-    return {"monthly_budget": team.monthly_budget, "mtd_pct": mtd_pct, "projected_pct": projected_pct, "status": status}
+    return {"monthly_budget": team.monthly_budget, "mtd_pct": mtd_pct, "projected_pct": projected_pct, "status": status,
+            "alerts": fired}
 
 
 def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
     if frame is None:
         return []
-    keys = ("service", "kind", "current_usd", "previous_usd", "change_usd", "change_pct", "severity", "alerted")
+    keys = ("service", "kind", "current_usd", "previous_usd", "change_usd", "change_pct", "severity", "alerted",
+            "impact_usd", "note", "start_date", "acknowledged", "feedback", "drivers")
     return [{k: r[k] for k in keys} for r in frame.sort("change_usd", descending=True).iter_rows(named=True)]
 
 
@@ -104,8 +116,8 @@ class ReportFrames:
         total = acct.get("current_mtd_usd") or 0.0
         insight_rows = self.insights.get(account_id)
         insight = insight_rows.to_dicts()[0] if insight_rows is not None and insight_rows.height else None
-        anomalies = self.anomalies.get(account_id)
-        anomalies = anomalies.filter(pl.col("level") == "service") if anomalies is not None else None
+        all_anomalies = self.anomalies.get(account_id)
+        anomalies = all_anomalies.filter(pl.col("level") == "service") if all_anomalies is not None else None
         return {
             **self._common(),
             "team": {
@@ -143,7 +155,9 @@ class ReportFrames:
                 "drivers": list(insight["drivers"] or []) if insight else [],
                 "ai_note": insight["ai_note"] if insight else None,
             },
-            "budget": None if no_data else _budget(team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd")),
+            "budget": None if no_data else _budget(
+                team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies
+            ),
             "trend": self._trend(self.history.get(account_id, {}), acct if not no_data else {}),
             "dashboard_url": dashboard_url(self.dashboard_url_template, team),
         }
@@ -167,11 +181,17 @@ class ReportFrames:
 
     def admin_context(self, teams: Sequence[Team]) -> dict:
         """The organisation's report: every account ranked by $ change, alerts, accounts with no data."""
-        accounts, no_data, alerts = [], [], []
+        accounts, no_data, alerts, acknowledged, budget_alerts = [], [], [], [], []
         for team in teams:
             acct = self.account_row(team.aws_account_id) or {}
             has = acct.get("has_data", False)
             an = self.anomalies.get(team.aws_account_id)
+            if an is not None:
+                # Marked by an admin: shown apart, no longer counted as alerts.
+                for row in _anomaly_rows(an.filter(pl.col("acknowledged").fill_null(False))):
+                    acknowledged.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
+                for row in _anomaly_rows(an.filter((pl.col("kind") == "budget") & pl.col("alerted"))):
+                    budget_alerts.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
             service_alerts = (
                 an.filter((pl.col("level") == "service") & pl.col("alerted")) if an is not None else None
             )
@@ -193,7 +213,7 @@ class ReportFrames:
                 }
             )
         accounts.sort(key=lambda a: (a["no_data"], -(a["change_usd"] or 0.0)))
-        alerts.sort(key=lambda a: -a["change_usd"])
+        alerts.sort(key=lambda a: -(a["change_usd"] or 0.0))
         with_data = [a for a in accounts if not a["no_data"]]
         mtd = sum(a["mtd_usd"] for a in with_data)
         # Accounts whose previous month was never loaded have no comparison; they count in the month
@@ -218,6 +238,8 @@ class ReportFrames:
             },
             "accounts": accounts,
             "anomalies": alerts,
+            "acknowledged_anomalies": acknowledged,
+            "budget_alerts": budget_alerts,
             "no_data_accounts": no_data,
             "trend": self._trend(
                 _sum_months(self.history, {t.aws_account_id for t in teams}),

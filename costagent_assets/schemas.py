@@ -18,6 +18,20 @@ DRIVER = pl.Struct(
 )
 
 RECOMMENDATION = pl.Struct({"action": pl.String, "estimated_monthly_usd": pl.Float64})
+# One driver of an anomaly: a service (account-level rows) or a region and usage type within the
+# service (service-level rows). usage/rate/mix are null where the source has no usage quantities.
+ANOMALY_DRIVER = pl.Struct(
+    {
+        "service": pl.String,
+        "region": pl.String,
+        "usage_type": pl.String,
+        "change_usd": pl.Float64,
+        "share_of_change_pct": pl.Float64,
+        "usage_usd": pl.Float64,
+        "rate_usd": pl.Float64,
+        "mix_usd": pl.Float64,
+    }
+)
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "raw_costs": {
@@ -66,7 +80,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "account_id": pl.String,
         "level": pl.String,
         "service": pl.String,
-        "kind": pl.String,  # "increase" | "decrease" | "new_service"
+        "kind": pl.String,  # "increase" | "decrease" | "new_service" | "spike" | "step" | "budget"
         "current_usd": pl.Float64,
         "previous_usd": pl.Float64,
         "change_usd": pl.Float64,
@@ -76,6 +90,21 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "threshold_pct": pl.Float64,
         "min_usd": pl.Float64,
         "through_date": pl.Date,
+        # Issue 5: what the $ impact is, how it was found, why, and whether an admin marked it.
+        "impact_usd": pl.Float64,  # spike/step: excess over the daily baseline; budget: over budget; else change_usd
+        "detector": pl.String,  # "month_to_date" | "daily" | "budget"
+        "start_date": pl.Date,  # daily: first elevated day
+        "end_date": pl.Date,  # daily: last elevated day
+        "baseline_usd": pl.Float64,  # daily: the usual cost of such a day (median of the same weekdays)
+        "note": pl.String,
+        "drivers": pl.List(ANOMALY_DRIVER),  # adding up to impact_usd
+        "usage_change_usd": pl.Float64,  # usage/rate/mix split of impact_usd where quantities exist
+        "rate_change_usd": pl.Float64,
+        "mix_change_usd": pl.Float64,
+        "budget_usd": pl.Float64,
+        "budget_threshold_pct": pl.Float64,  # the alert level crossed (50, 80, 100 by default)
+        "acknowledged": pl.Boolean,
+        "feedback": pl.String,  # "expected" | "false_positive" when acknowledged
     },
     "ai_insights": {
         "month": pl.String,
@@ -194,6 +223,17 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "notes": pl.String,
         "accounts_with_missing_days": pl.String,  # comma-separated ids with data on some covered days only
     },
+}
+
+
+# Marks that admins put on anomalies (``costagent anomalies ack``): one small unpartitioned table.
+FEEDBACK_SCHEMA: dict[str, pl.DataType] = {
+    "month": pl.String,
+    "account_id": pl.String,
+    "service": pl.String,  # "" for an account-level row (whole account, budget)
+    "feedback": pl.String,  # "expected" | "false_positive"
+    "note": pl.String,
+    "marked_at": pl.Datetime("us", "UTC"),
 }
 
 

@@ -61,6 +61,7 @@ class Settings:
     ai_timeout_seconds: float = 60.0
     ai_max_attempts: int = 5
     ai_prices: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_AI_PRICES))
+    budget_alert_pcts: tuple[float, ...] = (50.0, 80.0, 100.0)
     smtp_rate_per_minute: float = 30.0
     smtp_ca_bundle: str = ""
     datadog_dashboard_url: str = ""
@@ -139,6 +140,10 @@ SETTING_DOCS: dict[str, str] = {
         "USD per million tokens (input/output) per model, to record what AI costs: "
         "model=IN/OUT separated by commas, e.g. gemini-2.5-flash=0.30/2.50 (it replaces the whole table); "
         "default " + str(DEFAULT_AI_PRICES) + "."
+    ),
+    "budget_alert_pcts": (
+        "Percentages of a team's monthly budget at which budget alerts fire, on actual spend and on the projected "
+        "month end; comma-separated numbers > 0 and <= 1000, default 50,80,100."
     ),
     "smtp_rate_per_minute": (
         "Most emails sent per minute over the one SMTP connection; a number > 0 and <= 6000, default 30 "
@@ -402,6 +407,29 @@ def _parse_prices(value: object) -> dict:
     return prices
 
 
+def _parse_budget_pcts(value: object) -> tuple[float, ...]:
+    key, allowed = "budget_alert_pcts", "percentages > 0 and <= 1000 separated by commas, e.g. 50,80,100"
+    if isinstance(value, str):
+        items: list[object] = [item for item in value.split(",") if item.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise _refuse(key, value, allowed)
+    levels = []
+    for item in items:
+        text = _number_text(item)
+        try:
+            pct = float((text or "").removesuffix("%"))
+        except ValueError:
+            raise _refuse(key, value, allowed, f"{item!r} is not a number") from None
+        if not (math.isfinite(pct) and 0 < pct <= 1000):
+            raise _refuse(key, value, allowed, f"{item!r} is out of range")
+        levels.append(pct)
+    if not levels:
+        raise _refuse(key, value, allowed, "at least one level is needed")
+    return tuple(sorted(set(levels)))
+
+
 def _parse_rate(value: object) -> float:
     key, allowed = "smtp_rate_per_minute", "a number of emails per minute greater than 0 and at most 6000, e.g. 30"
     text = _number_text(value)
@@ -488,6 +516,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "ai_timeout_seconds": _parse_timeout,
     "ai_max_attempts": _integer_parser("ai_max_attempts", 1, 10, 5),
     "ai_prices": _parse_prices,
+    "budget_alert_pcts": _parse_budget_pcts,
     "smtp_rate_per_minute": _parse_rate,
     "smtp_ca_bundle": _parse_ca_bundle,
     "datadog_dashboard_url": _parse_url_template,

@@ -21,7 +21,7 @@ from pathlib import Path
 from costagent_assets.fileio import atomic_write_text
 
 REQUIRED_COLUMNS = ("team_name", "aws_account_id", "team_email")
-OPTIONAL_COLUMNS = ("cc_emails", "monthly_budget")
+OPTIONAL_COLUMNS = ("cc_emails", "monthly_budget", "anomaly_threshold_pct", "anomaly_min_usd")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 MAX_TEAM_NAME_LENGTH = 120
 SUPPORTED_SUFFIXES = (".csv", ".json", ".txt")
@@ -40,6 +40,9 @@ class Team:
     team_email: str
     cc_emails: tuple[str, ...] = ()
     monthly_budget: float | None = None
+    # The team's own anomaly rule; None: the installation's settings apply.
+    anomaly_threshold_pct: float | None = None
+    anomaly_min_usd: float | None = None
 
     def to_dict(self) -> dict:
         """The team as a JSON-ready dict, every field present, in column order."""
@@ -49,6 +52,8 @@ class Team:
             "team_email": self.team_email,
             "cc_emails": list(self.cc_emails),
             "monthly_budget": self.monthly_budget,
+            "anomaly_threshold_pct": self.anomaly_threshold_pct,
+            "anomaly_min_usd": self.anomaly_min_usd,
         }
 
     @classmethod
@@ -210,6 +215,19 @@ def parse_usd_amount(value: object) -> float:
     return 0.0 if amount == 0 else amount  # no "-0.0" in the registry
 
 
+def _check_threshold_pct(value: object) -> float:
+    """A team's anomaly threshold: a percentage > 0 and <= 1000 ("25" or "25%")."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a percentage")
+    try:
+        pct = float(value.strip().removesuffix("%") if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a percentage (write it like 25 or 25%)") from None
+    if not (math.isfinite(pct) and 0 < pct <= 1000):
+        raise ValueError(f"{value!r} is out of range; a percentage greater than 0 and at most 1000")
+    return pct
+
+
 def _check_team_name(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be text, got {value!r}")
@@ -320,6 +338,8 @@ _FIELD_CHECKS = {
     "team_email": _check_team_email,
     "cc_emails": _check_cc_emails,
     "monthly_budget": parse_usd_amount,
+    "anomaly_threshold_pct": lambda value: _check_threshold_pct(value),
+    "anomaly_min_usd": parse_usd_amount,
 }
 
 
@@ -636,10 +656,11 @@ def teams_to_csv(teams: Sequence[Team]) -> str:
     writer = csv.writer(buffer)
     writer.writerow(ALL_COLUMNS)
     for team in teams:
-        budget = "" if team.monthly_budget is None else repr(team.monthly_budget)
-        writer.writerow(
-            [team.team_name, team.aws_account_id, team.team_email, ";".join(team.cc_emails), budget]
-        )
+        optional = [
+            "" if value is None else repr(value)
+            for value in (team.monthly_budget, team.anomaly_threshold_pct, team.anomaly_min_usd)
+        ]
+        writer.writerow([team.team_name, team.aws_account_id, team.team_email, ";".join(team.cc_emails), *optional])
     return buffer.getvalue()
 
 

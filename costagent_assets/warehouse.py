@@ -78,6 +78,7 @@ TABLE_DOCS: dict[str, str] = {
     "forecasts": "Per account (and main service) and month: month-end and next-month forecasts, 80% interval, track record.",
     "forecast_backtest": "Per complete month: the forecast made the month before, the actual, errors and baselines.",
     "source_usage": "Per run and month: the cost source's API calls and $ spent, and which accounts and days came back.",
+    "anomaly_feedback": "Admins' marks on anomalies (expected / false_positive), from `costagent anomalies ack`.",
 }
 
 
@@ -296,6 +297,14 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path | Store, teams: Sequ
     con.unregister("teams_frame")
     for name, (_doc, sql) in DERIVED_VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+    # Admins' marks on anomalies (costagent anomalies ack): one small file, not partitioned.
+    marks_sql = (
+        f"SELECT * FROM read_parquet('{store.url('anomaly_feedback/marks.parquet').replace(chr(39), chr(39) * 2)}')"
+        if store.has_any("anomaly_feedback/")
+        else "SELECT NULL::VARCHAR AS month, NULL::VARCHAR AS account_id, NULL::VARCHAR AS service, "
+        "NULL::VARCHAR AS feedback, NULL::VARCHAR AS note, NULL::TIMESTAMPTZ AS marked_at WHERE false"
+    )
+    con.execute(f"CREATE OR REPLACE VIEW anomaly_feedback AS {marks_sql}")
 
 
 def connect(root: Path | Store, teams: Sequence[dict], database: str | Path = ":memory:") -> duckdb.DuckDBPyConnection:

@@ -41,7 +41,7 @@ def test_lineage_follows_the_pipeline():
     }
     assert parents["service_breakdown"] == {"raw_costs"}
     assert parents["mom_changes"] == {"raw_costs", "service_breakdown"}
-    assert parents["anomalies"] == {"mom_changes"}
+    assert parents["anomalies"] == {"mom_changes", "raw_costs"}
     assert parents["ai_insights"] == {"mom_changes", "anomalies"}
     assert parents["emails"] == {"mom_changes", "anomalies", "ai_insights"}
 

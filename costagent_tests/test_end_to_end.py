@@ -132,3 +132,46 @@ def test_preview_renders_without_sending(demo_home: Path, capsys: pytest.Capture
     assert cli.main(["--home", str(demo_home), "preview", "admin", "--month", MONTH]) == 0
     assert "Organisation cost report" in capsys.readouterr().out
     assert sorted(p.name for p in outbox(demo_home).iterdir()) == files
+
+
+def test_anomaly_rows_carry_kind_severity_impact_and_drivers_that_add_up(
+    demo_home: Path, capsys: pytest.CaptureFixture[str]
+):
+    rows = sql(
+        demo_home,
+        f"select kind, severity, impact_usd, change_pct, detector, "
+        f"round(list_sum(list_transform(drivers, d -> d.change_usd)), 2) as drivers_usd, len(drivers) as n "
+        f"from anomalies where month = '{MONTH}' and alerted and level = 'service'",
+        capsys,
+    )
+    assert rows and {r["kind"] for r in rows} <= {"spike", "step", "new_service", "increase"}
+    assert {r["kind"] for r in rows} & {"spike", "step"}  # the daily detector ran in the pipeline
+    for r in rows:
+        assert r["severity"] in ("low", "medium", "high") and r["impact_usd"] >= 100
+        assert r["n"] >= 1 and abs(r["drivers_usd"] - round(r["impact_usd"], 2)) <= 0.011, r
+    budgets = sql(demo_home, f"select detector, budget_threshold_pct from anomalies where month = '{MONTH}' "
+                  "and kind = 'budget'", capsys)
+    assert budgets and all(b["budget_threshold_pct"] in (50, 80, 100) for b in budgets)
+
+
+def test_a_spike_planted_on_day_3_is_alerted_by_the_weekly_run_on_day_5(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """Demo account #8 has a spike planted on 3 June 2026; the month-to-date rule could only see it from the 7th."""
+    accounts = [t["aws_account_id"] for t in demo.demo_teams(8)]
+    spike = next(p for p in demo.planted_anomalies(accounts, "2026-06", "2026-06") if p.kind == "spike")
+    assert spike.start == date(2026, 6, 3) and spike.detectable_from > date(2026, 6, 5)
+    home = tmp_path / "home"
+    saved = {k: os.environ.get(k) for k in ("COSTAGENT_HOME", "DAGSTER_HOME")}
+    try:
+        assert cli.main(["--home", str(home), "demo", "--as-of", "2026-06-05", "--accounts", "8"]) == 0
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    rows = sql(home, "select account_id, service, kind, start_date from anomalies where alerted and "
+               "month = '2026-06' and level = 'service'", capsys)
+    assert {"account_id": spike.account_id, "service": spike.service, "kind": "spike",
+            "start_date": "2026-06-03"} in rows

@@ -127,6 +127,8 @@ def test_every_setting_is_documented_with_its_default():
     for key, doc in SETTING_DOCS.items():
         default = getattr(defaults, key)
         shown = "none" if default == () else str(default).lower().removesuffix(".0")
+        if isinstance(default, tuple) and default and isinstance(default[0], float):
+            shown = ",".join(f"{x:g}" for x in default)  # budget_alert_pcts: written as typed
         assert f"default {shown}" in doc.lower(), key
     assert "AWS Cost Anomaly Detection" in SETTING_DOCS["anomaly_min_usd"]
 
@@ -198,3 +200,15 @@ def test_save_refuses_invalid_settings_and_leaves_the_file(tmp_path):
     with pytest.raises(SettingError, match="schedule_hour"):
         save_settings(path, Settings(schedule_hour=25))
     assert path.read_bytes() == before
+
+
+def test_budget_alert_levels_are_a_list_of_percentages(tmp_path):
+    from costagent_assets.settings import SettingError, load_settings, save_settings, with_setting
+
+    settings = with_setting(Settings(), "budget_alert_pcts", "90, 50%,75")
+    assert settings.budget_alert_pcts == (50.0, 75.0, 90.0)
+    save_settings(tmp_path / "s.json", settings)
+    assert load_settings(tmp_path / "s.json").budget_alert_pcts == (50.0, 75.0, 90.0)
+    for bad in ("", "0", "50,lots", "2000"):
+        with pytest.raises(SettingError, match="budget_alert_pcts"):
+            with_setting(Settings(), "budget_alert_pcts", bad)

@@ -540,3 +540,40 @@ def test_valid_team_lists_round_trip_through_csv_and_json(teams):
     assert parse_teams_text(teams_to_csv(teams), "csv") == teams
     assert parse_teams_text(teams_to_json(teams), "json") == teams
     assert parse_teams_text(json.dumps([team.to_dict() for team in teams]), "json") == teams
+
+
+# --------------------------------------------------------------------------- per-team anomaly rule (issue 5)
+
+RULE_HEADER = "team_name,aws_account_id,team_email,anomaly_threshold_pct,anomaly_min_usd\n"
+
+
+def test_a_team_can_override_the_anomaly_threshold_and_floor_in_csv_and_json():
+    teams = parse_teams_text(RULE_HEADER + "Search,111122223333,search@example.com,35%,$250\n", "csv")
+    assert (teams[0].anomaly_threshold_pct, teams[0].anomaly_min_usd) == (35.0, 250.0)
+    # Round trips through the registry's CSV and JSON, and blank means "use the settings".
+    assert parse_teams_text(teams_to_csv(teams), "csv") == teams
+    assert parse_teams_text(teams_to_json(teams), "json") == teams
+    plain = parse_teams_text(RULE_HEADER + "Search,111122223333,search@example.com,,\n", "csv")[0]
+    assert plain.anomaly_threshold_pct is None and plain.anomaly_min_usd is None
+
+
+@pytest.mark.parametrize(
+    ("threshold", "floor", "field", "expected"),
+    [("0", "", "anomaly_threshold_pct", "out of range"), ("lots", "", "anomaly_threshold_pct", "not a percentage"),
+     ("", "-3", "anomaly_min_usd", "negative")],
+)
+def test_bad_anomaly_rule_overrides_are_named(threshold, floor, field, expected):
+    line, where, reason = only_problem(RULE_HEADER + f"A,012345678901,a@example.com,{threshold},{floor}\n")
+    assert (line, where) == (2, field) and expected in reason
+
+
+def test_teams_add_and_update_take_the_rule_overrides(tmp_path: Path):
+    from costagent_assets import cli
+
+    home = tmp_path / "home"
+    assert cli.main(["--home", str(home), "teams", "add", "--account", "111122223333", "--name", "Search",
+                     "--email", "search@example.com", "--threshold", "30"]) == 0
+    assert cli.main(["--home", str(home), "teams", "update", "111122223333", "--floor", "250"]) == 0
+    team = load_registry(home / "teams.json")[0]
+    assert (team.anomaly_threshold_pct, team.anomaly_min_usd) == (30.0, 250.0)
+    assert cli.main(["--home", str(home), "teams", "update", "111122223333", "--threshold", "0"]) == 2

@@ -1,13 +1,15 @@
-"""anomalies: changes past the % threshold AND the $ floor, new services, and reported decreases."""
+"""anomalies: daily spikes and steps, the month-to-date rule, new services, budgets; with drivers."""
 
 
 import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
-from costagent_assets.analysis import AnomalyRule, detect_anomalies
-from costagent_assets.defs.partitions import month_account_partitions, single_run
+from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies
+from costagent_assets.defs.partitions import month_account_partitions, single_run, trailing_three_months
+from costagent_assets.feedback import read_feedback
 from costagent_assets.resources.home import CostagentHome
+from costagent_assets.resources.s3_warehouse import home_store
 
 
 @dg.asset(
@@ -15,22 +17,62 @@ from costagent_assets.resources.home import CostagentHome
     backfill_policy=single_run,
     group_name="analysis",
     kinds={"polars", "parquet"},
+    ins={"raw_costs": dg.AssetIn(partition_mapping=trailing_three_months), "mom_changes": dg.AssetIn()},
+    check_specs=[
+        dg.AssetCheckSpec("drivers_add_up", asset="anomalies", blocking=True,
+                          description="Every anomaly's drivers add up to its $ impact (to the cent)."),
+    ],
 )
-def anomalies(context: dg.AssetExecutionContext, mom_changes: pl.DataFrame, costagent_home: CostagentHome):
-    """Per account and service: increases past both ``anomaly_threshold_pct`` and ``anomaly_min_usd``
-    (alerted), services new this month with material spend (alerted), and large decreases (reported,
-    not alerted). The floor keeps a 300% rise on a $2 service out of everyone's inbox."""
+def anomalies(
+    context: dg.AssetExecutionContext,
+    raw_costs: pl.DataFrame,
+    mom_changes: pl.DataFrame,
+    costagent_home: CostagentHome,
+):
+    """Per account and service, at most one anomaly: a daily **spike** or **step** (a day far above the
+    median of the same weekday over the four weeks before), a **new_service** with material spend, or a
+    month-to-date **increase** past both ``anomaly_threshold_pct`` and ``anomaly_min_usd``; **decrease**s
+    are reported, never alerted. Account rows: whole-account changes and **budget** alerts (actual and
+    projected, at ``budget_alert_pcts``). Teams may override the threshold and floor in the registry;
+    anomalies an admin acknowledged are kept but not alerted. Each row's drivers add up to its $ impact."""
     settings = costagent_home.settings()
     rule = AnomalyRule(threshold_pct=settings.anomaly_threshold_pct, min_usd=settings.anomaly_min_usd)
-    frame = detect_anomalies(mom_changes, rule)
+    teams = costagent_home.teams()
+    overrides = {
+        t.aws_account_id: AnomalyRule(
+            threshold_pct=t.anomaly_threshold_pct if t.anomaly_threshold_pct is not None else rule.threshold_pct,
+            min_usd=t.anomaly_min_usd if t.anomaly_min_usd is not None else rule.min_usd,
+        )
+        for t in teams
+        if t.anomaly_threshold_pct is not None or t.anomaly_min_usd is not None
+    }
+    budgets = {t.aws_account_id: t.monthly_budget for t in teams if t.monthly_budget}
+    frame = detect_anomalies(
+        mom_changes,
+        rule,
+        raw=raw_costs,
+        overrides=overrides,
+        budgets=budgets,
+        budget_alert_pcts=settings.budget_alert_pcts,
+        feedback=read_feedback(home_store(costagent_home.home, settings)),
+    )
     alerted = frame.filter(pl.col("alerted"))
-    preview = alerted.sort("change_usd", descending=True).head(10)
-    return dg.Output(
+    preview = alerted.sort("impact_usd", descending=True, nulls_last=True).head(10)
+    sums = frame.select(
+        (pl.col("drivers").list.eval(pl.element().struct.field("change_usd")).list.sum() - pl.col("impact_usd").round(2))
+        .abs()
+        .filter(pl.col("drivers").list.len() > 0)
+        .max()
+    ).item() if frame.height else None
+    yield dg.Output(
         frame,
         metadata={
             "rows": frame.height,
             "alerted": alerted.height,
             "accounts_alerted": alerted["account_id"].n_unique() if alerted.height else 0,
+            "by_kind": dg.MetadataValue.json(dict(alerted.group_by("kind").len().iter_rows())),
+            "acknowledged": int(frame["acknowledged"].sum()) if frame.height else 0,
+            "teams_with_own_rule": len(overrides),
             "threshold_pct": rule.threshold_pct,
             "min_usd": rule.min_usd,
             "top_alerts": dg.MetadataValue.md(
@@ -40,10 +82,16 @@ def anomalies(context: dg.AssetExecutionContext, mom_changes: pl.DataFrame, cost
                         ("account", lambda r: r["account_id"]),
                         ("service", lambda r: r["service"] or "(whole account)"),
                         ("kind", lambda r: r["kind"]),
-                        ("change", lambda r: markdown.usd(r["change_usd"])),
+                        ("impact", lambda r: markdown.usd(r["impact_usd"])),
                         ("change %", lambda r: markdown.pct(r["change_pct"])),
+                        ("severity", lambda r: r["severity"]),
                     ],
                 )
             ),
         },
+    )
+    yield dg.AssetCheckResult(
+        check_name="drivers_add_up",
+        passed=(sums or 0.0) <= 0.011,
+        metadata={"largest_difference_usd": float(sums or 0.0)},
     )

@@ -54,6 +54,20 @@ def months_window(start_offset: int, end_offset: int) -> dg.MultiPartitionMappin
 # mom_changes reads the same account's raw costs for the previous month too; the first month has none.
 previous_and_current_month = months_window(-1, 0)
 
+# anomalies judges each day against the same weekdays of the four weeks before: it reads the account's
+# raw costs of this month and the two before (any of them may never have been loaded).
+trailing_three_months = dg.MultiPartitionMapping(
+    {
+        MONTH_DIMENSION: dg.DimensionPartitionMapping(
+            MONTH_DIMENSION,
+            dg.TimeWindowPartitionMapping(
+                start_offset=-2, end_offset=0, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+        ACCOUNT_DIMENSION: dg.DimensionPartitionMapping(ACCOUNT_DIMENSION, dg.IdentityPartitionMapping()),
+    }
+)
+
 
 def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
     """``(month, account_id)`` of a multi-partition key."""

@@ -1,0 +1,645 @@
+"""Anomaly detection people can trust: pure functions over polars frames, no Dagster, no clients.
+
+Four detectors feed one ``anomalies`` table, one row per (month, account, service) at most:
+
+- **daily** (``spike`` / ``step``): each service's daily cost against a robust seasonal baseline, the
+  median of the same weekday over the four previous weeks, with its spread (MAD). A day is elevated
+  when it is above the baseline by more than ``ROBUST_Z`` spreads AND by the % threshold; a run of
+  elevated days is a spike while short, a step once it lasts ``STEP_MIN_DAYS`` (a new level that
+  persists until the baseline absorbs it). Its $ impact is the excess over the baseline. A series
+  needs ``MIN_BASELINE_POINTS`` same-weekday days of history before it is judged; otherwise the row
+  says so and the month-to-date rule alone judges it.
+- **month_to_date** (``increase`` / ``new_service`` / ``decrease``): the configurable rule, month to
+  date against the same days of last month, % threshold AND $ floor. An increase that only repeats
+  the level the service already had at the end of last month (a step or new service that began last
+  month) is a *carry-over*: reported, not alerted again.
+- **budget**: actual spend and the projected month end against the team's monthly budget at the
+  configured alert levels (50/80/100%).
+
+Every anomaly carries drivers that add up to its $ impact, split into usage, rate and mix where the
+source has usage quantities. Severity comes from the $ impact; decreases are reported, never alerted;
+an anomaly an admin acknowledged is shown apart and not alerted again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import polars as pl
+
+from costagent_assets.periods import month_start, shift_month
+from costagent_assets.schemas import ANOMALY_DRIVER, conform, empty
+
+# Same weekday, 1..4 weeks back: weekly seasonality (weekend dips) cancels out, and a median of four
+# ignores one earlier spike.
+DAILY_LAGS = (7, 14, 21, 28)
+MIN_BASELINE_POINTS = 3  # at least three of the four same weekdays must have data
+ROBUST_Z = 5.0  # bounded, wide noise reaches ~4.5 spreads on a month of days; planted spikes are far above
+MAD_SCALE = 1.4826  # MAD to standard deviation for normal noise
+# A very regular series can look noiseless: the spread is never taken below this share of the baseline.
+MIN_SPREAD_PCT = 2.0
+STEP_MIN_DAYS = 5  # a run of elevated days this long is a new level, not a spike
+RUN_LOOKBACK_DAYS = 35
+POOLED_DAYS = 28
+CARRY_OVER_DAYS = 14  # the end of last month the current level is compared with (two whole weeks)
+MAX_DRIVERS = 5
+DEFAULT_BUDGET_ALERT_PCTS = (50.0, 80.0, 100.0)
+
+
+@dataclass(frozen=True)
+class AnomalyRule:
+    """When a change becomes an alert: both the % threshold AND the $ floor must be passed."""
+
+    threshold_pct: float = 20.0
+    min_usd: float = 100.0
+
+    def severity_expr(self, change: pl.Expr) -> pl.Expr:
+        """Severity from the dollar impact: high at 10x the floor, medium at 3x."""
+        return severity_expr(change, pl.lit(self.min_usd))
+
+
+def severity_expr(impact: pl.Expr, min_usd: pl.Expr) -> pl.Expr:
+    """Severity from the dollar impact against a (per-row) floor: high at 10x the floor, medium at 3x."""
+    unit = pl.max_horizontal(min_usd, pl.lit(10.0))
+    size = impact.abs()
+    return (
+        pl.when(size >= 10 * unit)
+        .then(pl.lit("high"))
+        .when(size >= 3 * unit)
+        .then(pl.lit("medium"))
+        .otherwise(pl.lit("low"))
+    )
+
+
+def _rules_frame(accounts: pl.Series, rule: AnomalyRule, overrides: Mapping[str, AnomalyRule] | None) -> pl.DataFrame:
+    ids = accounts.unique().to_list()
+    overrides = overrides or {}
+    return pl.DataFrame(
+        {
+            "account_id": ids,
+            "threshold_pct": [overrides.get(a, rule).threshold_pct for a in ids],
+            "min_usd": [overrides.get(a, rule).min_usd for a in ids],
+        },
+        schema={"account_id": pl.String, "threshold_pct": pl.Float64, "min_usd": pl.Float64},
+    )
+
+
+def _month_windows(mom: pl.DataFrame) -> pl.DataFrame:
+    """(month, month_start, through_date, days_covered) of the months in ``mom``."""
+    months = mom.select("month", "through_date", "days_covered").unique("month").sort("month")
+    return months.with_columns(
+        pl.col("month").map_elements(month_start, return_dtype=pl.Date).alias("month_start")
+    )
+
+
+# --- Daily detector ---------------------------------------------------------------------------------
+
+
+def daily_baselines(raw: pl.DataFrame) -> pl.DataFrame:
+    """Per account, service and day: its cost, the same-weekday baseline, its spread and history.
+
+    baseline_usd is the median of the same weekday 1..4 weeks back (baseline_points of them had data);
+    spread_usd is the series' MAD of relative deviations from its own baseline over the previous four
+    weeks, x 1.4826, in dollars of today's baseline: a noise estimate from up to 28 days, where the four
+    baseline days alone would say little. Days on which the account has no rows at all (a month never
+    loaded) are missing, not $0; a day on which the account has rows but the service none is $0 for that
+    service (once it has started).
+    """
+    svc = raw.group_by("account_id", "service", "date").agg(pl.col("cost_usd").sum())
+    account_days = raw.select("account_id", "date").unique()
+    first = svc.group_by("account_id", "service").agg(pl.col("date").min().alias("first_seen"))
+    series = ["account_id", "service"]
+    grid = (
+        first.join(account_days, on="account_id")
+        .filter(pl.col("date") >= pl.col("first_seen"))
+        .join(svc, on=["account_id", "service", "date"], how="left")
+        .with_columns(pl.col("cost_usd").fill_null(0.0))
+        .sort([*series, "date"])
+    )
+    # One row per account day, so "k rows back" is "k days back" unless days are missing: checked.
+    lags = [
+        pl.when(pl.col("date").shift(lag).over(series) == pl.col("date") - pl.duration(days=lag))
+        .then(pl.col("cost_usd").shift(lag).over(series))
+        for lag in DAILY_LAGS
+    ]
+    grid = grid.with_columns([lag.alias(f"lag{i}") for i, lag in enumerate(lags)])
+    cols = [pl.col(f"lag{i}") for i in range(len(lags))]
+    points = pl.sum_horizontal([c.is_not_null().cast(pl.Int32) for c in cols])
+    total, high, low = pl.sum_horizontal(cols), pl.max_horizontal(cols), pl.min_horizontal(cols)
+    # The median of up to four values without sorting lists (a few times faster on a million rows).
+    median = (
+        pl.when(points == 4)
+        .then((total - high - low) / 2)
+        .when(points == 3)
+        .then(total - high - low)
+        .when(points == 2)
+        .then(total / 2)
+        .when(points == 1)
+        .then(total)
+    )
+    grid = grid.with_columns(median.alias("baseline_usd"), points.alias("baseline_points")).with_columns(
+        pl.when(pl.col("baseline_usd") > 0)
+        .then((pl.col("cost_usd") - pl.col("baseline_usd")).abs() / pl.col("baseline_usd"))
+        .alias("relative_deviation")
+    )
+    spread = (
+        pl.col("relative_deviation").shift(1).rolling_median(window_size=POOLED_DAYS, min_samples=7).over(series)
+        * MAD_SCALE
+        * pl.col("baseline_usd")
+    )
+    return grid.with_columns(spread.alias("spread_usd")).drop([f"lag{i}" for i in range(len(lags))] + ["relative_deviation"])
+
+
+def detect_daily(raw: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Spikes and steps in each month's covered days, and the series not judged for lack of history.
+
+    Returns (findings, unjudged). findings: one row per (month, account, service), its largest run of
+    elevated days: kind, start_date, end_date, days, impact_usd (excess over the baseline), baseline_usd
+    (mean baseline of those days), ongoing, continued (the run began last month). unjudged: (month, account_id, service, baseline_points) of
+    series whose last covered day had too little history.
+    """
+    # Runs are followed from five weeks before the month, so one that began last month is recognised as
+    # the same step continuing (alerted then), not as a new anomaly on the 1st.
+    days = (
+        daily_baselines(raw)
+        .join(windows.select("month", "month_start", "through_date"), how="cross")
+        .filter(
+            (pl.col("date") >= pl.col("month_start") - pl.duration(days=RUN_LOOKBACK_DAYS))
+            & (pl.col("date") <= pl.col("through_date"))
+        )
+        .join(rules, on="account_id", how="left")
+    )
+    judged = (pl.col("baseline_points") >= MIN_BASELINE_POINTS) & pl.col("spread_usd").is_not_null()
+    excess = pl.col("cost_usd") - pl.col("baseline_usd")
+    spread = pl.max_horizontal(pl.col("spread_usd"), pl.col("baseline_usd") * MIN_SPREAD_PCT / 100)
+    elevated = (
+        judged
+        & (excess > 0)
+        & (excess > ROBUST_Z * spread)
+        & (excess > pl.col("baseline_usd") * pl.col("threshold_pct") / 100)
+    )
+    series = ["month", "account_id", "service"]
+    days = days.sort([*series, "date"]).with_columns(elevated.fill_null(False).alias("elevated"))
+    days = days.with_columns(
+        (pl.col("elevated") != pl.col("elevated").shift(1).over(series).fill_null(False))
+        .cum_sum()
+        .over(series)
+        .alias("run")
+    )
+    in_month = pl.col("date") >= pl.col("month_start")
+    runs = (
+        days.filter(pl.col("elevated"))
+        .group_by([*series, "run"])
+        .agg(
+            pl.col("date").min().alias("start_date"),
+            pl.col("date").max().alias("end_date"),
+            pl.len().alias("days"),
+            # Only this month's excess counts here; last month's part was last month's impact.
+            excess.filter(in_month).sum().alias("impact_usd"),
+            pl.col("baseline_usd").filter(in_month).mean(),
+            pl.col("through_date").first(),
+            pl.col("month_start").first(),
+        )
+        .filter(pl.col("end_date") >= pl.col("month_start"))
+        .with_columns(
+            pl.when(pl.col("days") >= STEP_MIN_DAYS).then(pl.lit("step")).otherwise(pl.lit("spike")).alias("kind"),
+            (pl.col("end_date") == pl.col("through_date")).alias("ongoing"),
+            (pl.col("start_date") < pl.col("month_start")).alias("continued"),
+        )
+        .sort("impact_usd", descending=True)
+        .unique(series, keep="first")
+        .drop("run", "through_date", "month_start")
+    )
+    last_day = days.filter(pl.col("date") == pl.col("through_date"))
+    unjudged = last_day.filter(pl.col("baseline_points") < MIN_BASELINE_POINTS).select(*series, "baseline_points")
+    return runs, unjudged
+
+
+def _carry_over_levels(raw: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
+    """Per (month, account, service): the mean daily cost over the last two weeks of the previous month."""
+    prev = windows.select(
+        "month",
+        (pl.col("month_start") - pl.duration(days=CARRY_OVER_DAYS)).alias("tail_from"),
+        pl.col("month_start").alias("tail_to"),
+    )
+    return (
+        raw.select("account_id", "service", "date", "cost_usd")
+        .join(prev, how="cross")
+        .filter((pl.col("date") >= pl.col("tail_from")) & (pl.col("date") < pl.col("tail_to")))
+        .group_by("month", "account_id", "service")
+        .agg((pl.col("cost_usd").sum() / CARRY_OVER_DAYS).alias("tail_daily_usd"))
+    )
+
+
+# --- Drivers and the usage / rate / mix split ---------------------------------------------------------
+
+
+def split_usage_rate_mix(c0: float, c1: float, q0: float | None, q1: float | None) -> tuple[float, float, float] | None:
+    """(usage, rate, mix) $ effects of one line's change from (cost, quantity) c0, q0 to c1, q1.
+
+    usage = (q1 - q0) x old unit price, rate = (new - old unit price) x q1; they add up to c1 - c0. A line
+    that appears or disappears (no quantity on one side) changes the mix of what is bought: all of its
+    change is mix. None where quantities are unknown.
+    """
+    if q0 is None or q1 is None or (isinstance(q0, float) and math.isnan(q0)):
+        return None
+    if q0 > 0 and q1 > 0:
+        p0, p1 = c0 / q0, c1 / q1
+        usage, rate = (q1 - q0) * p0, (p1 - p0) * q1
+        return usage, rate, (c1 - c0) - usage - rate  # float residue only
+    return 0.0, 0.0, c1 - c0
+
+
+def build_drivers(lines: Sequence[dict], total: float, label: str = "lines") -> list[dict]:
+    """Top movers among ``lines`` (dicts with service, region, usage_type, c0, c1, q0, q1), plus one
+    "other" line, with $ rounded to cents so the drivers add up exactly to ``total`` rounded."""
+    rows = []
+    for line in lines:
+        change = line["c1"] - line["c0"]
+        split = split_usage_rate_mix(line["c0"], line["c1"], line.get("q0"), line.get("q1"))
+        rows.append({**line, "change": change, "split": split})
+    rows.sort(key=lambda r: abs(r["change"]), reverse=True)
+    top = [r for r in rows[:MAX_DRIVERS] if abs(r["change"]) >= 0.005]
+    drivers = []
+    for r in top:
+        split = r["split"]
+        drivers.append(
+            {
+                "service": r["service"],
+                "region": r.get("region"),
+                "usage_type": r.get("usage_type"),
+                "change_usd": round(r["change"], 2),
+                "usage_usd": None if split is None else round(split[0], 2),
+                "rate_usd": None if split is None else round(split[1], 2),
+                "mix_usd": None if split is None else round(split[2], 2),
+            }
+        )
+    rest = round(round(total, 2) - sum(d["change_usd"] for d in drivers), 2)
+    others = len(rows) - len(top)
+    if others and abs(rest) >= 0.005:
+        drivers.append(
+            {"service": f"Other {label} ({others})", "region": None, "usage_type": None, "change_usd": rest,
+             "usage_usd": None, "rate_usd": None, "mix_usd": None}
+        )
+    elif drivers and abs(rest) >= 0.005:
+        drivers[0]["change_usd"] = round(drivers[0]["change_usd"] + rest, 2)  # cents lost to rounding
+    for d in drivers:
+        d["share_of_change_pct"] = d["change_usd"] / total * 100 if abs(total) >= 0.005 else None
+    return drivers
+
+
+def _line_totals(raw: pl.DataFrame, windows: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
+    """Per anomaly key and (region, usage_type) line: cost and quantity in the current and the reference window.
+
+    ``spans``: month, account_id, service, kind, start_date, end_date, impact_usd. Month-to-date kinds
+    compare days 1..d with the same days of last month; spikes and steps compare their elevated days
+    with the baseline, shared among lines as they shared the four weeks before.
+    """
+    has_q = "usage_quantity" in raw.columns
+    q = pl.col("usage_quantity") if has_q else pl.lit(None, dtype=pl.Float64)
+    line = ["month", "account_id", "service", "region", "usage_type"]
+    base = raw.select("account_id", "service", "region", "usage_type", "date", "cost_usd", q.alias("qty"))
+    w = windows.select("month", "month_start", "through_date", "days_covered")
+    daily_keys = spans.filter(pl.col("kind").is_in(["spike", "step"]))
+    mtd_keys = spans.filter(~pl.col("kind").is_in(["spike", "step"])).select("month", "account_id", "service")
+
+    cur = (
+        base.join(mtd_keys.join(w, on="month"), on=["account_id", "service"])
+        .filter((pl.col("date") >= pl.col("month_start")) & (pl.col("date") <= pl.col("through_date")))
+        .group_by(line)
+        .agg(pl.col("cost_usd").sum().alias("c1"), pl.col("qty").sum().alias("q1"))
+    )
+    prev = (
+        base.join(mtd_keys.join(w, on="month"), on=["account_id", "service"])
+        .with_columns(pl.col("month").map_elements(lambda m: shift_month(m, -1), return_dtype=pl.String).alias("pm"))
+        .filter(
+            (pl.col("date").dt.strftime("%Y-%m") == pl.col("pm")) & (pl.col("date").dt.day() <= pl.col("days_covered"))
+        )
+        .group_by(line)
+        .agg(pl.col("cost_usd").sum().alias("c0"), pl.col("qty").sum().alias("q0"))
+    )
+    mtd = cur.join(prev, on=line, how="full", coalesce=True).with_columns(pl.col("c0", "c1").fill_null(0.0))
+
+    on_days = (
+        base.join(daily_keys.select("month", "account_id", "service", "start_date", "end_date", "impact_usd"),
+                  on=["account_id", "service"])
+        .filter((pl.col("date") >= pl.col("start_date")) & (pl.col("date") <= pl.col("end_date")))
+        .group_by(line)
+        .agg(pl.col("cost_usd").sum().alias("c1"), pl.col("qty").sum().alias("q1"), pl.col("impact_usd").first())
+    )
+    before = (
+        base.join(daily_keys.select("month", "account_id", "service", "start_date"), on=["account_id", "service"])
+        .filter((pl.col("date") < pl.col("start_date")) & (pl.col("date") >= pl.col("start_date") - pl.duration(days=28)))
+        .group_by(line)
+        .agg(pl.col("cost_usd").sum().alias("before"), pl.col("qty").sum().alias("before_q"))
+    )
+    key = ["month", "account_id", "service"]
+    runs = (
+        on_days.join(before, on=line, how="left")
+        .with_columns(pl.col("before").fill_null(0.0))
+        .with_columns(
+            pl.col("before").sum().over(key).alias("before_total"),
+            pl.col("c1").sum().over(key).alias("c1_total"),
+            pl.col("impact_usd").max().over(key).alias("impact_usd"),
+        )
+        .with_columns(
+            # The baseline's share per line, as in the four weeks before (by the run itself if there were none).
+            pl.when(pl.col("before_total") > 0)
+            .then(pl.col("before") / pl.col("before_total"))
+            .otherwise(pl.col("c1") / pl.col("c1_total"))
+            .alias("share")
+        )
+        .with_columns(((pl.col("c1_total") - pl.col("impact_usd")) * pl.col("share")).alias("c0"))
+        # The baseline's quantity at the unit price of the four weeks before.
+        .with_columns(
+            pl.when(pl.col("before_q") > 0)
+            .then(pl.col("c0") / (pl.col("before") / pl.col("before_q")))
+            .when(pl.col("before_q").is_not_null())
+            .then(0.0)
+            .alias("q0")
+        )
+        .select(*line, "c0", "c1", "q0", pl.col("q1"))
+    )
+    return pl.concat([mtd.select(*line, "c0", "c1", "q0", "q1"), runs], how="vertical_relaxed")
+
+
+# --- Budgets ------------------------------------------------------------------------------------------
+
+
+def budget_alerts(
+    mom: pl.DataFrame, budgets: Mapping[str, float], alert_pcts: Sequence[float] = DEFAULT_BUDGET_ALERT_PCTS
+) -> pl.DataFrame:
+    """Budget rows (kind "budget", level "account"): the highest alert level crossed by actual spend,
+    and by the projected month end when that is higher ("projected to exceed by $X on the 24th")."""
+    rows = []
+    levels = sorted(float(p) for p in alert_pcts)
+    accounts = mom.filter((pl.col("level") == "account") & pl.col("has_data"))
+    for a in accounts.iter_rows(named=True):
+        budget = budgets.get(a["account_id"])
+        if not budget or a["current_mtd_usd"] is None:
+            continue
+        mtd, projected = a["current_mtd_usd"], a["projected_month_end_usd"]
+        complete = a["days_covered"] >= a["days_in_month"]
+        actual_level = max((p for p in levels if mtd >= budget * p / 100), default=None)
+        if actual_level is not None:
+            over = mtd - budget
+            note = (
+                f"Spent ${mtd:,.0f}, {mtd / budget * 100:.0f}% of the ${budget:,.0f} budget"
+                + (f", over it by ${over:,.0f}." if over > 0 else f" (the {actual_level:.0f}% alert).")
+            )
+            rows.append(_budget_row(a, "actual", actual_level, mtd, budget, note))
+        if complete or projected is None:
+            continue
+        forecast_level = max((p for p in levels if projected >= budget * p / 100), default=None)
+        if forecast_level is None or (actual_level is not None and forecast_level <= actual_level):
+            continue
+        note = f"Projected to reach ${projected:,.0f} by month end, {projected / budget * 100:.0f}% of the ${budget:,.0f} budget"
+        remaining = a["days_in_month"] - a["days_covered"]
+        if projected > budget and remaining > 0 and mtd < budget:
+            per_day = (projected - mtd) / remaining
+            crossing = a["through_date"] + timedelta(days=math.ceil((budget - mtd) / per_day))
+            note = f"Projected to exceed the ${budget:,.0f} budget by ${projected - budget:,.0f} on the {_ordinal(crossing.day)}."
+        else:
+            note += "."
+        rows.append(_budget_row(a, "forecast", forecast_level, projected, budget, note))
+    if not rows:
+        return empty("anomalies")
+    return conform(pl.DataFrame(rows), "anomalies")
+
+
+def _ordinal(day: int) -> str:
+    suffix = "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def _budget_row(acct: dict, basis: str, level: float, amount: float, budget: float, note: str) -> dict:
+    return {
+        "month": acct["month"],
+        "account_id": acct["account_id"],
+        "level": "account",
+        "service": None,
+        "kind": "budget",
+        "current_usd": amount,
+        "previous_usd": budget,
+        "change_usd": amount - budget,
+        "change_pct": amount / budget * 100 - 100,
+        "severity": "high" if level >= 100 and basis == "actual" else "medium" if level >= 100 else "low",
+        "alerted": True,
+        "through_date": acct["through_date"],
+        "impact_usd": max(amount - budget, 0.0),
+        "detector": f"budget_{basis}",
+        "note": note,
+        "budget_usd": budget,
+        "budget_threshold_pct": level,
+    }
+
+
+# --- The whole table ------------------------------------------------------------------------------------
+
+
+def detect_anomalies(
+    mom: pl.DataFrame,
+    rule: AnomalyRule,
+    *,
+    raw: pl.DataFrame | None = None,
+    overrides: Mapping[str, AnomalyRule] | None = None,
+    budgets: Mapping[str, float] | None = None,
+    budget_alert_pcts: Sequence[float] = DEFAULT_BUDGET_ALERT_PCTS,
+    feedback: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """The anomalies of the months in ``mom``: one row per (month, account, service) at most, plus
+    account-level rows (whole-account changes, budget alerts).
+
+    ``raw`` (daily rows of the months and the two before, where loaded) enables the daily detector, the
+    carry-over check and the line-level drivers; without it only the month-to-date rule runs.
+    ``overrides`` are per-account rules (teams with their own threshold or floor); ``budgets`` monthly
+    budgets per account; ``feedback`` admin marks (month, account_id, service, feedback): a marked
+    anomaly is ``acknowledged`` and not alerted.
+    """
+    rules = _rules_frame(mom["account_id"], rule, overrides)
+    windows = _month_windows(mom)
+    # An account with no spend at all last month is new as a whole: its services are reported as
+    # new but not alerted one by one (a new account is not 15 anomalies).
+    new_accounts = mom.filter(
+        (pl.col("level") == "account") & pl.col("has_data") & (pl.col("previous_month_total_usd") == 0)
+    ).select("month", "account_id", pl.lit(True).alias("account_is_new"))
+    frame = (
+        mom.filter(pl.col("has_data"))
+        .join(new_accounts, on=["month", "account_id"], how="left")
+        .with_columns(pl.col("account_is_new").fill_null(False))
+        .join(rules, on="account_id", how="left")
+    )
+    key = ["month", "account_id", "service"]
+    if raw is not None and raw.height:
+        findings, unjudged = detect_daily(raw, windows, rules)
+        tails = _carry_over_levels(raw, windows)
+    else:
+        findings = pl.DataFrame(schema={**{k: pl.String for k in key}, "kind": pl.String, "start_date": pl.Date,
+                                        "end_date": pl.Date, "days": pl.UInt32, "impact_usd": pl.Float64,
+                                        "baseline_usd": pl.Float64, "ongoing": pl.Boolean,
+                                        "continued": pl.Boolean})
+        unjudged = tails = None
+    frame = frame.join(
+        findings.rename({"kind": "daily_kind", "impact_usd": "daily_impact"}), on=key, how="left"
+    )
+    if tails is not None:
+        frame = frame.join(tails, on=key, how="left")
+        frame = frame.join(
+            unjudged.select(*key, pl.lit(True).alias("unjudged")), on=key, how="left"
+        )
+    else:
+        frame = frame.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("tail_daily_usd"), pl.lit(None, dtype=pl.Boolean).alias("unjudged")
+        )
+
+    change, pct = pl.col("change_usd"), pl.col("change_pct")
+    floor, thr = pl.col("min_usd"), pl.col("threshold_pct")
+    service = pl.col("level") == "service"
+    is_daily = service & pl.col("daily_kind").is_not_null() & (pl.col("daily_impact") >= floor)
+    is_increase = (change >= floor) & (pct.is_null() | (pct >= thr)) & ~pl.col("is_new")
+    is_new = pl.col("is_new") & (pl.col("current_mtd_usd") >= floor)
+    is_decrease = (change <= -floor) & (pct <= -thr)
+    kind = (
+        pl.when(is_daily)
+        .then(pl.col("daily_kind"))
+        .when(is_new)
+        .then(pl.lit("new_service"))
+        .when(is_increase)
+        .then(pl.lit("increase"))
+        .when(is_decrease)
+        .then(pl.lit("decrease"))
+    )
+    # The level it ran at over the last two weeks of last month already explains this month's rise.
+    carry_over = (pl.col("detector") == "daily") & pl.col("continued").fill_null(False) | (
+        (pl.col("kind") == "increase")
+        & service
+        & pl.col("tail_daily_usd").is_not_null()
+        & (pl.col("current_mtd_usd") / pl.col("days_covered") <= pl.col("tail_daily_usd") * (1 + thr / 100))
+    )
+    impact = pl.when(pl.col("detector") == "daily").then(pl.col("daily_impact")).otherwise(change)
+    out = (
+        frame.with_columns(kind.alias("kind"))
+        .filter(pl.col("kind").is_not_null())
+        .with_columns(
+            pl.when(pl.col("kind").is_in(["spike", "step"])).then(pl.lit("daily")).otherwise(pl.lit("month_to_date")).alias("detector")
+        )
+        .with_columns(carry_over.fill_null(False).alias("carry_over"))
+        .with_columns(
+            pl.col("current_mtd_usd").alias("current_usd"),
+            pl.col("previous_same_period_usd").alias("previous_usd"),
+            impact.alias("impact_usd"),
+            pl.when(pl.col("detector") == "daily").then(pl.col("start_date")).alias("start_date"),
+            pl.when(pl.col("detector") == "daily").then(pl.col("end_date")).alias("end_date"),
+            pl.when(pl.col("detector") == "daily").then(pl.col("baseline_usd")).alias("baseline_usd"),
+        )
+        .with_columns(
+            severity_expr(pl.col("impact_usd"), floor).alias("severity"),
+            (
+                (pl.col("kind") != "decrease") & ~pl.col("account_is_new") & ~pl.col("carry_over")
+            ).alias("alerted"),
+            _note_expr().alias("note"),
+        )
+    )
+    out = _attach_drivers(out, raw, mom, windows)
+    if budgets:
+        out = pl.concat([conform(out, "anomalies"), budget_alerts(mom, budgets, budget_alert_pcts)])
+    out = apply_feedback(conform(out, "anomalies"), feedback)
+    # Deterministic tie-breaks: a rerun writes the same partition byte for byte.
+    return out.sort(
+        ["month", "account_id", "impact_usd", "level", "service", "kind", "detector"],
+        descending=[False, False, True, False, False, False, False],
+        nulls_last=True,
+    )
+
+
+def _note_expr() -> pl.Expr:
+    days = pl.col("days").cast(pl.String)
+    daily = pl.format(
+        "{} from {} ({} day(s)) against a usual ${} for such a day (median of the same weekday over 4 weeks){}",
+        pl.when(pl.col("kind") == "step").then(pl.lit("New level")).otherwise(pl.lit("Spike")),
+        pl.col("start_date").dt.strftime("%d %b"),
+        days,
+        pl.col("baseline_usd").round(2).cast(pl.String),
+        pl.when(pl.col("ongoing").fill_null(False)).then(pl.lit("; still elevated")).otherwise(pl.lit("")),
+    )
+    return (
+        pl.when((pl.col("detector") == "daily") & pl.col("continued").fill_null(False))
+        .then(pl.format("Continues a {} that began on {} (alerted then); not alerted again.",
+                        pl.col("kind"), pl.col("start_date").dt.strftime("%d %b")))
+        .when(pl.col("detector") == "daily")
+        .then(daily)
+        .when(pl.col("carry_over"))
+        .then(pl.lit("Carry-over: the service already ran at this level at the end of last month; not alerted again."))
+        .when(pl.col("unjudged").fill_null(False))
+        .then(pl.lit("Month-to-date rule only: fewer than 3 weeks of daily history for the daily check."))
+    )
+
+
+def _attach_drivers(
+    out: pl.DataFrame, raw: pl.DataFrame | None, mom: pl.DataFrame, windows: pl.DataFrame
+) -> pl.DataFrame:
+    """Drivers per anomaly (adding up to impact_usd) and the usage / rate / mix totals."""
+    key = ["month", "account_id", "service"]
+    drivers: dict[tuple, list[dict]] = {}
+    splits: dict[tuple, tuple] = {}
+    services = out.filter(pl.col("level") == "service")
+    if raw is not None and raw.height and services.height:
+        spans = services.select(*key, "kind", "start_date", "end_date", "impact_usd")
+        lines = _line_totals(raw, windows, spans)
+        for k, group in lines.partition_by(key, as_dict=True).items():
+            rows = group.to_dicts()
+            total = sum(r["c1"] - r["c0"] for r in rows)
+            drivers[k] = build_drivers(rows, total, "usage types")
+            parts = [split_usage_rate_mix(r["c0"], r["c1"], r["q0"], r["q1"]) for r in rows]
+            if all(p is not None for p in parts):
+                splits[k] = tuple(round(sum(p[i] for p in parts), 2) for i in range(3))
+    by_service = mom.filter(pl.col("level") == "service").partition_by(["month", "account_id"], as_dict=True)
+    driver_col, usage, rate, mix = [], [], [], []
+    for r in out.iter_rows(named=True):
+        k = (r["month"], r["account_id"], r["service"])
+        if r["level"] == "account":
+            svc = by_service.get((r["month"], r["account_id"]))
+            rows = (
+                [{"service": s["service"], "c0": s["previous_same_period_usd"] or 0.0, "c1": s["current_mtd_usd"] or 0.0}
+                 for s in svc.iter_rows(named=True)]
+                if svc is not None and r["change_usd"] is not None
+                else []
+            )
+            driver_col.append(build_drivers(rows, r["change_usd"] or 0.0, "services") if rows else [])
+        else:
+            driver_col.append(drivers.get(k, []))
+        s = splits.get(k)
+        usage.append(s[0] if s else None)
+        rate.append(s[1] if s else None)
+        mix.append(s[2] if s else None)
+    return out.with_columns(
+        pl.Series("drivers", driver_col, dtype=pl.List(ANOMALY_DRIVER)),
+        pl.Series("usage_change_usd", usage, dtype=pl.Float64),
+        pl.Series("rate_change_usd", rate, dtype=pl.Float64),
+        pl.Series("mix_change_usd", mix, dtype=pl.Float64),
+    )
+
+
+def apply_feedback(anomalies: pl.DataFrame, feedback: pl.DataFrame | None) -> pl.DataFrame:
+    """Mark anomalies an admin acknowledged (same account, service and month): shown apart, not alerted."""
+    if feedback is None or not feedback.height:
+        return anomalies.with_columns(pl.lit(False).alias("acknowledged"))
+    marks = feedback.select(
+        "month", "account_id", pl.col("service").alias("_svc"), pl.col("feedback").alias("_fb")
+    ).unique(["month", "account_id", "_svc"], keep="last")
+    out = anomalies.with_columns(pl.col("service").fill_null("").alias("_svc")).join(
+        marks, on=["month", "account_id", "_svc"], how="left"
+    )
+    acked = pl.col("_fb").is_not_null()
+    return conform(
+        out.with_columns(
+            acked.alias("acknowledged"),
+            pl.col("_fb").alias("feedback"),
+            (pl.col("alerted") & ~acked).alias("alerted"),
+        ),
+        "anomalies",
+    )
+
