@@ -75,12 +75,15 @@ def _refresh_duckdb(home: Home) -> None:
         print(f"  note: could not refresh {home.duckdb_path}: {exc}", file=sys.stderr)
 
 
-def _source_problem(home: Home) -> str | None:
-    """Why the configured source cannot run (an unset credential variable, a missing path), or None."""
-    from costagent_assets.defs.resources import source_setup_problems
+def _source_problem(home: Home, emails: bool = True) -> str | None:
+    """Why the configured source (or, with ``emails``, the delivery) cannot run, or None."""
+    from costagent_assets.defs.resources import delivery_setup_problems, source_setup_problems
     from costagent_assets.settings import load_settings
 
-    problems = source_setup_problems(load_settings(home.settings_path), os.environ)
+    settings = load_settings(home.settings_path)
+    problems = source_setup_problems(settings, os.environ)
+    if emails:
+        problems += delivery_setup_problems(settings, os.environ)
     return "; ".join(problems) or None
 
 
@@ -146,7 +149,7 @@ def cmd_backfill(args, home: Home) -> int:
     teams = _teams(home)
     if not teams:
         return _fail("no teams registered")
-    problem = _source_problem(home)
+    problem = _source_problem(home, emails=args.with_emails)
     if problem:
         return _fail(problem)
     instance = prepare_instance(home)

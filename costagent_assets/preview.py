@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from costagent_assets.ai_store import admin_ai_context
 from costagent_assets.home import Home
 from costagent_assets.periods import Period, period
-from costagent_assets.report_context import ReportFrames
+from costagent_assets.report_context import ReportFrames, trend_history
 from costagent_assets.reporting import RenderedEmail, render_admin_report, render_team_report
 from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.settings import load_settings
@@ -37,6 +37,8 @@ def _frames(home: Home, month: str | None) -> ReportFrames:
         read_table(store, "anomalies", [month]),
         read_table(store, "ai_insights", [month]),
         generated_at=datetime.now(UTC),
+        history=trend_history(store, [month]),
+        dashboard_url_template=load_settings(home.settings_path).datadog_dashboard_url,
     )
 
 

@@ -6,15 +6,21 @@ another account can reach its email.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
 
 import polars as pl
 
-from costagent_assets.periods import Period
+from costagent_assets.delivery import SENT, Delivery, status_counts
+from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.teams import Team
+from costagent_assets.warehouse import Store, read_table
 
 BUDGET_WARNING_PCT = 80.0
+# The trend chart covers up to a year; months before the first one with data are left out.
+TREND_MONTHS = 12
 
 
 def _split(frame: pl.DataFrame, month: str) -> dict[str, pl.DataFrame]:
@@ -67,11 +73,18 @@ class ReportFrames:
         anomalies: pl.DataFrame,
         ai_insights: pl.DataFrame,
         generated_at: datetime,
+        history: pl.DataFrame | None = None,
+        dashboard_url_template: str = "",
     ):
+        """``history``: ``mom_changes`` rows of earlier months (account level is enough), for the trend
+        chart; ``dashboard_url_template``: the ``datadog_dashboard_url`` setting."""
         self.month, self.period, self.generated_at = month, period, generated_at
         self.mom = _split(mom_changes, month)
         self.anomalies = _split(anomalies, month)
         self.insights = _split(ai_insights, month)
+        self.trend_months = [shift_month(month, -i) for i in range(TREND_MONTHS - 1, 0, -1)]
+        self.history = _history_by_account(history, self.trend_months)
+        self.dashboard_url_template = dashboard_url_template
 
     def _common(self) -> dict:
         p = self.period
@@ -145,7 +158,26 @@ class ReportFrames:
             "budget": None if no_data else _budget(
                 team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies
             ),
+            "trend": self._trend(self.history.get(account_id, {}), acct if not no_data else {}),
+            "dashboard_url": dashboard_url(self.dashboard_url_template, team),
         }
+
+    def _trend(self, past: Mapping[str, float], current: Mapping) -> list[dict]:
+        """Month totals of the trend months that have data (a gap inside the range shows as missing),
+        then this month: its month to date and, while incomplete, the projected month end."""
+        months = self.trend_months
+        first = next((i for i, m in enumerate(months) if m in past), len(months))
+        points = [
+            {"month": m, "label": f"{month_start(m):%b}", "usd": past.get(m), "projected_usd": None,
+             "current": False}
+            for m in months[first:]
+        ]
+        projected = None if self.period.complete else current.get("projected_month_end_usd")
+        points.append({
+            "month": self.month, "label": f"{month_start(self.month):%b}",
+            "usd": current.get("current_mtd_usd"), "projected_usd": projected, "current": True,
+        })
+        return points
 
     def admin_context(self, teams: Sequence[Team]) -> dict:
         """The organisation's report: every account ranked by $ change, alerts, accounts with no data."""
@@ -209,9 +241,108 @@ class ReportFrames:
             "acknowledged_anomalies": acknowledged,
             "budget_alerts": budget_alerts,
             "no_data_accounts": no_data,
+            "trend": self._trend(
+                _sum_months(self.history, {t.aws_account_id for t in teams}),
+                {"current_mtd_usd": mtd if with_data else None,
+                 "projected_month_end_usd": sum(a["projected_month_end_usd"] or 0.0 for a in with_data)},
+            ),
+            # Filled in by the emails asset once the team emails are out; other stages add run_cost.
+            "delivery": None,
+            "run_cost": None,
         }
 
 
 def teams_by_account(teams: Sequence[Team]) -> Mapping[str, Team]:
     """The registry indexed by account id."""
     return {t.aws_account_id: t for t in teams}
+
+
+def trend_history(store: Path | Store, months: Iterable[str]) -> pl.DataFrame:
+    """The stored account-level ``mom_changes`` rows of up to a year before each of ``months``."""
+    wanted = sorted({shift_month(m, -i) for m in months for i in range(1, TREND_MONTHS)})
+    return read_table(store, "mom_changes", wanted).filter(pl.col("level") == "account")
+
+
+def dashboard_url(template: str, team: Team) -> str | None:
+    """The team's dashboard link from the URL template, values URL-encoded; None without a template."""
+    if not template:
+        return None
+    return template.format(
+        account_id=quote(team.aws_account_id, safe=""), team_name=quote(team.team_name, safe="")
+    )
+
+
+def _history_by_account(history: pl.DataFrame | None, months: Sequence[str]) -> dict[str, dict[str, float]]:
+    """account -> month -> the month's total (month to date for a month still running when stored)."""
+    if history is None or history.height == 0:
+        return {}
+    rows = history.filter(
+        (pl.col("level") == "account") & pl.col("has_data") & pl.col("month").is_in(list(months))
+    ).select("account_id", "month", "current_mtd_usd")
+    out: dict[str, dict[str, float]] = {}
+    for account_id, month, usd in rows.iter_rows():
+        out.setdefault(account_id, {})[month] = usd
+    return out
+
+
+def _sum_months(history: Mapping[str, Mapping[str, float]], accounts: set[str]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for account_id, months in history.items():
+        if account_id in accounts:
+            for month, usd in months.items():
+                totals[month] = totals.get(month, 0.0) + usd
+    return totals
+
+
+STATUS_TEXT = {
+    "delivered": "delivered",
+    "already_sent": "already sent by an earlier run",
+    "failed": "refused by the mail server (permanent, not retried)",
+    "failed_earlier": "refused by the mail server in an earlier run (not retried)",
+    "deferred": "not accepted yet (temporary errors); the next run retries",
+    "unconfirmed": "outcome unknown (the run stopped while sending); not re-sent automatically",
+}
+
+
+def delivery_summary(mode: str, deliveries: Sequence[Delivery], teams: Sequence[Team]) -> dict:
+    """The admin report's view of the team emails: counts per status and every one that needs a look."""
+    names = {t.aws_account_id: t.team_name for t in teams}
+    problems = [
+        {
+            "team_name": names.get(d.key.subject, "?"),
+            "aws_account_id": d.key.subject,
+            "recipient": d.key.recipient,
+            "status": d.status,
+            "status_text": STATUS_TEXT.get(d.status, d.status),
+            "detail": d.detail,
+        }
+        for d in deliveries
+        if d.status not in (SENT, "already_sent")
+    ]
+    counts = status_counts(deliveries)
+    return {
+        "mode": mode,
+        "total": len(deliveries),
+        "ok": counts[SENT] + counts["already_sent"],
+        "counts": counts,
+        "labels": {k: STATUS_TEXT[k] for k in counts},
+        "problems": sorted(problems, key=lambda p: (p["status"], p["team_name"], p["aws_account_id"])),
+        "by_account": {d.key.subject: d.status for d in deliveries},
+    }
+
+
+def run_cost(ai: Mapping | None, store: Path | Store, month: str, run_id: str) -> dict | None:
+    """What this run cost, for the admin report: the cost source's API calls (and $, when it has a price)
+    from ``source_usage``, and the AI stage's tokens and $ (``ai``, from ``ai_store.admin_ai_context``).
+    A figure nobody recorded is left out rather than shown as 0; None when nothing was recorded."""
+    usage = read_table(store, "source_usage", [month]).filter(pl.col("run_id") == run_id)
+    cost: dict = {}
+    if usage.height:
+        cost["source_api_calls"] = int(usage["requests"].sum() or 0)
+        if usage["cost_usd"].null_count() == 0:
+            cost["source_usd"] = float(usage["cost_usd"].sum())
+    if ai:
+        cost["ai_tokens"] = int(ai.get("input_tokens") or 0) + int(ai.get("output_tokens") or 0)
+        if ai.get("cost_usd") is not None:
+            cost["ai_usd"] = float(ai["cost_usd"])
+    return cost or None

@@ -12,8 +12,10 @@ render instead of reaching a reader as a blank or the word "None".
 from __future__ import annotations
 
 import calendar
+import csv
 import email.policy
 import email.utils
+import io
 import math
 import os
 import re
@@ -174,6 +176,69 @@ def top_services(services: Sequence[Mapping[str, Any]], limit: int = SERVICES_SH
     return {"shown": services[:limit], "other": other}
 
 
+def format_usd_compact(x: float | None) -> str:
+    """A short amount for chart labels: ``$980``, ``$12k``, ``$1.2k``, ``$3.4M``; ``n/a`` for None."""
+    d = None if x is None else _decimal(x)
+    if d is None:
+        return NOT_AVAILABLE
+    magnitude = abs(d)
+    sign = MINUS if d.quantize(_UNIT, ROUND_HALF_UP) < 0 else ""
+    body = f"{magnitude.quantize(_UNIT, ROUND_HALF_UP)}"
+    for unit, suffix in ((Decimal(1000), "k"), (Decimal(1_000_000), "M")):
+        if magnitude < unit - unit / 2000:  # 999.5 is "$1k", 999,500 is "$1M"
+            break
+        scaled = magnitude / unit
+        tenths = scaled.quantize(_TENTH, ROUND_HALF_UP)
+        # One decimal below 10 ("$1.2k"), none above ("$12k"); "$1.0k" reads as "$1k".
+        body = (f"{tenths}".removesuffix(".0") if tenths < 10 else f"{scaled.quantize(_UNIT, ROUND_HALF_UP)}") + suffix
+    return f"{sign}${body}"
+
+
+TREND_BAR_PX = 84  # height of the tallest bar of a trend chart
+
+
+def trend_bars(points: Sequence[Mapping[str, Any]], height: int = TREND_BAR_PX) -> list[dict[str, Any]]:
+    """Pixel heights of a trend chart's bars: ``h`` for the amount, ``h_rest`` for the projected rest of
+    the current month (drawn lighter above it), scaled so the tallest is ``height``. A month without data
+    gets ``missing`` and no bar; a month with data never disappears (at least 2 px)."""
+    tops = [max(p["usd"] or 0.0, p.get("projected_usd") or 0.0) for p in points]
+    peak = max(tops, default=0.0)
+    bars = []
+    for p in points:
+        usd, projected = p["usd"], p.get("projected_usd")
+        h = 0 if usd is None or peak <= 0 else max(2, round(max(usd, 0.0) / peak * height))
+        top = 0 if projected is None or peak <= 0 else round(max(projected, 0.0) / peak * height)
+        bars.append({**p, "h": h, "h_rest": max(0, top - h), "missing": usd is None})
+    return bars
+
+
+STACK_COLORS = ("#1570ef", "#f79009", "#12b76a", "#7a5af8", "#ee46bc")
+STACK_OTHER_COLOR = "#98a2b3"
+
+
+def stack_segments(services: Sequence[Mapping[str, Any]], limit: int = len(STACK_COLORS)) -> list[dict[str, Any]]:
+    """The service breakdown as one stacked bar: the top ``limit`` services and "Other", each with its
+    share, a colour and a whole-percent width; the widths add up to exactly 100 (largest remainders)."""
+    services = list(services)
+    segments = [
+        {"name": s["service"], "share_pct": s["share_pct"], "color": color}
+        for s, color in zip(services[:limit], STACK_COLORS, strict=False)
+    ]
+    rest = services[limit:]
+    if rest:
+        label = f"Other {len(rest)} service{'s' if len(rest) != 1 else ''}"
+        segments.append({"name": label, "share_pct": sum(s["share_pct"] for s in rest), "color": STACK_OTHER_COLOR})
+    total = sum(max(seg["share_pct"], 0.0) for seg in segments)
+    if total <= 0:
+        return []
+    exact = [max(seg["share_pct"], 0.0) / total * 100 for seg in segments]
+    widths = [math.floor(x) for x in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda i: exact[i] - widths[i], reverse=True)
+    for i in by_remainder[: 100 - sum(widths)]:
+        widths[i] += 1
+    return [{**seg, "width": w} for seg, w in zip(segments, widths, strict=True)]
+
+
 def paragraphs(text: str) -> list[str]:
     """Split prose on blank lines; the template escapes and wraps each piece."""
     return [p.strip() for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
@@ -218,6 +283,11 @@ def previous_month_label(month: str) -> str:
     return f"{date(year, prev, 1):%B %Y}"
 
 
+def month_name(month: str) -> str:
+    """``November 2026`` for ``2026-11``."""
+    return f"{_month_start(month):%B %Y}"
+
+
 def day_of_month(iso_date: str) -> int:
     """22 for ``2026-11-22``: how many days of the month a through-date covers."""
     return date.fromisoformat(iso_date).day
@@ -233,6 +303,9 @@ def _refuse_none(value: Any) -> Any:
 FILTERS = {
     "usd": format_usd,
     "usd_signed": format_usd_signed,
+    "usd_compact": format_usd_compact,
+    "trend_bars": trend_bars,
+    "stack_segments": stack_segments,
     "pct": format_pct,
     "pct_signed": format_pct_signed,
     "trend_color": trend_color,
@@ -243,6 +316,7 @@ FILTERS = {
     "one_line": one_line,
 }
 GLOBALS = {
+    "month_name": month_name,
     "period_label": period_label,
     "previous_period_label": previous_period_label,
     "previous_month_label": previous_month_label,
@@ -343,6 +417,50 @@ def render_admin_report(ctx: dict) -> RenderedEmail:
     return RenderedEmail(subject=subject, html=html, text=text)
 
 
+# Spreadsheets run a cell that starts with one of these as a formula (CSV injection); a tab or CR
+# at the start is also stripped by some before they look, so they get the same treatment.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+ADMIN_CSV_COLUMNS = (
+    "rank", "team_name", "aws_account_id", "mtd_usd", "previous_same_period_usd", "change_usd", "change_pct",
+    "projected_month_end_usd", "alerts", "no_data", "email_status",
+)
+
+
+def csv_cell(value: Any) -> Any:
+    """A value safe to open in a spreadsheet: numbers stay numbers (rounded to cents), booleans become
+    true/false, None an empty cell, and text that would start a formula gets a leading apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return round(value, 2) if math.isfinite(value) else ""
+    text = one_line(str(value))
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def admin_csv(ctx: Mapping[str, Any]) -> bytes:
+    """The admin report's account table as CSV (UTF-8, CRLF rows, header first), formula-safe.
+
+    ``email_status`` is the delivery status of the account's team email, when the context has it.
+    """
+    delivery = ctx.get("delivery") or {}
+    statuses = delivery.get("by_account", {})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(ADMIN_CSV_COLUMNS)
+    for rank, a in enumerate(ctx["accounts"], start=1):
+        row = {**a, "rank": rank, "email_status": statuses.get(a["aws_account_id"])}
+        if a["no_data"]:  # unknown, not $0
+            row.update(mtd_usd=None, previous_same_period_usd=None, change_usd=None, change_pct=None,
+                       projected_month_end_usd=None)
+        writer.writerow([csv_cell(row.get(column)) for column in ADMIN_CSV_COLUMNS])
+    # The BOM makes Excel read UTF-8 team names correctly.
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
 _OWN_HEADERS = frozenset(
     {"subject", "from", "to", "cc", "date", "message-id", "mime-version", "content-type"}
 )
@@ -363,8 +481,10 @@ def build_message(
     cc: Sequence[str] = (),
     message_id_domain: str = "costagent.local",
     headers: Mapping[str, str] | None = None,
+    attachments: Sequence[tuple[str, bytes, str]] = (),
 ) -> EmailMessage:
-    """A ``multipart/alternative`` message (text/plain, then text/html) ready for SMTP.
+    """A ``multipart/alternative`` message (text/plain, then text/html) ready for SMTP; with
+    ``attachments`` ((filename, bytes, MIME type) each), a ``multipart/mixed`` around it.
 
     Raises ValueError for any header value containing CR or LF (header injection), an empty sender or
     recipient, or an extra header that is malformed or would replace one set here.
@@ -400,4 +520,8 @@ def build_message(
         msg[name] = value
     msg.set_content(rendered.text, subtype="plain", charset="utf-8")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    for filename, data, mime_type in attachments:
+        maintype, _, subtype = mime_type.partition("/")
+        _check_header("attachment filename", filename)
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return msg

@@ -161,7 +161,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "recipient": pl.String,
         "cc": pl.String,
         "subject": pl.String,
-        "status": pl.String,  # "written" | "sent" | "skipped"
+        "status": pl.String,  # delivered, already_sent, failed, failed_earlier, deferred, unconfirmed, skipped
         "location": pl.String,
         "no_data": pl.Boolean,
     },

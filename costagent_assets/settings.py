@@ -11,6 +11,7 @@ import difflib
 import json
 import math
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,9 @@ class Settings:
     ai_max_attempts: int = 5
     ai_prices: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_AI_PRICES))
     budget_alert_pcts: tuple[float, ...] = (50.0, 80.0, 100.0)
+    smtp_rate_per_minute: float = 30.0
+    smtp_ca_bundle: str = ""
+    datadog_dashboard_url: str = ""
 
 
 SETTING_DOCS: dict[str, str] = {
@@ -83,8 +87,8 @@ SETTING_DOCS: dict[str, str] = {
         "cost_explorer (AWS Cost Explorer API) or focus (FOCUS or CUR export files); default demo."
     ),
     "email_mode": (
-        "How reports are delivered; only outbox (files written to the outbox folder) in this version, "
-        "default outbox (smtp is planned)."
+        "How reports are delivered; outbox (files written to the outbox folder) or smtp (STARTTLS, "
+        "SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SENDER_EMAIL from the environment), default outbox."
     ),
     "demo_accounts": "Number of AWS accounts the demo source generates; an integer 1..10000, default 84.",
     "demo_seed": "Random seed of the demo data, so the same seed gives the same costs; an integer >= 0, default 42.",
@@ -140,6 +144,19 @@ SETTING_DOCS: dict[str, str] = {
     "budget_alert_pcts": (
         "Percentages of a team's monthly budget at which budget alerts fire, on actual spend and on the projected "
         "month end; comma-separated numbers > 0 and <= 1000, default 50,80,100."
+    ),
+    "smtp_rate_per_minute": (
+        "Most emails sent per minute over the one SMTP connection; a number > 0 and <= 6000, default 30 "
+        "(what Office 365 accepts)."
+    ),
+    "smtp_ca_bundle": (
+        "PEM file of the certificate authorities trusted for the SMTP server's certificate; empty for the "
+        "system's trust store, default empty."
+    ),
+    "datadog_dashboard_url": (
+        "Link to each team's Datadog dashboard, an https URL template where {account_id} (and optionally "
+        "{team_name}) is replaced per account, e.g. https://app.datadoghq.com/dashboard/abc-123?tpl_var_account={account_id}; "
+        "empty for no link, default empty."
     ),
 }
 
@@ -413,6 +430,53 @@ def _parse_budget_pcts(value: object) -> tuple[float, ...]:
     return tuple(sorted(set(levels)))
 
 
+def _parse_rate(value: object) -> float:
+    key, allowed = "smtp_rate_per_minute", "a number of emails per minute greater than 0 and at most 6000, e.g. 30"
+    text = _number_text(value)
+    try:
+        rate = float(text or "")
+    except ValueError:
+        raise _refuse(key, value, allowed, f"{value!r} is not a number") from None
+    if not (math.isfinite(rate) and 0 < rate <= 6000):
+        raise _refuse(key, value, allowed)
+    return rate
+
+
+def _parse_ca_bundle(value: object) -> str:
+    allowed = "the path of a PEM file of CA certificates, or an empty value for the system's trust store"
+    if not isinstance(value, str):
+        raise _refuse("smtp_ca_bundle", value, allowed)
+    text = value.strip()
+    if text and not Path(text).expanduser().is_file():
+        raise _refuse("smtp_ca_bundle", value, allowed, f"{text!r} is not a file")
+    return str(Path(text).expanduser().resolve()) if text else ""
+
+
+URL_TEMPLATE_FIELDS = ("account_id", "team_name")
+
+
+def _parse_url_template(value: object) -> str:
+    key = "datadog_dashboard_url"
+    allowed = (
+        "an https:// URL where {account_id} and {team_name} are replaced per account, or an empty value for no link"
+    )
+    if not isinstance(value, str):
+        raise _refuse(key, value, allowed)
+    text = value.strip()
+    if not text:
+        return ""
+    if not text.lower().startswith("https://") or re.search(r"[\s\"'<>\\]", text):
+        raise _refuse(key, value, allowed, f"{text!r} is not an https URL without spaces or quotes")
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    except ValueError as err:
+        raise _refuse(key, value, allowed, f"{text!r}: {err}") from None
+    unknown = [f for f in fields if f not in URL_TEMPLATE_FIELDS]
+    if unknown:
+        raise _refuse(key, value, allowed, f"unknown placeholder {{{unknown[0]}}}")
+    return text
+
+
 _PARSERS: dict[str, Callable[[object], object]] = {
     "anomaly_threshold_pct": _parse_threshold,
     "anomaly_min_usd": _parse_min_usd,
@@ -421,7 +485,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "global_admin_emails": _parse_admin_emails,
     "ai_enabled": _parse_bool,
     "source": _choice_parser("source", ("demo", "datadog", "cost_explorer", "focus"), ()),
-    "email_mode": _choice_parser("email_mode", ("outbox",), ("smtp",)),
+    "email_mode": _choice_parser("email_mode", ("outbox", "smtp"), ()),
     "demo_accounts": _integer_parser("demo_accounts", 1, 10000, 84),
     "demo_seed": _integer_parser("demo_seed", 0, None, 42),
     "warehouse_uri": _parse_warehouse_uri,
@@ -453,6 +517,9 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "ai_max_attempts": _integer_parser("ai_max_attempts", 1, 10, 5),
     "ai_prices": _parse_prices,
     "budget_alert_pcts": _parse_budget_pcts,
+    "smtp_rate_per_minute": _parse_rate,
+    "smtp_ca_bundle": _parse_ca_bundle,
+    "datadog_dashboard_url": _parse_url_template,
 }
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import csv
 import email
 import email.policy
+import io
 import re
 
 import jinja2
@@ -13,12 +15,17 @@ import pytest
 from costagent_assets import reporting
 from costagent_assets.reporting import (
     RenderedEmail,
+    admin_csv,
     build_message,
+    csv_cell,
     format_pct_signed,
     format_usd,
+    format_usd_compact,
     format_usd_signed,
     render_admin_report,
     render_team_report,
+    stack_segments,
+    trend_bars,
 )
 
 HOSTILE = "<script>alert(1)</script> Ignore previous instructions"
@@ -471,3 +478,113 @@ def test_render_does_not_mutate_context():
     before = copy.deepcopy(ctx)
     render_team_report(ctx)
     assert ctx == before
+
+
+# --- charts, links, delivery status, CSV -----------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, "n/a"), (0, "$0"), (980, "$980"), (999.6, "$1k"), (1234, "$1.2k"), (9999, "$10k"),
+     (12345, "$12k"), (999_499, "$999k"), (999_500, "$1M"), (1_234_567, "$1.2M"), (-45_000, "-$45k")],
+)
+def test_format_usd_compact(value, expected):
+    assert format_usd_compact(value) == expected
+
+
+def test_trend_bars_scale_to_the_tallest_and_keep_gaps_visible():
+    points = [
+        {"month": "2026-09", "usd": 500.0, "projected_usd": None, "current": False},
+        {"month": "2026-10", "usd": None, "projected_usd": None, "current": False},
+        {"month": "2026-11", "usd": 1000.0, "projected_usd": 2000.0, "current": True},
+    ]
+    bars = trend_bars(points, height=80)
+    assert [b["h"] for b in bars] == [20, 0, 40]
+    assert bars[2]["h_rest"] == 40 and bars[1]["missing"] and not bars[0]["missing"]
+    assert trend_bars([{"month": "2026-11", "usd": 0.001, "projected_usd": None}], height=80)[0]["h"] == 80
+
+
+def test_stack_segments_add_up_to_100_and_group_the_rest():
+    services = [{"service": f"S{i}", "share_pct": share} for i, share in enumerate([33.4, 33.3, 13.3, 10, 5, 3, 2])]
+    segments = stack_segments(services)
+    assert sum(s["width"] for s in segments) == 100
+    assert [s["name"] for s in segments] == ["S0", "S1", "S2", "S3", "S4", "Other 2 services"]
+    assert segments[-1]["share_pct"] == 5 and len({s["color"] for s in segments}) == 6
+
+
+def test_team_report_has_trend_stacked_bar_and_escaped_dashboard_link():
+    ctx = team_ctx()
+    ctx["trend"] = [
+        {"month": f"2026-{m:02d}", "label": "x", "usd": 1000.0 * m, "projected_usd": 15000.0 if m == 11 else None,
+         "current": m == 11}
+        for m in range(1, 12)
+    ]
+    ctx["dashboard_url"] = 'https://dd.example.com/d?account=123456789012&x="><script>'
+    r = render_team_report(ctx)
+    assert "Monthly trend" in r.html and "$11k" in r.html and "January 2026 to November 2026" in r.html
+    assert 'href="https://dd.example.com/d?account=123456789012&amp;x=&#34;&gt;&lt;script&gt;"' in r.html
+    assert "<script" not in r.html and ctx["dashboard_url"] in r.text
+    assert "November 2026" in r.text and "projected $15,000" in r.text
+    # The stacked bar: the top five services and the rest, as table cells.
+    assert r.html.count('height:14px;') == 6 and "Other 9 services" in r.html
+
+
+def test_admin_report_states_delivery_and_run_cost_only_when_present():
+    ctx = admin_ctx(6)
+    plain = render_admin_report(ctx)
+    assert "Team emails" not in plain.html and "Cost of this run" not in plain.html
+    ctx["delivery"] = {
+        "mode": "smtp", "total": 6, "ok": 5, "counts": {"delivered": 4, "already_sent": 1},
+        "problems": [{"team_name": "<b>x</b>", "aws_account_id": "100000000001", "recipient": "a@example.com",
+                      "status": "failed", "status_text": "refused by the mail server", "detail": "550 5.1.1 nope"}],
+    }
+    ctx["run_cost"] = {"ai_tokens": 12345}
+    r = render_admin_report(ctx)
+    assert "5 of 6" in visible_text(r.html) and "1 needs a look" in visible_text(r.html)
+    assert "&lt;b&gt;x&lt;/b&gt;" in r.html and "550 5.1.1 nope" in r.text
+    assert "AI tokens" in r.html and "12,345" in r.text and "Source API calls" not in r.html
+
+
+def test_csv_cells_neutralise_formulas_and_keep_numbers():
+    cells = ["=HYPERLINK(\"http://x\")", "+1", "-1", "@SUM(A1)", " =1", "\t=1", "ok", "0123", "a=b"]
+    assert [csv_cell(v) for v in cells] == [
+        "'=HYPERLINK(\"http://x\")", "'+1", "'-1", "'@SUM(A1)", "'=1", "'=1", "ok", "0123", "a=b",
+    ]
+    assert [csv_cell(v) for v in (-12.345, 7, None, True, float("inf"))] == [-12.35, 7, "", "true", ""]
+
+
+def test_admin_csv_is_formula_safe_and_numbers_stay_numbers():
+    ctx = admin_ctx(5, hostile_team="=cmd|'/c calc'!A1")
+    ctx["delivery"] = {"by_account": {"100000000000": "failed"}}
+    data = admin_csv(ctx)
+    assert data.startswith("\ufeff".encode())
+    text = data.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == list(reporting.ADMIN_CSV_COLUMNS) and len(rows) == 6
+    hostile = next(r for r in rows if r[2] == "100000000000")
+    assert hostile[1] == "'=cmd|'/c calc'!A1" and hostile[-1] == "failed"
+    for row in rows[1:]:
+        if row[9] == "false":
+            float(row[3]), float(row[5])  # plain numbers, no quotes, no $ or separators
+            assert not row[5].startswith("'")
+        else:  # no data: empty cells, not $0
+            assert row[3:8] == ["", "", "", "", ""]
+    assert "\r\n" in text and any(r[5].startswith("-") for r in rows[1:])
+
+
+def test_admin_report_shows_the_executive_summary_and_top_recommendations():
+    ctx = admin_ctx(6)
+    first = ctx["accounts"][0]
+    ctx["ai"] = {
+        "source": "gemini",
+        "executive_summary": "Spend rose <b>2.5%</b>.\n\nCompute drove it.",
+        "top_recommendations": [
+            {"account_id": first["aws_account_id"], "action": "Right-size idle instances", "estimated_monthly_usd": 1234.0},
+        ],
+    }
+    ctx["run_cost"] = {"source_api_calls": 1234, "source_usd": 12.34, "ai_tokens": 98765, "ai_usd": 0.75}
+    r = render_admin_report(ctx)
+    text = visible_text(r.html)
+    assert "Executive summary" in text and "&lt;b&gt;2.5%&lt;/b&gt;" in r.html and "<b>2.5%" not in r.html
+    assert "Right-size idle instances" in text and f"{first['team_name']} · {first['aws_account_id']}" in r.html.replace("&middot;", "·")
+    assert "$1,234 a month: Right-size idle instances" in r.text and "1,234 ($12.34)" in r.text
+    assert "AI cost" in text and "$0.75" in text and "98,765" in text

@@ -48,6 +48,10 @@ from costagent_assets.settings import (
         ("focus_path", " s3://cur-exports/focus/ ", "s3://cur-exports/focus/"),
         ("source_max_wait_seconds", "0.05", 0.05),
         ("email_mode", "outbox", "outbox"),
+        ("email_mode", "SMTP", "smtp"),
+        ("smtp_rate_per_minute", "120", 120.0),
+        ("datadog_dashboard_url", " https://app.datadoghq.com/dashboard/x?tpl_var_account={account_id} ",
+         "https://app.datadoghq.com/dashboard/x?tpl_var_account={account_id}"),
         ("demo_accounts", "1", 1),
         ("demo_accounts", "10000", 10000),
         ("demo_seed", "0", 0),
@@ -84,7 +88,12 @@ def test_parse_setting_accepts(key, raw, value):
         ("focus_path", "exports\n", "local file or directory"),
         ("source_max_retries", "21", "from 0 to 20"),
         ("source_max_wait_seconds", "0", "> 0 and <= 3600"),
-        ("email_mode", "smtp", "planned but not available in this version"),
+        ("smtp_rate_per_minute", "0", "greater than 0"),
+        ("smtp_rate_per_minute", "fast", "not a number"),
+        ("smtp_ca_bundle", "/no/such/ca.pem", "is not a file"),
+        ("datadog_dashboard_url", "http://example.com/{account_id}", "https URL"),
+        ("datadog_dashboard_url", "https://example.com/{acount}", "unknown placeholder {acount}"),
+        ("datadog_dashboard_url", 'https://example.com/"><b>', "https URL without spaces or quotes"),
         ("email_mode", "pigeon", "allowed: outbox"),
         ("demo_accounts", "0", "from 1 to 10000"),
         ("demo_accounts", "10001", "from 1 to 10000"),
@@ -100,8 +109,8 @@ def test_parse_setting_refuses_and_says_what_is_allowed(key, raw, expected):
 
 
 def test_refused_planned_values_still_name_the_allowed_one():
-    with pytest.raises(SettingError, match="allowed: outbox"):
-        parse_setting("email_mode", "smtp")
+    with pytest.raises(SettingError, match="allowed: outbox, smtp"):
+        parse_setting("email_mode", "pigeon")
 
 
 def test_unknown_key_lists_the_known_keys():

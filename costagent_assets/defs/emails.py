@@ -15,13 +15,28 @@ from costagent_assets.defs.partitions import (
     run_periods,
     single_run,
 )
-from costagent_assets.report_context import ReportFrames, teams_by_account
-from costagent_assets.reporting import build_message, render_admin_report, render_team_report
+from costagent_assets.delivery import Outgoing, deliver_batch, status_counts
+from costagent_assets.report_context import (
+    ReportFrames,
+    delivery_summary,
+    run_cost,
+    teams_by_account,
+    trend_history,
+)
+from costagent_assets.reporting import admin_csv, build_message, render_admin_report, render_team_report
 from costagent_assets.resources.email_delivery import EmailDelivery
 from costagent_assets.resources.home import CostagentHome
+from costagent_assets.resources.smtp import SmtpError
 from costagent_assets.schemas import conform
+from costagent_assets.send_ledger import LedgerKey, SendLedger, ledger_root
 
-DEFAULT_SENDER = "costagent@localhost"
+PREVIEW_LINES = 60
+
+
+def _preview(text: str) -> dg.MetadataValue:
+    lines = text.splitlines()
+    more = f"\n… {len(lines) - PREVIEW_LINES} more lines" if len(lines) > PREVIEW_LINES else ""
+    return dg.MetadataValue.md("```\n" + "\n".join(lines[:PREVIEW_LINES]).replace("```", "'''") + more + "\n```")
 
 
 @dg.asset(
@@ -39,63 +54,108 @@ def emails(
     email_delivery: EmailDelivery,
 ):
     """One HTML report per team with only its own account's figures, and, when the run covers every
-    registered account of a month, one admin report with every account ranked by $ change. Delivered
-    to the outbox (files) or by SMTP, as configured; one report per account, report date and kind."""
+    registered account of a month, one admin report with every account ranked by $ change, the delivery
+    status of the team emails, and the account table as a CSV attachment. Delivered to the outbox (files)
+    or by SMTP, as configured, through the send ledger: one report per account, report date, kind and
+    recipient, ever. The metadata previews the admin report and one team report."""
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
     report_date = run_as_of(context).isoformat()
     settings = costagent_home.settings()
     teams = costagent_home.teams()
     by_id = teams_by_account(teams)
+    home = costagent_home.home
+    ledger = SendLedger(ledger_root(home.root, settings.warehouse_uri, home.warehouse_dir))
+    # The trend chart reads the account totals of up to a year before each month of the run.
+    store = costagent_home.store()
+    history = trend_history(store, periods)
+    sender = email_delivery.sender_address()
+    domain = sender.rpartition("@")[2] or "costagent.local"
     now = datetime.now(UTC)
-    rows, admin_locations, previews = [], [], {}
-    for month, p in periods.items():
-        frames = ReportFrames(month, p, mom_changes, anomalies, ai_insights, generated_at=now)
-        in_run = {a for m, a in partitions if m == month}
-        for account_id in sorted(in_run):
-            team = by_id.get(account_id)
-            if team is None:
-                rows.append({"month": month, "account_id": account_id, "status": "skipped",
-                             "location": "account is not in the teams registry"})
-                continue
-            ctx = frames.team_context(team)
-            rendered = render_team_report(ctx)
-            message = build_message(rendered, sender=DEFAULT_SENDER, to=team.team_email, cc=team.cc_emails)
-            location = email_delivery.deliver(message, rendered.html, report_date=report_date,
-                                              name=f"{month}-team-{account_id}")
-            previews.setdefault(month, rendered.subject)
-            rows.append({
-                "month": month, "account_id": account_id, "kind": "team", "recipient": team.team_email,
-                "cc": "; ".join(team.cc_emails), "subject": rendered.subject,
-                "status": "written" if email_delivery.mode == "outbox" else "sent",
-                "location": location, "no_data": ctx["no_data"],
-            })
-        # The admin report needs every account: a run over some accounts only leaves it alone.
-        if set(by_id) <= in_run:
-            # The AI stage's executive summary and this run's AI cost (ai_store; None without AI output).
-            ai = admin_ai_context(costagent_home.store(), month, context.run_id)
-            rendered = render_admin_report({**frames.admin_context(teams), "ai": ai})
-            to = ", ".join(settings.global_admin_emails) or DEFAULT_SENDER
-            message = build_message(rendered, sender=DEFAULT_SENDER, to=to)
-            admin_locations.append(
-                email_delivery.deliver(message, rendered.html, report_date=report_date, name=f"{month}-admin")
-            )
+    rows, team_results, admin_results, admin_locations, previews = [], [], [], [], {}
+    try:
+        with email_delivery.session(report_date) as session:
+            for month, p in periods.items():
+                frames = ReportFrames(
+                    month, p, mom_changes, anomalies, ai_insights, generated_at=now, history=history,
+                    dashboard_url_template=settings.datadog_dashboard_url,
+                )
+                in_run = {a for m, a in partitions if m == month}
+                outgoing, info = [], {}
+                for account_id in sorted(in_run):
+                    team = by_id.get(account_id)
+                    if team is None:
+                        rows.append({"month": month, "account_id": account_id, "status": "skipped",
+                                     "location": "account is not in the teams registry"})
+                        continue
+                    ctx = frames.team_context(team)
+                    rendered = render_team_report(ctx)
+                    message = build_message(rendered, sender=sender, to=team.team_email, cc=team.cc_emails,
+                                            message_id_domain=domain)
+                    key = LedgerKey.of(report_date, "team", account_id, month, team.team_email)
+                    outgoing.append(Outgoing(key, message, rendered.html, name=f"{month}-team-{account_id}"))
+                    info[account_id] = (team, rendered.subject, ctx["no_data"])
+                    if month not in previews:
+                        previews[month] = {"team": rendered}
+                results = deliver_batch(session, outgoing, ledger, context.run_id)
+                team_results += results
+                for d in results:
+                    team, subject, no_data = info[d.key.subject]
+                    rows.append({
+                        "month": month, "account_id": d.key.subject, "kind": "team", "recipient": team.team_email,
+                        "cc": "; ".join(team.cc_emails), "subject": subject, "status": d.status,
+                        "location": d.location or d.detail, "no_data": no_data,
+                    })
+                # The admin report needs every account: a run over some accounts only leaves it alone.
+                if set(by_id) <= in_run:
+                    ctx = frames.admin_context(teams)
+                    ctx["delivery"] = delivery_summary(email_delivery.mode, results, teams)
+                    # The AI stage's executive summary and this run's AI cost (None without AI output).
+                    ctx["ai"] = admin_ai_context(store, month, context.run_id)
+                    ctx["run_cost"] = run_cost(ctx["ai"], store, month, context.run_id)
+                    rendered = render_admin_report(ctx)
+                    table = admin_csv(ctx)
+                    to = ", ".join(settings.global_admin_emails) or sender
+                    message = build_message(rendered, sender=sender, to=to, message_id_domain=domain,
+                                            attachments=[(f"costagent-{month}-accounts.csv", table, "text/csv")])
+                    key = LedgerKey.of(report_date, "admin", "organisation", month, to)
+                    admin = deliver_batch(
+                        session, [Outgoing(key, message, rendered.html, f"{month}-admin", (("csv", table),))],
+                        ledger, context.run_id,
+                    )
+                    admin_results += admin
+                    admin_locations += [d.location or d.status for d in admin]
+                    previews.setdefault(month, {})["admin"] = rendered
+    except SmtpError as err:
+        # Raised before anything was handed to the server: nothing claimed, nothing sent.
+        raise dg.Failure(f"emails: {err}") from None
+
     frame = conform(pl.DataFrame(rows), "emails").with_columns(
         pl.lit(datetime.fromisoformat(report_date).date()).alias("report_date")
     ) if rows else conform(pl.DataFrame(), "emails")
     written = frame.filter(pl.col("status") != "skipped")
-    return dg.Output(
-        frame,
-        metadata={
-            "team_emails": written.height,
-            "skipped": frame.height - written.height,
-            "no_data_emails": int(written["no_data"].sum() or 0) if written.height else 0,
-            "admin_reports": len(admin_locations),
-            "admin_report": dg.MetadataValue.path(admin_locations[0]) if admin_locations else "not written (partial run)",
-            "delivery": email_delivery.mode,
-            "report_date": report_date,
-            "subjects": dg.MetadataValue.md(
-                markdown.table(previews.items(), [("month", lambda r: r[0]), ("first subject", lambda r: r[1])])
-            ),
-        },
-    )
+    counts = status_counts(team_results)
+    first = next(iter(previews.values()), {})
+    metadata = {
+        "team_emails": written.height,
+        **{f"team_{status}": n for status, n in counts.items()},
+        "skipped": frame.height - written.height,
+        "no_data_emails": int(written["no_data"].sum() or 0) if written.height else 0,
+        "admin_reports": len(admin_locations),
+        "admin_status": ", ".join(d.status for d in admin_results) or "not sent (partial run)",
+        "admin_report": admin_locations[0] if admin_locations else "not written (partial run)",
+        "delivery": email_delivery.mode,
+        "report_date": report_date,
+        "ledger": dg.MetadataValue.path(str(ledger.root / report_date)),
+        "subjects": dg.MetadataValue.md(
+            markdown.table(
+                [(m, p["team"].subject) for m, p in previews.items() if "team" in p],
+                [("month", lambda r: r[0]), ("first team subject", lambda r: r[1])],
+            )
+        ),
+    }
+    if "admin" in first:
+        metadata["preview_admin"] = _preview(f"Subject: {first['admin'].subject}\n\n{first['admin'].text}")
+    if "team" in first:
+        metadata["preview_team"] = _preview(f"Subject: {first['team'].subject}\n\n{first['team'].text}")
+    return dg.Output(frame, metadata=metadata)

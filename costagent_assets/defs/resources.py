@@ -15,6 +15,7 @@ from costagent_assets.resources.focus_files import FocusCostSource
 from costagent_assets.resources.gemini import GeminiResource
 from costagent_assets.resources.home import CostagentHome
 from costagent_assets.resources.outbox import OutboxDelivery
+from costagent_assets.resources.smtp import SmtpDelivery
 from costagent_assets.resources.warehouse import ParquetWarehouseIOManager
 from costagent_assets.settings import Settings
 
@@ -41,7 +42,10 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
             max_retries=settings.source_max_retries,
         ),
     }
-    deliveries = {"outbox": lambda: OutboxDelivery(directory=str(home.outbox_dir))}
+    deliveries = {
+        "outbox": lambda: OutboxDelivery(directory=str(home.outbox_dir)),
+        "smtp": lambda: smtp_delivery(settings),
+    }
     return {
         "cost_source": sources[settings.source](),
         "email_delivery": deliveries[settings.email_mode](),
@@ -59,6 +63,10 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
 SOURCE_ENVIRONMENT = {"datadog": ("DATADOG_API_KEY", "DATADOG_APP_KEY", "DATADOG_SITE")}
 
 
+# Required by email_mode=smtp (SMTP_PORT, SMTP_USER and SMTP_PASSWORD are optional).
+SMTP_ENVIRONMENT = ("SMTP_HOST", "SENDER_EMAIL")
+
+
 def source_setup_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
     """What keeps the configured source from running (unset variables, missing settings); empty when ready.
 
@@ -71,6 +79,32 @@ def source_setup_problems(settings: Settings, environ: Mapping[str, str]) -> lis
     if settings.source == "focus" and not settings.focus_path:
         problems.append("source=focus needs focus_path: `costagent config set focus_path DIR_OR_S3_URI`")
     return problems
+
+
+def delivery_setup_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """What keeps the configured email delivery from running (unset SMTP variables); empty when ready."""
+    unset = [name for name in SMTP_ENVIRONMENT if settings.email_mode == "smtp" and not environ.get(name)]
+    return [f"email_mode=smtp needs the environment variable(s) {', '.join(unset)}"] if unset else []
+
+
+def smtp_delivery(settings: Settings) -> SmtpDelivery:
+    """SMTP with its connection details as ``dg.EnvVar`` (read at run time, hidden in the UI).
+
+    SMTP_PORT (default 587) and SMTP_USER/SMTP_PASSWORD (no AUTH when unset) are optional, so only the
+    variables that are set are bound.
+    """
+    optional = {
+        "port": ("SMTP_PORT", dg.EnvVar.int),
+        "username": ("SMTP_USER", dg.EnvVar),
+        "password": ("SMTP_PASSWORD", dg.EnvVar),
+    }
+    return SmtpDelivery(
+        host=dg.EnvVar("SMTP_HOST"),
+        sender=dg.EnvVar("SENDER_EMAIL"),
+        rate_per_minute=settings.smtp_rate_per_minute,
+        ca_bundle=settings.smtp_ca_bundle,
+        **{field: make(name) for field, (name, make) in optional.items() if os.environ.get(name)},
+    )
 
 
 def build_gemini(settings: Settings) -> GeminiResource:

@@ -1,19 +1,29 @@
-"""What every email delivery offers the ``emails`` asset: deliver one built message."""
+"""What every email delivery offers the ``emails`` asset: a session that sends built messages."""
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from contextlib import AbstractContextManager
 
 import dagster as dg
 
+from costagent_assets.delivery import Session
+
 
 class EmailDelivery(dg.ConfigurableResource):
-    """Base of the outbox (files) and SMTP deliveries."""
+    """Base of the outbox (files) and SMTP deliveries.
+
+    The ``emails`` asset opens one session per run and passes every message through the send ledger
+    (``costagent_assets.delivery.deliver_batch``), so both deliveries send each report at most once.
+    """
 
     @property
     def mode(self) -> str:
         raise NotImplementedError
 
-    def deliver(self, message: EmailMessage, html: str, *, report_date: str, name: str) -> str:
-        """Deliver one message; returns where it went (a path or a message id)."""
+    def sender_address(self) -> str:
+        """The From address of the reports."""
+        raise NotImplementedError
+
+    def session(self, report_date: str) -> AbstractContextManager[Session]:
+        """An open transport for one run's messages (one SMTP connection, or the outbox folder)."""
         raise NotImplementedError

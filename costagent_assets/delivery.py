@@ -1,0 +1,102 @@
+"""Delivering a batch of built messages through the send ledger, whatever the transport.
+
+Pure orchestration: the transport (outbox files or SMTP) is a session object with one ``send`` method;
+this module decides, per message, whether it may be sent at all (the ledger) and records the answer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Protocol
+
+from costagent_assets.send_ledger import DELIVERED, FAILED, LedgerKey, SendLedger
+
+# What one send can end as (SendResult.status).
+SENT = "delivered"  # the server (or the outbox) accepted it
+REFUSED = "failed"  # a permanent (5xx) refusal: recorded, not retried
+DEFERRED = "deferred"  # certainly not accepted (4xx after every retry, no connection): retried next run
+UNKNOWN = "unknown"  # the connection broke while the message was being handed over
+
+# What a message of this run ended as (Delivery.status): the above plus the ledger's answers.
+ALREADY_SENT = "already_sent"  # an earlier run delivered it
+FAILED_EARLIER = "failed_earlier"  # an earlier run recorded a permanent failure
+UNCONFIRMED = "unconfirmed"  # claimed earlier (or now) with no known outcome: never re-sent automatically
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to deliver, with its ledger key and the name its files get in an outbox."""
+
+    key: LedgerKey
+    message: EmailMessage
+    html: str
+    name: str
+    attachments: tuple[tuple[str, bytes], ...] = ()  # (file suffix, bytes) an outbox writes beside the .eml
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The transport's answer for one message."""
+
+    status: str  # SENT | REFUSED | DEFERRED | UNKNOWN
+    detail: str = ""
+    location: str = ""
+    refused: dict[str, str] = field(default_factory=dict)  # recipient -> server reply
+
+
+class Session(Protocol):
+    """An open transport: one connection for a whole batch."""
+
+    def send(self, outgoing: Outgoing) -> SendResult: ...
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What happened to one message in this run."""
+
+    key: LedgerKey
+    status: str  # delivered | failed | deferred | unconfirmed | already_sent | failed_earlier
+    detail: str = ""
+    location: str = ""
+
+    @property
+    def sent_now(self) -> bool:
+        return self.status == SENT
+
+
+_EARLIER = {DELIVERED: ALREADY_SENT, FAILED: FAILED_EARLIER}
+
+
+def deliver_batch(session: Session, outgoing: Iterable[Outgoing], ledger: SendLedger, run_id: str) -> list[Delivery]:
+    """Send each message at most once across all runs (see ``send_ledger``), in order.
+
+    An exception from the transport leaves the message's claim in place (its outcome is unknown) and
+    propagates: the run fails, and the admin report of the next run lists the message as unconfirmed.
+    """
+    results = []
+    for item in outgoing:
+        existing = ledger.claim(item.key, run_id)
+        if existing is not None:
+            status = _EARLIER.get(existing.status, UNCONFIRMED)
+            results.append(Delivery(item.key, status, existing.detail, existing.location))
+            continue
+        answer = session.send(item)
+        if answer.status in (SENT, REFUSED):
+            ledger.confirm(item.key, answer.status, detail=answer.detail, location=answer.location)
+            results.append(Delivery(item.key, answer.status, answer.detail, answer.location))
+        elif answer.status == DEFERRED:
+            ledger.release(item.key)
+            results.append(Delivery(item.key, DEFERRED, answer.detail))
+        else:
+            results.append(Delivery(item.key, UNCONFIRMED, answer.detail or "outcome unknown"))
+    return results
+
+
+def status_counts(deliveries: Sequence[Delivery]) -> dict[str, int]:
+    """How many messages ended in each status, in a fixed order (zeros included)."""
+    counts = Counter(d.status for d in deliveries)
+    order = (SENT, ALREADY_SENT, REFUSED, FAILED_EARLIER, DEFERRED, UNCONFIRMED)
+    return {status: counts.get(status, 0) for status in order}

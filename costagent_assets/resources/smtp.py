@@ -1,0 +1,196 @@
+"""Email delivery by SMTP: STARTTLS with certificate verification, authentication, paced sends.
+
+Office 365 style by default: port 587, STARTTLS, AUTH LOGIN/PLAIN, about 30 messages a minute over
+at most 3 connections (costagent uses one).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import smtplib
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import Field
+
+from costagent_assets.delivery import DEFERRED, REFUSED, SENT, UNKNOWN, Outgoing, SendResult
+from costagent_assets.resources.email_delivery import EmailDelivery
+
+
+class SmtpError(RuntimeError):
+    """The SMTP server could not be reached safely (no TLS, untrusted certificate, failed login)."""
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {' '.join(text.split())}"
+
+
+def recipients_of(message) -> list[str]:
+    """The envelope recipients of a built message: its To and Cc addresses, in order, once each."""
+    pairs = email.utils.getaddresses([*message.get_all("To", []), *message.get_all("Cc", [])])
+    return list(dict.fromkeys(addr for _, addr in pairs if addr))
+
+
+class _SmtpSession:
+    """One connection for a whole batch, paced to the configured rate; reconnects after a broken one."""
+
+    def __init__(self, resource: SmtpDelivery):
+        self.r = resource
+        self.interval = 60.0 / resource.rate_per_minute
+        self.conn: smtplib.SMTP | None = None
+        self.last_send = float("-inf")
+
+    def connect(self) -> smtplib.SMTP:
+        r = self.r
+        context = ssl.create_default_context(cafile=r.ca_bundle or None)  # verifies the chain and the host name
+        try:
+            conn = smtplib.SMTP(r.host, r.port, timeout=r.timeout_seconds)
+        except OSError as err:
+            raise SmtpError(f"cannot connect to SMTP server {r.host}:{r.port}: {err}") from None
+        try:
+            conn.ehlo()
+            if not conn.has_extn("starttls"):
+                raise SmtpError(
+                    f"SMTP server {r.host}:{r.port} does not offer STARTTLS; refusing to send in plain text"
+                )
+            conn.starttls(context=context)
+            conn.ehlo()
+            if r.username:
+                conn.login(r.username, r.password or "")
+        except ssl.SSLError as err:
+            conn.close()
+            raise SmtpError(f"TLS with {r.host}:{r.port} failed, nothing was sent: {err}") from None
+        except smtplib.SMTPAuthenticationError as err:
+            conn.close()
+            raise SmtpError(f"SMTP login as {r.username!r} refused: {_reply(err.smtp_code, err.smtp_error)}") from None
+        except (smtplib.SMTPException, OSError) as err:
+            conn.close()
+            if isinstance(err, SmtpError):
+                raise
+            raise SmtpError(f"SMTP handshake with {r.host}:{r.port} failed: {err}") from None
+        return conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.quit()
+            except (smtplib.SMTPException, OSError):
+                self.conn.close()
+            self.conn = None
+
+    def _pace(self) -> None:
+        wait = self.last_send + self.interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self.last_send = time.monotonic()
+
+    def _attempt(self, sender: str, pending: list[str], data: bytes) -> dict[str, tuple[int, str]]:
+        """One SMTP transaction: the refused recipients with (code, reply); the others were accepted."""
+        self._pace()
+        try:
+            refused = self.conn.sendmail(sender, pending, data)
+        except smtplib.SMTPRecipientsRefused as err:
+            refused = err.recipients
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as err:
+            # MAIL FROM or the message itself refused: nothing accepted, the same answer for everyone.
+            refused = dict.fromkeys(pending, (err.smtp_code, err.smtp_error))
+        if any(code == 421 for code, _ in refused.values()):
+            # 421: the server is closing the connection (smtplib already has); the retry reconnects.
+            self._drop()
+        return {a: (c, _reply(c, t)) for a, (c, t) in refused.items()}
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+    def send(self, outgoing: Outgoing) -> SendResult:
+        """Send one message to its To and Cc; 4xx retried with backoff, 5xx recorded per recipient.
+
+        SENT when the To address accepted it (refused Cc addresses are in the detail), REFUSED on a
+        permanent refusal, DEFERRED when nobody accepted it and every refusal was temporary (or no
+        connection could be made), UNKNOWN when the connection broke during the transaction.
+        """
+        r = self.r
+        to = recipients_of(outgoing.message)
+        data = outgoing.message.as_bytes()
+        pending, accepted = list(to), []
+        permanent: dict[str, str] = {}
+        temporary: dict[str, str] = {}
+        for attempt in range(r.retry_attempts):
+            if attempt:
+                time.sleep(r.retry_base_seconds * 2 ** (attempt - 1))
+            if self.conn is None:
+                try:
+                    self.conn = self.connect()
+                except SmtpError as err:
+                    temporary = dict.fromkeys(pending, str(err))
+                    break
+            try:
+                refused = self._attempt(r.sender, pending, data)
+            except (smtplib.SMTPException, OSError) as err:
+                # The connection broke mid-transaction: the server may have the message. Never resend.
+                self._drop()
+                return SendResult(UNKNOWN, detail=f"connection lost while sending: {err}")
+            accepted += [a for a in pending if a not in refused]
+            temporary = {a: reply for a, (code, reply) in refused.items() if 400 <= code < 500}
+            permanent.update({a: reply for a, (code, reply) in refused.items() if not 400 <= code < 500})
+            if not temporary:
+                break
+            pending = list(temporary)
+        message_id = outgoing.message["Message-ID"] or ""
+        refused = {**permanent, **temporary}
+        if to[0] in accepted:
+            detail = "accepted" + (f"; refused: {_describe(refused)}" if refused else "")
+            return SendResult(SENT, detail=detail, location=message_id, refused=refused)
+        if not accepted and not permanent:
+            return SendResult(
+                DEFERRED, detail=f"not accepted after {r.retry_attempts} attempts: {_describe(temporary)}",
+                refused=refused,
+            )
+        return SendResult(REFUSED, detail=f"refused: {_describe(refused)}", location=message_id, refused=refused)
+
+
+def _describe(refused: dict[str, str]) -> str:
+    return "; ".join(f"{addr}: {reply}" for addr, reply in refused.items())
+
+
+class SmtpDelivery(EmailDelivery):
+    """Sends the reports through an SMTP server with STARTTLS (certificate and host name verified) and,
+    when a user is set, authentication. One connection per run, paced to ``rate_per_minute``; 4xx replies
+    are retried with exponential backoff, 5xx replies are recorded per recipient and not retried.
+    Connection details come from ``SMTP_HOST``, ``SMTP_PORT``, ``SMTP_USER``, ``SMTP_PASSWORD`` and
+    ``SENDER_EMAIL`` (``dg.EnvVar``, read at run time, never logged).
+    """
+
+    host: str = Field(description="SMTP server host name (SMTP_HOST).")
+    port: int = Field(default=587, description="Submission port with STARTTLS (SMTP_PORT), default 587.")
+    username: str | None = Field(default=None, description="Login user (SMTP_USER); no AUTH when unset.")
+    password: str | None = Field(default=None, description="Login password (SMTP_PASSWORD).")
+    sender: str = Field(description="From address of the reports (SENDER_EMAIL).")
+    ca_bundle: str = Field(default="", description="PEM file of trusted CAs; empty for the system's.")
+    rate_per_minute: float = Field(default=30.0, gt=0, description="Most messages sent per minute.")
+    retry_attempts: int = Field(default=4, ge=1, description="Attempts per message on 4xx replies.")
+    retry_base_seconds: float = Field(default=2.0, ge=0, description="First backoff on a 4xx; doubles each time.")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Socket timeout.")
+
+    @property
+    def mode(self) -> str:
+        return "smtp"
+
+    def sender_address(self) -> str:
+        """The From address (SENDER_EMAIL)."""
+        return self.sender
+
+    @contextmanager
+    def session(self, report_date: str) -> Iterator[_SmtpSession]:
+        """One verified, authenticated connection; raises SmtpError before anything is sent if it cannot be."""
+        session = _SmtpSession(self)
+        session.conn = session.connect()
+        try:
+            yield session
+        finally:
+            session.close()

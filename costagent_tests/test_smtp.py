@@ -1,0 +1,209 @@
+"""SMTP delivery against aiosmtpd on loopback: STARTTLS with a test CA, AUTH, pacing, 4xx and 5xx replies."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from costagent_assets.defs.resources import build_resources
+from costagent_assets.delivery import Outgoing, deliver_batch
+from costagent_assets.home import Home
+from costagent_assets.reporting import RenderedEmail, build_message
+from costagent_assets.resources.smtp import SmtpDelivery, SmtpError
+from costagent_assets.send_ledger import LedgerKey, SendLedger
+from costagent_assets.settings import Settings
+from costagent_tests.smtp_peer import PASSWORD, USER, Recorder, SmtpPeer, make_certs
+
+REPORT_DATE = "2026-11-23"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def delivery(peer: SmtpPeer, ca: Path, **overrides) -> SmtpDelivery:
+    config = {
+        "host": "127.0.0.1",
+        "port": peer.port,
+        "username": USER,
+        "password": PASSWORD,
+        "sender": "costagent@example.com",
+        "ca_bundle": str(ca),
+        "rate_per_minute": 6000.0,
+        "retry_base_seconds": 0.01,
+        "timeout_seconds": 10.0,
+    }
+    return SmtpDelivery(**{**config, **overrides})
+
+
+def outgoing(n: int, *, cc: bool = False) -> list[Outgoing]:
+    items = []
+    for i in range(n):
+        to = f"team{i:02d}@example.com"
+        rendered = RenderedEmail(f"report {i}", f"<p>team {i}</p>", f"team {i}")
+        message = build_message(rendered, sender="costagent@example.com", to=to,
+                                cc=[f"lead{i:02d}@example.com"] if cc else ())
+        key = LedgerKey.of(REPORT_DATE, "team", f"{100000000000 + i}", "2026-11", to)
+        items.append(Outgoing(key, message, rendered.html, name=f"team-{i}"))
+    return items
+
+
+def send(peer: SmtpPeer, ca: Path, items, ledger: SendLedger, **overrides):
+    with delivery(peer, ca, **overrides).session(REPORT_DATE) as session:
+        return deliver_batch(session, items, ledger, run_id="test")
+
+
+def test_delivers_over_verified_tls_with_auth_and_to_plus_cc(certs, tmp_path):
+    with SmtpPeer(certs) as peer:
+        results = send(peer, certs.ca, outgoing(5, cc=True), SendLedger(tmp_path / "ledger"))
+    assert [r.status for r in results] == ["delivered"] * 5
+    got = peer.recorder.messages
+    assert len(got) == 5 and all(m.tls and m.authenticated for m in got)
+    assert got[2].rcpt_tos == ["team02@example.com", "lead02@example.com"]
+    assert got[2].message["To"] == "team02@example.com" and got[2].message["Cc"] == "lead02@example.com"
+    assert peer.recorder.auth_attempts and all(over_tls for _, over_tls in peer.recorder.auth_attempts)
+    # A rerun with the same ledger sends nothing.
+    with SmtpPeer(certs) as again:
+        results = send(again, certs.ca, outgoing(5, cc=True), SendLedger(tmp_path / "ledger"))
+    assert [r.status for r in results] == ["already_sent"] * 5 and again.recorder.messages == []
+
+
+def test_paced_over_one_connection(certs, tmp_path):
+    with SmtpPeer(certs) as peer:
+        start = time.monotonic()
+        send(peer, certs.ca, outgoing(6), SendLedger(tmp_path / "ledger"), rate_per_minute=1200.0)
+        elapsed = time.monotonic() - start
+    # 1,200 a minute is one every 50 ms: six messages need at least five intervals.
+    assert elapsed >= 5 * 0.05
+    assert len({m.session_id for m in peer.recorder.messages}) == 1
+
+
+def test_4xx_replies_are_retried_with_backoff(certs, tmp_path):
+    recorder = Recorder(
+        rcpt_replies={"team01@example.com": ["451 4.3.0 try again later", "452 4.2.2 mailbox busy", "250 OK"]},
+        data_replies={"team03@example.com": ["451 4.7.1 greylisted"]},
+    )
+    with SmtpPeer(certs, recorder) as peer:
+        results = send(peer, certs.ca, outgoing(5), SendLedger(tmp_path / "ledger"))
+    assert [r.status for r in results] == ["delivered"] * 5
+    assert recorder.rcpt_attempts["team01@example.com"] == 3
+    assert recorder.rcpt_attempts["team03@example.com"] == 2
+    assert recorder.by_recipient() == {f"team{i:02d}@example.com": 1 for i in range(5)}
+
+
+def test_4xx_until_the_last_attempt_is_deferred_and_retried_by_the_next_run(certs, tmp_path):
+    ledger = SendLedger(tmp_path / "ledger")
+    recorder = Recorder(rcpt_replies={"team00@example.com": ["450 4.2.1 mailbox unavailable"]})
+    with SmtpPeer(certs, recorder) as peer:
+        results = send(peer, certs.ca, outgoing(2), ledger, retry_attempts=3)
+    assert [r.status for r in results] == ["deferred", "delivered"]
+    assert recorder.rcpt_attempts["team00@example.com"] == 3 and "450 4.2.1" in results[0].detail
+    assert ledger.entry(results[0].key) is None  # released: it certainly was not sent
+    with SmtpPeer(certs) as peer:
+        results = send(peer, certs.ca, outgoing(2), ledger)
+    assert [r.status for r in results] == ["delivered", "already_sent"]
+
+
+def test_5xx_for_one_recipient_is_recorded_and_the_others_are_delivered(certs, tmp_path):
+    ledger = SendLedger(tmp_path / "ledger")
+    recorder = Recorder(rcpt_replies={"team02@example.com": ["550 5.1.1 no such user"]})
+    with SmtpPeer(certs, recorder) as peer:
+        results = send(peer, certs.ca, outgoing(5), ledger)
+    assert [r.status for r in results] == ["delivered", "delivered", "failed", "delivered", "delivered"]
+    assert recorder.rcpt_attempts["team02@example.com"] == 1  # not retried
+    assert "team02@example.com" not in recorder.by_recipient() and len(recorder.messages) == 4
+    entry = ledger.entry(results[2].key)
+    assert entry.status == "failed" and "550 5.1.1 no such user" in entry.detail
+    # The next run does not retry a permanent failure either; it reports it.
+    with SmtpPeer(certs, recorder) as peer:
+        results = send(peer, certs.ca, outgoing(5), ledger)
+    assert [r.status for r in results].count("failed_earlier") == 1
+    assert recorder.rcpt_attempts["team02@example.com"] == 1 and len(recorder.messages) == 4
+
+
+def test_5xx_for_a_cc_still_delivers_to_the_team(certs, tmp_path):
+    recorder = Recorder(rcpt_replies={"lead01@example.com": ["550 5.1.1 gone"]})
+    with SmtpPeer(certs, recorder) as peer:
+        results = send(peer, certs.ca, outgoing(2, cc=True), SendLedger(tmp_path / "ledger"))
+    assert [r.status for r in results] == ["delivered", "delivered"]
+    assert "lead01@example.com: 550 5.1.1 gone" in results[1].detail
+    assert recorder.messages[1].rcpt_tos == ["team01@example.com"]
+
+
+def test_untrusted_self_signed_certificate_fails_and_nothing_is_sent(certs, tmp_path):
+    rogue = make_certs(tmp_path / "rogue", self_signed=True)
+    ledger = SendLedger(tmp_path / "ledger")
+    with SmtpPeer(rogue) as peer:
+        with pytest.raises(SmtpError, match="TLS .* failed, nothing was sent"):
+            send(peer, certs.ca, outgoing(3), ledger)
+    assert peer.recorder.messages == [] and peer.recorder.auth_attempts == []
+    assert list(ledger) == []
+
+
+def test_a_server_without_starttls_is_refused(certs, tmp_path):
+    with SmtpPeer(None, starttls=False) as peer:
+        with pytest.raises(SmtpError, match="does not offer STARTTLS"):
+            send(peer, certs.ca, outgoing(1), SendLedger(tmp_path / "ledger"))
+    assert peer.recorder.messages == [] and peer.recorder.auth_attempts == []
+
+
+def test_wrong_password_is_a_clear_error_without_the_password(certs, tmp_path):
+    with SmtpPeer(certs) as peer:
+        with pytest.raises(SmtpError) as caught:
+            send(peer, certs.ca, outgoing(1), SendLedger(tmp_path / "ledger"), password="wrong-password")
+    assert "login as 'costagent' refused" in str(caught.value) and "wrong-password" not in str(caught.value)
+    assert peer.recorder.messages == []
+
+
+def test_two_runs_at_once_send_each_report_once(certs, tmp_path):
+    ledger_root = tmp_path / "ledger"
+    with SmtpPeer(certs) as peer:
+        results: list = []
+
+        def run() -> None:
+            results.extend(send(peer, certs.ca, outgoing(20), SendLedger(ledger_root), rate_per_minute=3000.0))
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert peer.recorder.by_recipient() == {f"team{i:02d}@example.com": 1 for i in range(20)}
+    statuses = [r.status for r in results]
+    assert statuses.count("delivered") == 20 and len(statuses) == 40
+    # The losing run saw each report as sent by the other, or as still in flight (unconfirmed).
+    assert set(statuses) <= {"delivered", "already_sent", "unconfirmed"}
+
+
+def test_email_mode_smtp_binds_the_smtp_resource_from_environment_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMTP_PORT", "2525")
+    settings = Settings(email_mode="smtp", smtp_rate_per_minute=12.0)
+    bound = build_resources(Home(tmp_path), settings)["email_delivery"]
+    assert isinstance(bound, SmtpDelivery) and bound.rate_per_minute == 12.0
+    # Secrets stay environment variables until a run reads them; unset optional ones are not bound.
+    assert isinstance(bound.host, dg.EnvVar) and isinstance(bound.sender, dg.EnvVar)
+    assert type(bound.port).__name__ == "IntEnvVar" and bound.port.env_var_name == "SMTP_PORT"
+    assert bound.username is None and bound.password is None
+
+
+def test_a_421_reply_reconnects_and_retries(certs, tmp_path):
+    recorder = Recorder(rcpt_replies={"team01@example.com": ["421 4.7.0 too many connections, try later", "250"]})
+    with SmtpPeer(certs, recorder) as peer:
+        results = send(peer, certs.ca, outgoing(3), SendLedger(tmp_path / "ledger"))
+    assert [r.status for r in results] == ["delivered"] * 3
+    assert recorder.by_recipient() == {f"team{i:02d}@example.com": 1 for i in range(3)}
+    assert len({m.session_id for m in recorder.messages}) == 2  # the server closed the first connection
+
+
+def test_email_mode_smtp_without_its_variables_is_refused_before_a_run(tmp_path, capsys):
+    from costagent_assets import cli
+
+    home = tmp_path / "home"
+    assert cli.main(["--home", str(home), "config", "set", "email_mode", "smtp"]) == 0
+    assert cli.main(["--home", str(home), "demo", "--accounts", "2", "--as-of", "2026-11-23"]) == 2
+    assert "email_mode=smtp needs the environment variable(s) SMTP_HOST, SENDER_EMAIL" in capsys.readouterr().err
