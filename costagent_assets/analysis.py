@@ -304,7 +304,7 @@ def explain_changes(mom: pl.DataFrame, anomalies: pl.DataFrame, periods: Mapping
             if acct["alerts"]:
                 summary += f" {acct['alerts']} alert{'s' if acct['alerts'] != 1 else ''} this month."
             if not p.complete:
-                summary += f" At the pace of the last week the month ends near {_money(acct['projected_month_end_usd'])}."
+                summary += f" The month is forecast to end near {_money(acct['projected_month_end_usd'])}."
         rows.append(
             {
                 "month": acct["month"],

@@ -314,3 +314,18 @@ def compute_backtest(raw: pl.DataFrame, periods: Mapping[str, Period], partition
         )
     )
     return conform(out, "forecast_backtest")
+
+
+def with_forecast_projection(mom: pl.DataFrame, forecasts: pl.DataFrame) -> pl.DataFrame:
+    """``mom_changes`` whose account-level month-end projection is the SQL forecast where there is one,
+    so the explanation, the AI's evidence and the emails state one and the same figure."""
+    month_end = forecasts.filter(
+        pl.col("service").is_null() & (pl.col("horizon") == "month_end") & pl.col("point_usd").is_not_null()
+    ).select("month", "account_id", pl.lit("account").alias("level"), pl.col("point_usd").alias("forecast_usd"))
+    if not month_end.height:
+        return mom
+    return (
+        mom.join(month_end, on=["month", "account_id", "level"], how="left")
+        .with_columns(pl.coalesce("forecast_usd", "projected_month_end_usd").alias("projected_month_end_usd"))
+        .drop("forecast_usd")
+    )

@@ -203,8 +203,9 @@ def _account_pack(acct, p: Period, team, svc, an, drivers, budget, projected, re
         ],
         "projection": None if projected is None else {
             "projected_month_end_usd": _r2(projected),
-            "method": f"month to date plus the last {RUN_RATE_DAYS} days' daily average for the "
-                      f"{remaining} remaining days",
+            "method": f"month to date plus a forecast of the {remaining} remaining days from the daily history "
+                      "(weekday pattern, trend, median level; the run rate of the last "
+                      f"{RUN_RATE_DAYS} days where there is too little history)",
             "run_rate_days": RUN_RATE_DAYS,
             "remaining_days": remaining,
             "change_vs_previous_month_total_usd": _r2(projected - prev_total) if prev_total else None,
@@ -398,8 +399,7 @@ def deterministic_outlook(pack: dict) -> str:
     proj = pack.get("projection")
     if not proj:
         return f"{pack['period']['month_label']} is complete: there is no projection."
-    text = (f"At the pace of the last {proj['run_rate_days']} days, {pack['period']['month_label']} ends near "
-            f"{money(proj['projected_month_end_usd'])}")
+    text = f"{pack['period']['month_label']} is forecast to end near {money(proj['projected_month_end_usd'])}"
     if proj["change_vs_previous_month_total_usd"] is not None:
         direction = "above" if proj["change_vs_previous_month_total_usd"] >= 0 else "below"
         text += f", {money(proj['change_vs_previous_month_total_usd'])} {direction} last month's total"

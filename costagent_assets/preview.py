@@ -39,6 +39,7 @@ def _frames(home: Home, month: str | None) -> ReportFrames:
         generated_at=datetime.now(UTC),
         history=trend_history(store, [month]),
         dashboard_url_template=load_settings(home.settings_path).datadog_dashboard_url,
+        forecasts=read_table(store, "forecasts", [month]),
     )
 
 

@@ -75,6 +75,7 @@ class ReportFrames:
         generated_at: datetime,
         history: pl.DataFrame | None = None,
         dashboard_url_template: str = "",
+        forecasts: pl.DataFrame | None = None,
     ):
         """``history``: ``mom_changes`` rows of earlier months (account level is enough), for the trend
         chart; ``dashboard_url_template``: the ``datadog_dashboard_url`` setting."""
@@ -85,6 +86,7 @@ class ReportFrames:
         self.trend_months = [shift_month(month, -i) for i in range(TREND_MONTHS - 1, 0, -1)]
         self.history = _history_by_account(history, self.trend_months)
         self.dashboard_url_template = dashboard_url_template
+        self.forecasts = _split(forecasts.filter(pl.col("service").is_null()), month) if forecasts is not None else {}
 
     def _common(self) -> dict:
         p = self.period
@@ -118,6 +120,10 @@ class ReportFrames:
         insight = insight_rows.to_dicts()[0] if insight_rows is not None and insight_rows.height else None
         all_anomalies = self.anomalies.get(account_id)
         anomalies = all_anomalies.filter(pl.col("level") == "service") if all_anomalies is not None else None
+        forecast = self.forecast(account_id)
+        # The SQL forecast, where there is one, is the projection everywhere (headline, budget, AI).
+        if forecast and forecast["month_end"] and not self.period.complete:
+            acct = {**acct, "projected_month_end_usd": forecast["month_end"]["point_usd"]}
         return {
             **self._common(),
             "team": {
@@ -160,6 +166,43 @@ class ReportFrames:
             ),
             "trend": self._trend(self.history.get(account_id, {}), acct if not no_data else {}),
             "dashboard_url": dashboard_url(self.dashboard_url_template, team),
+            "forecast": None if no_data else forecast,
+        }
+
+    def projected(self, account_id: str, acct: Mapping) -> float | None:
+        """The month end: the SQL forecast where there is one, else the run-rate projection."""
+        forecast = self.forecast(account_id)
+        if forecast and forecast["month_end"]:
+            return forecast["month_end"]["point_usd"]
+        return acct.get("projected_month_end_usd")
+
+    def forecast(self, account_id: str) -> dict | None:
+        """The account's forecasts (month end while the month runs, next month) and its track record."""
+        rows = self.forecasts.get(account_id)
+        if rows is None or not rows.height:
+            return None
+        by_horizon = {r["horizon"]: r for r in rows.iter_rows(named=True)}
+        month_end, next_month = by_horizon.get("month_end"), by_horizon.get("next_month")
+        any_row = month_end or next_month
+
+        def band(row: dict | None) -> dict | None:
+            if row is None or row["point_usd"] is None:
+                return None
+            return {"point_usd": row["point_usd"], "low_usd": row["low_usd"], "high_usd": row["high_usd"],
+                    "target_month": row["target_month"], "label": f"{month_start(row['target_month']):%B %Y}"}
+
+        months, inside, mape = any_row["track_months"], any_row["track_inside"], any_row["track_mape_pct"]
+        return {
+            "month_end": None if self.period.complete else band(month_end),
+            "next_month": band(next_month),
+            "method": any_row["method"],
+            "history_days": any_row["history_days"],
+            "growth_pct_per_month": any_row["growth_pct_per_month"],
+            "track_record": (
+                f"Over the last {months} month{'s' if months != 1 else ''}, the actual fell inside our range "
+                f"{inside} time{'s' if inside != 1 else ''}; typical error {mape:.1f}%."
+                if months else None
+            ),
         }
 
     def _trend(self, past: Mapping[str, float], current: Mapping) -> list[dict]:
@@ -207,7 +250,7 @@ class ReportFrames:
                     "previous_same_period_usd": acct.get("previous_same_period_usd") if has else None,
                     "change_usd": acct.get("change_usd") if has else None,
                     "change_pct": acct.get("change_pct") if has else None,
-                    "projected_month_end_usd": acct.get("projected_month_end_usd") if has else None,
+                    "projected_month_end_usd": self.projected(team.aws_account_id, acct) if has else None,
                     "alerts": service_alerts.height if service_alerts is not None else 0,
                     "no_data": not has,
                 }

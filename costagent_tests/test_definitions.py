@@ -42,8 +42,10 @@ def test_lineage_follows_the_pipeline():
     assert parents["service_breakdown"] == {"raw_costs"}
     assert parents["mom_changes"] == {"raw_costs", "service_breakdown"}
     assert parents["anomalies"] == {"mom_changes", "raw_costs"}
-    assert parents["ai_insights"] == {"mom_changes", "anomalies"}
-    assert parents["emails"] == {"mom_changes", "anomalies", "ai_insights"}
+    assert parents["ai_insights"] == {"mom_changes", "anomalies", "forecasts"}
+    assert parents["emails"] == {"mom_changes", "anomalies", "ai_insights", "forecasts"}
+    assert parents["forecasts"] == {"raw_costs", "forecast_backtest"}
+    assert parents["forecast_backtest"] == {"raw_costs"}
 
 
 def test_schedule_follows_the_settings(isolated):

@@ -175,3 +175,20 @@ def test_a_spike_planted_on_day_3_is_alerted_by_the_weekly_run_on_day_5(
                "month = '2026-06' and level = 'service'", capsys)
     assert {"account_id": spike.account_id, "service": spike.service, "kind": "spike",
             "start_date": "2026-06-03"} in rows
+
+
+def test_team_emails_show_the_sql_forecast_with_its_range(demo_home: Path, capsys: pytest.CaptureFixture[str]):
+    rows = sql(
+        demo_home,
+        f"select account_id, point_usd, low_usd, high_usd from forecasts where month = '{MONTH}' "
+        "and service is null and horizon = 'month_end' and point_usd is not null order by account_id limit 3",
+        capsys,
+    )
+    assert rows
+    for row in rows:
+        raw = (outbox(demo_home) / f"{MONTH}-team-{row['account_id']}.eml").read_bytes()
+        text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
+        assert "FORECAST (80% range)" in text
+        shown = f"${row['point_usd']:,.0f}" if row["point_usd"] >= 1000 else f"${row['point_usd']:,.2f}"
+        assert shown in text, (row, text[:2000])
+        assert row["low_usd"] <= row["point_usd"] <= row["high_usd"]

@@ -14,6 +14,7 @@ from costagent_assets.defs.partitions import (
     single_run,
 )
 from costagent_assets.defs.service_breakdown import TOLERANCE_USD
+from costagent_assets.forecast import with_forecast_projection
 from costagent_assets.insights import run_ai_insights
 from costagent_assets.resources.gemini import GeminiRequest, GeminiResource
 from costagent_assets.resources.home import CostagentHome
@@ -37,6 +38,7 @@ def ai_insights(
     context: dg.AssetExecutionContext,
     mom_changes: pl.DataFrame,
     anomalies: pl.DataFrame,
+    forecasts: pl.DataFrame,
     costagent_home: CostagentHome,
     gemini: GeminiResource,
 ):
@@ -52,6 +54,8 @@ def ai_insights(
     periods = run_periods(context, partitions)
     settings = costagent_home.settings()
     root = costagent_home.store()
+    # The month-end projection everyone reads is the SQL forecast (forecasts asset), not a run rate.
+    mom_changes = with_forecast_projection(mom_changes, forecasts)
     deterministic = explain_changes(mom_changes, anomalies, periods)
     unavailable = (
         "not requested for this run" if context.run.tags.get(AI_TAG) == "off"

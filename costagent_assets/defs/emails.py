@@ -50,6 +50,7 @@ def emails(
     mom_changes: pl.DataFrame,
     anomalies: pl.DataFrame,
     ai_insights: pl.DataFrame,
+    forecasts: pl.DataFrame,
     costagent_home: CostagentHome,
     email_delivery: EmailDelivery,
 ):
@@ -78,7 +79,7 @@ def emails(
             for month, p in periods.items():
                 frames = ReportFrames(
                     month, p, mom_changes, anomalies, ai_insights, generated_at=now, history=history,
-                    dashboard_url_template=settings.datadog_dashboard_url,
+                    dashboard_url_template=settings.datadog_dashboard_url, forecasts=forecasts,
                 )
                 in_run = {a for m, a in partitions if m == month}
                 outgoing, info = [], {}
