@@ -318,14 +318,27 @@ def compute_backtest(raw: pl.DataFrame, periods: Mapping[str, Period], partition
 
 def with_forecast_projection(mom: pl.DataFrame, forecasts: pl.DataFrame) -> pl.DataFrame:
     """``mom_changes`` whose account-level month-end projection is the SQL forecast where there is one,
-    so the explanation, the AI's evidence and the emails state one and the same figure."""
-    month_end = forecasts.filter(
-        pl.col("service").is_null() & (pl.col("horizon") == "month_end") & pl.col("point_usd").is_not_null()
-    ).select("month", "account_id", pl.lit("account").alias("level"), pl.col("point_usd").alias("forecast_usd"))
-    if not month_end.height:
-        return mom
-    return (
-        mom.join(month_end, on=["month", "account_id", "level"], how="left")
-        .with_columns(pl.coalesce("forecast_usd", "projected_month_end_usd").alias("projected_month_end_usd"))
-        .drop("forecast_usd")
+    so the explanation, the AI's evidence and the emails state one and the same figure. Account rows also
+    get the forecast's 80% range and next month's forecast (``month_end_low_usd``, ``month_end_high_usd``,
+    ``next_month_usd``, ``next_month_low_usd``, ``next_month_high_usd``; null without a forecast)."""
+    accounts = forecasts.filter(pl.col("service").is_null() & pl.col("point_usd").is_not_null())
+    month_end = accounts.filter(pl.col("horizon") == "month_end").select(
+        "month", "account_id", pl.col("point_usd").alias("forecast_usd"),
+        pl.col("low_usd").alias("month_end_low_usd"), pl.col("high_usd").alias("month_end_high_usd"),
     )
+    next_month = accounts.filter(pl.col("horizon") == "next_month").select(
+        "month", "account_id", pl.col("point_usd").alias("next_month_usd"),
+        pl.col("low_usd").alias("next_month_low_usd"), pl.col("high_usd").alias("next_month_high_usd"),
+    )
+    is_account = pl.col("level") == "account"
+    out = mom.join(month_end, on=["month", "account_id"], how="left").join(
+        next_month, on=["month", "account_id"], how="left"
+    )
+    extra = ["month_end_low_usd", "month_end_high_usd", "next_month_usd", "next_month_low_usd", "next_month_high_usd"]
+    return out.with_columns(
+        pl.when(is_account & pl.col("forecast_usd").is_not_null())
+        .then(pl.col("forecast_usd"))
+        .otherwise(pl.col("projected_month_end_usd"))
+        .alias("projected_month_end_usd"),
+        *[pl.when(is_account).then(pl.col(c)).alias(c) for c in extra],
+    ).drop("forecast_usd")

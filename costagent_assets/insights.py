@@ -211,6 +211,13 @@ def _account_pack(acct, p: Period, team, svc, an, drivers, budget, projected, re
             "change_vs_previous_month_total_usd": _r2(projected - prev_total) if prev_total else None,
             "change_vs_previous_month_total_pct": _r1((projected - prev_total) / prev_total * 100)
             if prev_total else None,
+            "month_end_range_80pct_usd": _range(acct.get("month_end_low_usd"), acct.get("month_end_high_usd")),
+        },
+        # Next month, from the SQL forecast with its 80% range (absent with too little history).
+        "next_month_forecast": None if acct.get("next_month_usd") is None else {
+            "month": _label(shift_month(acct["month"], 1)),
+            "forecast_usd": _r2(acct["next_month_usd"]),
+            "range_80pct_usd": _range(acct.get("next_month_low_usd"), acct.get("next_month_high_usd")),
         },
         "anomalies": [
             {"service": r["service"], "kind": r["kind"], "severity": r["severity"], "alerted": r["alerted"],
@@ -394,6 +401,10 @@ def money(x: float) -> str:
     return f"${abs(x):,.0f}" if abs(x) >= 1000 else f"${abs(x):,.2f}"
 
 
+def _range(low: float | None, high: float | None) -> list[float] | None:
+    return None if low is None or high is None else [_r2(low), _r2(high)]
+
+
 def deterministic_outlook(pack: dict) -> str:
     """The projection in words, from the pack alone."""
     proj = pack.get("projection")
@@ -403,7 +414,15 @@ def deterministic_outlook(pack: dict) -> str:
     if proj["change_vs_previous_month_total_usd"] is not None:
         direction = "above" if proj["change_vs_previous_month_total_usd"] >= 0 else "below"
         text += f", {money(proj['change_vs_previous_month_total_usd'])} {direction} last month's total"
-    return text + "."
+    text += "."
+    nxt = pack.get("next_month_forecast")
+    if nxt:
+        text += f" {nxt['month']} is forecast at {money(nxt['forecast_usd'])}"
+        if nxt["range_80pct_usd"]:
+            low, high = nxt["range_80pct_usd"]
+            text += f" (80% range {money(low)} to {money(high)})"
+        text += "."
+    return text
 
 
 def _recommendation_text(r: dict) -> str:

@@ -105,3 +105,27 @@ def test_backtest_skips_a_month_in_progress():
     raw = raw_rows(series(date(2026, 8, 1), date(2026, 11, 10), lambda d: 100))
     periods = {"2026-11": period("2026-11", date(2026, 11, 11))}
     assert compute_backtest(raw, periods, [("2026-11", A)]).height == 0
+
+
+def test_forecast_projection_feeds_the_report_and_the_ai_outlook():
+    from costagent_assets.forecast import with_forecast_projection
+    from costagent_assets.insights import deterministic_outlook
+
+    mom = pl.DataFrame({"month": ["2026-11", "2026-11"], "account_id": [A, A], "level": ["account", "service"],
+                        "projected_month_end_usd": [100.0, 40.0]})
+    forecasts = pl.DataFrame({
+        "month": ["2026-11", "2026-11"], "account_id": [A, A], "service": [None, None],
+        "horizon": ["month_end", "next_month"], "point_usd": [120.0, 130.0],
+        "low_usd": [110.0, 115.0], "high_usd": [125.0, 150.0],
+    })
+    out = with_forecast_projection(mom, forecasts)
+    account = out.filter(pl.col("level") == "account").row(0, named=True)
+    assert account["projected_month_end_usd"] == 120.0  # the SQL forecast wins over the run rate
+    assert (account["next_month_usd"], account["next_month_low_usd"], account["next_month_high_usd"]) == (130.0, 115.0, 150.0)
+    assert out.filter(pl.col("level") == "service")["projected_month_end_usd"].to_list() == [40.0]
+    pack = {"period": {"month_label": "November 2026"},
+            "projection": {"projected_month_end_usd": 120.0, "change_vs_previous_month_total_usd": None},
+            "next_month_forecast": {"month": "December 2026", "forecast_usd": 130.0, "range_80pct_usd": [115.0, 150.0]}}
+    text = deterministic_outlook(pack)
+    assert "November 2026 is forecast to end near $120.00" in text
+    assert "December 2026 is forecast at $130.00 (80% range $115.00 to $150.00)" in text
