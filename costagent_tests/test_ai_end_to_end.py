@@ -150,6 +150,13 @@ def test_the_run_cost_is_in_the_warehouse_and_the_admin_context(happy, capsys):
     amounts = [r["estimated_monthly_usd"] for r in ai["top_recommendations"]]
     assert amounts and amounts == sorted(amounts, reverse=True)
     assert preview_admin(Home(home), MONTH).subject  # the admin report renders with the AI context
+    # The admin email that went out states the run's AI cost and carries the executive summary.
+    [admin] = list((home / "outbox").glob(f"*/{MONTH}-admin.html"))
+    html = admin.read_text()
+    assert "AI cost" in html and "AI tokens" in html
+    from costagent_assets.reporting import format_usd
+
+    assert format_usd(ai["cost_usd"]) in html
     # And in the run's metadata, on the ai_insights materialization.
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     try:
