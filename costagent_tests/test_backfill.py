@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
 
-from costagent_assets import cli
+from costagent_tests.peers.homes import run_cli
 
 
 def run(*args: str) -> int:
-    saved = {k: os.environ.get(k) for k in ("COSTAGENT_HOME", "DAGSTER_HOME")}
-    try:
-        return cli.main(list(args))
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    return run_cli(*args)
 
 
 def digests(warehouse: Path, month: str) -> dict[str, str]:

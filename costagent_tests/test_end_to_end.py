@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from costagent_assets import cli, demo
 from costagent_assets.teams import load_registry
+from costagent_tests.peers.homes import run_cli
 
 AS_OF = date(2026, 11, 23)
 MONTH = "2026-11"
@@ -22,15 +22,7 @@ MONTH = "2026-11"
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One demo run shared by the tests of this module (it takes a few seconds)."""
     home = tmp_path_factory.mktemp("demo") / "home"
-    saved = {k: os.environ.get(k) for k in ("COSTAGENT_HOME", "DAGSTER_HOME")}
-    try:
-        assert cli.main(["--home", str(home), "demo", "--as-of", AS_OF.isoformat()]) == 0
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    assert run_cli("--home", str(home), "demo", "--as-of", AS_OF.isoformat()) == 0
     return home
 
 
@@ -108,15 +100,7 @@ def test_planted_anomalies_above_the_floor_are_alerted_and_below_are_not(
 def test_rerun_replaces_instead_of_duplicating(demo_home: Path, capsys: pytest.CaptureFixture[str]):
     before = sql(demo_home, "select count(*) as n, round(sum(cost_usd), 2) as usd from raw_costs", capsys)
     files_before = sorted(p.name for p in outbox(demo_home).iterdir())
-    saved = {k: os.environ.get(k) for k in ("COSTAGENT_HOME", "DAGSTER_HOME")}
-    try:
-        assert cli.main(["--home", str(demo_home), "run", "--as-of", AS_OF.isoformat()]) == 0
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    assert run_cli("--home", str(demo_home), "run", "--as-of", AS_OF.isoformat()) == 0
     after = sql(demo_home, "select count(*) as n, round(sum(cost_usd), 2) as usd from raw_costs", capsys)
     assert after == before
     assert sorted(p.name for p in outbox(demo_home).iterdir()) == files_before
@@ -162,15 +146,7 @@ def test_a_spike_planted_on_day_3_is_alerted_by_the_weekly_run_on_day_5(
     spike = next(p for p in demo.planted_anomalies(accounts, "2026-06", "2026-06") if p.kind == "spike")
     assert spike.start == date(2026, 6, 3) and spike.detectable_from > date(2026, 6, 5)
     home = tmp_path / "home"
-    saved = {k: os.environ.get(k) for k in ("COSTAGENT_HOME", "DAGSTER_HOME")}
-    try:
-        assert cli.main(["--home", str(home), "demo", "--as-of", "2026-06-05", "--accounts", "8"]) == 0
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    assert run_cli("--home", str(home), "demo", "--as-of", "2026-06-05", "--accounts", "8") == 0
     rows = sql(home, "select account_id, service, kind, start_date from anomalies where alerted and "
                "month = '2026-06' and level = 'service'", capsys)
     assert {"account_id": spike.account_id, "service": spike.service, "kind": "spike",

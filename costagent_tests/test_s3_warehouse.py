@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from costagent_assets import cli
 from costagent_assets.resources.s3_warehouse import S3Store
 from costagent_assets.schemas import conform
 from costagent_assets.warehouse import connect, read_partitions, write_partitions
+from costagent_tests.peers.homes import run_cli
 
 BUCKET = "costagent-test-warehouse"
 
@@ -78,12 +78,7 @@ def test_demo_run_lands_in_the_bucket_and_sql_answers_from_it(
     home = str(isolated)
     for key, value in (("warehouse_uri", f"s3://{BUCKET}/prod"), ("s3_endpoint_url", bucket), ("s3_region", "us-east-1")):
         assert cli.main(["--home", home, "config", "set", key, value]) == 0
-    saved = {k: os.environ.get(k) for k in ("COSTAGENT_HOME", "DAGSTER_HOME")}
-    try:
-        assert cli.main(["--home", home, "demo", "--accounts", "6", "--as-of", "2026-11-23"]) == 0
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    assert run_cli("--home", home, "demo", "--accounts", "6", "--as-of", "2026-11-23") == 0
     assert not (isolated / "warehouse").exists() or not any((isolated / "warehouse").rglob("*.parquet"))
     s3 = boto3.client("s3", endpoint_url=bucket, region_name="us-east-1")
     objects = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="prod/")

@@ -29,17 +29,22 @@ def prepare_home(home: Path, teams: list[dict], **settings: str) -> None:
     save_settings(home / "settings.json", chosen)
 
 
-def run_weekly(home: Path, as_of: date, *extra: str) -> int:
-    """``costagent run --as-of`` in this process; the caller's COSTAGENT_HOME/DAGSTER_HOME are restored."""
+def run_cli(*args: str) -> int:
+    """``costagent ARGS`` in this process; the caller's COSTAGENT_HOME/DAGSTER_HOME are restored after."""
     saved = {k: os.environ.get(k) for k in ("COSTAGENT_HOME", "DAGSTER_HOME")}
     try:
-        return cli.main(["--home", str(home), "run", "--as-of", as_of.isoformat(), *extra])
+        return cli.main(list(args))
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def run_weekly(home: Path, as_of: date, *extra: str) -> int:
+    """``costagent run --as-of`` in this process; the caller's COSTAGENT_HOME/DAGSTER_HOME are restored."""
+    return run_cli("--home", str(home), "run", "--as-of", as_of.isoformat(), *extra)
 
 
 def sql(home: Path, query: str) -> list[dict]:
