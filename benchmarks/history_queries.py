@@ -31,6 +31,7 @@ import duckdb, polars as pl
 root, kind = Path(sys.argv[1]), sys.argv[2]
 started = time.perf_counter()
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 glob = str(root / "raw_costs" / "*" / "*.parquet")
 con.execute(f"CREATE VIEW raw_costs AS SELECT * FROM read_parquet('{glob}')")
 if kind == "history":
