@@ -26,6 +26,8 @@ from functools import cache, lru_cache
 
 import polars as pl
 
+from costagent_assets.schemas import SCHEMAS
+
 DEMO_SEED = 42
 DEMO_EPOCH = date(2024, 1, 1)  # first day any demo data exists
 
@@ -56,14 +58,11 @@ SERVICES: list[str] = [
     "AWS Backup",
 ]
 
+# The raw_costs columns a cost source delivers (the pipeline adds ``month``; the demo has one currency
+# and no charge categories).
 COST_SCHEMA = {
-    "date": pl.Date,
-    "account_id": pl.String,
-    "service": pl.String,
-    "region": pl.String,
-    "usage_type": pl.String,
-    "cost_usd": pl.Float64,
-    "source": pl.String,
+    name: SCHEMAS["raw_costs"][name]
+    for name in ("date", "account_id", "service", "region", "usage_type", "cost_usd", "source")
 }
 
 # --- Shape of the organisation -------------------------------------------------------------------------

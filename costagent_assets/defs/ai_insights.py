@@ -6,13 +6,7 @@ import polars as pl
 
 from costagent_assets import ai_store, markdown
 from costagent_assets.analysis import AnomalyRule, explain_changes
-from costagent_assets.defs.partitions import (
-    month_account_partitions,
-    run_as_of,
-    run_partitions,
-    run_periods,
-    single_run,
-)
+from costagent_assets.defs.partitions import month_account_asset, run_as_of, run_partitions, run_periods
 from costagent_assets.defs.service_breakdown import TOLERANCE_USD
 from costagent_assets.forecast import with_forecast_projection
 from costagent_assets.insights import run_ai_insights
@@ -24,9 +18,7 @@ from costagent_assets.resources.home import CostagentHome
 AI_TAG = "costagent/ai"
 
 
-@dg.asset(
-    partitions_def=month_account_partitions,
-    backfill_policy=single_run,
+@month_account_asset(
     group_name="analysis",
     kinds={"polars", "parquet", "gemini"},
     check_specs=[

@@ -6,15 +6,13 @@ import polars as pl
 
 from costagent_assets import markdown
 from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies
-from costagent_assets.defs.partitions import month_account_partitions, single_run, trailing_three_months
+from costagent_assets.defs.partitions import month_account_asset, trailing_three_months
 from costagent_assets.feedback import read_feedback
 from costagent_assets.resources.home import CostagentHome
 from costagent_assets.resources.s3_warehouse import home_store
 
 
-@dg.asset(
-    partitions_def=month_account_partitions,
-    backfill_policy=single_run,
+@month_account_asset(
     group_name="analysis",
     kinds={"polars", "parquet"},
     ins={"raw_costs": dg.AssetIn(partition_mapping=trailing_three_months), "mom_changes": dg.AssetIn()},

@@ -8,13 +8,7 @@ import polars as pl
 
 from costagent_assets import markdown
 from costagent_assets.ai_store import admin_ai_context
-from costagent_assets.defs.partitions import (
-    month_account_partitions,
-    run_as_of,
-    run_partitions,
-    run_periods,
-    single_run,
-)
+from costagent_assets.defs.partitions import month_account_asset, run_as_of, run_partitions, run_periods
 from costagent_assets.delivery import Outgoing, deliver_batch, status_counts
 from costagent_assets.report_context import (
     ReportFrames,
@@ -39,9 +33,7 @@ def _preview(text: str) -> dg.MetadataValue:
     return dg.MetadataValue.md("```\n" + "\n".join(lines[:PREVIEW_LINES]).replace("```", "'''") + more + "\n```")
 
 
-@dg.asset(
-    partitions_def=month_account_partitions,
-    backfill_policy=single_run,
+@month_account_asset(
     group_name="reports",
     kinds={"jinja", "email"},
 )

@@ -3,19 +3,11 @@
 import dagster as dg
 import polars as pl
 
-from costagent_assets.defs.partitions import (
-    month_account_partitions,
-    months_window,
-    run_partitions,
-    run_periods,
-    single_run,
-)
+from costagent_assets.defs.partitions import month_account_asset, months_window, run_partitions, run_periods
 from costagent_assets.forecast import compute_backtest
 
 
-@dg.asset(
-    partitions_def=month_account_partitions,
-    backfill_policy=single_run,
+@month_account_asset(
     group_name="forecasts",
     kinds={"duckdb", "parquet"},
     # The forecast made at the end of month M-1 needs 8 weeks of history before it, and month M's actuals.

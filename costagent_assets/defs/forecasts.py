@@ -4,19 +4,11 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
-from costagent_assets.defs.partitions import (
-    month_account_partitions,
-    months_window,
-    run_partitions,
-    run_periods,
-    single_run,
-)
+from costagent_assets.defs.partitions import month_account_asset, months_window, run_partitions, run_periods
 from costagent_assets.forecast import compute_forecasts
 
 
-@dg.asset(
-    partitions_def=month_account_partitions,
-    backfill_policy=single_run,
+@month_account_asset(
     group_name="forecasts",
     kinds={"duckdb", "parquet"},
     ins={

@@ -7,19 +7,16 @@ import polars as pl
 from costagent_assets.analysis import compute_mom_changes
 from costagent_assets.defs.partitions import (
     make_key,
-    month_account_partitions,
+    month_account_asset,
     previous_and_current_month,
     run_partitions,
     run_periods,
-    single_run,
 )
 from costagent_assets.defs.service_breakdown import TOLERANCE_USD
 from costagent_assets.periods import shift_month
 
 
-@dg.asset(
-    partitions_def=month_account_partitions,
-    backfill_policy=single_run,
+@month_account_asset(
     group_name="analysis",
     kinds={"polars", "parquet"},
     ins={

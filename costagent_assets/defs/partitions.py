@@ -33,6 +33,11 @@ month_account_partitions = dg.MultiPartitionsDefinition(
 # computation, is what a run costs, so one ranged run per month beats one run per account by ~6x.
 single_run = dg.BackfillPolicy.single_run()
 
+
+def month_account_asset(**kwargs):
+    """``@dg.asset`` with the month x account partitions and the single-run backfill policy every stage shares."""
+    return dg.asset(partitions_def=month_account_partitions, backfill_policy=single_run, **kwargs)
+
 def months_window(start_offset: int, end_offset: int) -> dg.MultiPartitionMapping:
     """The same account's partitions from ``start_offset`` to ``end_offset`` months away (inclusive).
 
@@ -56,17 +61,7 @@ previous_and_current_month = months_window(-1, 0)
 
 # anomalies judges each day against the same weekdays of the four weeks before: it reads the account's
 # raw costs of this month and the two before (any of them may never have been loaded).
-trailing_three_months = dg.MultiPartitionMapping(
-    {
-        MONTH_DIMENSION: dg.DimensionPartitionMapping(
-            MONTH_DIMENSION,
-            dg.TimeWindowPartitionMapping(
-                start_offset=-2, end_offset=0, allow_nonexistent_upstream_partitions=True
-            ),
-        ),
-        ACCOUNT_DIMENSION: dg.DimensionPartitionMapping(ACCOUNT_DIMENSION, dg.IdentityPartitionMapping()),
-    }
-)
+trailing_three_months = months_window(-2, 0)
 
 
 def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:

@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets.analysis import deduplicate_raw_costs
-from costagent_assets.defs.partitions import month_account_partitions, run_partitions, run_periods, single_run
+from costagent_assets.defs.partitions import month_account_asset, run_partitions, run_periods
 from costagent_assets.resources.cost_source import CostSource, SourceFetch
 from costagent_assets.resources.home import CostagentHome
 from costagent_assets.schemas import conform, empty
@@ -16,9 +16,7 @@ from costagent_assets.warehouse import record_source_usage
 KEY = ["date", "account_id", "service", "region", "usage_type", "charge_category", "currency"]
 
 
-@dg.asset(
-    partitions_def=month_account_partitions,
-    backfill_policy=single_run,
+@month_account_asset(
     group_name="costs",
     kinds={"polars", "parquet"},
     check_specs=[

@@ -15,6 +15,7 @@ from costagent_assets.resources.focus_files import FocusCostSource
 from costagent_assets.resources.gemini import GeminiResource
 from costagent_assets.resources.home import CostagentHome
 from costagent_assets.resources.outbox import OutboxDelivery
+from costagent_assets.resources.s3_warehouse import warehouse_root
 from costagent_assets.resources.smtp import SmtpDelivery
 from costagent_assets.resources.warehouse import ParquetWarehouseIOManager
 from costagent_assets.settings import Settings
@@ -51,7 +52,7 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
         "email_delivery": deliveries[settings.email_mode](),
         "costagent_home": CostagentHome(root=str(home.root)),
         "io_manager": ParquetWarehouseIOManager(
-            root=settings.warehouse_uri or str(home.warehouse_dir),
+            root=warehouse_root(home, settings),
             s3_endpoint_url=settings.s3_endpoint_url,
             s3_region=settings.s3_region,
         ),

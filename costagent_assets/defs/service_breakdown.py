@@ -5,15 +5,13 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets.analysis import compute_service_breakdown
-from costagent_assets.defs.partitions import month_account_partitions, run_partitions, run_periods, single_run
+from costagent_assets.defs.partitions import month_account_asset, run_partitions, run_periods
 
 # Totals are compared to the cent after summing floats.
 TOLERANCE_USD = 0.01
 
 
-@dg.asset(
-    partitions_def=month_account_partitions,
-    backfill_policy=single_run,
+@month_account_asset(
     group_name="costs",
     kinds={"polars", "parquet"},
     check_specs=[

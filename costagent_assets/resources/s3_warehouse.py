@@ -108,9 +108,14 @@ def _sql_literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def warehouse_root(home: Home, settings: Settings) -> str:
+    """Where an installation's warehouse lives: ``warehouse_uri`` if set, else ``<home>/warehouse``."""
+    return settings.warehouse_uri or str(home.warehouse_dir)
+
+
 def home_store(home: Home, settings: Settings) -> Store:
-    """The warehouse of an installation: ``warehouse_uri`` if set, else ``<home>/warehouse``."""
-    return open_store(settings.warehouse_uri or str(home.warehouse_dir), settings.s3_endpoint_url, settings.s3_region)
+    """The warehouse of an installation."""
+    return open_store(warehouse_root(home, settings), settings.s3_endpoint_url, settings.s3_region)
 
 
 @functools.lru_cache(maxsize=8)
