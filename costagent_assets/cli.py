@@ -294,9 +294,9 @@ def cmd_sql(args, home: Home) -> int:
     """Run SQL over the warehouse views (in memory, so an open DuckDB CLI never blocks it)."""
     import duckdb
 
-    from costagent_assets.warehouse import connect
+    from costagent_assets.warehouse import connect, views_needed
 
-    con = connect(_store(home), [t.to_dict() for t in _teams(home)])
+    con = connect(_store(home), [t.to_dict() for t in _teams(home)], only=views_needed(args.query))
     try:
         cursor = con.execute(args.query)
     except duckdb.Error as exc:
