@@ -110,6 +110,21 @@ def _run(home: Home, as_of: date) -> int:
     return code
 
 
+def _demo_history(home: Home, as_of: date, months: int) -> int:
+    """Load the ``months`` months before the weekly run's two (no emails, no AI), so that the first
+    reports already show a forecast track record and a trend."""
+    from costagent_assets.periods import report_month, shift_month
+    from costagent_assets.runner import backfill, prepare_instance, sync_account_partitions
+
+    teams = _teams(home)
+    instance = prepare_instance(home)
+    sync_account_partitions(instance, [t.aws_account_id for t in teams])
+    last = shift_month(report_month(as_of), -2)
+    first = shift_month(last, -(months - 1))
+    print(f"costagent: loading the demo's history {first}..{last} (forecast track record)")
+    return _report_runs(backfill(instance, first, last, as_of))
+
+
 def cmd_demo(args, home: Home) -> int:
     """Set up the demo organisation (if this home has no teams) and run the weekly job."""
     from costagent_assets import demo
@@ -129,7 +144,14 @@ def cmd_demo(args, home: Home) -> int:
             settings = with_setting(settings, "global_admin_emails", "finops@demo.costagent.example")
         save_settings(home.settings_path, settings)
         print(f"costagent: demo organisation with {len(teams)} accounts written to {home.teams_path}")
+        fresh = True
+    else:
+        fresh = False
     as_of = _as_of(args.as_of)
+    if fresh and args.history_months:
+        code = _demo_history(home, as_of, args.history_months)
+        if code != EXIT_OK:
+            return code
     code = _run(home, as_of)
     outbox = home.outbox_dir / as_of.isoformat()
     admin = sorted(outbox.glob("*-admin.html"))
@@ -378,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="set up the demo organisation and run the weekly job")
     p.add_argument("--as-of", help="report date YYYY-MM-DD (default today, UTC)")
     p.add_argument("--accounts", type=int, help="number of demo accounts (default 84)")
+    p.add_argument("--history-months", type=int, default=6, metavar="N",
+                   help="on first set-up, also load the N months before (default 6: a 6-month forecast "
+                   "track record in the first emails; 0 for none)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run the weekly job for the configured source")

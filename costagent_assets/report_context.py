@@ -13,12 +13,12 @@ from urllib.parse import quote
 
 import polars as pl
 
+from costagent_assets.analysis import BUDGET_WARNING_PCT
 from costagent_assets.delivery import SENT, Delivery, status_counts
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.teams import Team
 from costagent_assets.warehouse import Store, read_table
 
-BUDGET_WARNING_PCT = 80.0
 # The trend chart covers up to a year; months before the first one with data are left out.
 TREND_MONTHS = 12
 

@@ -25,6 +25,7 @@ from typing import Protocol
 import duckdb
 import polars as pl
 
+from costagent_assets.analysis import BUDGET_WARNING_PCT, MICRO, micro_sum
 from costagent_assets.schemas import SCHEMAS, conform, empty
 
 PARTITIONED_TABLES = tuple(SCHEMAS)
@@ -33,11 +34,29 @@ PARTITIONED_TABLES = tuple(SCHEMAS)
 DERIVED_VIEWS: dict[str, tuple[str, str]] = {
     "account_months": (
         "One row per account and month with the team's name: spend, change on the same days of the "
-        "previous month, projection and budget.",
+        "previous month, the month-end forecast with its 80% range (the run rate where there is no "
+        "forecast), next month's forecast, and the budget.",
         "SELECT m.month, m.account_id, t.team_name, m.current_mtd_usd AS mtd_usd, m.previous_same_period_usd, "
-        "m.change_usd, m.change_pct, m.previous_month_total_usd, m.projected_month_end_usd, m.through_date, "
-        "t.monthly_budget FROM mom_changes m LEFT JOIN teams t ON t.aws_account_id = m.account_id "
+        "m.change_usd, m.change_pct, m.previous_month_total_usd, "
+        "coalesce(fe.point_usd, m.projected_month_end_usd) AS projected_month_end_usd, "
+        "fe.low_usd AS month_end_low_usd, fe.high_usd AS month_end_high_usd, "
+        "fn.point_usd AS next_month_usd, fn.low_usd AS next_month_low_usd, fn.high_usd AS next_month_high_usd, "
+        "m.through_date, t.monthly_budget FROM mom_changes m LEFT JOIN teams t ON t.aws_account_id = m.account_id "
+        "LEFT JOIN forecasts fe ON fe.month = m.month AND fe.account_id = m.account_id AND fe.service IS NULL "
+        "AND fe.horizon = 'month_end' "
+        "LEFT JOIN forecasts fn ON fn.month = m.month AND fn.account_id = m.account_id AND fn.service IS NULL "
+        "AND fn.horizon = 'next_month' "
         "WHERE m.level = 'account'",
+    ),
+    "budgets": (
+        "One row per account with a monthly budget and month: budget, spend so far and % used, the projected "
+        "month end and its % of the budget, and the status the team email shows (over / warning / ok).",
+        "SELECT month, account_id, team_name, monthly_budget, mtd_usd, mtd_usd / monthly_budget * 100 AS used_pct, "
+        "projected_month_end_usd, projected_month_end_usd / monthly_budget * 100 AS projected_pct, "
+        "CASE WHEN mtd_usd >= monthly_budget THEN 'over' "
+        f"WHEN mtd_usd >= monthly_budget * {BUDGET_WARNING_PCT} / 100 "
+        "OR projected_month_end_usd >= monthly_budget THEN 'warning' ELSE 'ok' END AS status "
+        "FROM account_months WHERE monthly_budget > 0",
     ),
     "ai_run_costs": (
         "One row per run that used the AI stage: Gemini calls made, cache hits, tokens in and out, USD.",
@@ -291,8 +310,6 @@ def rollup_key(rollup: str, month: str) -> str:
 def build_rollups(raw: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """The daily (account, service, date) and monthly (account, service) sums of raw cost rows, in whole
     micro-dollars (so the figures do not depend on row order), sorted by account."""
-    from costagent_assets.analysis import MICRO, micro_sum
-
     keys = ["month", "account_id", "service"]
     daily = raw.group_by(*keys, "date").agg(micro_sum("cost_usd").alias("micro"))
     monthly = daily.group_by(keys).agg(pl.col("micro").sum(), pl.col("date").max().alias("through_date"))
@@ -419,10 +436,12 @@ def views_needed(query: str) -> set[str] | None:
     wanted = words & names
     if not wanted:
         return None
-    for name in list(wanted):
-        if name in DERIVED_VIEWS:
-            wanted |= set(re.findall(r"[a-z_][a-z0-9_]*", DERIVED_VIEWS[name][1].lower())) & names
-    return wanted
+    while True:  # a derived view may be built on another one
+        more = {w for n in wanted if n in DERIVED_VIEWS
+                for w in re.findall(r"[a-z_][a-z0-9_]*", DERIVED_VIEWS[n][1].lower())} & names
+        if more <= wanted:
+            return wanted
+        wanted |= more
 
 
 def create_views(

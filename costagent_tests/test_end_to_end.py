@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from costagent_assets import cli, demo
+from costagent_assets.reporting import format_pct
 from costagent_assets.teams import load_registry
 from costagent_tests.peers.homes import run_cli
 
@@ -55,7 +56,8 @@ def test_history_is_queryable(demo_home: Path, capsys: pytest.CaptureFixture[str
     )
     assert dupes == [{"n": 0}]
     months = sql(demo_home, "select distinct month from mom_changes order by 1", capsys)
-    assert [m["month"] for m in months] == ["2026-10", MONTH]
+    # The weekly run's two months, after the 6 months of history `costagent demo` loads first.
+    assert [m["month"] for m in months] == [f"2026-{m:02d}" for m in range(4, 11)] + [MONTH]
     teams = sql(demo_home, "select count(*) as n from teams", capsys)
     assert teams == [{"n": 84}]
 
@@ -168,3 +170,51 @@ def test_team_emails_show_the_sql_forecast_with_its_range(demo_home: Path, capsy
         shown = f"${row['point_usd']:,.0f}" if row["point_usd"] >= 1000 else f"${row['point_usd']:,.2f}"
         assert shown in text, (row, text[:2000])
         assert row["low_usd"] <= row["point_usd"] <= row["high_usd"]
+
+
+def test_first_demo_emails_show_a_six_month_track_record(demo_home: Path, capsys: pytest.CaptureFixture[str]):
+    rows = sql(
+        demo_home,
+        f"select account_id, track_months, track_inside, track_mape_pct from forecasts where month = '{MONTH}' "
+        "and service is null and horizon = 'month_end' order by account_id",
+        capsys,
+    )
+    assert len(rows) == 84
+    # Accounts created during the history have a shorter record; never more than six months.
+    assert max(r["track_months"] for r in rows) == 6
+    assert sum(r["track_months"] == 6 for r in rows) >= 70
+    shorter = [r for r in rows if r["track_months"] < 6][:2]
+    for row in [r for r in rows if r["track_months"] == 6][:4] + shorter:
+        raw = (outbox(demo_home) / f"{MONTH}-team-{row['account_id']}.eml").read_bytes()
+        text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
+        months = f"{row['track_months']} month" + ("s" if row["track_months"] != 1 else "")
+        times = "time" if row["track_inside"] == 1 else "times"
+        assert (f"Over the last {months}, the actual fell inside our range {row['track_inside']} {times}; "
+                f"typical error {row['track_mape_pct']:.1f}%.") in text
+
+
+def test_account_months_states_the_forecast_the_emails_show(demo_home: Path, capsys: pytest.CaptureFixture[str]):
+    rows = sql(
+        demo_home,
+        "select a.account_id, a.projected_month_end_usd, a.month_end_low_usd, a.next_month_usd, f.point_usd, "
+        "f.low_usd from account_months a join forecasts f on f.month = a.month and f.account_id = a.account_id "
+        f"and f.service is null and f.horizon = 'month_end' where a.month = '{MONTH}'",
+        capsys,
+    )
+    assert len(rows) == 84
+    assert all(r["projected_month_end_usd"] == r["point_usd"] and r["month_end_low_usd"] == r["low_usd"]
+               and r["next_month_usd"] is not None for r in rows)
+
+
+def test_budgets_view_gives_the_status_the_team_email_shows(demo_home: Path, capsys: pytest.CaptureFixture[str]):
+    rows = sql(demo_home, f"select account_id, status, used_pct from budgets where month = '{MONTH}'", capsys)
+    assert rows
+    label = {"ok": "On track", "warning": "At risk", "over": "Over budget"}
+    by_status = {}
+    for row in rows:
+        by_status.setdefault(row["status"], row)
+    assert len(by_status) >= 2, by_status  # the demo's budgets are set so that more than one status shows
+    for row in by_status.values():
+        raw = (outbox(demo_home) / f"{MONTH}-team-{row['account_id']}.eml").read_bytes()
+        text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
+        assert f"{label[row['status']]}: {format_pct(row['used_pct'])} of the" in text, (row, text[:1500])

@@ -90,7 +90,7 @@ def test_demo_run_lands_in_the_bucket_and_sql_answers_from_it(
     assert json.loads(capsys.readouterr().out) == [{"n": 6}]
     # The per-month rollups are in the bucket too, and the history views read them.
     assert {k for k in objects if k.startswith("prod/rollups/")} == {
-        f"prod/rollups/{r}/{m}.parquet" for r in ("daily", "monthly") for m in ("2026-10", "2026-11")}
+        f"prod/rollups/{r}/2026-{m:02d}.parquet" for r in ("daily", "monthly") for m in range(4, 12)}  # 6 + 2 months
     same = ("select (select round(sum(cost_usd), 4) from monthly_costs) = (select round(sum(cost_usd), 4) "
             "from raw_costs) and (select count(distinct account_id) from daily_costs) = 6 as ok")
     assert cli.main(["--home", home, "sql", same, "--format", "json"]) == 0

@@ -106,7 +106,8 @@ def test_a_query_gets_the_views_it_names_and_what_they_are_built_on(tmp_path: Pa
     from costagent_assets.warehouse import views_needed
 
     assert views_needed("SELECT * FROM monthly_costs WHERE account_id = '1'") == {"monthly_costs"}
-    assert views_needed("select team_name from Account_Months") == {"account_months", "mom_changes", "teams"}
+    assert views_needed("select team_name from Account_Months") == {"account_months", "mom_changes", "teams", "forecasts"}
+    assert views_needed("select * from budgets") == {"budgets", "account_months", "mom_changes", "teams", "forecasts"}
     assert views_needed("SHOW TABLES") is None
     write_partitions(tmp_path, "raw_costs", raw("000000000001", "2026-10", 2.0), [("2026-10", "000000000001")])
     con = connect(tmp_path, [], only=views_needed("select sum(cost_usd) from daily_costs"))
