@@ -218,3 +218,14 @@ def test_budgets_view_gives_the_status_the_team_email_shows(demo_home: Path, cap
         raw = (outbox(demo_home) / f"{MONTH}-team-{row['account_id']}.eml").read_bytes()
         text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
         assert f"{label[row['status']]}: {format_pct(row['used_pct'])} of the" in text, (row, text[:1500])
+
+
+def test_every_sql_example_in_the_readme_runs(demo_home: Path, capsys: pytest.CaptureFixture[str]):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 5
+    answered = [bool(sql(demo_home, block, capsys)) for block in blocks]
+    # "Teams that grew more than 20% three months running" may rightly find none in the demo.
+    assert sum(answered) >= len(blocks) - 1, answered
