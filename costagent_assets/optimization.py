@@ -127,8 +127,9 @@ class Thresholds:
 
     @classmethod
     def from_settings(cls, settings) -> Thresholds:
-        """The thresholds of an installation's settings."""
-        return cls(**{f: getattr(settings, f) for f in cls.__dataclass_fields__ if hasattr(settings, f)})
+        """The thresholds of an installation's settings (same names, but for the two prefixed ones)."""
+        renamed = {"lookback_days": "optimization_lookback_days", "min_monthly_usd": "optimization_min_monthly_usd"}
+        return cls(**{f: getattr(settings, renamed.get(f, f)) for f in cls.__dataclass_fields__})
 
     @property
     def min_metric_days(self) -> int:
