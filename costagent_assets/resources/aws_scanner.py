@@ -227,6 +227,8 @@ class _AccountScan:
             for b in image.get("BlockDeviceMappings", []) if b.get("Ebs", {}).get("SnapshotId")
         }
         for snap in self.guarded(lambda: self.pages(ec2, "DescribeSnapshots", region, "Snapshots", OwnerIds=["self"])):
+            if snap.get("OwnerId", self.account) != self.account:
+                continue  # moto ignores the owner filter and lists public AMI snapshots too
             rows.append({
                 "account_id": self.account, "region": region, "resource_type": "ebs_snapshot",
                 "resource_id": snap["SnapshotId"], "name": _tag(snap.get("Tags"), "name"), "state": snap.get("State"),
