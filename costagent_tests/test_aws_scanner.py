@@ -9,7 +9,10 @@ table's inputs (hourly price x 730 hours, $/GB-month x GB, ...), not read from t
 
 from __future__ import annotations
 
+import email
+import email.policy
 import io
+import re
 import zipfile
 from datetime import UTC, datetime, time, timedelta
 
@@ -17,9 +20,15 @@ import polars as pl
 import pytest
 
 from costagent_assets import aws_prices as P
+from costagent_assets import demo
+from costagent_assets.periods import period, report_month, shift_month
+from costagent_assets.report_context import ORG_SAVINGS_SHOWN
+from costagent_assets.reporting import format_usd
 from costagent_assets.optimization import Thresholds, account_rows, find_opportunities
 from costagent_assets.resources.aws_scanner import AwsScanner
 from costagent_tests.peers.aws_org import AwsOrgPeer, daily_points
+from costagent_tests.peers.homes import prepare_home, run_weekly, sql
+from costagent_tests.peers.moto_server import cost_and_usage_pages
 
 A, B, DENIED, OUTSIDER = "111111111111", "222222222222", "333333333333", "999999999999"
 ROLE = "CostagentReadOnly"
@@ -195,7 +204,7 @@ def org():
         scanner = AwsScanner(role_name=ROLE, regions=["us-east-1", "eu-west-1"], max_workers=8, max_attempts=3)
         result = scanner.scan([A, B, DENIED], END, DAYS, "run12345")
         findings = find_opportunities(result.inventory, result.commitments, NO_COSTS, 20, END, Thresholds())
-        yield {"peer": peer, "ids": ids, "result": result, "findings": findings}
+        yield {"peer": peer, "ids": ids, "result": result, "findings": findings, "caller": caller}
         peer.stop()
 
 
@@ -308,3 +317,61 @@ def test_no_credentials_makes_every_account_unavailable_without_failing(monkeypa
     result = AwsScanner(commitments=False).scan([A, B], END, DAYS, "nocreds")
     assert result.status["status"].to_list() == ["unavailable", "unavailable"]
     assert all("Unable to locate credentials" in r for r in result.status["reason"].to_list())
+
+
+def _text_part(path) -> str:
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def test_weekly_run_scans_the_organisation_and_mails_the_savings(org, isolated, monkeypatch: pytest.MonkeyPatch):
+    """`costagent run` with source=cost_explorer and optimization_scanner=aws: the denied account is listed
+    as unavailable with the reason in the admin report, the others' top savings reach their teams' emails."""
+    peer = org["peer"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", peer.url)
+    for name, value in org["caller"].items():
+        monkeypatch.setenv(name, value)
+    peer.enforce_sts_iam = True
+    as_of = END.date()
+    month = report_month(as_of)
+    previous = shift_month(month, -1)
+    teams = [{"team_name": f"Team {a[0]}", "aws_account_id": a, "team_email": f"team{a[0]}@example.com"}
+             for a in (A, B, DENIED)]
+    accounts = [t["aws_account_id"] for t in teams]
+    p_prev, p_now = period(previous, as_of), period(month, as_of)
+    costs = demo.generate_costs(accounts, p_prev.start, p_now.through, seed=42, as_of=as_of).group_by(
+        ["date", "account_id", "service"]).agg(pl.col("cost_usd").sum())
+    peer.queue_cost_and_usage(cost_and_usage_pages(costs, p_prev.start, p_prev.through, "UnblendedCost", 1)
+                              + cost_and_usage_pages(costs, p_now.start, p_now.through, "UnblendedCost", 1))
+    prepare_home(isolated, teams, source="cost_explorer", optimization_scanner="aws",
+                 optimization_regions="us-east-1,eu-west-1", optimization_role_name=ROLE)
+    assert run_weekly(isolated, as_of) == 0
+
+    stored = sql(isolated, "select account_id, kind, resource_id, monthly_savings_usd, org_rank from savings "
+                           f"where month = '{month}' order by org_rank")
+    expected = {k: v for k, v in expected_savings(org["ids"]).items()}
+    assert {(r["account_id"], r["kind"], r["resource_id"]) for r in stored} == set(expected)
+    status = {r["account_id"]: r for r in sql(isolated, f"select * from savings_accounts where month = '{month}'")}
+    assert status[DENIED]["scan_status"] == "unavailable" and status[DENIED]["monthly_savings_usd"] is None
+    assert status[A]["api_calls"] > 0 and status[A]["scan_status"] == "ok"
+    scans = sql(isolated, "select account_id, status, api_calls, cost_usd from optimization_scans")
+    assert {r["account_id"] for r in scans} == {A, B, DENIED, "organisation"}
+
+    outbox = isolated / "outbox" / as_of.isoformat()
+    admin = _text_part(outbox / f"{month}-admin.eml")
+    total = sum(v for v in expected.values() if v is not None)
+    assert f"Total addressable savings    {format_usd(total)} a month" in admin
+    assert f"Team 3 ({DENIED}) unavailable: role {ROLE} could not be assumed: AccessDenied" in admin
+    ranked = [line for line in admin.splitlines() if re.match(r"\s+\d+\. \$", line)]
+    amounts = [float(re.search(r"\$([\d,.]+)", line).group(1).replace(",", "")) for line in ranked]
+    estimated = sorted((round(v, 2) for v in expected.values() if v is not None), reverse=True)
+    assert amounts == pytest.approx(estimated[:ORG_SAVINGS_SHOWN], abs=0.006)
+
+    team_a = _text_part(outbox / f"{month}-team-{A}.eml")
+    top3 = sorted(((v, k) for k, v in expected.items() if k[0] == A and v is not None), reverse=True)[:3]
+    section = team_a[team_a.index("TOP 3 SAVINGS"):team_a.index("SPEND BY SERVICE")]
+    positions = [section.index(f"{format_usd(v)}/month") for v, _ in top3]
+    assert positions == sorted(positions) and all(k[2] in section for _, k in top3)
+    assert "average CPU 2.0% (peak 3.0%) and network 1.0 MB/day over 14 days" in section
+    denied = _text_part(outbox / f"{month}-team-{DENIED}.eml")
+    assert "could not be scanned for savings this week" in denied and "not zero savings" in denied
