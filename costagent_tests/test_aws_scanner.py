@@ -21,10 +21,10 @@ import pytest
 
 from costagent_assets import aws_prices as P
 from costagent_assets import demo
+from costagent_assets.optimization import Thresholds, account_rows, find_opportunities
 from costagent_assets.periods import period, report_month, shift_month
 from costagent_assets.report_context import ORG_SAVINGS_SHOWN
 from costagent_assets.reporting import format_usd
-from costagent_assets.optimization import Thresholds, account_rows, find_opportunities
 from costagent_assets.resources.aws_scanner import AwsScanner
 from costagent_tests.peers.aws_org import AwsOrgPeer, daily_points
 from costagent_tests.peers.homes import prepare_home, run_weekly, sql

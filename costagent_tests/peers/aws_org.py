@@ -62,8 +62,8 @@ class AwsOrgPeer(MotoPeer):
             self.throttle_ec2[action] -= 1
             self.ec2_throttled.append(action)
             return _respond(start_response, "503 Service Unavailable", "text/xml", (
-                "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
-                "</Message></Error></Errors><RequestID>throttled</RequestID></Response>").encode())
+                b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
+                b"</Message></Error></Errors><RequestID>throttled</RequestID></Response>"))
         if self.enforce_sts_iam:
             # One request at a time while enforcement may be on: it is a module-level switch in moto.
             with self._auth_lock:
