@@ -175,7 +175,9 @@ def finding_evidence(r: Mapping) -> dict:
     """One savings finding as the packs carry it (and as the grounding check reads it)."""
     return {"what": KIND_LABELS.get(r["kind"], r["kind"]), "service": r["service"], "resource_id": r["resource_id"],
             "name": r["name"], "region": r["region"], "size": r["size"], "suggested": r["suggested"],
-            "evidence": r["evidence"], "action": r["action"], "estimated_monthly_usd": _r2(r["monthly_savings_usd"])}
+            "evidence": r["evidence"], "action": r["action"], "estimated_monthly_usd": _r2(r["monthly_savings_usd"]),
+            # The evidence's percentages (CPU, utilisation) as figures a reply may quote as percentages.
+            "evidence_pct": [float(x) for x in re.findall(r"(\d+(?:\.\d+)?)%", r["evidence"] or "")]}
 
 
 def savings_by_account(findings: pl.DataFrame | None) -> dict[tuple[str, str], list[dict]]:
