@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import zipfile
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
@@ -137,3 +138,52 @@ def daily_points(cloudwatch, namespace: str, metric: str, dimensions: dict[str, 
     ]
     for start in range(0, len(data), 500):
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start:start + 500])
+
+
+def plant_typical_account(peer: AwsOrgPeer, account: str, regions: list[str], end: datetime, days: int,
+                          buckets: int = 3) -> None:
+    """A typical small account, for benchmarks: per region three instances (one idle) with CPU and network
+    metrics, two volumes (one unattached), a snapshot, two Elastic IPs (one free), an RDS instance with its
+    connections metric and a Lambda function with Duration and Lambda Insights metrics; ``buckets`` S3
+    buckets in the first region, one with a lifecycle rule."""
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("handler.py", "def handle(event, context):\n    return event\n")
+    for region in regions:
+        s = peer.account_session(account, region)
+        ec2, cw = s.client("ec2"), s.client("cloudwatch")
+        image = ec2.describe_images()["Images"][0]["ImageId"]
+        instances = [ec2.run_instances(ImageId=image, InstanceType=size, MinCount=1, MaxCount=1)["Instances"][0]
+                     ["InstanceId"] for size in ("m5.xlarge", "c5.large", "t3.medium")]
+        for instance, cpu in zip(instances, (1.0, 45.0, 12.0), strict=True):
+            daily_points(cw, "AWS/EC2", "CPUUtilization", {"InstanceId": instance}, end, days, [cpu])
+            for metric in ("NetworkIn", "NetworkOut"):
+                daily_points(cw, "AWS/EC2", metric, {"InstanceId": instance}, end, days, [1e6 if cpu < 5 else 1e9])
+        zone = f"{region}a"
+        ec2.create_volume(Size=200, VolumeType="gp2", AvailabilityZone=zone)
+        used = ec2.create_volume(Size=100, VolumeType="gp3", AvailabilityZone=zone)["VolumeId"]
+        ec2.attach_volume(VolumeId=used, InstanceId=instances[1], Device="/dev/sdf")
+        ec2.create_snapshot(VolumeId=used)
+        ec2.allocate_address(Domain="vpc")
+        bound = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        ec2.associate_address(AllocationId=bound, InstanceId=instances[1])
+        s.client("rds").create_db_instance(
+            DBInstanceIdentifier="db", DBInstanceClass="db.t3.medium", Engine="postgres", MasterUsername="admin1",
+            MasterUserPassword="password1", AllocatedStorage=20)
+        daily_points(cw, "AWS/RDS", "DatabaseConnections", {"DBInstanceIdentifier": "db"}, end, days, [3.0])
+        role = s.client("iam").get_role(RoleName="lambda-exec")["Role"]["Arn"] if region != regions[0] else \
+            s.client("iam").create_role(RoleName="lambda-exec", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        s.client("lambda").create_function(FunctionName="fn", Runtime="python3.12", Role=role,
+                                           Handler="handler.handle", Code={"ZipFile": zipped.getvalue()},
+                                           MemorySize=1024)
+        daily_points(cw, "AWS/Lambda", "Duration", {"FunctionName": "fn"}, end, days, [5e6])
+        daily_points(cw, "LambdaInsights", "used_memory_max", {"function_name": "fn"}, end, days, [200.0])
+    s = peer.account_session(account, regions[0])
+    s3 = s.client("s3")
+    for i in range(buckets):
+        name = f"b{i}-{account}"
+        kwargs = {} if regions[0] == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": regions[0]}}
+        s3.create_bucket(Bucket=name, **kwargs)
+        if i == 0:
+            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [
+                {"ID": "expire", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 30}}]})
