@@ -1,7 +1,7 @@
 """Benchmark: a history backfill of the demo organisation, from a cold process.
 
 Sets up the demo teams in a fresh COSTAGENT_HOME (no weekly run), then times
-`costagent backfill --from FIRST --to LAST` (one ranged run per month, every account, no emails).
+`costagent backfill --from FIRST --to LAST` (several months per ranged run, every account, no emails).
 
     python benchmarks/backfill.py [--accounts 84] [--from 2024-11] [--to 2026-10]
 """

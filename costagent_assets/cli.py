@@ -40,6 +40,12 @@ def _month_arg(text: str) -> str:
     return text
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
     print(f"costagent: {message}", file=sys.stderr)
     return code
@@ -141,7 +147,7 @@ def cmd_run(args, home: Home) -> int:
 
 
 def cmd_backfill(args, home: Home) -> int:
-    """One ranged run per month, oldest first."""
+    """Past months for every account, oldest first, several months per ranged run."""
     from costagent_assets.runner import backfill, prepare_instance, sync_account_partitions
 
     if args.to < args.from_:
@@ -156,7 +162,8 @@ def cmd_backfill(args, home: Home) -> int:
     sync_account_partitions(instance, [t.aws_account_id for t in teams])
     print(f"costagent: backfill {args.from_}..{args.to} for {len(teams)} accounts"
           + (" (with emails)" if args.with_emails else " (no emails)"))
-    code = _report_runs(backfill(instance, args.from_, args.to, _today(), with_emails=args.with_emails))
+    code = _report_runs(backfill(instance, args.from_, args.to, _today(), with_emails=args.with_emails,
+                                 months_per_run=args.months_per_run))
     _refresh_duckdb(home)
     return code
 
@@ -287,9 +294,9 @@ def cmd_sql(args, home: Home) -> int:
     """Run SQL over the warehouse views (in memory, so an open DuckDB CLI never blocks it)."""
     import duckdb
 
-    from costagent_assets.warehouse import connect
+    from costagent_assets.warehouse import connect, views_needed
 
-    con = connect(_store(home), [t.to_dict() for t in _teams(home)])
+    con = connect(_store(home), [t.to_dict() for t in _teams(home)], only=views_needed(args.query))
     try:
         cursor = con.execute(args.query)
     except duckdb.Error as exc:
@@ -377,10 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", help="report date YYYY-MM-DD (default today, UTC)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("backfill", help="materialize past months, one ranged run per month")
+    p = sub.add_parser("backfill", help="materialize past months, in as few ranged runs as memory allows")
     p.add_argument("--from", dest="from_", required=True, type=_month_arg, metavar="YYYY-MM")
     p.add_argument("--to", required=True, type=_month_arg, metavar="YYYY-MM")
     p.add_argument("--with-emails", action="store_true", help="also render the reports (default: data only)")
+    p.add_argument("--months-per-run", type=_positive_int, metavar="N",
+                   help="at most N months per run (default: as many as fit 600 account-months)")
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("teams", help="the teams registry")

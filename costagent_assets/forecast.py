@@ -165,8 +165,10 @@ def series_frame(raw: pl.DataFrame) -> pl.DataFrame:
 def main_services(raw: pl.DataFrame, cutoffs: pl.DataFrame, top: int = MAIN_SERVICES) -> pl.DataFrame:
     """For each (month, account_id, cutoff) row of ``cutoffs``: the account's total ("*") and its ``top``
     services by spend over the 28 days up to the cutoff."""
+    # Only the columns the ranking needs: the raw rows' own "month" must not stand in for the cutoff's.
     ranked = (
-        raw.join(cutoffs, on="account_id")
+        raw.select("account_id", "service", "date", "cost_usd")
+        .join(cutoffs, on="account_id")
         .filter((pl.col("date") <= pl.col("cutoff")) & (pl.col("date") > pl.col("cutoff") - pl.duration(days=28)))
         .group_by("month", "account_id", "cutoff", "service")
         .agg(micro_sum("cost_usd").alias("cost_usd"))
@@ -227,19 +229,34 @@ def compute_forecasts(
             + [(pl.col("growth") * 100).alias("growth_pct_per_month")]
         )
     )
-    track = track_record(backtests)
-    out = out.join(track, on=["account_id"], how="left").with_columns(
-        [pl.when(pl.col("service").is_null()).then(pl.col(c)).alias(c) for c in track.columns if c != "account_id"]
+    track = track_record(backtests, cutoffs.select("month", "account_id"))
+    out = out.join(track, on=["month", "account_id"], how="left").with_columns(
+        [pl.when(pl.col("service").is_null()).then(pl.col(c)).alias(c) for c in track.columns
+         if c not in ("month", "account_id")]
     )
     money = ["actual_to_date_usd", "point_usd", "low_usd", "high_usd"]
     return conform(out.with_columns(pl.col(money).round(2)), "forecasts")
 
 
-def track_record(backtests: pl.DataFrame) -> pl.DataFrame:
-    """Per account, over the backtested months given: how many, how often inside the 80% range, the
-    median absolute error and the mean signed error, in %."""
-    rows = backtests.filter(pl.col("service").is_null() & pl.col("forecast_usd").is_not_null())
-    return rows.group_by("account_id").agg(
+TRACK_MONTHS = 6
+
+
+def track_record(backtests: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """Per (month, account_id) of ``keys``: over the account's backtests of the ``TRACK_MONTHS`` months
+    before that month, how many, how often inside the 80% range, the median absolute error and the mean
+    signed error, in %. Only earlier months count, whatever else ``backtests`` holds."""
+    rows = backtests.filter(pl.col("service").is_null() & pl.col("forecast_usd").is_not_null()).select(
+        "account_id", pl.col("month").alias("scored_month"), "inside", "ape_pct", "error_pct"
+    )
+    windows = keys.unique().with_columns(
+        pl.col("month").map_elements(lambda m: shift_month(m, -TRACK_MONTHS), return_dtype=pl.String).alias("since")
+    )
+    rows = windows.join(rows, on="account_id").filter(
+        (pl.col("scored_month") >= pl.col("since")) & (pl.col("scored_month") < pl.col("month"))
+    )
+    # Sorted, so a mean adds its terms in one order and a rerun reproduces the same bits.
+    rows = rows.sort("month", "account_id", "scored_month")
+    return rows.group_by("month", "account_id", maintain_order=True).agg(
         pl.len().cast(pl.Int32).alias("track_months"),
         pl.col("inside").sum().cast(pl.Int32).alias("track_inside"),
         pl.col("ape_pct").median().alias("track_mape_pct"),

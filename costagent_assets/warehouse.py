@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
+import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,15 +31,6 @@ PARTITIONED_TABLES = tuple(SCHEMAS)
 
 # name -> (description, SQL over the partition tables). Documented in the README.
 DERIVED_VIEWS: dict[str, tuple[str, str]] = {
-    "daily_costs": (
-        "One row per account and day: the account's total cost that day.",
-        "SELECT account_id, date, month, sum(cost_usd) AS cost_usd FROM raw_costs GROUP BY ALL",
-    ),
-    "monthly_costs": (
-        "One row per account, service and month: the month's total (month to date for the current month).",
-        "SELECT month, account_id, service, sum(cost_usd) AS cost_usd, max(date) AS through_date "
-        "FROM raw_costs GROUP BY ALL",
-    ),
     "account_months": (
         "One row per account and month with the team's name: spend, change on the same days of the "
         "previous month, projection and budget.",
@@ -112,8 +105,14 @@ class Store(Protocol):
     def put(self, key: str, data: bytes) -> None:
         """Replace the object at ``key`` whole."""
 
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key`` if there is one."""
+
     def keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix``, sorted."""
+
+    def children(self, prefix: str) -> list[str]:
+        """The names of the folders directly under ``prefix`` (ending in "/"), sorted."""
 
     def has_any(self, prefix: str) -> bool:
         """Whether any key starts with ``prefix``."""
@@ -146,11 +145,18 @@ class LocalStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
     def keys(self, prefix: str) -> list[str]:
         base = self.root / prefix
         if not base.exists():
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*.parquet"))
+
+    def children(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
     def has_any(self, prefix: str) -> bool:
         base = self.root / prefix
@@ -211,6 +217,7 @@ def write_partitions(
     root: Path | Store, table: str, frame: pl.DataFrame, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
     """Split ``frame`` by (month, account_id) and write one object per key; keys without rows get an empty one.
+    Writing raw_costs also rebuilds the months' rollups (see ``refresh_rollups``).
 
     Rows outside ``keys`` are refused: an asset must not write partitions its run does not own.
     Returns the row count written per key.
@@ -226,6 +233,12 @@ def write_partitions(
         raise ValueError(f"{table}: output has rows for partitions outside this run: {sample}")
     blank = empty(table)
     written: dict[tuple[str, str], int] = {}
+    if table == "raw_costs":
+        # The months' rollups go first and come back after the partitions: a run killed in between
+        # leaves a month without rollups, which ensure_rollups rebuilds, never a stale one.
+        for month in sorted({m for m, _ in keys}):
+            for rollup in ROLLUP_SCHEMAS:
+                store.delete(rollup_key(rollup, month))
 
     def _write(key: tuple[str, str]) -> None:
         part = groups.get(key, blank)
@@ -235,6 +248,8 @@ def write_partitions(
     # Encoding releases the GIL and S3 PUTs wait on the network: a few threads overlap the many small writes.
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(_write, keys))
+    if table == "raw_costs":
+        refresh_rollups(store, frame, keys)
     return written
 
 
@@ -262,9 +277,107 @@ def stored_months(root: Path | Store, table: str) -> list[str]:
     return sorted({k.split("/")[1] for k in as_store(root).keys(f"{table}/")})
 
 
-def _empty_select(table: str) -> str:
+# Rollups: per month, one object for all accounts, so that a history query opens one small file per month
+# instead of one per account-month (5,000 accounts x 36 months is 180,000 files). They are rebuilt from
+# raw_costs whenever a month's raw_costs partitions are written, from the same rows, in whole micro-dollars.
+ROLLUP_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "daily": {"month": pl.String, "account_id": pl.String, "service": pl.String, "date": pl.Date,
+              "cost_usd": pl.Float64},
+    "monthly": {"month": pl.String, "account_id": pl.String, "service": pl.String, "cost_usd": pl.Float64,
+                "through_date": pl.Date},
+}
+# Small row groups over rows sorted by account: a one-account query reads one row group per month.
+ROLLUP_ROW_GROUP = 50_000
+
+# name -> (description, rollup, SQL over ``rollup``). Documented in the README.
+ROLLUP_VIEWS: dict[str, tuple[str, str, str]] = {
+    "daily_costs": (
+        "One row per account and day: the account's total cost that day.",
+        "daily",
+        "SELECT account_id, date, month, sum(cost_usd) AS cost_usd FROM rollup GROUP BY ALL",
+    ),
+    "daily_service_costs": (
+        "One row per account, service and day: the service's cost that day.",
+        "daily",
+        "SELECT account_id, service, date, month, cost_usd FROM rollup",
+    ),
+    "monthly_costs": (
+        "One row per account, service and month: the month's total (month to date for the current month).",
+        "monthly",
+        "SELECT month, account_id, service, cost_usd, through_date FROM rollup",
+    ),
+}
+
+
+def rollup_key(rollup: str, month: str) -> str:
+    """The key of one month's rollup object."""
+    return f"rollups/{rollup}/{month}.parquet"
+
+
+def build_rollups(raw: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The daily (account, service, date) and monthly (account, service) sums of raw cost rows, in whole
+    micro-dollars (so the figures do not depend on row order), sorted by account."""
+    from costagent_assets.analysis import MICRO, micro_sum
+
+    keys = ["month", "account_id", "service"]
+    daily = raw.group_by(*keys, "date").agg(micro_sum("cost_usd").alias("micro"))
+    monthly = daily.group_by(keys).agg(pl.col("micro").sum(), pl.col("date").max().alias("through_date"))
+    return {
+        "daily": daily.sort(*keys, "date").with_columns((pl.col("micro") / MICRO).alias("cost_usd"))
+        .select(list(ROLLUP_SCHEMAS["daily"])),
+        "monthly": monthly.sort(keys).with_columns((pl.col("micro") / MICRO).alias("cost_usd"))
+        .select(list(ROLLUP_SCHEMAS["monthly"])),
+    }
+
+
+def _put_rollups(store: Store, month: str, raw: pl.DataFrame) -> None:
+    for rollup, frame in build_rollups(raw).items():
+        buffer = io.BytesIO()
+        frame.cast(ROLLUP_SCHEMAS[rollup]).write_parquet(
+            buffer, compression="zstd", statistics=True, row_group_size=ROLLUP_ROW_GROUP
+        )
+        store.put(rollup_key(rollup, month), buffer.getvalue())
+
+
+_ROLLUP_COLUMNS = ["month", "account_id", "service", "date", "cost_usd"]
+
+
+def refresh_rollups(root: Path | Store, raw: pl.DataFrame, written: Iterable[tuple[str, str]]) -> list[str]:
+    """Rebuild the rollups of every month in ``written`` (the (month, account_id) raw_costs partitions
+    just written, whose rows are ``raw``): the run's rows from memory, the month's other accounts from
+    their stored partitions. Returns the months rebuilt."""
+    store = as_store(root)
+    by_month: dict[str, set[str]] = {}
+    for month, account in written:
+        by_month.setdefault(month, set()).add(account)
+    raw = raw.select(_ROLLUP_COLUMNS)
+    for month, accounts in sorted(by_month.items()):
+        others = [k for k in store.keys(f"raw_costs/{month}/") if Path(k).stem not in accounts]
+        parts = [raw.filter(pl.col("month") == month)]
+        if others:
+            parts.append(conform(store.read_parquet(others), "raw_costs").select(_ROLLUP_COLUMNS))
+        _put_rollups(store, month, pl.concat(parts))
+    return sorted(by_month)
+
+
+def ensure_rollups(root: Path | Store) -> list[str]:
+    """Build the rollups of any month that has raw_costs partitions but no rollup (a warehouse written
+    before rollups existed, or a run killed between the two writes); returns the months built."""
+    store = as_store(root)
+    have = {Path(k).stem for k in store.keys("rollups/monthly/")} & {Path(k).stem for k in store.keys("rollups/daily/")}
+    built = []
+    for month in store.children("raw_costs/"):
+        if month not in have:
+            keys = store.keys(f"raw_costs/{month}/")
+            raw = conform(store.read_parquet(keys), "raw_costs") if keys else empty("raw_costs")
+            _put_rollups(store, month, raw.select(_ROLLUP_COLUMNS))
+            built.append(month)
+    return built
+
+
+def _empty_select(table: str, schema: dict[str, pl.DataType] | None = None) -> str:
     cols = ", ".join(
-        f"CAST(NULL AS {_duck_type(dtype)}) AS {name}" for name, dtype in SCHEMAS[table].items()
+        f"CAST(NULL AS {_duck_type(dtype)}) AS {name}" for name, dtype in (schema or SCHEMAS[table]).items()
     )
     return f"SELECT {cols} WHERE false"
 
@@ -288,41 +401,92 @@ def _duck_type(dtype: pl.DataType) -> str:
     raise TypeError(f"no DuckDB type for {dtype}")
 
 
-def create_views(con: duckdb.DuckDBPyConnection, root: Path | Store, teams: Sequence[dict]) -> None:
-    """(Re)create every documented view on ``con`` over the Parquet objects under ``root``."""
+# One object per run or report date, kept across versions: their files may differ in columns, so DuckDB
+# unions them by name. The account-month partitions are all written through schemas.conform, so DuckDB
+# takes the columns of the first file: unioning 180,000 files' schemas costs ~20 s each time a view is
+# bound. (A file that lacks one of those columns fails the query with DuckDB's "schema mismatch in glob",
+# naming the file; backfilling its month rewrites it.)
+LOG_TABLES = frozenset({"ai_usage", "ai_insight_history", "source_usage"})
+
+
+TEAM_COLUMNS = {"team_name": "VARCHAR", "aws_account_id": "VARCHAR", "team_email": "VARCHAR",
+                "cc_emails": "VARCHAR", "monthly_budget": "DOUBLE"}
+
+
+def _teams_select(teams: Sequence[dict]) -> str:
+    """The registry as SQL literals: no Arrow round trip, whose first use imports pyarrow (~0.3 s)."""
+
+    def literal(value: object) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, (int, float)):
+            return repr(float(value))
+        return "'" + str(value).replace("'", "''") + "'"
+
+    typed = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in TEAM_COLUMNS.items())
+    if not teams:
+        return f"SELECT {typed} FROM (SELECT {', '.join(f'NULL AS {c}' for c in TEAM_COLUMNS)}) WHERE false"
+    rows = ", ".join(
+        "(" + ", ".join(literal(v) for v in (
+            t["team_name"], t["aws_account_id"], t["team_email"], "; ".join(t.get("cc_emails") or []),
+            t.get("monthly_budget"),
+        )) + ")"
+        for t in teams
+    )
+    return f"SELECT {typed} FROM (VALUES {rows}) AS v({', '.join(TEAM_COLUMNS)})"
+
+
+def views_needed(query: str) -> set[str] | None:
+    """The views ``query`` names, with the views those are built on; None (all of them) when it names
+    none, as in ``SHOW TABLES``. Binding a view over the account-month partitions lists every one of its
+    files, so ``costagent sql`` creates only what a query uses."""
+    words = set(re.findall(r"[a-z_][a-z0-9_]*", query.lower()))
+    names = set(PARTITIONED_TABLES) | set(ROLLUP_VIEWS) | set(DERIVED_VIEWS) | {"teams", "anomaly_feedback"}
+    wanted = words & names
+    if not wanted:
+        return None
+    for name in list(wanted):
+        if name in DERIVED_VIEWS:
+            wanted |= set(re.findall(r"[a-z_][a-z0-9_]*", DERIVED_VIEWS[name][1].lower())) & names
+    return wanted
+
+
+def create_views(
+    con: duckdb.DuckDBPyConnection, root: Path | Store, teams: Sequence[dict], only: set[str] | None = None
+) -> None:
+    """(Re)create the documented views on ``con`` over the Parquet objects under ``root``: every one, or
+    those in ``only`` (see ``views_needed``)."""
     store = as_store(root)
     store.configure_duckdb(con)
     for table in PARTITIONED_TABLES:
+        if only is not None and table not in only:
+            continue
         if store.has_any(f"{table}/"):
             glob = store.url(f"{table}/*/*.parquet").replace("'", "''")
-            sql = f"SELECT * FROM read_parquet('{glob}', union_by_name = true, hive_partitioning = false)"
+            by_name = "true" if table in LOG_TABLES else "false"
+            sql = f"SELECT * FROM read_parquet('{glob}', union_by_name = {by_name}, hive_partitioning = false)"
         else:
             sql = _empty_select(table)
         con.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
-    teams_frame = pl.DataFrame(
-        [
-            {
-                "team_name": t["team_name"],
-                "aws_account_id": t["aws_account_id"],
-                "team_email": t["team_email"],
-                "cc_emails": "; ".join(t.get("cc_emails") or []),
-                "monthly_budget": t.get("monthly_budget"),
-            }
-            for t in teams
-        ],
-        schema={
-            "team_name": pl.String,
-            "aws_account_id": pl.String,
-            "team_email": pl.String,
-            "cc_emails": pl.String,
-            "monthly_budget": pl.Float64,
-        },
-    )
-    con.register("teams_frame", teams_frame.to_arrow())
-    con.execute("CREATE OR REPLACE TABLE teams AS SELECT * FROM teams_frame")
-    con.unregister("teams_frame")
+    con.execute(f"CREATE OR REPLACE TABLE teams AS {_teams_select(teams)}")
+    try:
+        ensure_rollups(store)
+    except Exception as exc:  # e.g. read-only credentials: the views still open, without those months
+        warnings.warn(f"could not build missing cost rollups ({exc}); daily and monthly views may lack months",
+                      stacklevel=2)
+    rollups = {Path(k).parent.name for k in store.keys("rollups/")}
+    for name, (_doc, rollup, sql) in ROLLUP_VIEWS.items():
+        if only is not None and name not in only:
+            continue
+        if rollup in rollups:
+            glob = store.url(f"rollups/{rollup}/*.parquet").replace("'", "''")
+            source = f"read_parquet('{glob}', hive_partitioning = false)"
+        else:
+            source = f"({_empty_select('', ROLLUP_SCHEMAS[rollup])})"
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS WITH rollup AS (SELECT * FROM {source}) {sql}")
     for name, (_doc, sql) in DERIVED_VIEWS.items():
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        if only is None or name in only:
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
     # Admins' marks on anomalies (costagent anomalies ack): one small file, not partitioned.
     marks_sql = (
         f"SELECT * FROM read_parquet('{store.url('anomaly_feedback/marks.parquet').replace(chr(39), chr(39) * 2)}')"
@@ -333,10 +497,13 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path | Store, teams: Sequ
     con.execute(f"CREATE OR REPLACE VIEW anomaly_feedback AS {marks_sql}")
 
 
-def connect(root: Path | Store, teams: Sequence[dict], database: str | Path = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with every view in place (in memory unless a database file is given)."""
+def connect(
+    root: Path | Store, teams: Sequence[dict], database: str | Path = ":memory:", only: set[str] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the views in place (all, or ``only`` those), in memory unless a database
+    file is given."""
     con = duckdb.connect(str(database))
-    create_views(con, root, teams)
+    create_views(con, root, teams, only)
     return con
 
 

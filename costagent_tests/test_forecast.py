@@ -10,6 +10,7 @@ import pytest
 
 from costagent_assets.forecast import compute_backtest, compute_forecasts, forecast_sums
 from costagent_assets.periods import period
+from costagent_assets.schemas import empty
 
 A = "000000000001"
 
@@ -76,9 +77,7 @@ def raw_rows(daily: pl.DataFrame) -> pl.DataFrame:
 def test_month_end_is_actual_so_far_plus_the_days_left():
     raw = raw_rows(series(date(2026, 8, 1), date(2026, 11, 10), lambda d: 100))
     periods = {"2026-11": period("2026-11", date(2026, 11, 11))}
-    out = compute_forecasts(raw, periods, [("2026-11", A)], backtests=pl.DataFrame(
-        schema={"account_id": pl.String, "service": pl.String, "forecast_usd": pl.Float64, "inside": pl.Boolean,
-                "ape_pct": pl.Float64, "error_pct": pl.Float64}))
+    out = compute_forecasts(raw, periods, [("2026-11", A)], backtests=empty("forecast_backtest"))
     acct = {r["horizon"]: r for r in out.filter(pl.col("service").is_null()).iter_rows(named=True)}
     assert acct["month_end"]["actual_to_date_usd"] == pytest.approx(1000)
     assert acct["month_end"]["point_usd"] == pytest.approx(3000, rel=0.01)
@@ -129,3 +128,24 @@ def test_forecast_projection_feeds_the_report_and_the_ai_outlook():
     text = deterministic_outlook(pack)
     assert "November 2026 is forecast to end near $120.00" in text
     assert "December 2026 is forecast at $130.00 (80% range $115.00 to $150.00)" in text
+
+
+def test_track_record_counts_only_the_six_months_before_each_month():
+    from costagent_assets.forecast import track_record
+
+    months = [f"2026-{m:02d}" for m in range(1, 12)]
+    backtests = pl.DataFrame({
+        "month": months, "account_id": A, "service": None, "forecast_usd": 100.0,
+        "inside": [m % 2 == 0 for m in range(1, 12)], "ape_pct": [float(m) for m in range(1, 12)],
+        "error_pct": [float(-m) for m in range(1, 12)],
+    }, schema_overrides={"service": pl.String})
+    keys = pl.DataFrame({"month": ["2026-11", "2026-03", "2026-01"], "account_id": [A, A, A]})
+    track = {r["month"]: r for r in track_record(backtests, keys).iter_rows(named=True)}
+    # 2026-11 sees 2026-05..2026-10 (never its own month or a later one), 2026-03 sees January and February.
+    assert track["2026-11"]["track_months"] == 6
+    assert track["2026-11"]["track_inside"] == 3
+    assert track["2026-11"]["track_mape_pct"] == pytest.approx(7.5)
+    assert track["2026-11"]["track_bias_pct"] == pytest.approx(-7.5)
+    assert track["2026-03"]["track_months"] == 2
+    assert track["2026-03"]["track_mape_pct"] == pytest.approx(1.5)
+    assert "2026-01" not in track

@@ -88,4 +88,11 @@ def test_demo_run_lands_in_the_bucket_and_sql_answers_from_it(
     capsys.readouterr()
     assert cli.main(["--home", home, "sql", "select count(distinct account_id) as n from raw_costs", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == [{"n": 6}]
+    # The per-month rollups are in the bucket too, and the history views read them.
+    assert {k for k in objects if k.startswith("prod/rollups/")} == {
+        f"prod/rollups/{r}/{m}.parquet" for r in ("daily", "monthly") for m in ("2026-10", "2026-11")}
+    same = ("select (select round(sum(cost_usd), 4) from monthly_costs) = (select round(sum(cost_usd), 4) "
+            "from raw_costs) and (select count(distinct account_id) from daily_costs) = 6 as ok")
+    assert cli.main(["--home", home, "sql", same, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"ok": True}]
     assert len(list((isolated / "outbox" / "2026-11-23").glob("*-team-*.eml"))) == 6

@@ -59,11 +59,12 @@ class PlannedRun:
     tags: dict[str, str]
 
 
-def range_tags(month: str, account_ids: list[str]) -> dict[str, str]:
-    """Tags that make one run cover ``month`` for every account (a rectangle in insertion order)."""
+def range_tags(month: str, account_ids: list[str], last_month: str | None = None) -> dict[str, str]:
+    """Tags that make one run cover ``month`` (through ``last_month``, if given) for every account: a
+    rectangle over both dimensions, accounts in their insertion order."""
     return {
         ASSET_PARTITION_RANGE_START_TAG: str(make_key(month, account_ids[0])),
-        ASSET_PARTITION_RANGE_END_TAG: str(make_key(month, account_ids[-1])),
+        ASSET_PARTITION_RANGE_END_TAG: str(make_key(last_month or month, account_ids[-1])),
     }
 
 

@@ -65,11 +65,25 @@ class S3Store:
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
     def keys(self, prefix: str) -> list[str]:
         strip = len(self._key(""))
         out = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
             out.extend(o["Key"][strip:] for o in page.get("Contents", []) if o["Key"].endswith(".parquet"))
+        return sorted(out)
+
+    def children(self, prefix: str) -> list[str]:
+        # One delimited listing: the "folders" under prefix, without listing every object in them.
+        strip = len(self._key(prefix))
+        out = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key(prefix), Delimiter="/"
+        )
+        for page in pages:
+            out.extend(p["Prefix"][strip:].rstrip("/") for p in page.get("CommonPrefixes", []))
         return sorted(out)
 
     def has_any(self, prefix: str) -> bool:
