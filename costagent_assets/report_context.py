@@ -176,13 +176,16 @@ class ReportFrames:
 
     def team_savings(self, account_id: str) -> dict | None:
         """The account's savings for its email: the scan's status, the total, and the top 3 by $/month.
-        None when the account was never scanned for this month."""
+        None when the account was not scanned this month (scanning off, a backfill): the admins are told
+        why, the team's email has no section to explain it."""
         rows = self.optimization.get(account_id)
         if rows is None or not rows.height:
             return None
         status = rows.filter(pl.col("record") == "account").to_dicts()
         found = rows.filter(pl.col("record") == "finding").sort("monthly_savings_usd", descending=True, nulls_last=True)
         s = status[0] if status else {}
+        if s.get("scan_status") == "not_scanned":
+            return None
         return {
             "status": s.get("scan_status", "ok"),
             "reason": s.get("reason"),
