@@ -194,6 +194,7 @@ def _num(x: float | None, digits: int = 1) -> str:
 
 
 _REGION_PREFIX = re.compile(r"^[A-Z]{2,4}\d?-(?=[A-Za-z])")
+_REGION_PREFIX_POLARS = r"^[A-Z]{2,4}\d?-([A-Za-z])"  # the same, for polars' regex (no look-ahead)
 
 
 def usage_key(usage_type: str | None) -> str | None:
@@ -253,7 +254,7 @@ def billed_unit_costs(raw_costs: pl.DataFrame, inventory: pl.DataFrame, days_cov
         return {}
     billed = (
         raw_costs.filter(pl.col("usage_type").is_not_null() & pl.col("region").is_not_null())
-        .with_columns(pl.col("usage_type").map_elements(usage_key, return_dtype=pl.String).alias("key"))
+        .with_columns(pl.col("usage_type").str.replace(_REGION_PREFIX_POLARS, "$1").alias("key"))
         .with_columns(pl.col("key").replace(_USAGE_ALIASES))
         .group_by("account_id", "region", "service", "key")
         .agg(pl.col("cost_usd").sum())
