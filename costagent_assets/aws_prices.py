@@ -2,11 +2,12 @@
 
 Where an account's own billed cost covers a resource (its usage type in ``raw_costs``), the savings use that
 instead (see ``optimization.billed_unit_costs``). These are the public on-demand list prices of
-**us-east-1** (EC2: Linux/Unix, shared tenancy; RDS: PostgreSQL, single-AZ), as AWS publishes them on its pricing
-pages, where they stood unchanged through 2024 and 2025. The table was written down on ``PRICES_AS_OF`` from that
-published list (not fetched at run time, and not re-checked against AWS that day: verify before quoting). Other regions are priced at these us-east-1 figures (most are
-0-25% dearer, so estimates there are on the low side); an installation that needs exact regional prices
-should rely on the billed basis, which a FOCUS/CUR source provides.
+**us-east-1** (EC2: Linux/Unix, shared tenancy; RDS: PostgreSQL, single-AZ), as AWS publishes them on its
+pricing pages, where they stood unchanged through 2024 and 2025. The table was written down on
+``PRICES_AS_OF`` from that published list: it is not fetched at run time and was not re-checked against AWS
+that day, so verify a figure before quoting it. Other regions are priced at these us-east-1 figures (most
+are 0-25% dearer, so estimates there are on the low side); for exact regional prices, use a cost source
+with usage types (FOCUS/CUR), whose billed cost then takes over.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import re
 import zipfile
 from datetime import UTC, datetime, time, timedelta
 
+import dagster as dg
 import polars as pl
 import pytest
 
@@ -354,8 +355,19 @@ def test_weekly_run_scans_the_organisation_and_mails_the_savings(org, isolated, 
     status = {r["account_id"]: r for r in sql(isolated, f"select * from savings_accounts where month = '{month}'")}
     assert status[DENIED]["scan_status"] == "unavailable" and status[DENIED]["monthly_savings_usd"] is None
     assert status[A]["api_calls"] > 0 and status[A]["scan_status"] == "ok"
-    scans = sql(isolated, "select account_id, status, api_calls, cost_usd from optimization_scans")
-    assert {r["account_id"] for r in scans} == {A, B, DENIED, "organisation"}
+    scans = {r["account_id"]: r for r in sql(isolated, "select account_id, status, api_calls, cost_usd "
+                                                       "from optimization_scans")}
+    assert set(scans) == {A, B, DENIED, "organisation"} and scans[DENIED]["status"] == "unavailable"
+    assert scans["organisation"]["api_calls"] == 6 and scans["organisation"]["cost_usd"] == pytest.approx(0.06)
+    instance = dg.DagsterInstance.from_config(str(isolated / "dagster"))
+    try:
+        record = instance.fetch_materializations(dg.AssetKey("optimization_opportunities"), limit=1).records[0]
+        meta = {k: getattr(v, "value", v) for k, v in record.asset_materialization.metadata.items()}
+    finally:
+        instance.dispose()
+    assert meta["api_calls"] == sum(scans[a]["api_calls"] for a in (A, B, DENIED))
+    assert meta["accounts_unavailable"] == 1 and meta["accounts_ok"] == 2 and meta["cost_explorer_calls"] == 6
+    assert meta["calls_by_operation"]["cloudwatch:GetMetricData"] == 4
 
     outbox = isolated / "outbox" / as_of.isoformat()
     admin = _text_part(outbox / f"{month}-admin.eml")
