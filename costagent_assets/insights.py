@@ -22,13 +22,14 @@ import polars as pl
 import pydantic
 
 from costagent_assets.analysis import RUN_RATE_DAYS, AnomalyRule
+from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.report_context import _budget as budget_status  # the same budget rule as the emails
 from costagent_assets.schemas import DRIVER, RECOMMENDATION, conform
 from costagent_assets.teams import Team
 
 # Part of every cache key: changing the instructions or the reply schema makes every insight new.
-PROMPT_VERSION = "2026-11-23.1"
+PROMPT_VERSION = "2026-11-23.2"  # .2: savings findings in the packs
 MAX_RECOMMENDATIONS = 3
 MAX_ORG_RECOMMENDATIONS = 5
 ORGANISATION = "organisation"  # account_id of the organisation's row in the history tables
@@ -77,15 +78,18 @@ ACCOUNT_INSTRUCTIONS = (
     "month to date against the same days of last month, naming the drivers with their $ change); outlook "
     "(1-2 sentences: next month's outlook, stated in the words of the pack's projection: the projected "
     "month end, its method, and how it compares with last month's total); recommendations (at most 3, "
-    "each an action and estimated_monthly_usd taken from savings_candidates, whose figure is a service's "
-    "rise this month brought to a full month, i.e. what reversing it saves; an empty list if there are none)."
+    "each an action and estimated_monthly_usd: first from savings_findings, largest first, naming the resource "
+    "and its evidence (each is a scanned resource with the action and its estimated $ a month); then from "
+    "savings_candidates, whose figure is a service's rise this month brought to a full month, i.e. what "
+    "reversing it saves; an empty list if there are none)."
 )
 ORG_INSTRUCTIONS = (
     "You are a FinOps analyst writing the executive summary of an organisation's weekly cloud-cost report "
     "for its FinOps admins. " + _RULES + " Return JSON with: executive_summary (3-5 sentences: the "
     "organisation's spend and change, the accounts that drove it, alerts and budgets); top_recommendations "
     "(at most 5, each the account_id, an action and estimated_monthly_usd taken from the pack's "
-    "recommendations, largest first)."
+    "recommendations or savings.top_findings, largest first); mention savings.total_addressable_monthly_usd "
+    "when there are findings."
 )
 
 
@@ -133,13 +137,16 @@ def evidence_packs(
     periods: Mapping[str, Period],
     teams: Sequence[Team],
     rule: AnomalyRule,
+    findings: pl.DataFrame | None = None,
 ) -> dict[tuple[str, str], dict]:
     """One evidence pack per (month, account_id) with something to explain; flat accounts get none.
 
     A pack holds that account's figures only, rounded to cents (and % to one decimal), from the same
     frames the emails show: totals, the drivers of ``insights`` (they add up to the change), the
-    projection, the anomalies, the budget and savings candidates (each rise brought to a month).
+    projection, the anomalies, the budget, savings candidates (each rise brought to a month) and the
+    account's largest savings findings (``optimization_opportunities``: resource, evidence, action, $/month).
     """
+    savings = savings_by_account(findings)
     by_id = {t.aws_account_id: t for t in teams}
     services = _by_account(mom.filter(pl.col("level") == "service"))
     found = _by_account(anomalies.filter(pl.col("level") == "service"))
@@ -160,7 +167,50 @@ def evidence_packs(
             continue
         svc = services.get(key, pl.DataFrame(schema=mom.schema))
         packs[key] = _account_pack(acct, p, team, svc, an, drivers.get(key, []), budget, projected, reasons, rule)
+        packs[key]["savings_findings"] = savings.get(key, [])
     return packs
+
+
+def finding_evidence(r: Mapping) -> dict:
+    """One savings finding as the packs carry it (and as the grounding check reads it)."""
+    return {"what": KIND_LABELS.get(r["kind"], r["kind"]), "service": r["service"], "resource_id": r["resource_id"],
+            "name": r["name"], "region": r["region"], "size": r["size"], "suggested": r["suggested"],
+            "evidence": r["evidence"], "action": r["action"], "estimated_monthly_usd": _r2(r["monthly_savings_usd"]),
+            # The evidence's percentages (CPU, utilisation) as figures a reply may quote as percentages.
+            "evidence_pct": [float(x) for x in re.findall(r"(\d+(?:\.\d+)?)%", r["evidence"] or "")]}
+
+
+def savings_by_account(findings: pl.DataFrame | None) -> dict[tuple[str, str], list[dict]]:
+    """(month, account_id) -> the account's largest findings with an estimate, largest first."""
+    if findings is None or not findings.height:
+        return {}
+    rows = findings.filter((pl.col("record") == "finding") & pl.col("monthly_savings_usd").is_not_null()).sort(
+        ["month", "account_id", "monthly_savings_usd"], descending=[False, False, True])
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in rows.iter_rows(named=True):
+        found = out.setdefault((r["month"], r["account_id"]), [])
+        if len(found) < SAVINGS_IN_PACK:
+            found.append(finding_evidence(r))
+    return out
+
+
+def organisation_savings(month: str, findings: pl.DataFrame | None, teams: Sequence[Team]) -> dict | None:
+    """The organisation's savings for its pack: the total, how many accounts, the largest findings."""
+    if findings is None or not findings.height:
+        return None
+    rows = findings.filter(pl.col("month") == month)
+    found = rows.filter((pl.col("record") == "finding") & pl.col("monthly_savings_usd").is_not_null())
+    status = rows.filter(pl.col("record") == "account")
+    names = {t.aws_account_id: t.team_name for t in teams}
+    top = found.sort("monthly_savings_usd", descending=True).head(SAVINGS_IN_ORG_PACK)
+    return {
+        "total_addressable_monthly_usd": _r2(found["monthly_savings_usd"].sum() if found.height else 0.0),
+        "findings": found.height,
+        "accounts_with_findings": found["account_id"].n_unique() if found.height else 0,
+        "accounts_not_scanned": status.filter(pl.col("scan_status") != "ok").height,
+        "top_findings": [{"account_id": r["account_id"], "team_name": names.get(r["account_id"]),
+                          **finding_evidence(r)} for r in top.iter_rows(named=True)],
+    }
 
 
 def _account_pack(acct, p: Period, team, svc, an, drivers, budget, projected, reasons, rule) -> dict:
@@ -235,7 +285,7 @@ def _account_pack(acct, p: Period, team, svc, an, drivers, budget, projected, re
 
 
 def organisation_pack(month: str, p: Period, mom: pl.DataFrame, teams: Sequence[Team],
-                      account_results: Mapping[str, dict], alerts: int) -> dict:
+                      account_results: Mapping[str, dict], alerts: int, findings: pl.DataFrame | None = None) -> dict:
     """The organisation's evidence: totals, the accounts explained (their change, top driver and the
     grounded recommendations with their $), no other account's detail."""
     acct = mom.filter((pl.col("level") == "account") & (pl.col("month") == month) & pl.col("has_data"))
@@ -263,6 +313,7 @@ def organisation_pack(month: str, p: Period, mom: pl.DataFrame, teams: Sequence[
             "alerted_anomalies": alerts, "accounts_explained": len(accounts),
         },
         "accounts_explained": accounts[:40],
+        "savings": organisation_savings(month, findings, teams),
     }
 
 
@@ -301,7 +352,11 @@ _NUMBER = re.compile(
 # Counts ("3 services", "2 alerts") are not figures: bare integers up to this need no source.
 _FREE_INTEGER = 12
 # Keys whose text is untrusted input (names): its digits are not figures the pack vouches for.
-_UNTRUSTED_KEYS = {"team_name", "service", "top_driver", "action"}
+_UNTRUSTED_KEYS = {"team_name", "service", "top_driver", "action",
+                   # savings findings: ids and names the reply may quote as they are (i-0abc, m5.2xlarge)
+                   "resource_id", "name", "region", "size", "suggested"}
+SAVINGS_IN_PACK = 5  # an account's largest findings in its pack
+SAVINGS_IN_ORG_PACK = 10
 
 
 @dataclass
@@ -626,15 +681,17 @@ def run_ai_insights(
     cached: Mapping[str, str],
     model: str,
     prices: Mapping[str, tuple[float, float]],
+    findings: pl.DataFrame | None = None,
 ) -> AiOutcome:
     """The AI stage for a run: account calls (only where there is something to explain), then one call per
     month for the organisation; every reply grounded or replaced.
 
     ``generate`` sends a batch of (instructions, data JSON, schema) and returns GeminiReply-like objects;
     ``unavailable`` (a reason) means AI is not used at all: deterministic insights with a note saying so;
-    ``cached`` maps cache keys to stored replies, reused without a call.
+    ``cached`` maps cache keys to stored replies, reused without a call; ``findings``: the
+    ``optimization_opportunities`` rows, whose savings go into the packs.
     """
-    packs = evidence_packs(mom, anomalies, deterministic, periods, teams, rule)
+    packs = evidence_packs(mom, anomalies, deterministic, periods, teams, rule, findings)
     use_ai = unavailable is None and generate is not None
     results = _calls_for(
         [(k, p, "account") for k, p in packs.items()], AccountInsightReply, cached,
@@ -665,6 +722,9 @@ def run_ai_insights(
                 "change_usd": pack["totals"]["change_usd"], "change_pct": pack["totals"]["change_pct"],
                 "top_driver": top and top["service"], "reasons": pack["why_this_account"],
                 "recommendations": row["recommendations"] or [
+                    {"action": f["action"], "estimated_monthly_usd": f["estimated_monthly_usd"]}
+                    for f in pack["savings_findings"][:1]
+                ] or [
                     {"action": f"Review the rise in {c['service']}", "estimated_monthly_usd": c["estimated_monthly_usd"]}
                     for c in pack["savings_candidates"][:1]
                 ],
@@ -674,7 +734,7 @@ def run_ai_insights(
     org_items = []
     for month, p in periods.items():
         alerts = anomalies.filter((pl.col("month") == month) & pl.col("alerted") & (pl.col("level") == "service")).height
-        pack = organisation_pack(month, p, mom, teams, org_inputs[month], alerts)
+        pack = organisation_pack(month, p, mom, teams, org_inputs[month], alerts, findings)
         organisation[month] = {**deterministic_org_summary(pack), "source": "deterministic", "ai_note": None}
         # No account to explain, nothing for prose to add to the totals: no call.
         if org_inputs[month]:

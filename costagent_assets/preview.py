@@ -40,6 +40,7 @@ def _frames(home: Home, month: str | None) -> ReportFrames:
         history=trend_history(store, [month]),
         dashboard_url_template=load_settings(home.settings_path).datadog_dashboard_url,
         forecasts=read_table(store, "forecasts", [month]),
+        optimization=read_table(store, "optimization_opportunities", [month]),
     )
 
 

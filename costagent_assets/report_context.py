@@ -15,6 +15,7 @@ import polars as pl
 
 from costagent_assets.analysis import BUDGET_WARNING_PCT
 from costagent_assets.delivery import SENT, Delivery, status_counts
+from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.teams import Team
 from costagent_assets.warehouse import Store, read_table
@@ -76,9 +77,11 @@ class ReportFrames:
         history: pl.DataFrame | None = None,
         dashboard_url_template: str = "",
         forecasts: pl.DataFrame | None = None,
+        optimization: pl.DataFrame | None = None,
     ):
         """``history``: ``mom_changes`` rows of earlier months (account level is enough), for the trend
-        chart; ``dashboard_url_template``: the ``datadog_dashboard_url`` setting."""
+        chart; ``dashboard_url_template``: the ``datadog_dashboard_url`` setting; ``optimization``: the
+        ``optimization_opportunities`` rows (savings), optional."""
         self.month, self.period, self.generated_at = month, period, generated_at
         self.mom = _split(mom_changes, month)
         self.anomalies = _split(anomalies, month)
@@ -87,6 +90,7 @@ class ReportFrames:
         self.history = _history_by_account(history, self.trend_months)
         self.dashboard_url_template = dashboard_url_template
         self.forecasts = _split(forecasts.filter(pl.col("service").is_null()), month) if forecasts is not None else {}
+        self.optimization = _split(optimization, month) if optimization is not None else {}
 
     def _common(self) -> dict:
         p = self.period
@@ -167,6 +171,58 @@ class ReportFrames:
             "trend": self._trend(self.history.get(account_id, {}), acct if not no_data else {}),
             "dashboard_url": dashboard_url(self.dashboard_url_template, team),
             "forecast": None if no_data else forecast,
+            "savings": self.team_savings(account_id),
+        }
+
+    def team_savings(self, account_id: str) -> dict | None:
+        """The account's savings for its email: the scan's status, the total, and the top 3 by $/month.
+        None when the account was not scanned this month (scanning off, a backfill): the admins are told
+        why, the team's email has no section to explain it."""
+        rows = self.optimization.get(account_id)
+        if rows is None or not rows.height:
+            return None
+        status = rows.filter(pl.col("record") == "account").to_dicts()
+        found = rows.filter(pl.col("record") == "finding").sort("monthly_savings_usd", descending=True, nulls_last=True)
+        s = status[0] if status else {}
+        if s.get("scan_status") == "not_scanned":
+            return None
+        return {
+            "status": s.get("scan_status", "ok"),
+            "reason": s.get("reason"),
+            "total_monthly_usd": s.get("monthly_savings_usd"),
+            "count": found.height,
+            "top": [_finding_row(r) for r in found.head(TOP_SAVINGS).iter_rows(named=True)],
+        }
+
+    def org_savings(self, teams: Sequence[Team]) -> dict | None:
+        """The organisation's addressable savings: the total, by kind, the largest findings (ranked by $
+        across accounts) and the accounts that could not be scanned, with why. None without a scan."""
+        names = {t.aws_account_id: t.team_name for t in teams}
+        parts = [rows for account, rows in self.optimization.items() if account in names]
+        if not parts:
+            return None
+        rows = pl.concat(parts, how="diagonal_relaxed")
+        status = rows.filter(pl.col("record") == "account")
+        found = rows.filter(pl.col("record") == "finding").sort("monthly_savings_usd", descending=True, nulls_last=True)
+        by_kind = (
+            found.group_by("kind").agg(pl.len().alias("count"), pl.col("monthly_savings_usd").sum().alias("usd"))
+            .sort("usd", descending=True).to_dicts() if found.height else []
+        )
+        problems = status.filter(pl.col("scan_status") != "ok").sort("scan_status", "account_id")
+        return {
+            "total_monthly_usd": float(found["monthly_savings_usd"].sum() or 0.0) if found.height else 0.0,
+            "findings": found.height,
+            "accounts_with_findings": found["account_id"].n_unique() if found.height else 0,
+            "accounts_scanned": status.filter(pl.col("scan_status").is_in(["ok", "partial"])).height,
+            "accounts": status.height,
+            "api_calls": int(status["api_calls"].sum() or 0) if status.height else 0,
+            "by_kind": [{"label": KIND_LABELS.get(k["kind"], k["kind"]), "count": k["count"], "usd": k["usd"]}
+                        for k in by_kind],
+            "ranked": [{**_finding_row(r), "team_name": names.get(r["account_id"]), "aws_account_id": r["account_id"]}
+                       for r in found.head(ORG_SAVINGS_SHOWN).iter_rows(named=True)],
+            "not_scanned": [{"team_name": names.get(r["account_id"]), "aws_account_id": r["account_id"],
+                             "status": r["scan_status"], "reason": r["reason"]}
+                            for r in problems.iter_rows(named=True)],
         }
 
     def projected(self, account_id: str, acct: Mapping) -> float | None:
@@ -289,10 +345,22 @@ class ReportFrames:
                 {"current_mtd_usd": mtd if with_data else None,
                  "projected_month_end_usd": sum(a["projected_month_end_usd"] or 0.0 for a in with_data)},
             ),
+            "savings": self.org_savings(teams),
             # Filled in by the emails asset once the team emails are out; other stages add run_cost.
             "delivery": None,
             "run_cost": None,
         }
+
+
+TOP_SAVINGS = 3  # a team email's savings: the three largest
+ORG_SAVINGS_SHOWN = 15  # the admin report's ranked list
+
+
+def _finding_row(r: Mapping) -> dict:
+    return {"label": KIND_LABELS.get(r["kind"], r["kind"]), "kind": r["kind"], "resource_id": r["resource_id"],
+            "name": r["name"], "region": r["region"], "size": r["size"], "suggested": r["suggested"],
+            "evidence": r["evidence"], "action": r["action"], "monthly_savings_usd": r["monthly_savings_usd"],
+            "basis": r["estimate_basis"]}
 
 
 def teams_by_account(teams: Sequence[Team]) -> Mapping[str, Team]:

@@ -223,6 +223,53 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "notes": pl.String,
         "accounts_with_missing_days": pl.String,  # comma-separated ids with data on some covered days only
     },
+    # Issue 8: savings per account-month partition. One "account" row per account (the scan's status, its API
+    # calls and the findings' total: null when the account could not be scanned, never $0), then its findings.
+    "optimization_opportunities": {
+        "month": pl.String,
+        "account_id": pl.String,
+        "record": pl.String,  # "account" | "finding"
+        "rank": pl.Int32,  # findings: 1 = the account's largest saving
+        "kind": pl.String,  # ec2_idle, ec2_underutilized, ec2_spot, ebs_unattached, ebs_gp2_to_gp3, ...
+        "service": pl.String,
+        "resource_type": pl.String,
+        "resource_id": pl.String,
+        "name": pl.String,
+        "region": pl.String,
+        "size": pl.String,  # instance type, DB class, volume type
+        "suggested": pl.String,  # the smaller size, gp3, the memory, ...
+        "evidence": pl.String,  # the metric values and the period
+        "action": pl.String,
+        "current_monthly_usd": pl.Float64,
+        "monthly_savings_usd": pl.Float64,  # null: no estimate (never shown as $0)
+        "estimate_basis": pl.String,  # billed | list_price | cost_explorer | none
+        "period_start": pl.Date,
+        "period_end": pl.Date,
+        "scan_status": pl.String,  # account row: ok | partial | unavailable | not_scanned
+        "reason": pl.String,  # why partial, unavailable or not scanned
+        "api_calls": pl.Int64,  # account row: requests made for this account, retries included
+        "retries": pl.Int64,
+        "regions": pl.String,
+        "resources_scanned": pl.Int64,
+        "findings": pl.Int64,
+        "scanner": pl.String,  # aws | demo | off
+        "scanned_at": pl.String,  # ISO 8601, UTC
+    },
+    # Not an asset: one file per scan and month (<month>/run-<run id>.parquet), what each scan cost per account.
+    "optimization_scans": {
+        "month": pl.String,
+        "run_id": pl.String,
+        "recorded_at": pl.String,
+        "scanner": pl.String,
+        "account_id": pl.String,  # "organisation" for the Cost Explorer calls made once per run
+        "status": pl.String,
+        "reason": pl.String,
+        "api_calls": pl.Int64,
+        "retries": pl.Int64,
+        "cost_usd": pl.Float64,  # Cost Explorer's $0.01 per request; the other calls are free
+        "resources": pl.Int64,
+        "seconds": pl.Float64,
+    },
 }
 
 

@@ -65,6 +65,28 @@ class Settings:
     smtp_rate_per_minute: float = 30.0
     smtp_ca_bundle: str = ""
     datadog_dashboard_url: str = ""
+    # Issue 8: savings (optimization_opportunities). Thresholds are documented in SETTING_DOCS and the README.
+    optimization_scanner: str = "auto"
+    optimization_role_name: str = "CostagentReadOnly"
+    optimization_regions: tuple[str, ...] = ("us-east-1",)
+    optimization_lookback_days: int = 14
+    optimization_max_workers: int = 16
+    optimization_max_attempts: int = 5
+    optimization_commitments: bool = True
+    optimization_min_monthly_usd: float = 1.0
+    idle_cpu_pct: float = 5.0
+    idle_network_mb_per_day: float = 5.0
+    underutilized_cpu_pct: float = 20.0
+    underutilized_peak_cpu_pct: float = 50.0
+    snapshot_max_age_days: int = 90
+    rds_idle_max_connections: float = 0.0
+    lambda_memory_used_max_pct: float = 50.0
+    nonproduction_environments: tuple[str, ...] = (
+        "dev", "development", "test", "testing", "qa", "staging", "stage", "sandbox",
+    )
+    spot_discount_pct: float = 70.0
+    s3_cold_data_pct: float = 50.0
+    commitment_min_utilisation_pct: float = 80.0
 
 
 SETTING_DOCS: dict[str, str] = {
@@ -157,6 +179,64 @@ SETTING_DOCS: dict[str, str] = {
         "Link to each team's Datadog dashboard, an https URL template where {account_id} (and optionally "
         "{team_name}) is replaced per account, e.g. https://app.datadoghq.com/dashboard/abc-123?tpl_var_account={account_id}; "
         "empty for no link, default empty."
+    ),
+    "optimization_scanner": (
+        "What finds savings (optimization_opportunities): aws (assume optimization_role_name in every account), "
+        "demo (the demo organisation's planted resources), off, or auto (demo when source=demo, else off until "
+        "the role is deployed and this is set to aws); default auto."
+    ),
+    "optimization_role_name": (
+        "Name of the read-only IAM role costagent assumes in every member account (the README has its policies); "
+        "default CostagentReadOnly."
+    ),
+    "optimization_regions": "AWS regions scanned, comma-separated, e.g. us-east-1,eu-west-1; default us-east-1.",
+    "optimization_lookback_days": (
+        "Days of CloudWatch metrics (and RI/SP utilisation) the rules judge; an integer 7..63, default 14."
+    ),
+    "optimization_max_workers": "Accounts and regions scanned at once (threads); an integer 1..64, default 16.",
+    "optimization_max_attempts": (
+        "Attempts per AWS request (botocore adaptive retries) before a throttled call is reported; "
+        "an integer 1..20, default 5."
+    ),
+    "optimization_commitments": (
+        "Whether Cost Explorer's RI/Savings Plans recommendations and utilisation are read (management account "
+        "credentials; $0.01 per request); true/false, default true."
+    ),
+    "optimization_min_monthly_usd": "Smallest saving, in USD a month, worth listing; a number >= 0, default 1.",
+    "idle_cpu_pct": (
+        "An EC2 instance is idle when its average CPU % over the window is below this and its network is below "
+        "idle_network_mb_per_day; a number 0..100, default 5."
+    ),
+    "idle_network_mb_per_day": (
+        "Network in+out, MB per day, below which an instance with low CPU is idle (AWS Trusted Advisor's figure); "
+        "a number >= 0, default 5."
+    ),
+    "underutilized_cpu_pct": (
+        "An EC2 instance is oversized below this average CPU % (a size down is suggested); 0..100, default 20."
+    ),
+    "underutilized_peak_cpu_pct": (
+        "An oversized instance's peak CPU % (the highest daily Maximum) must also be below this, so the next size "
+        "down (half the vCPUs) still holds the peak; 0..100, default 50."
+    ),
+    "snapshot_max_age_days": "EBS snapshots older than this many days are listed; an integer 1..3650, default 90.",
+    "rds_idle_max_connections": (
+        "An RDS instance whose DatabaseConnections never exceeded this in the window is idle; >= 0, default 0."
+    ),
+    "lambda_memory_used_max_pct": (
+        "A Lambda function whose peak memory use (Lambda Insights used_memory_max) stays below this % of its "
+        "configured memory is oversized; 1..100, default 50."
+    ),
+    "nonproduction_environments": (
+        "Values of an Environment/Env/Stage tag (any case) that mark a resource as not production, for "
+        "Multi-AZ on non-production databases; comma-separated, default dev,development,test,testing,qa,staging,"
+        "stage,sandbox."
+    ),
+    "spot_discount_pct": "Assumed Spot discount on on-demand, for Spot-eligible instances; 0..90, default 70.",
+    "s3_cold_data_pct": (
+        "Assumed share of a bucket without lifecycle rules that could move to Standard-IA; 0..100, default 50."
+    ),
+    "commitment_min_utilisation_pct": (
+        "Reserved Instances and Savings Plans used below this % over the window are listed; 0..100, default 80."
     ),
 }
 
@@ -477,6 +557,47 @@ def _parse_url_template(value: object) -> str:
     return text
 
 
+def _number_parser(key: str, low: float, high: float | None, example: float) -> Callable[[object], float]:
+    allowed = f"a number from {low:g} to {high:g}" if high is not None else f"a number >= {low:g}"
+    allowed += f", e.g. {example:g}"
+
+    def parse(value: object) -> float:
+        try:
+            number = float((_number_text(value) or "").removesuffix("%"))
+        except ValueError:
+            raise _refuse(key, value, allowed, f"{value!r} is not a number") from None
+        if not (math.isfinite(number) and number >= low and (high is None or number <= high)):
+            raise _refuse(key, value, allowed)
+        return number
+
+    return parse
+
+
+def _bool_parser(key: str) -> Callable[[object], bool]:
+    def parse(value: object) -> bool:
+        try:
+            return _parse_bool(value)
+        except SettingError:
+            raise _refuse(key, value, "true/false, yes/no, on/off or 1/0") from None
+
+    return parse
+
+
+def _list_parser(key: str, pattern: str, allowed: str) -> Callable[[object], tuple[str, ...]]:
+    def parse(value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+        if items is None:
+            raise _refuse(key, value, allowed)
+        out = [item.strip().lower() if isinstance(item, str) else item for item in items]
+        out = [item for item in out if item != ""]
+        bad = [item for item in out if not isinstance(item, str) or not re.fullmatch(pattern, item)]
+        if bad or not out:
+            raise _refuse(key, value, allowed, f"{bad[0]!r} is not allowed" if bad else "at least one is needed")
+        return tuple(dict.fromkeys(out))
+
+    return parse
+
+
 _PARSERS: dict[str, Callable[[object], object]] = {
     "anomaly_threshold_pct": _parse_threshold,
     "anomaly_min_usd": _parse_min_usd,
@@ -520,6 +641,31 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "smtp_rate_per_minute": _parse_rate,
     "smtp_ca_bundle": _parse_ca_bundle,
     "datadog_dashboard_url": _parse_url_template,
+    "optimization_scanner": _choice_parser("optimization_scanner", ("auto", "aws", "demo", "off"), ()),
+    "optimization_role_name": _pattern_parser(
+        "optimization_role_name", r"[\w+=,.@-]{1,64}", "an IAM role name (letters, digits and +=,.@_-), e.g. CostagentReadOnly"
+    ),
+    "optimization_regions": _list_parser(
+        "optimization_regions", r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+", "AWS region names separated by commas, e.g. us-east-1,eu-west-1"
+    ),
+    "optimization_lookback_days": _integer_parser("optimization_lookback_days", 7, 63, 14),
+    "optimization_max_workers": _integer_parser("optimization_max_workers", 1, 64, 16),
+    "optimization_max_attempts": _integer_parser("optimization_max_attempts", 1, 20, 5),
+    "optimization_commitments": _bool_parser("optimization_commitments"),
+    "optimization_min_monthly_usd": _number_parser("optimization_min_monthly_usd", 0, None, 1),
+    "idle_cpu_pct": _number_parser("idle_cpu_pct", 0, 100, 5),
+    "idle_network_mb_per_day": _number_parser("idle_network_mb_per_day", 0, None, 5),
+    "underutilized_cpu_pct": _number_parser("underutilized_cpu_pct", 0, 100, 20),
+    "underutilized_peak_cpu_pct": _number_parser("underutilized_peak_cpu_pct", 0, 100, 50),
+    "snapshot_max_age_days": _integer_parser("snapshot_max_age_days", 1, 3650, 90),
+    "rds_idle_max_connections": _number_parser("rds_idle_max_connections", 0, None, 0),
+    "lambda_memory_used_max_pct": _number_parser("lambda_memory_used_max_pct", 1, 100, 50),
+    "nonproduction_environments": _list_parser(
+        "nonproduction_environments", r"[a-z0-9][a-z0-9_.:/+-]{0,63}", "tag values separated by commas, e.g. dev,test,staging"
+    ),
+    "spot_discount_pct": _number_parser("spot_discount_pct", 0, 90, 70),
+    "s3_cold_data_pct": _number_parser("s3_cold_data_pct", 0, 100, 50),
+    "commitment_min_utilisation_pct": _number_parser("commitment_min_utilisation_pct", 0, 100, 80),
 }
 
 

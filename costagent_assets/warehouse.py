@@ -74,6 +74,24 @@ DERIVED_VIEWS: dict[str, tuple[str, str]] = {
         "recommendations_json AS top_recommendations_json, ai_note, model FROM ai_insight_history "
         "WHERE scope = 'organisation'",
     ),
+    "savings": (
+        "One row per savings finding with the team's name, ranked by $/month across the organisation: resource, "
+        "evidence, action, estimate and its basis.",
+        "SELECT o.month, o.account_id, t.team_name, rank() OVER (PARTITION BY o.month ORDER BY "
+        "o.monthly_savings_usd DESC NULLS LAST) AS org_rank, o.rank AS account_rank, o.kind, o.service, "
+        "o.resource_type, o.resource_id, o.name, o.region, o.size, o.suggested, o.evidence, o.action, "
+        "o.current_monthly_usd, o.monthly_savings_usd, o.estimate_basis, o.period_start, o.period_end, o.scanned_at "
+        "FROM optimization_opportunities o LEFT JOIN teams t ON t.aws_account_id = o.account_id "
+        "WHERE o.record = 'finding'",
+    ),
+    "savings_accounts": (
+        "One row per account and month: whether its scan worked (ok, partial, unavailable, not_scanned) and why, "
+        "its API calls, findings and total addressable $/month (null when it could not be scanned).",
+        "SELECT o.month, o.account_id, t.team_name, o.scan_status, o.reason, o.api_calls, o.retries, o.regions, "
+        "o.resources_scanned, o.findings, o.monthly_savings_usd, o.scanner, o.scanned_at "
+        "FROM optimization_opportunities o LEFT JOIN teams t ON t.aws_account_id = o.account_id "
+        "WHERE o.record = 'account'",
+    ),
 }
 
 TABLE_DOCS: dict[str, str] = {
@@ -91,6 +109,9 @@ TABLE_DOCS: dict[str, str] = {
     "forecast_backtest": "Per complete month: the forecast made the month before, the actual, errors and baselines.",
     "source_usage": "Per run and month: the cost source's API calls and $ spent, and which accounts and days came back.",
     "anomaly_feedback": "Admins' marks on anomalies (expected / false_positive), from `costagent anomalies ack`.",
+    "optimization_opportunities": "Per account and month: the savings scan's status row and its findings "
+    "(resource, evidence, action, $/month), ranked by $.",
+    "optimization_scans": "Per scan and account: status, API calls (retries included), Cost Explorer $, seconds.",
 }
 
 
@@ -197,11 +218,16 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
 
 def record_source_usage(root: Path | Store, frame: pl.DataFrame) -> list[str]:
     """Store one ``source_usage`` object per (month, run): each run's spend is kept, a rerun adds its own."""
+    return record_run_rows(root, "source_usage", frame)
+
+
+def record_run_rows(root: Path | Store, table: str, frame: pl.DataFrame) -> list[str]:
+    """Store one ``table`` object per (month, run): ``<table>/<month>/run-<run id>.parquet``; reruns add their own."""
     store = as_store(root)
-    frame = conform(frame, "source_usage")
+    frame = conform(frame, table)
     keys = []
     for (month, run_id), part in frame.partition_by(["month", "run_id"], as_dict=True).items():
-        keys.append(f"source_usage/{month}/run-{run_id}.parquet")
+        keys.append(f"{table}/{month}/run-{run_id}.parquet")
         store.put(keys[-1], parquet_bytes(part))
     return keys
 

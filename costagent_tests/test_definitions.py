@@ -42,8 +42,9 @@ def test_lineage_follows_the_pipeline():
     assert parents["service_breakdown"] == {"raw_costs"}
     assert parents["mom_changes"] == {"raw_costs", "service_breakdown"}
     assert parents["anomalies"] == {"mom_changes", "raw_costs"}
-    assert parents["ai_insights"] == {"mom_changes", "anomalies", "forecasts"}
-    assert parents["emails"] == {"mom_changes", "anomalies", "ai_insights", "forecasts"}
+    assert parents["ai_insights"] == {"mom_changes", "anomalies", "forecasts", "optimization_opportunities"}
+    assert parents["emails"] == {"mom_changes", "anomalies", "ai_insights", "forecasts", "optimization_opportunities"}
+    assert parents["optimization_opportunities"] == {"raw_costs"}
     assert parents["forecasts"] == {"raw_costs", "forecast_backtest"}
     assert parents["forecast_backtest"] == {"raw_costs"}
 

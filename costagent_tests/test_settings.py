@@ -129,6 +129,8 @@ def test_every_setting_is_documented_with_its_default():
         shown = "none" if default == () else str(default).lower().removesuffix(".0")
         if isinstance(default, tuple) and default and isinstance(default[0], float):
             shown = ",".join(f"{x:g}" for x in default)  # budget_alert_pcts: written as typed
+        if isinstance(default, tuple) and default and isinstance(default[0], str):
+            shown = ",".join(default)  # optimization_regions, nonproduction_environments: as typed
         assert f"default {shown}" in doc.lower(), key
     assert "AWS Cost Anomaly Detection" in SETTING_DOCS["anomaly_min_usd"]
 

@@ -31,6 +31,7 @@ def ai_insights(
     mom_changes: pl.DataFrame,
     anomalies: pl.DataFrame,
     forecasts: pl.DataFrame,
+    optimization_opportunities: pl.DataFrame,
     costagent_home: CostagentHome,
     gemini: GeminiResource,
 ):
@@ -38,7 +39,7 @@ def ai_insights(
     that moved most (each with $ and %; the rest as one line, so the drivers add up to the total), the
     alerts and the projected month end, computed from the data. For accounts with something to explain
     (an alerted anomaly, a material change, a budget at risk) Gemini rewrites it from an evidence pack of
-    that account's figures, with the outlook and up to 3 savings with $/month, and writes the
+    that account's figures and its savings findings, with the outlook and up to 3 savings with $/month, and writes the
     organisation's executive summary; any figure, account or service not in the pack sends that section
     back to the computed text. Tokens and $ per call go to `ai_usage`, every week's text to
     `ai_insight_history` (which is also the cache: an unchanged pack is never paid for twice)."""
@@ -65,6 +66,7 @@ def ai_insights(
         generate=generate, unavailable=unavailable,
         cached={} if unavailable else ai_store.cached_replies(root, list(periods)),
         model=gemini.model, prices={m: tuple(p) for m, p in settings.ai_prices.items()},
+        findings=optimization_opportunities,
     )
     report_date = run_as_of(context)
     history_run = context.run.tags.get(AI_TAG) == "off"

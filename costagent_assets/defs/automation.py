@@ -21,9 +21,10 @@ from costagent_assets.settings import Settings, load_settings
 WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
 REPORT_ASSETS = [
     "raw_costs", "service_breakdown", "mom_changes", "anomalies", "forecast_backtest", "forecasts", "ai_insights",
-    "emails",
+    "emails", "optimization_opportunities",
 ]
-HISTORY_ASSETS = [a for a in REPORT_ASSETS if a != "emails"]
+# History runs rebuild data and analysis: no emails, and no savings scan (it sees resources as they are now).
+HISTORY_ASSETS = [a for a in REPORT_ASSETS if a not in ("emails", "optimization_opportunities")]
 # AWS keeps revising a month's charges for a few days after it ends (credits, refunds, final
 # usage), so the weekly run also refreshes the previous month early in the month. A week, so that
 # exactly one weekly tick falls in the window whatever the schedule's day: every month's analysis

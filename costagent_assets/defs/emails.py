@@ -43,11 +43,13 @@ def emails(
     anomalies: pl.DataFrame,
     ai_insights: pl.DataFrame,
     forecasts: pl.DataFrame,
+    optimization_opportunities: pl.DataFrame,
     costagent_home: CostagentHome,
     email_delivery: EmailDelivery,
 ):
-    """One HTML report per team with only its own account's figures, and, when the run covers every
-    registered account of a month, one admin report with every account ranked by $ change, the delivery
+    """One HTML report per team with only its own account's figures (and its top 3 savings), and, when the run covers every
+    registered account of a month, one admin report with every account ranked by $ change, the
+    organisation's addressable savings ranked by $ (and the accounts that could not be scanned), the delivery
     status of the team emails, and the account table as a CSV attachment. Delivered to the outbox (files)
     or by SMTP, as configured, through the send ledger: one report per account, report date, kind and
     recipient, ever. The metadata previews the admin report and one team report."""
@@ -72,6 +74,7 @@ def emails(
                 frames = ReportFrames(
                     month, p, mom_changes, anomalies, ai_insights, generated_at=now, history=history,
                     dashboard_url_template=settings.datadog_dashboard_url, forecasts=forecasts,
+                    optimization=optimization_opportunities,
                 )
                 in_run = {a for m, a in partitions if m == month}
                 outgoing, info = [], {}

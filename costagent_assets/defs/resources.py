@@ -8,6 +8,12 @@ from collections.abc import Mapping
 import dagster as dg
 
 from costagent_assets.home import Home
+from costagent_assets.resources.aws_scanner import (
+    AwsScanner,
+    DemoScanner,
+    DisabledScanner,
+    OptimizationScanner,
+)
 from costagent_assets.resources.cost_explorer import CostExplorerCostSource
 from costagent_assets.resources.datadog import DatadogCostSource
 from costagent_assets.resources.demo_source import DemoCostSource
@@ -57,6 +63,7 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
             s3_region=settings.s3_region,
         ),
         "gemini": build_gemini(settings),
+        "aws_scanner": build_scanner(settings),
     }
 
 
@@ -119,3 +126,27 @@ def build_gemini(settings: Settings) -> GeminiResource:
         max_attempts=settings.ai_max_attempts,
         requests_per_minute=settings.ai_requests_per_minute,
     )
+
+
+def build_scanner(settings: Settings) -> OptimizationScanner:
+    """What finds savings: ``optimization_scanner`` (``auto``: the demo's resources on the demo source, else
+    off until the read-only role is deployed in every account and the setting says ``aws``)."""
+    mode = settings.optimization_scanner
+    if mode == "auto":
+        mode = "demo" if settings.source == "demo" else "off"
+        off_reason = ("not scanned: deploy the read-only role (README, Savings) and "
+                      "`costagent config set optimization_scanner aws`")
+    else:
+        off_reason = "scanning is switched off (optimization_scanner=off)"
+    scanners = {
+        "demo": lambda: DemoScanner(seed=settings.demo_seed),
+        "aws": lambda: AwsScanner(
+            role_name=settings.optimization_role_name,
+            regions=list(settings.optimization_regions),
+            max_workers=settings.optimization_max_workers,
+            max_attempts=settings.optimization_max_attempts,
+            commitments=settings.optimization_commitments,
+        ),
+        "off": lambda: DisabledScanner(reason=off_reason),
+    }
+    return scanners[mode]()
