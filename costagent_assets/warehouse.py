@@ -423,7 +423,7 @@ def _duck_type(dtype: pl.DataType) -> str:
 # takes the columns of the first file: unioning 180,000 files' schemas costs ~20 s each time a view is
 # bound. (A file that lacks one of those columns fails the query with DuckDB's "schema mismatch in glob",
 # naming the file; backfilling its month rewrites it.)
-LOG_TABLES = frozenset({"ai_usage", "ai_insight_history", "source_usage"})
+LOG_TABLES = frozenset({"ai_usage", "ai_insight_history", "source_usage", "optimization_scans"})
 
 
 TEAM_COLUMNS = {"team_name": "VARCHAR", "aws_account_id": "VARCHAR", "team_email": "VARCHAR",

@@ -217,8 +217,12 @@ def test_every_sql_example_in_the_readme_runs(demo_home: Path, capsys: pytest.Ca
     import re
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    blocks = re.findall(r"```sql\n(.*?)```", readme, re.S)
-    assert len(blocks) >= 5
-    answered = [bool(sql(demo_home, block, capsys)) for block in blocks]
-    # "Teams that grew more than 20% three months running" may rightly find none in the demo.
-    assert sum(answered) >= len(blocks) - 1, answered
+    statements = [q.strip() for block in re.findall(r"```sql\n(.*?)```", readme, re.S)
+                  for q in block.split(";\n") if q.strip()]
+    assert len(statements) >= 8
+    # These look for what the demo rightly does not have: teams growing >20% three months running, accounts
+    # whose savings scan failed, Gemini calls (no API key).
+    may_be_empty = ("p2 > 20", "scan_status <> 'ok'", "FROM ai_run_costs")
+    for statement in statements:
+        rows = sql(demo_home, statement, capsys)
+        assert rows or any(m in statement for m in may_be_empty), statement
