@@ -137,16 +137,14 @@ def cmd_demo(args, home: Home) -> int:
         settings = with_setting(settings, "demo_accounts", str(args.accounts))
     if settings.source != "demo":
         return _fail(f"this home uses source={settings.source}; `costagent demo` needs an empty or demo home")
-    if not _teams(home) or args.accounts:
+    fresh = not _teams(home) or bool(args.accounts)
+    if fresh:
         teams = [Team.from_dict(t) for t in demo.demo_teams(settings.demo_accounts, seed=settings.demo_seed)]
         save_registry(home.teams_path, teams)
         if not settings.global_admin_emails:
             settings = with_setting(settings, "global_admin_emails", "finops@demo.costagent.example")
         save_settings(home.settings_path, settings)
         print(f"costagent: demo organisation with {len(teams)} accounts written to {home.teams_path}")
-        fresh = True
-    else:
-        fresh = False
     as_of = _as_of(args.as_of)
     if fresh and args.history_months:
         code = _demo_history(home, as_of, args.history_months)

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from costagent_assets import aws_prices as prices
+from costagent_assets.settings import Settings
 
 # ---------------------------------------------------------------------------------------------------------
 # The scanners' frames
@@ -106,24 +107,27 @@ def frame(rows: Iterable[dict], schema: dict[str, pl.DataType]) -> pl.DataFrame:
 # Thresholds
 
 
+# The defaults live in one place, the settings; the rules read them under their own names.
+_DEFAULTS = Settings()
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """The rules' thresholds, all settings (``costagent config set ...``); defaults documented in the README."""
 
-    lookback_days: int = 14
-    idle_cpu_pct: float = 5.0
-    idle_network_mb_per_day: float = 5.0
-    underutilized_cpu_pct: float = 20.0
-    underutilized_peak_cpu_pct: float = 50.0
-    snapshot_max_age_days: int = 90
-    rds_idle_max_connections: float = 0.0
-    lambda_memory_used_max_pct: float = 50.0
-    nonproduction_environments: tuple[str, ...] = ("dev", "development", "test", "testing", "qa", "staging",
-                                                   "stage", "sandbox")
-    spot_discount_pct: float = 70.0
-    s3_cold_data_pct: float = 50.0
-    commitment_min_utilisation_pct: float = 80.0
-    min_monthly_usd: float = 1.0
+    lookback_days: int = _DEFAULTS.optimization_lookback_days
+    idle_cpu_pct: float = _DEFAULTS.idle_cpu_pct
+    idle_network_mb_per_day: float = _DEFAULTS.idle_network_mb_per_day
+    underutilized_cpu_pct: float = _DEFAULTS.underutilized_cpu_pct
+    underutilized_peak_cpu_pct: float = _DEFAULTS.underutilized_peak_cpu_pct
+    snapshot_max_age_days: int = _DEFAULTS.snapshot_max_age_days
+    rds_idle_max_connections: float = _DEFAULTS.rds_idle_max_connections
+    lambda_memory_used_max_pct: float = _DEFAULTS.lambda_memory_used_max_pct
+    nonproduction_environments: tuple[str, ...] = _DEFAULTS.nonproduction_environments
+    spot_discount_pct: float = _DEFAULTS.spot_discount_pct
+    s3_cold_data_pct: float = _DEFAULTS.s3_cold_data_pct
+    commitment_min_utilisation_pct: float = _DEFAULTS.commitment_min_utilisation_pct
+    min_monthly_usd: float = _DEFAULTS.optimization_min_monthly_usd
 
     @classmethod
     def from_settings(cls, settings) -> Thresholds:

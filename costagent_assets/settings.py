@@ -258,18 +258,6 @@ def _number_text(value: object) -> str | None:
     return value.strip() if isinstance(value, str) else None
 
 
-def _parse_threshold(value: object) -> float:
-    key, allowed = "anomaly_threshold_pct", "a percentage greater than 0 and at most 1000, e.g. 20"
-    text = _number_text(value)
-    try:
-        pct = float((text or "").removesuffix("%"))
-    except ValueError:
-        raise _refuse(key, value, allowed, f"{value!r} is not a number") from None
-    if not (math.isfinite(pct) and 0 < pct <= 1000):
-        raise _refuse(key, value, allowed)
-    return pct
-
-
 def _parse_min_usd(value: object) -> float:
     try:
         return parse_usd_amount(value)
@@ -428,17 +416,6 @@ def _has_control(text: str) -> bool:
     return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
 
 
-def _parse_max_wait(value: object) -> float:
-    key, allowed = "source_max_wait_seconds", "a number of seconds > 0 and <= 3600, e.g. 60"
-    try:
-        seconds = float(_number_text(value) or "")
-    except ValueError:
-        raise _refuse(key, value, allowed, f"{value!r} is not a number") from None
-    if not (math.isfinite(seconds) and 0 < seconds <= 3600):
-        raise _refuse(key, value, allowed)
-    return seconds
-
-
 def _parse_model(value: object) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,80}", text):
@@ -451,17 +428,6 @@ def _parse_base_url(value: object) -> str:
     if text is None or (text and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text)):
         raise _refuse("gemini_base_url", value, "an http(s) URL, or empty for Google's endpoint")
     return text.rstrip("/")
-
-
-def _parse_timeout(value: object) -> float:
-    allowed = "a number of seconds greater than 0 and at most 600, e.g. 60"
-    try:
-        seconds = float(_number_text(value) or "")
-    except ValueError:
-        raise _refuse("ai_timeout_seconds", value, allowed, f"{value!r} is not a number") from None
-    if not (math.isfinite(seconds) and 0 < seconds <= 600):
-        raise _refuse("ai_timeout_seconds", value, allowed)
-    return seconds
 
 
 def _parse_prices(value: object) -> dict:
@@ -510,18 +476,6 @@ def _parse_budget_pcts(value: object) -> tuple[float, ...]:
     return tuple(sorted(set(levels)))
 
 
-def _parse_rate(value: object) -> float:
-    key, allowed = "smtp_rate_per_minute", "a number of emails per minute greater than 0 and at most 6000, e.g. 30"
-    text = _number_text(value)
-    try:
-        rate = float(text or "")
-    except ValueError:
-        raise _refuse(key, value, allowed, f"{value!r} is not a number") from None
-    if not (math.isfinite(rate) and 0 < rate <= 6000):
-        raise _refuse(key, value, allowed)
-    return rate
-
-
 def _parse_ca_bundle(value: object) -> str:
     allowed = "the path of a PEM file of CA certificates, or an empty value for the system's trust store"
     if not isinstance(value, str):
@@ -557,16 +511,30 @@ def _parse_url_template(value: object) -> str:
     return text
 
 
-def _number_parser(key: str, low: float, high: float | None, example: float) -> Callable[[object], float]:
-    allowed = f"a number from {low:g} to {high:g}" if high is not None else f"a number >= {low:g}"
-    allowed += f", e.g. {example:g}"
+def _number_parser(
+    key: str,
+    low: float,
+    high: float | None,
+    example: float,
+    *,
+    above_low: bool = False,
+    percent_sign: bool = True,
+    allowed: str | None = None,
+) -> Callable[[object], float]:
+    """A parser of a number from ``low`` (excluded with ``above_low``) to ``high``; ``percent_sign`` accepts
+    a trailing "%". The refusal says ``allowed``, by default the range and the example."""
+    if allowed is None:
+        allowed = f"a number from {low:g} to {high:g}" if high is not None else f"a number >= {low:g}"
+        allowed += f", e.g. {example:g}"
 
     def parse(value: object) -> float:
+        text = _number_text(value) or ""
         try:
-            number = float((_number_text(value) or "").removesuffix("%"))
+            number = float(text.removesuffix("%") if percent_sign else text)
         except ValueError:
             raise _refuse(key, value, allowed, f"{value!r} is not a number") from None
-        if not (math.isfinite(number) and number >= low and (high is None or number <= high)):
+        in_range = (number > low if above_low else number >= low) and (high is None or number <= high)
+        if not (math.isfinite(number) and in_range):
             raise _refuse(key, value, allowed)
         return number
 
@@ -599,7 +567,9 @@ def _list_parser(key: str, pattern: str, allowed: str) -> Callable[[object], tup
 
 
 _PARSERS: dict[str, Callable[[object], object]] = {
-    "anomaly_threshold_pct": _parse_threshold,
+    "anomaly_threshold_pct": _number_parser(
+        "anomaly_threshold_pct", 0, 1000, 20, above_low=True,
+        allowed="a percentage greater than 0 and at most 1000, e.g. 20"),
     "anomaly_min_usd": _parse_min_usd,
     "schedule_day": _parse_day,
     "schedule_hour": _integer_parser("schedule_hour", 0, 23, 9),
@@ -630,15 +600,21 @@ _PARSERS: dict[str, Callable[[object], object]] = {
         "focus_cost_column", ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
     ),
     "source_max_retries": _integer_parser("source_max_retries", 0, 20, 6),
-    "source_max_wait_seconds": _parse_max_wait,
+    "source_max_wait_seconds": _number_parser(
+        "source_max_wait_seconds", 0, 3600, 60, above_low=True, percent_sign=False,
+        allowed="a number of seconds > 0 and <= 3600, e.g. 60"),
     "gemini_model": _parse_model,
     "gemini_base_url": _parse_base_url,
     "ai_requests_per_minute": _integer_parser("ai_requests_per_minute", 1, 10000, 1000),
-    "ai_timeout_seconds": _parse_timeout,
+    "ai_timeout_seconds": _number_parser(
+        "ai_timeout_seconds", 0, 600, 60, above_low=True, percent_sign=False,
+        allowed="a number of seconds greater than 0 and at most 600, e.g. 60"),
     "ai_max_attempts": _integer_parser("ai_max_attempts", 1, 10, 5),
     "ai_prices": _parse_prices,
     "budget_alert_pcts": _parse_budget_pcts,
-    "smtp_rate_per_minute": _parse_rate,
+    "smtp_rate_per_minute": _number_parser(
+        "smtp_rate_per_minute", 0, 6000, 30, above_low=True, percent_sign=False,
+        allowed="a number of emails per minute greater than 0 and at most 6000, e.g. 30"),
     "smtp_ca_bundle": _parse_ca_bundle,
     "datadog_dashboard_url": _parse_url_template,
     "optimization_scanner": _choice_parser("optimization_scanner", ("auto", "aws", "demo", "off"), ()),

@@ -204,10 +204,10 @@ def partition_path(root: Path, table: str, month: str, account_id: str) -> Path:
     return Path(root) / partition_key(table, month, account_id)
 
 
-def parquet_bytes(frame: pl.DataFrame) -> bytes:
+def parquet_bytes(frame: pl.DataFrame, row_group_size: int | None = None) -> bytes:
     """``frame`` as a Parquet object (zstd, with statistics)."""
     buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    frame.write_parquet(buffer, compression="zstd", statistics=True, row_group_size=row_group_size)
     return buffer.getvalue()
 
 
@@ -349,11 +349,7 @@ def build_rollups(raw: pl.DataFrame) -> dict[str, pl.DataFrame]:
 
 def _put_rollups(store: Store, month: str, raw: pl.DataFrame) -> None:
     for rollup, frame in build_rollups(raw).items():
-        buffer = io.BytesIO()
-        frame.cast(ROLLUP_SCHEMAS[rollup]).write_parquet(
-            buffer, compression="zstd", statistics=True, row_group_size=ROLLUP_ROW_GROUP
-        )
-        store.put(rollup_key(rollup, month), buffer.getvalue())
+        store.put(rollup_key(rollup, month), parquet_bytes(frame.cast(ROLLUP_SCHEMAS[rollup]), ROLLUP_ROW_GROUP))
 
 
 _ROLLUP_COLUMNS = ["month", "account_id", "service", "date", "cost_usd"]

@@ -9,9 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from costagent_assets.ai_store import admin_ai_context
 from costagent_assets.home import Home
 from costagent_assets.preview import preview_admin
 from costagent_tests.peers.gemini_server import GeminiPeer
+from costagent_tests.peers.homes import environment
 
 AS_OF = date(2026, 11, 23)
 MONTH = "2026-11"
@@ -37,24 +36,6 @@ SELECT account_id FROM account_months WHERE month = '{MONTH}' AND change_usd IS 
   OR (monthly_budget > 0 AND (mtd_usd / monthly_budget >= 0.8 OR projected_month_end_usd / monthly_budget >= 1)))
 ORDER BY 1
 """
-
-
-@contextmanager
-def environment(**values: str | None) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in [*values, "COSTAGENT_HOME", "DAGSTER_HOME"]}
-    for key, value in values.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def cli_ok(home: Path, *args: str) -> None:

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch
+from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch, split_registered
 
 # Every GetCostAndUsage request is billed, pages included (AWS Cost Explorer pricing).
 USD_PER_REQUEST = 0.01
@@ -75,14 +75,8 @@ class CostExplorerCostSource(CostSource):
             if not token:
                 break
         frame = results_frame(pages, self.metric).filter(pl.col("date").is_between(start, end))
-        wanted = set(account_ids)
-        unregistered = (
-            frame.filter(~pl.col("account_id").is_in(wanted))
-            .group_by("account_id")
-            .agg(pl.lit("aws").alias("provider"), pl.col("cost_usd").sum())
-            .sort("account_id")
-        )
-        costs = frame.filter(pl.col("account_id").is_in(wanted)).with_columns(
+        costs, unregistered = split_registered(frame, account_ids)
+        costs = costs.with_columns(
             pl.lit("cost_explorer").alias("source"), pl.lit("aws").alias("provider")
         )
         # Throttled attempts are refused before CE does any work; AWS bills the requests it answers.

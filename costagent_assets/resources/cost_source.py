@@ -10,6 +10,17 @@ import dagster as dg
 import polars as pl
 
 
+def split_registered(frame: pl.DataFrame, account_ids: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of the accounts asked for, and per other account its provider (AWS unless the frame says)
+    and total ``cost_usd``: returned so they are reported, never silently dropped."""
+    wanted = pl.col("account_id").is_in(list(dict.fromkeys(account_ids)))
+    others = frame.filter(~wanted)
+    if "provider" not in others.columns:
+        others = others.with_columns(pl.lit("aws").alias("provider"))
+    unregistered = others.group_by(["account_id", "provider"]).agg(pl.col("cost_usd").sum()).sort("account_id")
+    return frame.filter(wanted), unregistered
+
+
 class CostSourceError(RuntimeError):
     """A source could not deliver: refused credentials, retries used up, unreadable files.
 

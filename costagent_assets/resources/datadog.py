@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch
+from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch, split_registered
 
 if TYPE_CHECKING:  # imported when used, to keep CLI starts fast
     import httpx
@@ -109,14 +109,8 @@ class DatadogCostSource(CostSource):
         payload = self._post("/api/v2/query/timeseries", body, exchange)
         frame = series_frame(payload, self.account_tag, self.service_tag)
         frame = frame.filter(pl.col("date").is_between(start, end))
-        wanted = set(account_ids)
-        unregistered = (
-            frame.filter(~pl.col("account_id").is_in(wanted))
-            .group_by("account_id")
-            .agg(pl.lit("aws").alias("provider"), pl.col("cost_usd").sum())
-            .sort("account_id")
-        )
-        costs = frame.filter(pl.col("account_id").is_in(wanted)).with_columns(
+        costs, unregistered = split_registered(frame, account_ids)
+        costs = costs.with_columns(
             pl.lit("datadog").alias("source"), pl.lit("aws").alias("provider"), pl.lit("USD").alias("currency")
         )
         # Datadog bills queries by plan, not per call: the calls are counted, the marginal $ is 0.

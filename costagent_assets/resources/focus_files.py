@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from costagent_assets import focus
-from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch
+from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch, split_registered
 
 # S3 request prices (us-east-1 standard): LIST $0.005 and GET $0.0004 per 1,000 requests.
 USD_PER_LIST = 0.005 / 1000
@@ -48,14 +48,8 @@ class FocusCostSource(CostSource):
         if not frames:
             raise CostSourceError(f"focus_path {self.path}: no export files (.csv, .csv.gz, .parquet) found")
         daily = focus.daily_rollup(pl.concat(frames))
-        wanted = set(account_ids)
-        unregistered = (
-            daily.filter(~pl.col("account_id").is_in(wanted))
-            .group_by(["account_id", "provider"])
-            .agg(pl.col("cost_usd").sum())
-            .sort("account_id")
-        )
-        costs = daily.filter(pl.col("account_id").is_in(wanted)).with_columns(pl.lit("focus").alias("source"))
+        costs, unregistered = split_registered(daily, account_ids)
+        costs = costs.with_columns(pl.lit("focus").alias("source"))
         currencies = sorted(c for c in costs["currency"].unique().to_list() if c)
         notes = [f"files read: {len(frames)}"]
         if currencies not in ([], ["USD"]):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -29,17 +31,29 @@ def prepare_home(home: Path, teams: list[dict], **settings: str) -> None:
     save_settings(home / "settings.json", chosen)
 
 
-def run_cli(*args: str) -> int:
-    """``costagent ARGS`` in this process; the caller's COSTAGENT_HOME/DAGSTER_HOME are restored after."""
-    saved = {k: os.environ.get(k) for k in ("COSTAGENT_HOME", "DAGSTER_HOME")}
+@contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """Set (or, with None, unset) these variables; restore them, COSTAGENT_HOME and DAGSTER_HOME after."""
+    saved = {k: os.environ.get(k) for k in [*values, "COSTAGENT_HOME", "DAGSTER_HOME"]}
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
-        return cli.main(list(args))
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def run_cli(*args: str) -> int:
+    """``costagent ARGS`` in this process; the caller's COSTAGENT_HOME/DAGSTER_HOME are restored after."""
+    with environment():
+        return cli.main(list(args))
 
 
 def run_weekly(home: Path, as_of: date, *extra: str) -> int:
