@@ -32,7 +32,7 @@ TARGET_SECONDS = 15.0
 
 def costagent(home: Path, *args: str) -> str:
     env = {**os.environ, "COSTAGENT_HOME": str(home), "GEMINI_API_KEY": "test-key", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "costagent_assets.cli", *args], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "costagent_assets.cli.main", *args], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         print(proc.stdout, proc.stderr)
         raise SystemExit(f"costagent {' '.join(args)} failed")

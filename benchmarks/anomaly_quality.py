@@ -30,9 +30,9 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from costagent_assets import demo  # noqa: E402
 from costagent_assets.analysis import compute_mom_changes, deduplicate_raw_costs  # noqa: E402
 from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies  # noqa: E402
+from costagent_assets.demo import organisation as demo  # noqa: E402
 from costagent_assets.periods import month_start, months_between, period, report_month, shift_month  # noqa: E402
 
 KINDS = ("spike", "step", "new_service")

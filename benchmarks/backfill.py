@@ -27,14 +27,14 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="costagent-backfill-"))
     env = {**os.environ, "COSTAGENT_HOME": str(home)}
     setup = (
-        "from costagent_assets import demo; from costagent_assets.teams import Team, save_registry; "
+        "from costagent_assets.demo import organisation as demo; from costagent_assets.teams import Team, save_registry; "
         f"save_registry(__import__('pathlib').Path({str(home / 'teams.json')!r}), "
         f"[Team.from_dict(t) for t in demo.demo_teams({args.accounts})])"
     )
     subprocess.run([sys.executable, "-c", setup], env=env, check=True)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "costagent_assets.cli", "backfill", "--from", args.first, "--to", args.last],
+        [sys.executable, "-m", "costagent_assets.cli.main", "backfill", "--from", args.first, "--to", args.last],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     output = proc.stdout.read().decode()

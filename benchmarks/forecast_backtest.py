@@ -14,7 +14,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from costagent_assets import demo
+from costagent_assets.demo import organisation as demo
 from costagent_assets.forecast import compute_backtest
 from costagent_assets.periods import month_start, months_between, period, shift_month
 

@@ -59,7 +59,7 @@ def build(root: Path, accounts: int, months: int) -> tuple[list[str], float]:
     and each month's rollups."""
     import polars as pl
 
-    from costagent_assets import demo
+    from costagent_assets.demo import organisation as demo
     from costagent_assets.periods import months_between, period, shift_month
     from costagent_assets.warehouse import ensure_rollups, write_partitions
 

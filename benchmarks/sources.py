@@ -25,7 +25,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from costagent_assets import demo  # noqa: E402
+from costagent_assets.demo import organisation as demo  # noqa: E402
 from costagent_tests.peers.datadog_server import DatadogPeer  # noqa: E402
 from costagent_tests.peers.focus_files import focus_export, write_files  # noqa: E402
 from costagent_tests.peers.homes import demo_accounts, prepare_home, run_weekly, sql  # noqa: E402

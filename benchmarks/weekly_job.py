@@ -25,7 +25,7 @@ def run_once(accounts: int, as_of: str, keep: bool) -> dict:
     home = Path(tempfile.mkdtemp(prefix=f"costagent-bench-{accounts}-"))
     env = {**os.environ, "COSTAGENT_HOME": str(home)}
     # The weekly job alone: no history months loaded before it (`costagent demo` loads 6 by default).
-    command = [sys.executable, "-m", "costagent_assets.cli", "demo", "--accounts", str(accounts), "--as-of", as_of,
+    command = [sys.executable, "-m", "costagent_assets.cli.main", "demo", "--accounts", str(accounts), "--as-of", as_of,
                "--history-months", "0"]
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -7,7 +7,6 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from costagent_assets import demo
 from costagent_assets.analysis import compute_mom_changes, deduplicate_raw_costs
 from costagent_assets.anomaly_detection import (
     AnomalyRule,
@@ -16,6 +15,7 @@ from costagent_assets.anomaly_detection import (
     detect_anomalies,
     split_usage_rate_mix,
 )
+from costagent_assets.demo import organisation as demo
 from costagent_assets.periods import month_start, period, report_month, shift_month
 from costagent_assets.schemas import conform
 

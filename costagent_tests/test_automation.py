@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pytest
 
+from costagent_assets.cli.runner import prepare_instance, sync_account_partitions
 from costagent_assets.defs.automation import build_weekly_schedule, plan_weekly_runs
-from costagent_assets.defs.partitions import AS_OF_TAG
 from costagent_assets.home import get_home
-from costagent_assets.runner import prepare_instance, sync_account_partitions
+from costagent_assets.run_parameters import AS_OF_TAG
 from costagent_assets.settings import Settings
 
 ACCOUNTS = ["000000000001", "000000000002", "000000000003"]

@@ -58,8 +58,8 @@ def test_grouping_months_into_runs_does_not_change_a_byte(isolated: Path, capsys
 
 
 def test_backfill_chunks_are_consecutive_and_balanced():
+    from costagent_assets.cli.runner import backfill_chunks
     from costagent_assets.periods import months_between
-    from costagent_assets.runner import backfill_chunks
 
     months = months_between("2024-11", "2026-10")
     chunks = backfill_chunks(months, 84)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from costagent_assets import cli
+from costagent_assets.cli import main as cli
 
 GOOD = (
     "team_name,aws_account_id,team_email,monthly_budget\n"
@@ -60,8 +60,8 @@ def test_bad_team_files_are_rejected_and_change_nothing(
 
 
 def test_teams_add_remove_follow_the_account_partitions(registry: Path, capsys: pytest.CaptureFixture[str]):
+    from costagent_assets.cli.runner import prepare_instance
     from costagent_assets.home import get_home
-    from costagent_assets.runner import prepare_instance
 
     code, _, _ = run(capsys, "teams", "add", "--account", "000000000042", "--name", "Data", "--email", "data@example.com")
     assert code == 0

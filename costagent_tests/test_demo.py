@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from costagent_assets.demo import (
+from costagent_assets.demo.organisation import (
     DEMO_EPOCH,
     SERVICES,
     PlantedAnomaly,

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from costagent_assets import cli
+from costagent_assets.cli import main as cli
 from costagent_assets.send_ledger import SendLedger
 from costagent_assets.teams import load_registry
 from costagent_tests.smtp_peer import Recorder, SmtpPeer, make_certs
@@ -122,7 +122,7 @@ def test_a_run_killed_halfway_then_rerun_delivers_the_rest_once(tmp_path, certs)
         env = {**os.environ, **peer.env(), "PYTHONPATH": str(REPO), "COSTAGENT_HOME": str(home),
                "DAGSTER_HOME": str(home / "dagster")}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "costagent_assets.cli", "--home", str(home), "demo", "--as-of", AS_OF],
+            [sys.executable, "-m", "costagent_assets.cli.main", "--home", str(home), "demo", "--as-of", AS_OF],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 

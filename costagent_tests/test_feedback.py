@@ -9,8 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from costagent_assets import cli, warehouse
+from costagent_assets import warehouse
 from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies
+from costagent_assets.cli import main as cli
 from costagent_assets.feedback import read_feedback
 from costagent_tests.test_anomaly_detection import A, _account_mom, run, series, weekly
 

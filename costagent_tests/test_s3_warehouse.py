@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from moto.server import ThreadedMotoServer
 
-from costagent_assets import cli
+from costagent_assets.cli import main as cli
 from costagent_assets.resources.s3_warehouse import S3Store
 from costagent_assets.schemas import conform
 from costagent_assets.warehouse import connect, read_partitions, write_partitions

@@ -201,7 +201,7 @@ def test_a_421_reply_reconnects_and_retries(certs, tmp_path):
 
 
 def test_email_mode_smtp_without_its_variables_is_refused_before_a_run(tmp_path, capsys):
-    from costagent_assets import cli
+    from costagent_assets.cli import main as cli
 
     home = tmp_path / "home"
     assert cli.main(["--home", str(home), "config", "set", "email_mode", "smtp"]) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from costagent_assets import demo
+from costagent_assets.demo import organisation as demo
 from costagent_assets.resources.cost_explorer import CostExplorerCostSource, results_frame
 from costagent_assets.resources.cost_source import CostSourceError
 from costagent_tests.peers.homes import demo_accounts, prepare_home, raw_costs_metadata, run_weekly, sql

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from costagent_assets import demo
+from costagent_assets.demo import organisation as demo
 from costagent_assets.resources.cost_source import CostSourceError
 from costagent_assets.resources.datadog import DatadogCostSource, api_base_url, series_frame
 from costagent_tests.peers.datadog_server import RECORDING, DatadogPeer

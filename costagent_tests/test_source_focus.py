@@ -10,7 +10,8 @@ import boto3
 import polars as pl
 import pytest
 
-from costagent_assets import demo, focus
+from costagent_assets import focus
+from costagent_assets.demo import organisation as demo
 from costagent_assets.resources.cost_source import CostSourceError
 from costagent_assets.resources.focus_files import FocusCostSource
 from costagent_assets.teams import validate_team_fields

@@ -568,7 +568,7 @@ def test_bad_anomaly_rule_overrides_are_named(threshold, floor, field, expected)
 
 
 def test_teams_add_and_update_take_the_rule_overrides(tmp_path: Path):
-    from costagent_assets import cli
+    from costagent_assets.cli import main as cli
 
     home = tmp_path / "home"
     assert cli.main(["--home", str(home), "teams", "add", "--account", "111122223333", "--name", "Search",

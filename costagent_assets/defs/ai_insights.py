@@ -6,16 +6,18 @@ import polars as pl
 
 from costagent_assets import ai_store, markdown
 from costagent_assets.analysis import AnomalyRule, explain_changes
-from costagent_assets.defs.partitions import month_account_asset, run_as_of, run_partitions, run_periods
+from costagent_assets.defs.partitions import (
+    month_account_asset,
+    run_as_of,
+    run_parameters,
+    run_partitions,
+    run_periods,
+)
 from costagent_assets.defs.service_breakdown import TOLERANCE_USD
 from costagent_assets.forecast import with_forecast_projection
 from costagent_assets.insights import run_ai_insights
 from costagent_assets.resources.gemini import GeminiRequest, GeminiResource
 from costagent_assets.resources.home import CostagentHome
-
-# A run tagged costagent/ai=off writes the deterministic insights without calling Gemini: history runs
-# (backfills, the previous month's refresh) mail nobody, so paying for prose there buys nothing.
-AI_TAG = "costagent/ai"
 
 
 @month_account_asset(
@@ -50,8 +52,10 @@ def ai_insights(
     # The month-end projection everyone reads is the SQL forecast (forecasts asset), not a run rate.
     mom_changes = with_forecast_projection(mom_changes, forecasts)
     deterministic = explain_changes(mom_changes, anomalies, periods)
+    # History runs (backfills, the previous month's refresh) mail nobody: paying for prose there buys nothing.
+    history_run = run_parameters(context).ai_off
     unavailable = (
-        "not requested for this run" if context.run.tags.get(AI_TAG) == "off"
+        "not requested for this run" if history_run
         else "it is switched off in the settings (ai_enabled)" if not settings.ai_enabled
         else "no GEMINI_API_KEY is set" if not gemini.available
         else None
@@ -69,7 +73,6 @@ def ai_insights(
         findings=optimization_opportunities,
     )
     report_date = run_as_of(context)
-    history_run = context.run.tags.get(AI_TAG) == "off"
     # Nobody is mailed from a history run: no "AI unavailable" note to store either.
     frame = outcome.insights.with_columns(pl.lit(None, pl.String).alias("ai_note")) if history_run else outcome.insights
     usage = ai_store.write_usage(root, context.run_id, report_date, gemini.model, [] if history_run else outcome.calls)

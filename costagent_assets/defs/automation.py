@@ -8,14 +8,11 @@ from datetime import date
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from costagent_assets.defs.partitions import (
-    ACCOUNT_DIMENSION,
-    AS_OF_TAG,
-    make_key,
-    month_account_partitions,
-)
+from costagent_assets.defs.partitions import make_key, month_account_partitions
 from costagent_assets.home import get_home
+from costagent_assets.partition_keys import ACCOUNT_DIMENSION
 from costagent_assets.periods import report_month, shift_month
+from costagent_assets.run_parameters import RunParameters
 from costagent_assets.settings import Settings, load_settings
 
 WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
@@ -83,8 +80,8 @@ def plan_weekly_runs(as_of: date, account_ids: list[str], previous_month_missing
                 "cost_history",
                 previous,
                 f"weekly-{as_of.isoformat()}-{previous}-history",
-                # It mails nobody: no AI calls (see ai_insights.AI_TAG).
-                {**range_tags(previous, account_ids), AS_OF_TAG: as_of.isoformat(), "costagent/ai": "off"},
+                # It mails nobody: no AI calls.
+                {**range_tags(previous, account_ids), **RunParameters(as_of=as_of, ai_off=True).to_tags()},
             )
         )
     runs.append(
@@ -92,7 +89,7 @@ def plan_weekly_runs(as_of: date, account_ids: list[str], previous_month_missing
             "weekly_report",
             month,
             f"weekly-{as_of.isoformat()}-{month}-report",
-            {**range_tags(month, account_ids), AS_OF_TAG: as_of.isoformat()},
+            {**range_tags(month, account_ids), **RunParameters(as_of=as_of).to_tags()},
         )
     )
     return runs

@@ -7,14 +7,18 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
-from costagent_assets.defs.partitions import month_account_asset, run_as_of, run_partitions, run_periods
+from costagent_assets.defs.partitions import (
+    month_account_asset,
+    run_as_of,
+    run_parameters,
+    run_partitions,
+    run_periods,
+)
 from costagent_assets.optimization import STATUS_SCHEMA, Thresholds, account_rows, find_opportunities, frame
 from costagent_assets.resources.aws_scanner import DisabledScanner, OptimizationScanner, ScanResult
 from costagent_assets.resources.home import CostagentHome
 from costagent_assets.schemas import conform, empty
 from costagent_assets.warehouse import record_run_rows
-
-TRIGGER_TAG = "costagent/trigger"  # set by the CLI: "cli" or "backfill"
 
 
 @month_account_asset(
@@ -53,7 +57,7 @@ def optimization_opportunities(
     end = min(datetime.combine(run_as_of(context), time(), UTC),
               datetime.combine(datetime.now(UTC).date(), time(), UTC))
     accounts = sorted({a for m, a in partitions if m == latest})
-    if context.run.tags.get(TRIGGER_TAG) == "backfill":
+    if run_parameters(context).trigger == "backfill":
         # A backfill rebuilds history; today's resources say nothing about a past month.
         result = DisabledScanner(reason="backfills do not scan: a scan shows resources as they are now").scan(
             accounts, end, thresholds.lookback_days, "")

@@ -12,7 +12,9 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from costagent_assets.partition_keys import ACCOUNT_DIMENSION, MONTH_DIMENSION, split_key
 from costagent_assets.periods import Period, default_as_of, period
+from costagent_assets.run_parameters import RunParameters
 
 # The month-offset mapping below is marked beta; it is the documented way to read the previous month.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -20,8 +22,6 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 # The demo organisation's history starts in January 2024; real sources can backfill from here.
 FIRST_MONTH = "2024-01"
-ACCOUNT_DIMENSION = "account"
-MONTH_DIMENSION = "month"
 
 monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=FIRST_MONTH, end_offset=1, fmt="%Y-%m")
 account_partitions = dg.DynamicPartitionsDefinition(name=ACCOUNT_DIMENSION)
@@ -64,27 +64,19 @@ previous_and_current_month = months_window(-1, 0)
 trailing_three_months = months_window(-2, 0)
 
 
-def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
-    """``(month, account_id)`` of a multi-partition key."""
-    if isinstance(key, dg.MultiPartitionKey):
-        dims = key.keys_by_dimension
-        return dims[MONTH_DIMENSION], dims[ACCOUNT_DIMENSION]
-    account, month = str(key).split("|")
-    return month, account
-
-
 def make_key(month: str, account_id: str) -> dg.MultiPartitionKey:
     """The multi-partition key of one account-month."""
     return dg.MultiPartitionKey({MONTH_DIMENSION: month, ACCOUNT_DIMENSION: account_id})
 
 
-AS_OF_TAG = "costagent/as_of"
+def run_parameters(context: dg.AssetExecutionContext) -> RunParameters:
+    """What the run was asked to do beyond its partitions (report date, AI, trigger): see run_parameters.py."""
+    return RunParameters.from_tags(context.run.tags)
 
 
 def run_as_of(context: dg.AssetExecutionContext) -> date:
-    """The run's as-of date: its ``costagent/as_of`` tag, else today (UTC), never past a month's end + 1."""
-    tag = context.run.tags.get(AS_OF_TAG)
-    return date.fromisoformat(tag) if tag else datetime.now(UTC).date()
+    """The run's report date: its ``as_of`` parameter, else today (UTC)."""
+    return run_parameters(context).as_of or datetime.now(UTC).date()
 
 
 def run_partitions(context: dg.AssetExecutionContext) -> list[tuple[str, str]]:

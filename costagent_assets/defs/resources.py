@@ -7,16 +7,12 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from costagent_assets.demo.cost_source import DemoCostSource
+from costagent_assets.demo.scanner import DemoScanner
 from costagent_assets.home import Home
-from costagent_assets.resources.aws_scanner import (
-    AwsScanner,
-    DemoScanner,
-    DisabledScanner,
-    OptimizationScanner,
-)
+from costagent_assets.resources.aws_scanner import AwsScanner, DisabledScanner, OptimizationScanner
 from costagent_assets.resources.cost_explorer import CostExplorerCostSource
 from costagent_assets.resources.datadog import DatadogCostSource
-from costagent_assets.resources.demo_source import DemoCostSource
 from costagent_assets.resources.focus_files import FocusCostSource
 from costagent_assets.resources.gemini import GeminiResource
 from costagent_assets.resources.home import CostagentHome

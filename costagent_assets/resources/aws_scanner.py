@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 import dagster as dg
 import polars as pl
 
-from costagent_assets import demo_resources
 from costagent_assets.optimization import COMMITMENT_SCHEMA, INVENTORY_SCHEMA, STATUS_SCHEMA, frame
 
 # GetMetricData takes at most 500 metric queries per request.
@@ -84,28 +83,6 @@ class DisabledScanner(OptimizationScanner):
         status = frame(({"account_id": a, "status": "not_scanned", "reason": self.reason, "api_calls": 0,
                          "retries": 0, "resources": 0, "seconds": 0.0} for a in account_ids), STATUS_SCHEMA)
         return ScanResult(frame([], INVENTORY_SCHEMA), frame([], COMMITMENT_SCHEMA), status)
-
-
-class DemoScanner(OptimizationScanner):
-    """The demo organisation's resources: deterministic planted idle and oversized resources per account
-    (``costagent_assets.demo_resources``), no credentials, no network."""
-
-    seed: int = 42
-
-    @property
-    def name(self) -> str:
-        return "demo"
-
-    def scan(self, account_ids: Sequence[str], end: datetime, lookback_days: int, label: str) -> ScanResult:
-        """The planted inventory and commitments of ``account_ids``; each account ``ok`` with 0 API calls."""
-        started = time.perf_counter()
-        inventory = demo_resources.demo_inventory(account_ids, self.seed, end, lookback_days)
-        commitments = demo_resources.demo_commitments(account_ids, self.seed, lookback_days)
-        counts = dict(inventory.group_by("account_id").len().iter_rows()) if inventory.height else {}
-        status = frame(({"account_id": a, "status": "ok", "api_calls": 0, "retries": 0,
-                         "regions": ",".join(demo_resources.DEMO_REGIONS), "resources": counts.get(a, 0),
-                         "seconds": 0.0} for a in account_ids), STATUS_SCHEMA)
-        return ScanResult(inventory, commitments, status, seconds=time.perf_counter() - started)
 
 
 class _Meter:

@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import warehouse
-from costagent_assets.defs.partitions import split_key
+from costagent_assets.partition_keys import split_key
 from costagent_assets.resources.s3_warehouse import open_store
 from costagent_assets.warehouse import Store
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from costagent_assets import cli, demo, warehouse
+from costagent_assets import warehouse
+from costagent_assets.cli import main as cli
+from costagent_assets.demo import organisation as demo
 from costagent_assets.settings import Settings, save_settings, with_setting
 from costagent_assets.teams import Team, load_registry, save_registry
 

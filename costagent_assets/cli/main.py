@@ -94,7 +94,7 @@ def _source_problem(home: Home, emails: bool = True) -> str | None:
 
 
 def _run(home: Home, as_of: date) -> int:
-    from costagent_assets.runner import prepare_instance, run_weekly, sync_account_partitions
+    from costagent_assets.cli.runner import prepare_instance, run_weekly, sync_account_partitions
 
     teams = _teams(home)
     if not teams:
@@ -113,8 +113,8 @@ def _run(home: Home, as_of: date) -> int:
 def _demo_history(home: Home, as_of: date, months: int) -> int:
     """Load the ``months`` months before the weekly run's two (no emails, no AI), so that the first
     reports already show a forecast track record and a trend."""
+    from costagent_assets.cli.runner import backfill, prepare_instance, sync_account_partitions
     from costagent_assets.periods import report_month, shift_month
-    from costagent_assets.runner import backfill, prepare_instance, sync_account_partitions
 
     teams = _teams(home)
     instance = prepare_instance(home)
@@ -127,7 +127,7 @@ def _demo_history(home: Home, as_of: date, months: int) -> int:
 
 def cmd_demo(args, home: Home) -> int:
     """Set up the demo organisation (if this home has no teams) and run the weekly job."""
-    from costagent_assets import demo
+    from costagent_assets.demo import organisation as demo
     from costagent_assets.settings import load_settings, save_settings, with_setting
     from costagent_assets.teams import Team, save_registry
 
@@ -168,7 +168,7 @@ def cmd_run(args, home: Home) -> int:
 
 def cmd_backfill(args, home: Home) -> int:
     """Past months for every account, oldest first, several months per ranged run."""
-    from costagent_assets.runner import backfill, prepare_instance, sync_account_partitions
+    from costagent_assets.cli.runner import backfill, prepare_instance, sync_account_partitions
 
     if args.to < args.from_:
         return _fail("--to must not be before --from")
@@ -240,7 +240,7 @@ def cmd_teams(args, home: Home) -> int:
         return _fail(str(exc))
     except (KeyError, ValueError) as exc:
         return _fail(str(exc.args[0]) if exc.args else str(exc))
-    from costagent_assets.runner import prepare_instance, sync_account_partitions
+    from costagent_assets.cli.runner import prepare_instance, sync_account_partitions
 
     added, removed = sync_account_partitions(prepare_instance(home), [t.aws_account_id for t in teams])
     if added or removed:
@@ -344,7 +344,7 @@ def cmd_sql(args, home: Home) -> int:
 
 def cmd_preview(args, home: Home) -> int:
     """Render a team's or the admin report from the warehouse, without sending anything."""
-    from costagent_assets.preview import PreviewError, preview_admin, preview_team
+    from costagent_assets.cli.preview import PreviewError, preview_admin, preview_team
 
     try:
         if args.kind == "team":
@@ -364,7 +364,7 @@ def cmd_preview(args, home: Home) -> int:
 
 def cmd_status(args, home: Home) -> int:
     """The last run, the next scheduled run, and the data coverage."""
-    from costagent_assets.status import status_lines
+    from costagent_assets.cli.status import status_lines
 
     for line in status_lines(home, _today()):
         print(line)
@@ -373,7 +373,7 @@ def cmd_status(args, home: Home) -> int:
 
 def cmd_ui(args, home: Home) -> int:
     """Open the Dagster UI on this installation's state, bound to 127.0.0.1."""
-    from costagent_assets.runner import REPO_ROOT, prepare_instance
+    from costagent_assets.cli.runner import REPO_ROOT, prepare_instance
 
     prepare_instance(home)
     env = {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "COSTAGENT_HOME": str(home.root)}

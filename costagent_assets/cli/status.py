@@ -11,9 +11,9 @@ def status_lines(home: Home, today: date) -> list[str]:
     """Human-readable status of an installation."""
     from dagster._utils.schedules import cron_string_iterator
 
+    from costagent_assets.cli.runner import prepare_instance
     from costagent_assets.defs.automation import weekly_cron
     from costagent_assets.resources.s3_warehouse import home_store
-    from costagent_assets.runner import prepare_instance
     from costagent_assets.settings import load_settings
     from costagent_assets.teams import load_registry
     from costagent_assets.warehouse import stored_months

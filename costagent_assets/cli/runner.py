@@ -20,8 +20,9 @@ import dagster as dg
 from costagent_assets.fileio import atomic_write_text
 from costagent_assets.home import Home
 from costagent_assets.periods import months_between
+from costagent_assets.run_parameters import TRIGGER_TAG, RunParameters
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Dagster settings that cut its per-partition bookkeeping (`costagent ui` sets them too): one
 # "planned" event per asset instead of one per partition, and a ranged output's materialization
 # events stored as one batch (see instance_storage.py).
@@ -99,7 +100,8 @@ def run_weekly(instance: dg.DagsterInstance, as_of: date, account_ids: Sequence[
     plan = plan_weekly_runs(as_of, accounts, missing_previous_month(instance, as_of, accounts))
     outcomes = []
     for planned in plan:
-        outcome = execute(instance, planned.job_name, {**planned.tags, "costagent/trigger": "cli"}, planned.month)
+        tags = {**planned.tags, TRIGGER_TAG: "cli"}
+        outcome = execute(instance, planned.job_name, tags, planned.month)
         outcomes.append(outcome)
         if not outcome.success:
             break
@@ -147,7 +149,6 @@ def backfill(
     every month is its own run, with that month's report date.
     """
     from costagent_assets.defs.automation import range_tags
-    from costagent_assets.defs.partitions import AS_OF_TAG
     from costagent_assets.periods import default_as_of
 
     accounts = list(instance.get_dynamic_partitions("account"))
@@ -156,10 +157,9 @@ def backfill(
     chunks = backfill_chunks(months_between(first, last), len(accounts), 1 if with_emails else months_per_run)
     outcomes = []
     for chunk in chunks:
-        tags = {**range_tags(chunk[0], accounts, chunk[-1]), AS_OF_TAG: default_as_of(chunk[-1], today).isoformat(),
-                "costagent/trigger": "backfill"}
-        if not with_emails:
-            tags["costagent/ai"] = "off"  # history nobody is mailed: no AI calls (see ai_insights.AI_TAG)
+        # History nobody is mailed: no AI calls.
+        parameters = RunParameters(as_of=default_as_of(chunk[-1], today), ai_off=not with_emails, trigger="backfill")
+        tags = {**range_tags(chunk[0], accounts, chunk[-1]), **parameters.to_tags()}
         label = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
         outcome = execute(instance, "weekly_report" if with_emails else "cost_history", tags, label)
         outcomes.append(outcome)

@@ -7,12 +7,12 @@ from datetime import date
 
 import polars as pl
 
-from costagent_assets import demo
+from costagent_assets.demo import organisation as demo
 from costagent_assets.resources.cost_source import CostSource
 
 
 class DemoCostSource(CostSource):
-    """Daily costs of the seeded synthetic organisation (see ``costagent_assets.demo``)."""
+    """Daily costs of the seeded synthetic organisation (see ``costagent_assets.demo.organisation``)."""
 
     seed: int = demo.DEMO_SEED
 

@@ -1,0 +1,1 @@
+"""The `costagent` command and what it drives: runs, backfills, status and previews, outside the Dagster UI."""
