@@ -61,6 +61,22 @@ class AnomalyRule:
         return severity_expr(change, pl.lit(self.min_usd))
 
 
+def anomaly_rules(settings, teams: Sequence) -> tuple[AnomalyRule, dict[str, AnomalyRule]]:
+    """The organisation's rule (``anomaly_threshold_pct``, ``anomaly_min_usd``) and, per account, the rule of
+    each team whose registry entry overrides either value. The one place both are built: the detector and
+    the AI evidence packs must judge an account by the same rule."""
+    rule = AnomalyRule(threshold_pct=settings.anomaly_threshold_pct, min_usd=settings.anomaly_min_usd)
+    overrides = {
+        t.aws_account_id: AnomalyRule(
+            threshold_pct=t.anomaly_threshold_pct if t.anomaly_threshold_pct is not None else rule.threshold_pct,
+            min_usd=t.anomaly_min_usd if t.anomaly_min_usd is not None else rule.min_usd,
+        )
+        for t in teams
+        if t.anomaly_threshold_pct is not None or t.anomaly_min_usd is not None
+    }
+    return rule, overrides
+
+
 def severity_expr(impact: pl.Expr, min_usd: pl.Expr) -> pl.Expr:
     """Severity from the dollar impact against a (per-row) floor: high at 10x the floor, medium at 3x."""
     unit = pl.max_horizontal(min_usd, pl.lit(10.0))

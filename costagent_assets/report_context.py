@@ -6,7 +6,7 @@ another account can reach its email.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -368,10 +368,31 @@ def teams_by_account(teams: Sequence[Team]) -> Mapping[str, Team]:
     return {t.aws_account_id: t for t in teams}
 
 
-def trend_history(store: Path | Store, months: Iterable[str]) -> pl.DataFrame:
-    """The stored account-level ``mom_changes`` rows of up to a year before each of ``months``."""
-    wanted = sorted({shift_month(m, -i) for m in months for i in range(1, TREND_MONTHS)})
-    return read_table(store, "mom_changes", wanted).filter(pl.col("level") == "account")
+def trend_months(month: str) -> list[str]:
+    """The months a report on ``month`` reads ``mom_changes`` for: the year before it, and itself."""
+    return [shift_month(month, -i) for i in range(TREND_MONTHS - 1, -1, -1)]
+
+
+def report_frames(
+    month: str,
+    period: Period,
+    tables: Mapping[str, pl.DataFrame],
+    *,
+    generated_at: datetime,
+    dashboard_url_template: str,
+) -> ReportFrames:
+    """The frames of one month's reports, for the emails stage and ``costagent preview`` alike.
+
+    ``tables`` holds the analysis tables by asset name: ``mom_changes`` (with the months of
+    :func:`trend_months` for the trend chart), ``anomalies``, ``ai_insights``, ``forecasts`` and
+    ``optimization_opportunities``.
+    """
+    mom = tables["mom_changes"]
+    return ReportFrames(
+        month, period, mom, tables["anomalies"], tables["ai_insights"], generated_at=generated_at,
+        history=mom.filter(pl.col("level") == "account"), dashboard_url_template=dashboard_url_template,
+        forecasts=tables["forecasts"], optimization=tables["optimization_opportunities"],
+    )
 
 
 def dashboard_url(template: str, team: Team) -> str | None:

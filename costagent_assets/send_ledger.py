@@ -82,14 +82,6 @@ class LedgerEntry:
     location: str = ""
 
 
-def ledger_root(home_root: Path, warehouse_uri: str, warehouse_dir: Path) -> Path:
-    """Where the ledger lives: beside the Parquet tables in a local warehouse (``warehouse_uri`` empty
-    or a directory), else under the home, because claims need a POSIX filesystem (see above)."""
-    if warehouse_uri.startswith("s3://"):
-        return Path(home_root) / LEDGER_TABLE
-    return (Path(warehouse_uri).expanduser() if warehouse_uri else Path(warehouse_dir)) / LEDGER_TABLE
-
-
 class SendLedger:
     """The ledger under ``root`` (``<warehouse>/email_ledger``); see the module docstring."""
 

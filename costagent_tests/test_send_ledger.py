@@ -7,8 +7,11 @@ import threading
 import pytest
 
 from costagent_assets.delivery import SENT, UNKNOWN, Outgoing, SendResult, deliver_batch
+from costagent_assets.home import Home
 from costagent_assets.reporting import RenderedEmail, build_message
-from costagent_assets.send_ledger import LedgerKey, SendLedger, ledger_root
+from costagent_assets.resources.s3_warehouse import ledger_dir
+from costagent_assets.send_ledger import LedgerKey, SendLedger
+from costagent_assets.settings import Settings
 
 KEY = LedgerKey.of("2026-11-23", "team", "123456789012", "2026-11", " Team@Example.com ")
 
@@ -108,7 +111,7 @@ def test_an_unknown_outcome_is_never_resent(tmp_path):
 
 
 def test_the_ledger_lives_beside_a_local_warehouse_and_on_local_disk_for_s3(tmp_path):
-    home, default = tmp_path / "home", tmp_path / "home" / "warehouse"
-    assert ledger_root(home, "", default) == default / "email_ledger"
-    assert ledger_root(home, str(tmp_path / "wh"), default) == tmp_path / "wh" / "email_ledger"
-    assert ledger_root(home, "s3://bucket/costagent", default) == home / "email_ledger"
+    home = Home(tmp_path / "home")
+    assert ledger_dir(home, Settings()) == home.warehouse_dir / "email_ledger"
+    assert ledger_dir(home, Settings(warehouse_uri=str(tmp_path / "wh"))) == tmp_path / "wh" / "email_ledger"
+    assert ledger_dir(home, Settings(warehouse_uri="s3://bucket/costagent")) == home.root / "email_ledger"

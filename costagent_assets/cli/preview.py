@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
+
 from costagent_assets.ai_store import admin_ai_context
 from costagent_assets.home import Home
 from costagent_assets.periods import Period, period
-from costagent_assets.report_context import ReportFrames, trend_history
+from costagent_assets.report_context import ReportFrames, report_frames, trend_months
 from costagent_assets.reporting import RenderedEmail, render_admin_report, render_team_report
 from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.settings import load_settings
 from costagent_assets.teams import load_registry
 from costagent_assets.warehouse import read_table, stored_months
+
+# The tables the emails stage reads, beside mom_changes (read with its trend months).
+REPORT_TABLES = ("anomalies", "ai_insights", "forecasts", "optimization_opportunities")
 
 
 class PreviewError(ValueError):
@@ -27,21 +32,12 @@ def _frames(home: Home, month: str | None) -> ReportFrames:
     month = month or stored[-1]
     if month not in stored:
         raise PreviewError(f"no analysis stored for {month}; stored months: {', '.join(stored[-6:])}")
-    mom = read_table(store, "mom_changes", [month])
-    through = mom["through_date"].max()
+    tables = {name: read_table(store, name, [month]) for name in REPORT_TABLES}
+    tables["mom_changes"] = read_table(store, "mom_changes", trend_months(month))
+    through = tables["mom_changes"].filter(pl.col("month") == month)["through_date"].max()
     p: Period = period(month, through + timedelta(days=1))
-    return ReportFrames(
-        month,
-        p,
-        mom,
-        read_table(store, "anomalies", [month]),
-        read_table(store, "ai_insights", [month]),
-        generated_at=datetime.now(UTC),
-        history=trend_history(store, [month]),
-        dashboard_url_template=load_settings(home.settings_path).datadog_dashboard_url,
-        forecasts=read_table(store, "forecasts", [month]),
-        optimization=read_table(store, "optimization_opportunities", [month]),
-    )
+    return report_frames(month, p, tables, generated_at=datetime.now(UTC),
+                         dashboard_url_template=load_settings(home.settings_path).datadog_dashboard_url)
 
 
 def preview_team(home: Home, account_id: str, month: str | None = None) -> RenderedEmail:

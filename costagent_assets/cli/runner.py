@@ -60,9 +60,14 @@ def sync_account_partitions(instance: dg.DagsterInstance, account_ids: Sequence[
     return added, removed
 
 
-@functools.cache
 def _definitions(home_root: str) -> dg.Definitions:
-    # Resources are bound from COSTAGENT_HOME when the definitions load, so cache them per home.
+    # The definitions bind one snapshot of the settings: build them anew when settings.json changed.
+    path = Path(home_root) / "settings.json"
+    return _definitions_for(home_root, path.read_text(encoding="utf-8") if path.exists() else "")
+
+
+@functools.lru_cache(maxsize=4)
+def _definitions_for(home_root: str, settings_text: str) -> dg.Definitions:
     from costagent_assets.definitions import defs
 
     os.environ["COSTAGENT_HOME"] = home_root

@@ -17,7 +17,9 @@ from costagent_assets.defs.service_breakdown import TOLERANCE_USD
 from costagent_assets.forecast import with_forecast_projection
 from costagent_assets.insights import run_ai_insights
 from costagent_assets.resources.gemini import GeminiRequest, GeminiResource
-from costagent_assets.resources.home import CostagentHome
+from costagent_assets.resources.teams_registry import TeamsRegistry
+from costagent_assets.resources.warehouse import WarehouseResource
+from costagent_assets.settings import Settings
 
 
 @month_account_asset(
@@ -34,7 +36,9 @@ def ai_insights(
     anomalies: pl.DataFrame,
     forecasts: pl.DataFrame,
     optimization_opportunities: pl.DataFrame,
-    costagent_home: CostagentHome,
+    settings: dg.ResourceParam[Settings],
+    teams_registry: TeamsRegistry,
+    warehouse: WarehouseResource,
     gemini: GeminiResource,
 ):
     """The explanation per account: the month so far against the same days of last month, the services
@@ -47,8 +51,7 @@ def ai_insights(
     `ai_insight_history` (which is also the cache: an unchanged pack is never paid for twice)."""
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
-    settings = costagent_home.settings()
-    root = costagent_home.store()
+    root = warehouse.store()
     # The month-end projection everyone reads is the SQL forecast (forecasts asset), not a run rate.
     mom_changes = with_forecast_projection(mom_changes, forecasts)
     deterministic = explain_changes(mom_changes, anomalies, periods)
@@ -65,7 +68,7 @@ def ai_insights(
         return gemini.generate_many([GeminiRequest(i, data, schema) for i, data, schema in batch])
 
     outcome = run_ai_insights(
-        deterministic, mom_changes, anomalies, periods, costagent_home.teams(),
+        deterministic, mom_changes, anomalies, periods, teams_registry.teams(),
         AnomalyRule(threshold_pct=settings.anomaly_threshold_pct, min_usd=settings.anomaly_min_usd),
         generate=generate, unavailable=unavailable,
         cached={} if unavailable else ai_store.cached_replies(root, list(periods)),

@@ -5,11 +5,12 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
-from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies
+from costagent_assets.anomaly_detection import anomaly_rules, detect_anomalies
 from costagent_assets.defs.partitions import month_account_asset, trailing_three_months
 from costagent_assets.feedback import read_feedback
-from costagent_assets.resources.home import CostagentHome
-from costagent_assets.resources.s3_warehouse import home_store
+from costagent_assets.resources.teams_registry import TeamsRegistry
+from costagent_assets.resources.warehouse import WarehouseResource
+from costagent_assets.settings import Settings
 
 
 @month_account_asset(
@@ -25,7 +26,9 @@ def anomalies(
     context: dg.AssetExecutionContext,
     raw_costs: pl.DataFrame,
     mom_changes: pl.DataFrame,
-    costagent_home: CostagentHome,
+    settings: dg.ResourceParam[Settings],
+    teams_registry: TeamsRegistry,
+    warehouse: WarehouseResource,
 ):
     """Per account and service, at most one anomaly: a daily **spike** or **step** (a day far above the
     median of the same weekday over the four weeks before), a **new_service** with material spend, or a
@@ -33,17 +36,8 @@ def anomalies(
     are reported, never alerted. Account rows: whole-account changes and **budget** alerts (actual and
     projected, at ``budget_alert_pcts``). Teams may override the threshold and floor in the registry;
     anomalies an admin acknowledged are kept but not alerted. Each row's drivers add up to its $ impact."""
-    settings = costagent_home.settings()
-    rule = AnomalyRule(threshold_pct=settings.anomaly_threshold_pct, min_usd=settings.anomaly_min_usd)
-    teams = costagent_home.teams()
-    overrides = {
-        t.aws_account_id: AnomalyRule(
-            threshold_pct=t.anomaly_threshold_pct if t.anomaly_threshold_pct is not None else rule.threshold_pct,
-            min_usd=t.anomaly_min_usd if t.anomaly_min_usd is not None else rule.min_usd,
-        )
-        for t in teams
-        if t.anomaly_threshold_pct is not None or t.anomaly_min_usd is not None
-    }
+    teams = teams_registry.teams()
+    rule, overrides = anomaly_rules(settings, teams)
     budgets = {t.aws_account_id: t.monthly_budget for t in teams if t.monthly_budget}
     frame = detect_anomalies(
         mom_changes,
@@ -52,7 +46,7 @@ def anomalies(
         overrides=overrides,
         budgets=budgets,
         budget_alert_pcts=settings.budget_alert_pcts,
-        feedback=read_feedback(home_store(costagent_home.home, settings)),
+        feedback=read_feedback(warehouse.store()),
     )
     alerted = frame.filter(pl.col("alerted"))
     preview = alerted.sort("impact_usd", descending=True, nulls_last=True).head(10)

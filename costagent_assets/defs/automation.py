@@ -9,11 +9,10 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from costagent_assets.defs.partitions import make_key, month_account_partitions
-from costagent_assets.home import get_home
 from costagent_assets.partition_keys import ACCOUNT_DIMENSION
 from costagent_assets.periods import report_month, shift_month
 from costagent_assets.run_parameters import RunParameters
-from costagent_assets.settings import Settings, load_settings
+from costagent_assets.settings import Settings
 
 WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
 REPORT_ASSETS = [
@@ -108,7 +107,8 @@ def weekly_cron(settings: Settings) -> str:
 
 
 def build_weekly_schedule(settings: Settings) -> dg.ScheduleDefinition:
-    """The weekly schedule from the settings' day and hour (UTC)."""
+    """The weekly schedule from the settings' day and hour (UTC); built with the definitions
+    (``definitions.py``), from the same settings as the resources, never at import."""
 
     @dg.schedule(
         name="weekly_cost_report",
@@ -129,5 +129,3 @@ def build_weekly_schedule(settings: Settings) -> dg.ScheduleDefinition:
 
     return weekly_cost_report
 
-
-weekly_cost_report = build_weekly_schedule(load_settings(get_home().settings_path))

@@ -8,21 +8,29 @@ import polars as pl
 
 from costagent_assets import markdown
 from costagent_assets.ai_store import admin_ai_context
-from costagent_assets.defs.partitions import month_account_asset, run_as_of, run_partitions, run_periods
+from costagent_assets.defs.partitions import (
+    month_account_asset,
+    months_window,
+    run_as_of,
+    run_partitions,
+    run_periods,
+)
 from costagent_assets.delivery import Outgoing, deliver_batch, status_counts
 from costagent_assets.report_context import (
-    ReportFrames,
+    TREND_MONTHS,
     delivery_summary,
+    report_frames,
     run_cost,
     teams_by_account,
-    trend_history,
 )
 from costagent_assets.reporting import admin_csv, build_message, render_admin_report, render_team_report
 from costagent_assets.resources.email_delivery import EmailDelivery
-from costagent_assets.resources.home import CostagentHome
 from costagent_assets.resources.smtp import SmtpError
+from costagent_assets.resources.teams_registry import TeamsRegistry
+from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform
-from costagent_assets.send_ledger import LedgerKey, SendLedger, ledger_root
+from costagent_assets.send_ledger import LedgerKey, SendLedger
+from costagent_assets.settings import Settings
 
 PREVIEW_LINES = 60
 
@@ -36,6 +44,8 @@ def _preview(text: str) -> dg.MetadataValue:
 @month_account_asset(
     group_name="reports",
     kinds={"jinja", "email"},
+    # The trend chart: each account's totals of the year before the month (and the month itself).
+    ins={"mom_changes": dg.AssetIn(partition_mapping=months_window(-(TREND_MONTHS - 1), 0))},
 )
 def emails(
     context: dg.AssetExecutionContext,
@@ -44,7 +54,9 @@ def emails(
     ai_insights: pl.DataFrame,
     forecasts: pl.DataFrame,
     optimization_opportunities: pl.DataFrame,
-    costagent_home: CostagentHome,
+    settings: dg.ResourceParam[Settings],
+    teams_registry: TeamsRegistry,
+    warehouse: WarehouseResource,
     email_delivery: EmailDelivery,
 ):
     """One HTML report per team with only its own account's figures (and its top 3 savings), and, when the run covers every
@@ -56,14 +68,12 @@ def emails(
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
     report_date = run_as_of(context).isoformat()
-    settings = costagent_home.settings()
-    teams = costagent_home.teams()
+    teams = teams_registry.teams()
     by_id = teams_by_account(teams)
-    home = costagent_home.home
-    ledger = SendLedger(ledger_root(home.root, settings.warehouse_uri, home.warehouse_dir))
-    # The trend chart reads the account totals of up to a year before each month of the run.
-    store = costagent_home.store()
-    history = trend_history(store, periods)
+    ledger = SendLedger(warehouse.ledger_path)
+    store = warehouse.store()
+    tables = {"mom_changes": mom_changes, "anomalies": anomalies, "ai_insights": ai_insights,
+              "forecasts": forecasts, "optimization_opportunities": optimization_opportunities}
     sender = email_delivery.sender_address()
     domain = sender.rpartition("@")[2] or "costagent.local"
     now = datetime.now(UTC)
@@ -71,11 +81,8 @@ def emails(
     try:
         with email_delivery.session(report_date) as session:
             for month, p in periods.items():
-                frames = ReportFrames(
-                    month, p, mom_changes, anomalies, ai_insights, generated_at=now, history=history,
-                    dashboard_url_template=settings.datadog_dashboard_url, forecasts=forecasts,
-                    optimization=optimization_opportunities,
-                )
+                frames = report_frames(month, p, tables, generated_at=now,
+                                       dashboard_url_template=settings.datadog_dashboard_url)
                 in_run = {a for m, a in partitions if m == month}
                 outgoing, info = [], {}
                 for account_id in sorted(in_run):

@@ -16,8 +16,9 @@ from costagent_assets.defs.partitions import (
 )
 from costagent_assets.optimization import STATUS_SCHEMA, Thresholds, account_rows, find_opportunities, frame
 from costagent_assets.resources.aws_scanner import DisabledScanner, OptimizationScanner, ScanResult
-from costagent_assets.resources.home import CostagentHome
+from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform, empty
+from costagent_assets.settings import Settings
 from costagent_assets.warehouse import record_run_rows
 
 
@@ -36,7 +37,8 @@ from costagent_assets.warehouse import record_run_rows
 def optimization_opportunities(
     context: dg.AssetExecutionContext,
     raw_costs: pl.DataFrame,
-    costagent_home: CostagentHome,
+    settings: dg.ResourceParam[Settings],
+    warehouse: WarehouseResource,
     aws_scanner: OptimizationScanner,
 ):
     """Savings per account, ranked by $/month: idle, oversized and Spot-eligible EC2 instances, unattached
@@ -51,7 +53,6 @@ def optimization_opportunities(
     (``optimization_lookback_days``) ends at the start of the run's as-of day."""
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
-    settings = costagent_home.settings()
     thresholds = Thresholds.from_settings(settings)
     latest = max(periods)
     end = min(datetime.combine(run_as_of(context), time(), UTC),
@@ -80,7 +81,7 @@ def optimization_opportunities(
                              scanned_at))
     table = pl.concat(frames, how="diagonal_relaxed") if frames else empty("optimization_opportunities")
     table = conform(table, "optimization_opportunities")
-    record_run_rows(costagent_home.store(), "optimization_scans",
+    record_run_rows(warehouse.store(), "optimization_scans",
                     scan_usage(latest, context.run_id, aws_scanner.name, result, scanned_at))
 
     accounts_rows = table.filter((pl.col("record") == "account") & (pl.col("month") == latest))

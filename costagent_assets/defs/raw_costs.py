@@ -9,7 +9,7 @@ import polars as pl
 from costagent_assets.analysis import deduplicate_raw_costs
 from costagent_assets.defs.partitions import month_account_asset, run_partitions, run_periods
 from costagent_assets.resources.cost_source import CostSource, SourceFetch
-from costagent_assets.resources.home import CostagentHome
+from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform, empty
 from costagent_assets.warehouse import record_source_usage
 
@@ -29,7 +29,7 @@ KEY = ["date", "account_id", "service", "region", "usage_type", "charge_category
                                       "not silently dropped."),
     ],
 )
-def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, costagent_home: CostagentHome):
+def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, warehouse: WarehouseResource):
     """Daily cost in USD per account, service, region and usage type, as the cost source reports it.
 
     One query per month covers all of the run's accounts. Days are those of the month up to
@@ -61,7 +61,7 @@ def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, costag
     missing = sorted({(m, a) for m, a in partitions if periods[m].days_covered} - with_data)
     total = float(raw["cost_usd"].sum()) if raw.height else 0.0
     usage = source_usage_frame(context.run.run_id, cost_source.name, partitions, periods, raw, fetches)
-    record_source_usage(costagent_home.store(), usage)
+    record_source_usage(warehouse.store(), usage)
     unregistered = sorted({a for cell in usage["unregistered_accounts"].to_list() for a in (cell or "").split(",") if a})
     yield dg.Output(
         raw,

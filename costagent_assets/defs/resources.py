@@ -1,4 +1,6 @@
-"""The single place where resources are bound: the settings pick the source and the delivery."""
+"""The single place where resources are bound, from one snapshot of the settings: they pick the source,
+the delivery and the scanner, locate the warehouse, and are handed to every stage as the ``settings``
+resource, so a run never sees two versions of them."""
 
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ from costagent_assets.resources.cost_explorer import CostExplorerCostSource
 from costagent_assets.resources.datadog import DatadogCostSource
 from costagent_assets.resources.focus_files import FocusCostSource
 from costagent_assets.resources.gemini import GeminiResource
-from costagent_assets.resources.home import CostagentHome
 from costagent_assets.resources.outbox import OutboxDelivery
-from costagent_assets.resources.s3_warehouse import warehouse_root
+from costagent_assets.resources.s3_warehouse import ledger_dir, warehouse_root
 from costagent_assets.resources.smtp import SmtpDelivery
-from costagent_assets.resources.warehouse import ParquetWarehouseIOManager
+from costagent_assets.resources.teams_registry import TeamsRegistry
+from costagent_assets.resources.warehouse import ParquetWarehouseIOManager, WarehouseResource
 from costagent_assets.settings import Settings
 
 
@@ -49,15 +51,19 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
         "outbox": lambda: OutboxDelivery(directory=str(home.outbox_dir)),
         "smtp": lambda: smtp_delivery(settings),
     }
+    warehouse = WarehouseResource(
+        root=warehouse_root(home, settings),
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_region=settings.s3_region,
+        ledger_dir=str(ledger_dir(home, settings)),
+    )
     return {
+        "settings": dg.ResourceDefinition.hardcoded_resource(settings, "The installation's settings (settings.json)."),
+        "teams_registry": TeamsRegistry(path=str(home.teams_path)),
+        "warehouse": warehouse,
+        "io_manager": ParquetWarehouseIOManager(warehouse=warehouse),
         "cost_source": sources[settings.source](),
         "email_delivery": deliveries[settings.email_mode](),
-        "costagent_home": CostagentHome(root=str(home.root)),
-        "io_manager": ParquetWarehouseIOManager(
-            root=warehouse_root(home, settings),
-            s3_endpoint_url=settings.s3_endpoint_url,
-            s3_region=settings.s3_region,
-        ),
         "gemini": build_gemini(settings),
         "aws_scanner": build_scanner(settings),
     }

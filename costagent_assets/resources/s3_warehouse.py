@@ -19,6 +19,7 @@ import duckdb
 import polars as pl
 
 from costagent_assets.home import Home
+from costagent_assets.send_ledger import LEDGER_TABLE
 from costagent_assets.settings import Settings
 from costagent_assets.warehouse import LocalStore, Store
 
@@ -123,8 +124,18 @@ def _sql_literal(value: object) -> str:
 
 
 def warehouse_root(home: Home, settings: Settings) -> str:
-    """Where an installation's warehouse lives: ``warehouse_uri`` if set, else ``<home>/warehouse``."""
+    """Where an installation's warehouse lives: ``warehouse_uri`` if set, else ``<home>/warehouse``.
+
+    The only place that resolves ``warehouse_uri``: the resources, the CLI and the send ledger all ask here.
+    """
     return settings.warehouse_uri or str(home.warehouse_dir)
+
+
+def ledger_dir(home: Home, settings: Settings) -> Path:
+    """Where the send ledger lives: beside the Parquet tables in a local warehouse, else under the home,
+    because its claims need a POSIX filesystem (see send_ledger.py)."""
+    root = warehouse_root(home, settings)
+    return home.root / LEDGER_TABLE if root.startswith("s3://") else Path(root).expanduser() / LEDGER_TABLE
 
 
 def home_store(home: Home, settings: Settings) -> Store:

@@ -1,6 +1,13 @@
-"""The Parquet warehouse as Dagster storage: one object per account-month partition, local or on S3."""
+"""The Parquet warehouse as Dagster resources: where every asset partition and every side table lives.
+
+``WarehouseResource`` is the one place that knows the warehouse's location (a local directory, or
+``s3://bucket/prefix``); the IO manager and every asset that writes a side table (``source_usage``,
+``ai_usage``, ...) reach the store through it, so the two can never point at different warehouses.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -9,6 +16,26 @@ from costagent_assets import warehouse
 from costagent_assets.partition_keys import split_key
 from costagent_assets.resources.s3_warehouse import open_store
 from costagent_assets.warehouse import Store
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse: asset partitions, side tables, and the send ledger beside them."""
+
+    root: str  # a local directory, or s3://bucket/prefix
+    s3_endpoint_url: str = ""  # an S3-compatible store (MinIO, Ceph, moto in tests); empty for AWS
+    s3_region: str = ""
+    # The send ledger's directory: beside a local warehouse, else under the home, because its claims
+    # need a POSIX filesystem (see send_ledger.py).
+    ledger_dir: str
+
+    def store(self) -> Store:
+        """The store the partitions and side tables live in."""
+        return open_store(self.root, self.s3_endpoint_url, self.s3_region)
+
+    @property
+    def ledger_path(self) -> Path:
+        """Where the send ledger keeps its claims."""
+        return Path(self.ledger_dir)
 
 
 class ParquetWarehouseIOManager(dg.ConfigurableIOManager):
@@ -20,13 +47,7 @@ class ParquetWarehouseIOManager(dg.ConfigurableIOManager):
     lets the first month load a previous month that was never materialized.
     """
 
-    root: str  # a local directory, or s3://bucket/prefix
-    s3_endpoint_url: str = ""  # an S3-compatible store (MinIO, Ceph, moto in tests); empty for AWS
-    s3_region: str = ""
-
-    def store(self) -> Store:
-        """The store the partitions live in."""
-        return open_store(self.root, self.s3_endpoint_url, self.s3_region)
+    warehouse: WarehouseResource
 
     def _table(self, context: dg.InputContext | dg.OutputContext) -> str:
         return context.asset_key.path[-1]
@@ -35,15 +56,16 @@ class ParquetWarehouseIOManager(dg.ConfigurableIOManager):
         if not context.has_asset_partitions:
             raise dg.Failure(f"{context.asset_key.to_user_string()}: costagent assets are partitioned")
         keys = [split_key(k) for k in context.asset_partition_keys]
-        written = warehouse.write_partitions(self.store(), self._table(context), obj, keys)
+        store = self.warehouse.store()
+        written = warehouse.write_partitions(store, self._table(context), obj, keys)
         context.add_output_metadata(
             {
                 "partitions_written": len(written),
                 "empty_partitions": sum(1 for n in written.values() if n == 0),
-                "location": dg.MetadataValue.path(self.store().url(self._table(context))),
+                "location": dg.MetadataValue.path(store.url(self._table(context))),
             }
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         keys = [split_key(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
-        return warehouse.read_partitions(self.store(), self._table(context), keys)
+        return warehouse.read_partitions(self.warehouse.store(), self._table(context), keys)
