@@ -25,6 +25,26 @@ RUN_RATE_DAYS = 7
 MAX_DRIVERS = 5
 
 
+# A total and the sum of its parts are compared to the cent after summing floats.
+TOLERANCE_USD = 0.01
+# Drivers are rounded to cents; their sum may miss the total rounded to cents by float error only.
+DRIVERS_TOLERANCE_USD = 0.011
+
+
+def drivers_gap(frame: pl.DataFrame, total: str, rows: pl.Expr) -> float:
+    """The largest gap between the sum of a row's ``drivers`` (their ``change_usd``) and its ``total`` column
+    rounded to cents, over the rows selected by ``rows``; 0.0 for none. The one check behind every "drivers
+    add up" asset check: a team must never read drivers that do not add up to the change they explain."""
+    if not frame.height:
+        return 0.0
+    gap = frame.filter(rows).select(
+        (pl.col("drivers").list.eval(pl.element().struct.field("change_usd")).list.sum() - pl.col(total).round(2))
+        .abs()
+        .max()
+    ).item()
+    return float(gap or 0.0)
+
+
 def _periods_frame(periods: Mapping[str, Period]) -> pl.DataFrame:
     return pl.DataFrame(
         {

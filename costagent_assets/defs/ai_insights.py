@@ -5,7 +5,7 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import ai_store, markdown
-from costagent_assets.analysis import AnomalyRule, explain_changes
+from costagent_assets.analysis import DRIVERS_TOLERANCE_USD, AnomalyRule, drivers_gap, explain_changes
 from costagent_assets.defs.partitions import (
     month_account_asset,
     run_as_of,
@@ -13,7 +13,6 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
-from costagent_assets.defs.service_breakdown import TOLERANCE_USD
 from costagent_assets.forecast import with_forecast_projection
 from costagent_assets.insights import run_ai_insights
 from costagent_assets.resources.gemini import GeminiRequest, GeminiResource
@@ -90,20 +89,7 @@ def ai_insights(
     if failures:
         context.log.warning(f"{len(failures)} AI call(s) without a usable answer; first: {failures[0]}")
     cost = None if billed.filter(pl.col("cost_usd").is_null()).height else float(billed["cost_usd"].sum() or 0.0)
-    gaps = (
-        frame.filter(pl.col("total_change_usd").is_not_null())
-        .select(
-            (
-                pl.col("drivers").list.eval(pl.element().struct.field("change_usd")).list.sum()
-                - pl.col("total_change_usd")
-            )
-            .abs()
-            .max()
-        )
-        .item()
-        if frame.height
-        else 0.0
-    ) or 0.0
+    gap = drivers_gap(frame, "total_change_usd", pl.col("total_change_usd").is_not_null())
     yield dg.Output(
         frame,
         metadata={
@@ -134,6 +120,6 @@ def ai_insights(
     )
     yield dg.AssetCheckResult(
         check_name="drivers_add_up_to_change",
-        passed=gaps <= TOLERANCE_USD,
-        metadata={"largest_gap_usd": float(gaps)},
+        passed=gap <= DRIVERS_TOLERANCE_USD,
+        metadata={"largest_gap_usd": gap},
     )

@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
+from costagent_assets.analysis import DRIVERS_TOLERANCE_USD, drivers_gap
 from costagent_assets.anomaly_detection import anomaly_rules, detect_anomalies
 from costagent_assets.defs.partitions import month_account_asset, trailing_three_months
 from costagent_assets.feedback import read_feedback
@@ -50,12 +51,7 @@ def anomalies(
     )
     alerted = frame.filter(pl.col("alerted"))
     preview = alerted.sort("impact_usd", descending=True, nulls_last=True).head(10)
-    sums = frame.select(
-        (pl.col("drivers").list.eval(pl.element().struct.field("change_usd")).list.sum() - pl.col("impact_usd").round(2))
-        .abs()
-        .filter(pl.col("drivers").list.len() > 0)
-        .max()
-    ).item() if frame.height else None
+    gap = drivers_gap(frame, "impact_usd", pl.col("drivers").list.len() > 0)
     yield dg.Output(
         frame,
         metadata={
@@ -84,6 +80,6 @@ def anomalies(
     )
     yield dg.AssetCheckResult(
         check_name="drivers_add_up",
-        passed=(sums or 0.0) <= 0.011,
-        metadata={"largest_difference_usd": float(sums or 0.0)},
+        passed=gap <= DRIVERS_TOLERANCE_USD,
+        metadata={"largest_difference_usd": gap},
     )

@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from costagent_assets.analysis import compute_mom_changes
+from costagent_assets.analysis import TOLERANCE_USD, compute_mom_changes
 from costagent_assets.defs.partitions import (
     make_key,
     month_account_asset,
@@ -12,7 +12,6 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
-from costagent_assets.defs.service_breakdown import TOLERANCE_USD
 from costagent_assets.periods import shift_month
 
 

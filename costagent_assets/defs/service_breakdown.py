@@ -4,11 +4,8 @@
 import dagster as dg
 import polars as pl
 
-from costagent_assets.analysis import compute_service_breakdown
+from costagent_assets.analysis import TOLERANCE_USD, compute_service_breakdown
 from costagent_assets.defs.partitions import month_account_asset, run_partitions, run_periods
-
-# Totals are compared to the cent after summing floats.
-TOLERANCE_USD = 0.01
 
 
 @month_account_asset(
