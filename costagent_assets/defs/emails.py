@@ -7,9 +7,9 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
-from costagent_assets.ai_store import admin_ai_context
 from costagent_assets.defs.partitions import month_account_asset, run_as_of, run_partitions, run_periods
 from costagent_assets.delivery import Outgoing, deliver_batch, status_counts
+from costagent_assets.insights.history import admin_ai_context
 from costagent_assets.report_context import (
     ReportFrames,
     delivery_summary,

@@ -9,7 +9,7 @@ import dagster as dg
 from costagent_assets.home import Home
 from costagent_assets.settings import Settings, load_settings
 from costagent_assets.teams import Team, load_registry
-from costagent_assets.warehouse import Store
+from costagent_assets.warehouse.store import Store
 
 
 class CostagentHome(dg.ConfigurableResource):
