@@ -29,7 +29,8 @@ QUERY = r"""
 import json, sys, time
 from datetime import date
 import polars as pl
-from costagent_assets.warehouse import LocalStore, connect, views_needed
+from costagent_assets.warehouse.store import LocalStore
+from costagent_assets.warehouse.views import connect, views_needed
 root, kind = sys.argv[1], sys.argv[2]
 started = time.perf_counter()
 if kind == "history":
@@ -61,7 +62,7 @@ def build(root: Path, accounts: int, months: int) -> tuple[list[str], float]:
 
     from costagent_assets.demo import organisation as demo
     from costagent_assets.periods import months_between, period, shift_month
-    from costagent_assets.warehouse import ensure_rollups, write_partitions
+    from costagent_assets.warehouse.rollups import ensure_rollups, write_raw_costs
 
     ids = [t["aws_account_id"] for t in demo.demo_teams(accounts)]
     started = time.perf_counter()
@@ -73,7 +74,7 @@ def build(root: Path, accounts: int, months: int) -> tuple[list[str], float]:
     for month in months_between(first, last):
         p = period(month, AS_OF)
         frame = demo.generate_costs(ids, p.start, p.end, as_of=AS_OF).with_columns(pl.lit(month).alias("month"))
-        write_partitions(root, "raw_costs", frame, [(month, a) for a in ids])
+        write_raw_costs(root, frame, [(month, a) for a in ids])  # the partitions, then the month's rollups
     return ids, time.perf_counter() - started
 
 

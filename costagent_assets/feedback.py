@@ -14,10 +14,9 @@ from pathlib import Path
 
 import polars as pl
 
-from costagent_assets import warehouse
 from costagent_assets.anomaly_detection import apply_feedback
 from costagent_assets.schemas import FEEDBACK_SCHEMA
-from costagent_assets.warehouse import Store, as_store
+from costagent_assets.warehouse.store import Store, as_store, parquet_bytes, partition_key, read_partitions
 
 FEEDBACK_KINDS = ("expected", "false_positive")
 WHOLE_ACCOUNT = "-"  # the SERVICE argument for account-level rows (whole-account changes, budgets)
@@ -61,7 +60,7 @@ def record_feedback(
     )
     key = ["month", "account_id", "service"]
     marks = pl.concat([read_feedback(root).join(row.select(key), on=key, how="anti"), row]).sort(key)
-    as_store(root).put(FEEDBACK_KEY, warehouse.parquet_bytes(marks))
+    as_store(root).put(FEEDBACK_KEY, parquet_bytes(marks))
     return marks
 
 
@@ -69,11 +68,11 @@ def acknowledge_stored(root: Path | Store, account_id: str, month: str) -> pl.Da
     """Apply the marks to the stored anomalies partition of (month, account) now, so reports show the
     mark before the next run; returns the partition's rows (None if it was never materialized)."""
     store = as_store(root)
-    key = warehouse.partition_key("anomalies", month, account_id)
+    key = partition_key("anomalies", month, account_id)
     if key not in store.keys(f"anomalies/{month}/"):
         return None
-    stored = warehouse.read_partitions(store, "anomalies", [(month, account_id)])
+    stored = read_partitions(store, "anomalies", [(month, account_id)])
     # A row acknowledged earlier keeps alerted false: recompute from the marks alone.
     updated = apply_feedback(stored.drop("acknowledged", "feedback"), read_feedback(store))
-    store.put(key, warehouse.parquet_bytes(updated))
+    store.put(key, parquet_bytes(updated))
     return updated

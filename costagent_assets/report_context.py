@@ -18,7 +18,7 @@ from costagent_assets.delivery import SENT, Delivery, status_counts
 from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.teams import Team
-from costagent_assets.warehouse import Store, read_table
+from costagent_assets.warehouse.store import Store, read_table
 
 # The trend chart covers up to a year; months before the first one with data are left out.
 TREND_MONTHS = 12
@@ -465,7 +465,7 @@ def delivery_summary(mode: str, deliveries: Sequence[Delivery], teams: Sequence[
 
 def run_cost(ai: Mapping | None, store: Path | Store, month: str, run_id: str) -> dict | None:
     """What this run cost, for the admin report: the cost source's API calls (and $, when it has a price)
-    from ``source_usage``, and the AI stage's tokens and $ (``ai``, from ``ai_store.admin_ai_context``).
+    from ``source_usage``, and the AI stage's tokens and $ (``ai``, from ``insights.history.admin_ai_context``).
     A figure nobody recorded is left out rather than shown as 0; None when nothing was recorded."""
     usage = read_table(store, "source_usage", [month]).filter(pl.col("run_id") == run_id)
     cost: dict = {}

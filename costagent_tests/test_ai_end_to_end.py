@@ -16,10 +16,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from costagent_assets.ai_store import admin_ai_context
 from costagent_assets.cli import main as cli
 from costagent_assets.cli.preview import preview_admin
 from costagent_assets.home import Home
+from costagent_assets.insights.history import admin_ai_context
 from costagent_tests.peers.gemini_server import GeminiPeer
 from costagent_tests.peers.homes import environment
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from costagent_assets import warehouse
 from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies
 from costagent_assets.cli import main as cli
 from costagent_assets.feedback import read_feedback
+from costagent_assets.warehouse.store import read_partitions, write_partitions
 from costagent_tests.test_anomaly_detection import A, _account_mom, run, series, weekly
 
 
@@ -25,7 +25,7 @@ def home(tmp_path: Path) -> Path:
     root = tmp_path / "home"
     stored = run(_spike_rows(), date(2026, 11, 5))
     assert stored.filter(pl.col("alerted") & (pl.col("level") == "service")).height == 1
-    warehouse.write_partitions(root / "warehouse", "anomalies", stored, [("2026-11", A)])
+    write_partitions(root / "warehouse", "anomalies", stored, [("2026-11", A)])
     return root
 
 
@@ -33,7 +33,7 @@ def test_ack_marks_the_stored_anomaly_and_later_runs(home: Path, capsys: pytest.
     argv = ["--home", str(home), "anomalies", "ack", A, "EC2", "2026-11", "--as", "expected", "--note", "load test"]
     assert cli.main(argv) == 0
     assert "the stored anomaly is marked" in capsys.readouterr().out
-    stored = warehouse.read_partitions(home / "warehouse", "anomalies", [("2026-11", A)])
+    stored = read_partitions(home / "warehouse", "anomalies", [("2026-11", A)])
     stored = stored.filter(pl.col("service") == "EC2").row(0, named=True)
     assert stored["acknowledged"] and not stored["alerted"] and stored["feedback"] == "expected"
     # The next run applies the same mark: not alerted again for this account, service and month.

@@ -108,7 +108,7 @@ def test_backtest_skips_a_month_in_progress():
 
 def test_forecast_projection_feeds_the_report_and_the_ai_outlook():
     from costagent_assets.forecast import with_forecast_projection
-    from costagent_assets.insights import deterministic_outlook
+    from costagent_assets.insights.merge import deterministic_outlook
 
     mom = pl.DataFrame({"month": ["2026-11", "2026-11"], "account_id": [A, A], "level": ["account", "service"],
                         "projected_month_end_usd": [100.0, 40.0]})

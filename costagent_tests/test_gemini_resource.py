@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from costagent_assets.insights import ACCOUNT_INSTRUCTIONS, AccountInsightReply
+from costagent_assets.insights.prompts import ACCOUNT_INSTRUCTIONS, AccountInsightReply
 from costagent_assets.resources.gemini import CIRCUIT_BREAKER_FAILURES, GeminiRequest, GeminiResource
 from costagent_tests.peers.gemini_server import GeminiPeer
 

@@ -9,16 +9,10 @@ import polars as pl
 import pytest
 
 from costagent_assets.analysis import AnomalyRule, detect_anomalies, explain_changes
-from costagent_assets.insights import (
-    PackIndex,
-    cache_key,
-    call_cost_usd,
-    deterministic_outlook,
-    evidence_packs,
-    merge_account_reply,
-    pack_json,
-    ungrounded,
-)
+from costagent_assets.insights.evidence import cache_key, evidence_packs, pack_json
+from costagent_assets.insights.grounding import PackIndex, ungrounded
+from costagent_assets.insights.merge import deterministic_outlook, merge_account_reply
+from costagent_assets.insights.stage import call_cost_usd
 from costagent_assets.periods import period
 from costagent_assets.schemas import conform
 from costagent_assets.teams import Team

@@ -17,7 +17,9 @@ import polars as pl
 import pytest
 
 from costagent_assets.analysis import detect_anomalies, explain_changes
-from costagent_assets.insights import PackIndex, evidence_packs, merge_account_reply, ungrounded
+from costagent_assets.insights.evidence import evidence_packs
+from costagent_assets.insights.grounding import PackIndex, ungrounded
+from costagent_assets.insights.merge import merge_account_reply
 from costagent_assets.reporting import format_usd
 from costagent_tests.peers.homes import demo_accounts, prepare_home, run_weekly, sql
 from costagent_tests.test_insights import MONTH, PERIODS, RULE, TEAMS, A, mom

@@ -14,7 +14,9 @@ from moto.server import ThreadedMotoServer
 from costagent_assets.cli import main as cli
 from costagent_assets.resources.s3_warehouse import S3Store
 from costagent_assets.schemas import conform
-from costagent_assets.warehouse import connect, read_partitions, write_partitions
+from costagent_assets.warehouse.rollups import write_raw_costs
+from costagent_assets.warehouse.store import read_partitions
+from costagent_assets.warehouse.views import connect
 from costagent_tests.peers.homes import run_cli
 
 BUCKET = "costagent-test-warehouse"
@@ -59,8 +61,8 @@ def rows(account: str, usd: float) -> pl.DataFrame:
 def test_write_overwrite_read_and_query(bucket: str):
     store = S3Store(f"s3://{BUCKET}/wh", endpoint_url=bucket, region="us-east-1")
     keys = [("2026-11", "000000000001"), ("2026-11", "000000000002")]
-    write_partitions(store, "raw_costs", pl.concat([rows(a, 1.0) for _, a in keys]), keys)
-    write_partitions(store, "raw_costs", rows("000000000001", 7.0), keys[:1])  # a rerun of one partition
+    write_raw_costs(store, pl.concat([rows(a, 1.0) for _, a in keys]), keys)
+    write_raw_costs(store, rows("000000000001", 7.0), keys[:1])  # a rerun of one partition
     assert store.keys("raw_costs/") == [f"raw_costs/2026-11/{a}.parquet" for _, a in keys]
     back = read_partitions(store, "raw_costs", keys + [("2026-10", "000000000001")]).sort("account_id")
     assert back["cost_usd"].to_list() == [7.0, 1.0]

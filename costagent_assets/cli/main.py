@@ -73,7 +73,7 @@ def _store(home: Home):
 
 
 def _refresh_duckdb(home: Home) -> None:
-    from costagent_assets.warehouse import refresh_database_file
+    from costagent_assets.warehouse.views import refresh_database_file
 
     try:
         refresh_database_file(home.duckdb_path, _store(home), [t.to_dict() for t in _teams(home)])
@@ -314,7 +314,7 @@ def cmd_sql(args, home: Home) -> int:
     """Run SQL over the warehouse views (in memory, so an open DuckDB CLI never blocks it)."""
     import duckdb
 
-    from costagent_assets.warehouse import connect, views_needed
+    from costagent_assets.warehouse.views import connect, views_needed
 
     con = connect(_store(home), [t.to_dict() for t in _teams(home)], only=views_needed(args.query))
     try:

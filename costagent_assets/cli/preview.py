@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from costagent_assets.ai_store import admin_ai_context
 from costagent_assets.home import Home
+from costagent_assets.insights.history import admin_ai_context
 from costagent_assets.periods import Period, period
 from costagent_assets.report_context import ReportFrames, report_frames, trend_months
 from costagent_assets.reporting import RenderedEmail, render_admin_report, render_team_report
 from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.settings import load_settings
 from costagent_assets.teams import load_registry
-from costagent_assets.warehouse import read_table, stored_months
+from costagent_assets.warehouse.store import read_table, stored_months
 
 # The tables the emails stage reads, beside mom_changes (read with its trend months).
 REPORT_TABLES = ("anomalies", "ai_insights", "forecasts", "optimization_opportunities")

@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from costagent_assets import ai_store, markdown
+from costagent_assets import markdown
 from costagent_assets.analysis import DRIVERS_TOLERANCE_USD, AnomalyRule, drivers_gap, explain_changes
 from costagent_assets.defs.partitions import (
     month_account_asset,
@@ -14,7 +14,8 @@ from costagent_assets.defs.partitions import (
     run_periods,
 )
 from costagent_assets.forecast import with_forecast_projection
-from costagent_assets.insights import run_ai_insights
+from costagent_assets.insights.history import cached_replies, write_history, write_usage
+from costagent_assets.insights.stage import run_ai_insights
 from costagent_assets.resources.gemini import GeminiRequest, GeminiResource
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
@@ -70,17 +71,16 @@ def ai_insights(
         deterministic, mom_changes, anomalies, periods, teams_registry.teams(),
         AnomalyRule(threshold_pct=settings.anomaly_threshold_pct, min_usd=settings.anomaly_min_usd),
         generate=generate, unavailable=unavailable,
-        cached={} if unavailable else ai_store.cached_replies(root, list(periods)),
+        cached={} if unavailable else cached_replies(root, list(periods)),
         model=gemini.model, prices={m: tuple(p) for m, p in settings.ai_prices.items()},
         findings=optimization_opportunities,
     )
     report_date = run_as_of(context)
     # Nobody is mailed from a history run: no "AI unavailable" note to store either.
     frame = outcome.insights.with_columns(pl.lit(None, pl.String).alias("ai_note")) if history_run else outcome.insights
-    usage = ai_store.write_usage(root, context.run_id, report_date, gemini.model, [] if history_run else outcome.calls)
+    usage = write_usage(root, context.run_id, report_date, gemini.model, [] if history_run else outcome.calls)
     if not history_run:
-        ai_store.write_history(root, context.run_id, report_date, gemini.model, frame, outcome.organisation,
-                               outcome.calls)
+        write_history(root, context.run_id, report_date, gemini.model, frame, outcome.organisation, outcome.calls)
     billed = usage.filter(pl.col("status").is_in(["called", "failed"]))
     rejections = [f"{c.account_id}: {r}" for c in outcome.calls for r in c.rejections]
     for line in rejections[:20]:

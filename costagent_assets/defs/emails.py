@@ -7,7 +7,6 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
-from costagent_assets.ai_store import admin_ai_context
 from costagent_assets.defs.partitions import (
     month_account_asset,
     months_window,
@@ -16,6 +15,7 @@ from costagent_assets.defs.partitions import (
     run_periods,
 )
 from costagent_assets.delivery import Outgoing, deliver_batch, status_counts
+from costagent_assets.insights.history import admin_ai_context
 from costagent_assets.report_context import (
     TREND_MONTHS,
     delivery_summary,

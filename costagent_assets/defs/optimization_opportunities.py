@@ -19,7 +19,7 @@ from costagent_assets.resources.aws_scanner import DisabledScanner, Optimization
 from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform, empty
 from costagent_assets.settings import Settings
-from costagent_assets.warehouse import record_run_rows
+from costagent_assets.warehouse.log_tables import append_log
 
 
 @month_account_asset(
@@ -81,8 +81,8 @@ def optimization_opportunities(
                              scanned_at))
     table = pl.concat(frames, how="diagonal_relaxed") if frames else empty("optimization_opportunities")
     table = conform(table, "optimization_opportunities")
-    record_run_rows(warehouse.store(), "optimization_scans",
-                    scan_usage(latest, context.run_id, aws_scanner.name, result, scanned_at))
+    append_log(warehouse.store(), "optimization_scans",
+               scan_usage(latest, context.run_id, aws_scanner.name, result, scanned_at))
 
     accounts_rows = table.filter((pl.col("record") == "account") & (pl.col("month") == latest))
     found = table.filter(pl.col("record") == "finding")

@@ -11,7 +11,7 @@ from costagent_assets.defs.partitions import month_account_asset, run_partitions
 from costagent_assets.resources.cost_source import CostSource, SourceFetch
 from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform, empty
-from costagent_assets.warehouse import record_source_usage
+from costagent_assets.warehouse.log_tables import append_log
 
 KEY = ["date", "account_id", "service", "region", "usage_type", "charge_category", "currency"]
 
@@ -61,7 +61,7 @@ def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, wareho
     missing = sorted({(m, a) for m, a in partitions if periods[m].days_covered} - with_data)
     total = float(raw["cost_usd"].sum()) if raw.height else 0.0
     usage = source_usage_frame(context.run.run_id, cost_source.name, partitions, periods, raw, fetches)
-    record_source_usage(warehouse.store(), usage)
+    append_log(warehouse.store(), "source_usage", usage)
     unregistered = sorted({a for cell in usage["unregistered_accounts"].to_list() for a in (cell or "").split(",") if a})
     yield dg.Output(
         raw,

@@ -21,7 +21,7 @@ import polars as pl
 from costagent_assets.home import Home
 from costagent_assets.send_ledger import LEDGER_TABLE
 from costagent_assets.settings import Settings
-from costagent_assets.warehouse import LocalStore, Store
+from costagent_assets.warehouse.store import LocalStore, Store
 
 
 def httpfs_extension_path() -> Path:

@@ -12,10 +12,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from costagent_assets import warehouse
 from costagent_assets.partition_keys import split_key
 from costagent_assets.resources.s3_warehouse import open_store
-from costagent_assets.warehouse import Store
+from costagent_assets.warehouse.rollups import write_raw_costs
+from costagent_assets.warehouse.store import Store, read_partitions, write_partitions
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -45,6 +45,10 @@ class ParquetWarehouseIOManager(dg.ConfigurableIOManager):
     columns and every partition of the run gets its file, empty when it has no rows, so a rerun
     replaces exactly the partitions it ran. Inputs read whichever upstream partitions exist, which
     lets the first month load a previous month that was never materialized.
+
+    raw_costs takes one more step: its partitions are written by ``rollups.write_raw_costs``, which also
+    rebuilds the per-month rollups (daily and monthly sums) of the months written, which history queries
+    and the ``daily_costs`` / ``monthly_costs`` views read.
     """
 
     warehouse: WarehouseResource
@@ -57,15 +61,21 @@ class ParquetWarehouseIOManager(dg.ConfigurableIOManager):
             raise dg.Failure(f"{context.asset_key.to_user_string()}: costagent assets are partitioned")
         keys = [split_key(k) for k in context.asset_partition_keys]
         store = self.warehouse.store()
-        written = warehouse.write_partitions(store, self._table(context), obj, keys)
+        table = self._table(context)
+        if table == "raw_costs":
+            # The explicit rollup step: the months' rollups are removed, the partitions written, then the
+            # rollups rebuilt from them, so history queries never read a stale month.
+            written = write_raw_costs(store, obj, keys)
+        else:
+            written = write_partitions(store, table, obj, keys)
         context.add_output_metadata(
             {
                 "partitions_written": len(written),
                 "empty_partitions": sum(1 for n in written.values() if n == 0),
-                "location": dg.MetadataValue.path(store.url(self._table(context))),
+                "location": dg.MetadataValue.path(store.url(table)),
             }
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         keys = [split_key(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
-        return warehouse.read_partitions(self.warehouse.store(), self._table(context), keys)
+        return read_partitions(self.warehouse.store(), self._table(context), keys)

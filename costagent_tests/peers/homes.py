@@ -11,11 +11,12 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from costagent_assets import warehouse
 from costagent_assets.cli import main as cli
 from costagent_assets.demo import organisation as demo
 from costagent_assets.settings import Settings, save_settings, with_setting
 from costagent_assets.teams import Team, load_registry, save_registry
+from costagent_assets.warehouse.store import read_table
+from costagent_assets.warehouse.views import connect
 
 
 def demo_accounts(n: int, seed: int = 42) -> list[dict]:
@@ -66,7 +67,7 @@ def run_weekly(home: Path, as_of: date, *extra: str) -> int:
 def sql(home: Path, query: str) -> list[dict]:
     """Rows of a query over the home's warehouse views."""
     teams = [t.to_dict() for t in load_registry(home / "teams.json")]
-    con = warehouse.connect(home / "warehouse", teams)
+    con = connect(home / "warehouse", teams)
     try:
         return con.execute(query).pl().to_dicts()
     finally:
@@ -75,7 +76,7 @@ def sql(home: Path, query: str) -> list[dict]:
 
 def warehouse_month_totals(home: Path) -> pl.DataFrame:
     """Sum of raw_costs per (account_id, month) as stored in the warehouse."""
-    return warehouse.read_table(home / "warehouse", "raw_costs").group_by(["account_id", "month"]).agg(
+    return read_table(home / "warehouse", "raw_costs").group_by(["account_id", "month"]).agg(
         pl.col("cost_usd").sum()
     )
 

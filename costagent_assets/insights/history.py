@@ -9,6 +9,8 @@ and get DuckDB views like every table (``ai_usage``, ``ai_insight_history``, and
   replaces it (same week, same insights), while each week adds its own file. Rows with a reply are the
   cache: a later run whose evidence pack hashes the same reuses the reply instead of paying again.
 
+Both are log tables, written through ``warehouse.log_tables.append_log``; this module builds their rows.
+
 The organisation's executive summary is the ``account_id = 'organisation'`` row of the history: it has no
 account partition of its own in the asset graph.
 """
@@ -22,9 +24,11 @@ from pathlib import Path
 
 import polars as pl
 
-from costagent_assets.insights import ORGANISATION, CallRecord
+from costagent_assets.insights.prompts import ORGANISATION
+from costagent_assets.insights.stage import CallRecord
 from costagent_assets.schemas import conform, empty
-from costagent_assets.warehouse import Store, as_store, parquet_bytes, read_table
+from costagent_assets.warehouse.log_tables import append_log
+from costagent_assets.warehouse.store import Store, read_table
 
 USAGE, HISTORY = "ai_usage", "ai_insight_history"
 
@@ -51,8 +55,7 @@ def write_usage(root: Path | Store, run_id: str, report_date: date, model: str, 
         ),
         USAGE,
     ) if calls else empty(USAGE)
-    for (month,), part in frame.partition_by(["month"], as_dict=True).items() if frame.height else []:
-        as_store(root).put(f"{USAGE}/{month}/{run_id}.parquet", parquet_bytes(part))
+    append_log(root, USAGE, frame)  # ai_usage/<month>/<run_id>.parquet
     return frame
 
 
@@ -79,8 +82,7 @@ def write_history(
     if not rows:
         return
     frame = conform(pl.DataFrame(rows, infer_schema_length=None), HISTORY)
-    for (month,), part in frame.partition_by(["month"], as_dict=True).items():
-        as_store(root).put(f"{HISTORY}/{month}/{report_date.isoformat()}.parquet", parquet_bytes(part))
+    append_log(root, HISTORY, frame)  # ai_insight_history/<month>/<report date>.parquet
 
 
 def _history_row(month, account_id, scope, source, summary, outlook, recs, note, call, model, report_date, run_id) -> dict:

@@ -1,0 +1,190 @@
+"""Where the warehouse's Parquet objects live and the asset tables' account-month partitions in it.
+
+One Parquet object per asset partition: ``<root>/<table>/<YYYY-MM>/<account_id>.parquet``, where the
+root is a local directory (the default) or ``s3://bucket/prefix``. A rerun of a partition replaces
+exactly that object, written whole (a renamed file locally, a single PUT on S3), so a reader sees the
+old object or the new one, never half. DuckDB reads the objects through views (``views``); nothing is
+loaded into DuckDB itself, so the Parquet objects stay the single source of truth.
+
+Functions take a ``Store`` (or a local ``Path``, for the default layout): the local one is here, the S3
+one lives with the other outside systems in ``resources/s3_warehouse.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+import polars as pl
+
+from costagent_assets.schemas import SCHEMAS, conform, empty
+
+PARTITIONED_TABLES = tuple(SCHEMAS)
+
+
+class Store(Protocol):
+    """Where the Parquet objects live; keys are relative paths like ``raw_costs/2026-11/<account>.parquet``."""
+
+    def url(self, key: str) -> str:
+        """The path or URL DuckDB and users see for ``key``."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Replace the object at ``key`` whole."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key`` if there is one."""
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, sorted."""
+
+    def children(self, prefix: str) -> list[str]:
+        """The names of the folders directly under ``prefix`` (ending in "/"), sorted."""
+
+    def has_any(self, prefix: str) -> bool:
+        """Whether any key starts with ``prefix``."""
+
+    def read_parquet(self, keys: Sequence[str]) -> pl.DataFrame:
+        """The rows of these Parquet objects (all of them exist)."""
+
+    def configure_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make ``con`` able to read ``url(...)`` (S3 needs httpfs and a secret)."""
+
+
+class LocalStore:
+    """A directory on local disk."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def url(self, key: str) -> str:
+        return str(self.root / key)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+    def keys(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        if not base.exists():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*.parquet"))
+
+    def children(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def has_any(self, prefix: str) -> bool:
+        base = self.root / prefix
+        return base.exists() and next(base.rglob("*.parquet"), None) is not None
+
+    def read_parquet(self, keys: Sequence[str]) -> pl.DataFrame:
+        # One scan over all files: polars reads them in parallel, far faster than a loop of small reads.
+        return pl.scan_parquet([self.url(k) for k in keys], missing_columns="insert", extra_columns="ignore").collect()
+
+    def configure_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
+        return None
+
+
+def as_store(root: Path | str | Store) -> Store:
+    """A store for ``root``: a local path, or a store as it is."""
+    return LocalStore(Path(root)) if isinstance(root, (str, os.PathLike)) else root
+
+
+def partition_key(table: str, month: str, account_id: str) -> str:
+    """The key of one account-month partition of ``table``."""
+    return f"{table}/{month}/{account_id}.parquet"
+
+
+def partition_path(root: Path, table: str, month: str, account_id: str) -> Path:
+    """Where one account-month partition of ``table`` lives in a local warehouse."""
+    return Path(root) / partition_key(table, month, account_id)
+
+
+def parquet_bytes(frame: pl.DataFrame, row_group_size: int | None = None) -> bytes:
+    """``frame`` as a Parquet object (zstd, with statistics)."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=True, row_group_size=row_group_size)
+    return buffer.getvalue()
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    """Write ``frame`` to a local ``path`` so that readers see the old file or the new one, never half."""
+    LocalStore(path.parent).put(path.name, parquet_bytes(frame))
+
+
+def refuse_foreign_rows(table: str, found: Iterable[tuple[str, str]], keys: Iterable[tuple[str, str]]) -> None:
+    """Raise ValueError if a (month, account_id) of ``found`` is not one of ``keys``: an asset must not
+    write partitions its run does not own."""
+    stray = set(found) - set(keys)
+    if stray:
+        sample = ", ".join(f"{a}|{m}" for m, a in sorted(stray)[:5])
+        raise ValueError(f"{table}: output has rows for partitions outside this run: {sample}")
+
+
+def write_partitions(
+    root: Path | Store, table: str, frame: pl.DataFrame, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Split ``frame`` by (month, account_id) and write one object per key; keys without rows get an empty one.
+    Only the partitions: raw_costs is written with its months' rollups by ``rollups.write_raw_costs``.
+
+    Rows outside ``keys`` are refused: an asset must not write partitions its run does not own.
+    Returns the row count written per key.
+    """
+    store = as_store(root)
+    frame = conform(frame, table)
+    keys = list(keys)
+    groups = dict(frame.partition_by(["month", "account_id"], as_dict=True)) if len(frame) else {}
+    refuse_foreign_rows(table, groups, keys)
+    blank = empty(table)
+    written: dict[tuple[str, str], int] = {}
+
+    def _write(key: tuple[str, str]) -> None:
+        part = groups.get(key, blank)
+        store.put(partition_key(table, *key), parquet_bytes(part))
+        written[key] = len(part)
+
+    # Encoding releases the GIL and S3 PUTs wait on the network: a few threads overlap the many small writes.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(_write, keys))
+    return written
+
+
+def read_partitions(root: Path | Store, table: str, keys: Iterable[tuple[str, str]]) -> pl.DataFrame:
+    """The rows of the given (month, account_id) partitions that exist; missing ones are skipped."""
+    store = as_store(root)
+    keys = list(keys)
+    present: set[str] = set()
+    for month in sorted({m for m, _ in keys}):
+        present.update(store.keys(f"{table}/{month}/"))
+    wanted = [k for k in (partition_key(table, m, a) for m, a in keys) if k in present]
+    return conform(store.read_parquet(wanted), table) if wanted else empty(table)
+
+
+def read_table(root: Path | Store, table: str, months: Sequence[str] | None = None) -> pl.DataFrame:
+    """Every stored partition of ``table`` (optionally only some months)."""
+    store = as_store(root)
+    prefixes = [f"{table}/{m}/" for m in months] if months else [f"{table}/"]
+    wanted = [k for prefix in prefixes for k in store.keys(prefix)]
+    return conform(store.read_parquet(wanted), table) if wanted else empty(table)
+
+
+def stored_months(root: Path | Store, table: str) -> list[str]:
+    """The months for which ``table`` holds at least one partition."""
+    return sorted({k.split("/")[1] for k in as_store(root).keys(f"{table}/")})
