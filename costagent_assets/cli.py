@@ -52,7 +52,7 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
 
 
 def _teams(home: Home):
-    from costagent_assets.teams import load_registry
+    from costagent_assets.teams.registry import load_registry
 
     return load_registry(home.teams_path)
 
@@ -129,7 +129,8 @@ def cmd_demo(args, home: Home) -> int:
     """Set up the demo organisation (if this home has no teams) and run the weekly job."""
     from costagent_assets import demo
     from costagent_assets.settings import load_settings, save_settings, with_setting
-    from costagent_assets.teams import Team, save_registry
+    from costagent_assets.teams.model import Team
+    from costagent_assets.teams.registry import save_registry
 
     home.ensure()
     settings = load_settings(home.settings_path)
@@ -190,9 +191,8 @@ def cmd_backfill(args, home: Home) -> int:
 
 def cmd_teams(args, home: Home) -> int:
     """List, import, add, update and remove teams; the account partitions follow."""
-    from costagent_assets.teams import (
-        Team,
-        TeamValidationError,
+    from costagent_assets.teams.model import Team, TeamValidationError
+    from costagent_assets.teams.registry import (
         add_team,
         import_teams,
         remove_team,

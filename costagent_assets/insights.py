@@ -26,7 +26,7 @@ from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.report_context import _budget as budget_status  # the same budget rule as the emails
 from costagent_assets.schemas import DRIVER, RECOMMENDATION, conform
-from costagent_assets.teams import Team
+from costagent_assets.teams.model import Team
 
 # Part of every cache key: changing the instructions or the reply schema makes every insight new.
 PROMPT_VERSION = "2026-11-23.2"  # .2: savings findings in the packs

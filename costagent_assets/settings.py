@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from costagent_assets.fileio import atomic_write_text
-from costagent_assets.teams import email_problem, parse_usd_amount
+from costagent_assets.validation import email_problem, parse_usd_amount
 
 # USD per million tokens (input, output) of the Gemini API's paid tier, text; thinking tokens bill as output.
 DEFAULT_AI_PRICES: dict[str, list[float]] = {

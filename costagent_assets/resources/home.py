@@ -8,7 +8,8 @@ import dagster as dg
 
 from costagent_assets.home import Home
 from costagent_assets.settings import Settings, load_settings
-from costagent_assets.teams import Team, load_registry
+from costagent_assets.teams.model import Team
+from costagent_assets.teams.registry import load_registry
 from costagent_assets.warehouse import Store
 
 

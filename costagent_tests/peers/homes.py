@@ -13,7 +13,8 @@ import polars as pl
 
 from costagent_assets import cli, demo, warehouse
 from costagent_assets.settings import Settings, save_settings, with_setting
-from costagent_assets.teams import Team, load_registry, save_registry
+from costagent_assets.teams.model import Team
+from costagent_assets.teams.registry import load_registry, save_registry
 
 
 def demo_accounts(n: int, seed: int = 42) -> list[dict]:
