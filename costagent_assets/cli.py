@@ -251,10 +251,11 @@ def cmd_teams(args, home: Home) -> int:
 def cmd_config(args, home: Home) -> int:
     """Show or change settings; invalid values are refused with what is allowed."""
     from costagent_assets.settings import (
-        SETTING_DOCS,
         SettingError,
         load_settings,
         save_settings,
+        setting_help,
+        setting_name,
         settings_as_dict,
         with_setting,
     )
@@ -265,8 +266,10 @@ def cmd_config(args, home: Home) -> int:
             settings = with_setting(settings, args.key, args.value)
             home.ensure()
             save_settings(home.settings_path, settings)
-            print(f"{args.key} = {json.dumps(settings_as_dict(settings)[args.key])}")
-            if args.key in ("schedule_day", "schedule_hour"):
+            # The key as stored: "Schedule-Hour" is accepted and names schedule_hour.
+            name = setting_name(args.key)
+            print(f"{name} = {json.dumps(settings_as_dict(settings)[name])}")
+            if name in ("schedule_day", "schedule_hour"):
                 print("the schedule picks this up when the code location reloads (restart `costagent ui`)")
             return EXIT_OK
     except SettingError as exc:
@@ -276,7 +279,7 @@ def cmd_config(args, home: Home) -> int:
         print(json.dumps(values, indent=2))
     else:
         for key, value in values.items():
-            print(f"{key:<24} {json.dumps(value):<36} {SETTING_DOCS.get(key, '')}")
+            print(f"{key:<24} {json.dumps(value):<36} {setting_help(key)}")
     return EXIT_OK
 
 
