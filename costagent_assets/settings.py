@@ -387,7 +387,8 @@ class Settings(BaseModel):
         allowed=f"a percentage greater than {THRESHOLD_PCT_LOW:g} and at most {THRESHOLD_PCT_HIGH:g}",
     )] = Field(20.0, description=(
         "Rise, in percent, of month to date against the same days of last month that makes a change an anomaly; "
-        "a number > 0 and <= 1000 (`20%` works too), default 20. A team can have its own (see [Anomalies, budgets and feedback](#anomalies-budgets-and-feedback))."
+        "a number > 0 and <= 1000 (`20%` works too), default 20. A team can have its own (see "
+        "[Anomalies, budgets and feedback](#anomalies-budgets-and-feedback))."
     ))
     anomaly_min_usd: Annotated[float, UsdAmount()] = Field(100.0, description=(
         "Dollar floor: a change must also be at least this many USD a month, so a 300% rise on a $2 service stays "

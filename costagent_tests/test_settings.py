@@ -240,33 +240,46 @@ def test_every_setting_has_a_description_and_a_rule():
         assert isinstance(setting_rule(key), Rule), key
 
 
-def _rules(kind: type[Rule]) -> list[str]:
+def _keys_ruled_by(kind: type[Rule]) -> list[str]:
     return [key for key in Settings.model_fields if isinstance(setting_rule(key), kind)]
 
 
-def _refused(key: str, raw: object) -> str:
+def _refusal(key: str, raw: object) -> str:
     with pytest.raises(SettingError) as caught:
         Settings(**{key: raw})
-    return str(caught.value)
-
-
-@pytest.mark.parametrize("key", _rules(Integer) + _rules(Number))
-def test_every_bound_in_the_model_is_enforced(key):
-    rule = setting_rule(key)
-    low_ok = rule.low + 1 if getattr(rule, "above_low", False) else rule.low
-    assert getattr(Settings(**{key: str(low_ok)}), key) == low_ok
-    message = _refused(key, str(rule.low if getattr(rule, "above_low", False) else rule.low - 1))
+    message = str(caught.value)
     assert message.startswith(f"{key}: ") and "; allowed: " in message
-    if rule.high is not None:
+    return message
+
+
+@pytest.mark.parametrize("key", _keys_ruled_by(Integer) + _keys_ruled_by(Number))
+def test_every_bound_in_the_model_is_enforced_and_described(key):
+    rule = setting_rule(key)
+    above_low = getattr(rule, "above_low", False)  # integers always include their low bound
+    lowest = rule.low + 1 if above_low else rule.low
+    assert getattr(Settings(**{key: str(lowest)}), key) == lowest
+    _refusal(key, str(rule.low if above_low else rule.low - 1))
+    if rule.high is None:
+        span = f">= {rule.low:g}"
+    else:
         assert getattr(Settings(**{key: str(rule.high)}), key) == rule.high
-        assert _refused(key, str(rule.high + 1)).startswith(f"{key}: ")
-    assert getattr(Settings(), key) == getattr(Settings(**{key: str(getattr(Settings(), key))}), key)  # default ok
+        _refusal(key, str(rule.high + 1))
+        span = f"> {rule.low:g} and <= {rule.high:g}" if above_low else f"{rule.low:g}..{rule.high:g}"
+    assert span in Settings.model_fields[key].description, "the description must say the range the rule enforces"
 
 
-@pytest.mark.parametrize("key", _rules(Choice))
+@pytest.mark.parametrize("key", _keys_ruled_by(Choice))
 def test_every_choice_in_the_model_is_accepted_in_any_case_and_nothing_else(key):
     rule = setting_rule(key)
     for option in rule.options:
         assert parse_setting(key, f" {option.upper()} ") == option
-    message = _refused(key, "none-of-these")
-    assert message.endswith("; allowed: " + ", ".join(rule.options))
+    assert _refusal(key, "none-of-these").endswith("; allowed: " + ", ".join(rule.options))
+    assert all(f"`{option}`" in Settings.model_fields[key].description for option in rule.options)
+
+
+def test_config_set_accepts_any_spelling_of_the_key_and_names_the_stored_one(tmp_path, capsys):
+    from costagent_assets import cli
+
+    assert cli.main(["--home", str(tmp_path), "config", "set", "Schedule-Hour", "7"]) == 0
+    assert capsys.readouterr().out.startswith("schedule_hour = 7\n")
+    assert load_settings(tmp_path / "settings.json").schedule_hour == 7
