@@ -27,7 +27,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="costagent-backfill-"))
     env = {**os.environ, "COSTAGENT_HOME": str(home)}
     setup = (
-        "from costagent_assets.demo import organisation as demo; from costagent_assets.teams import Team, save_registry; "
+        "from costagent_assets.demo import organisation as demo; from costagent_assets.teams.model import Team; "
+        "from costagent_assets.teams.registry import save_registry; "
         f"save_registry(__import__('pathlib').Path({str(home / 'teams.json')!r}), "
         f"[Team.from_dict(t) for t in demo.demo_teams({args.accounts})])"
     )

@@ -17,7 +17,7 @@ from costagent_assets.analysis import BUDGET_WARNING_PCT
 from costagent_assets.delivery import SENT, Delivery, status_counts
 from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
-from costagent_assets.teams import Team
+from costagent_assets.teams.model import Team
 from costagent_assets.warehouse.store import Store, read_table
 
 # The trend chart covers up to a year; months before the first one with data are left out.

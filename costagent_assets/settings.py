@@ -1,23 +1,35 @@
 """Installation settings: one validated JSON file, changed with ``costagent config set KEY VALUE``.
 
-Every value, whether typed on the command line or read back from the file, goes through the same
-parser for its key, so a hand-edited file is held to the same rules as the CLI.
+Each setting is one field of :class:`Settings`: its type, its default, the rule that reads it and its
+description. Every value, whether typed on the command line or read back from the file, goes through
+that rule, so a hand-edited file is held to the same rules as the CLI; ``config show`` and the
+README's table are written from the descriptions.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 import math
 import re
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import core_schema
 
 from costagent_assets.fileio import atomic_write_text
-from costagent_assets.teams import email_problem, parse_usd_amount
+from costagent_assets.validation import (
+    THRESHOLD_PCT_HIGH,
+    THRESHOLD_PCT_LOW,
+    email_problem,
+    in_range,
+    number_text,
+    parse_number,
+    parse_usd_amount,
+)
 
 # USD per million tokens (input, output) of the Gemini API's paid tier, text; thinking tokens bill as output.
 DEFAULT_AI_PRICES: dict[str, list[float]] = {
@@ -29,409 +41,253 @@ DEFAULT_AI_PRICES: dict[str, list[float]] = {
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
-
-@dataclass(frozen=True)
-class Settings:
-    """The settings of one installation; the defaults are what a fresh install runs with."""
-
-    anomaly_threshold_pct: float = 20.0
-    anomaly_min_usd: float = 100.0
-    schedule_day: str = "monday"
-    schedule_hour: int = 9  # UTC
-    global_admin_emails: tuple[str, ...] = ()
-    ai_enabled: bool = True
-    source: str = "demo"
-    email_mode: str = "outbox"
-    demo_accounts: int = 84
-    demo_seed: int = 42
-    warehouse_uri: str = ""
-    s3_endpoint_url: str = ""
-    s3_region: str = ""
-    datadog_metric: str = "aws.cost.amortized"
-    datadog_account_tag: str = "aws_member_account_id"
-    datadog_service_tag: str = "aws_product"
-    cost_explorer_metric: str = "UnblendedCost"
-    focus_path: str = ""
-    focus_cost_column: str = "BilledCost"
-    source_max_retries: int = 6
-    source_max_wait_seconds: float = 60.0
-    gemini_model: str = "gemini-2.5-flash"
-    gemini_base_url: str = ""
-    ai_requests_per_minute: int = 1000
-    ai_timeout_seconds: float = 60.0
-    ai_max_attempts: int = 5
-    ai_prices: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_AI_PRICES))
-    budget_alert_pcts: tuple[float, ...] = (50.0, 80.0, 100.0)
-    smtp_rate_per_minute: float = 30.0
-    smtp_ca_bundle: str = ""
-    datadog_dashboard_url: str = ""
-    # Issue 8: savings (optimization_opportunities). Thresholds are documented in SETTING_DOCS and the README.
-    optimization_scanner: str = "auto"
-    optimization_role_name: str = "CostagentReadOnly"
-    optimization_regions: tuple[str, ...] = ("us-east-1",)
-    optimization_lookback_days: int = 14
-    optimization_max_workers: int = 16
-    optimization_max_attempts: int = 5
-    optimization_commitments: bool = True
-    optimization_min_monthly_usd: float = 1.0
-    idle_cpu_pct: float = 5.0
-    idle_network_mb_per_day: float = 5.0
-    underutilized_cpu_pct: float = 20.0
-    underutilized_peak_cpu_pct: float = 50.0
-    snapshot_max_age_days: int = 90
-    rds_idle_max_connections: float = 0.0
-    lambda_memory_used_max_pct: float = 50.0
-    nonproduction_environments: tuple[str, ...] = (
-        "dev", "development", "test", "testing", "qa", "staging", "stage", "sandbox",
-    )
-    spot_discount_pct: float = 70.0
-    s3_cold_data_pct: float = 50.0
-    commitment_min_utilisation_pct: float = 80.0
-
-
-SETTING_DOCS: dict[str, str] = {
-    "anomaly_threshold_pct": (
-        "Month-over-month rise, in percent, that flags a service as an anomaly; a number > 0 and <= 1000, default 20."
-    ),
-    "anomaly_min_usd": (
-        "Smallest monthly change in USD worth flagging, so a 300% rise on a $2 service stays quiet; "
-        "a number >= 0, default 100 ($100/month is about where a change deserves a team's attention, the "
-        "same order as the impact thresholds AWS Cost Anomaly Detection users commonly set)."
-    ),
-    "schedule_day": "Weekday the reports are sent; monday..sunday (or mon, tue, ...), default monday.",
-    "schedule_hour": "Hour of the day, in UTC, the reports are sent; an integer 0..23, default 9.",
-    "global_admin_emails": (
-        "Addresses that receive the organisation-wide admin report; comma-separated, empty for none, default none."
-    ),
-    "ai_enabled": "Whether AI-written insights may be added to the reports; true/false (or yes/no, on/off, 1/0), default true. Gemini is used only when GEMINI_API_KEY is also set; otherwise the insights are the deterministic ones.",
-    "source": (
-        "Where cost data comes from: demo (generated data), datadog (Cloud Cost Management metrics), "
-        "cost_explorer (AWS Cost Explorer API) or focus (FOCUS or CUR export files); default demo."
-    ),
-    "email_mode": (
-        "How reports are delivered; outbox (files written to the outbox folder) or smtp (STARTTLS, "
-        "SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SENDER_EMAIL from the environment), default outbox."
-    ),
-    "demo_accounts": "Number of AWS accounts the demo source generates; an integer 1..10000, default 84.",
-    "demo_seed": "Random seed of the demo data, so the same seed gives the same costs; an integer >= 0, default 42.",
-    "warehouse_uri": "Where the Parquet warehouse lives: s3://bucket/prefix, an absolute local directory, or empty for <home>/warehouse; default empty.",
-    "s3_endpoint_url": "Endpoint of an S3-compatible store (MinIO, Ceph, ...) as http(s)://host[:port], or empty for AWS S3; default empty.",
-    "s3_region": "AWS region of the warehouse bucket, e.g. eu-west-1, or empty to take it from the AWS configuration; default empty.",
-    "datadog_metric": (
-        "Datadog cost metric read by source=datadog, e.g. aws.cost.net.amortized or aws.cost.unblended; "
-        "default aws.cost.amortized."
-    ),
-    "datadog_account_tag": "Datadog tag holding the account id; default aws_member_account_id.",
-    "datadog_service_tag": "Datadog tag holding the service; default aws_product.",
-    "cost_explorer_metric": (
-        "Cost Explorer metric read by source=cost_explorer: UnblendedCost, AmortizedCost, "
-        "NetAmortizedCost, NetUnblendedCost or BlendedCost; default UnblendedCost."
-    ),
-    "focus_path": (
-        "Where source=focus reads FOCUS or CUR export files: a file, a directory or an s3://bucket/prefix "
-        "(CSV, CSV.gz or Parquet, any number of files); default none."
-    ),
-    "focus_cost_column": (
-        "FOCUS cost column read by source=focus: BilledCost, EffectiveCost, ListCost or ContractedCost; "
-        "default BilledCost."
-    ),
-    "source_max_retries": (
-        "Retries of a throttled or failing cost-source request before the run fails; an integer 0..20, default 6."
-    ),
-    "source_max_wait_seconds": (
-        "Longest single wait, in seconds, before retrying a throttled cost-source request; a number > 0 "
-        "and <= 3600, default 60."
-    ),
-    "gemini_model": (
-        "The Gemini model that writes the insights, e.g. gemini-2.5-flash-lite; give it a price in ai_prices, "
-        "or its cost is recorded as unknown; default gemini-2.5-flash."
-    ),
-    "gemini_base_url": (
-        "Endpoint of the Gemini API: an http(s) URL of a gateway or proxy, or empty for Google's; default empty."
-    ),
-    "ai_requests_per_minute": (
-        "Most Gemini requests started per minute (the calls run concurrently up to this rate); an integer "
-        "1..10000, default 1000 (the paid tier 1 limit of Gemini Flash). Set it to your quota: about 10 on the free tier."
-    ),
-    "ai_timeout_seconds": "Timeout of one Gemini request, in seconds; a number > 0 and <= 600, default 60.",
-    "ai_max_attempts": (
-        "Attempts per Gemini request, retries on 408/429/5xx and timeouts included (exponential backoff); "
-        "an integer 1..10, default 5."
-    ),
-    "ai_prices": (
-        "USD per million tokens (input/output) per model, to record what AI costs: "
-        "model=IN/OUT separated by commas, e.g. gemini-2.5-flash=0.30/2.50 (it replaces the whole table); "
-        "default " + str(DEFAULT_AI_PRICES) + "."
-    ),
-    "budget_alert_pcts": (
-        "Percentages of a team's monthly budget at which budget alerts fire, on actual spend and on the projected "
-        "month end; comma-separated numbers > 0 and <= 1000, default 50,80,100."
-    ),
-    "smtp_rate_per_minute": (
-        "Most emails sent per minute over the one SMTP connection; a number > 0 and <= 6000, default 30 "
-        "(what Office 365 accepts)."
-    ),
-    "smtp_ca_bundle": (
-        "PEM file of the certificate authorities trusted for the SMTP server's certificate; empty for the "
-        "system's trust store, default empty."
-    ),
-    "datadog_dashboard_url": (
-        "Link to each team's Datadog dashboard, an https URL template where {account_id} (and optionally "
-        "{team_name}) is replaced per account, e.g. https://app.datadoghq.com/dashboard/abc-123?tpl_var_account={account_id}; "
-        "empty for no link, default empty."
-    ),
-    "optimization_scanner": (
-        "What finds savings (optimization_opportunities): aws (assume optimization_role_name in every account), "
-        "demo (the demo organisation's planted resources), off, or auto (demo when source=demo, else off until "
-        "the role is deployed and this is set to aws); default auto."
-    ),
-    "optimization_role_name": (
-        "Name of the read-only IAM role costagent assumes in every member account (the README has its policies); "
-        "default CostagentReadOnly."
-    ),
-    "optimization_regions": "AWS regions scanned, comma-separated, e.g. us-east-1,eu-west-1; default us-east-1.",
-    "optimization_lookback_days": (
-        "Days of CloudWatch metrics (and RI/SP utilisation) the rules judge; an integer 7..63, default 14."
-    ),
-    "optimization_max_workers": "Accounts and regions scanned at once (threads); an integer 1..64, default 16.",
-    "optimization_max_attempts": (
-        "Attempts per AWS request (botocore adaptive retries) before a throttled call is reported; "
-        "an integer 1..20, default 5."
-    ),
-    "optimization_commitments": (
-        "Whether Cost Explorer's RI/Savings Plans recommendations and utilisation are read (management account "
-        "credentials; $0.01 per request); true/false, default true."
-    ),
-    "optimization_min_monthly_usd": "Smallest saving, in USD a month, worth listing; a number >= 0, default 1.",
-    "idle_cpu_pct": (
-        "An EC2 instance is idle when its average CPU % over the window is below this and its network is below "
-        "idle_network_mb_per_day; a number 0..100, default 5."
-    ),
-    "idle_network_mb_per_day": (
-        "Network in+out, MB per day, below which an instance with low CPU is idle (AWS Trusted Advisor's figure); "
-        "a number >= 0, default 5."
-    ),
-    "underutilized_cpu_pct": (
-        "An EC2 instance is oversized below this average CPU % (a size down is suggested); 0..100, default 20."
-    ),
-    "underutilized_peak_cpu_pct": (
-        "An oversized instance's peak CPU % (the highest daily Maximum) must also be below this, so the next size "
-        "down (half the vCPUs) still holds the peak; 0..100, default 50."
-    ),
-    "snapshot_max_age_days": "EBS snapshots older than this many days are listed; an integer 1..3650, default 90.",
-    "rds_idle_max_connections": (
-        "An RDS instance whose DatabaseConnections never exceeded this in the window is idle; >= 0, default 0."
-    ),
-    "lambda_memory_used_max_pct": (
-        "A Lambda function whose peak memory use (Lambda Insights used_memory_max) stays below this % of its "
-        "configured memory is oversized; 1..100, default 50."
-    ),
-    "nonproduction_environments": (
-        "Values of an Environment/Env/Stage tag (any case) that mark a resource as not production, for "
-        "Multi-AZ on non-production databases; comma-separated, default dev,development,test,testing,qa,staging,"
-        "stage,sandbox."
-    ),
-    "spot_discount_pct": "Assumed Spot discount on on-demand, for Spot-eligible instances; 0..90, default 70.",
-    "s3_cold_data_pct": (
-        "Assumed share of a bucket without lifecycle rules that could move to Standard-IA; 0..100, default 50."
-    ),
-    "commitment_min_utilisation_pct": (
-        "Reserved Instances and Savings Plans used below this % over the window are listed; 0..100, default 80."
-    ),
-}
+URL_TEMPLATE_FIELDS = ("account_id", "team_name")
 
 
 class SettingError(ValueError):
     """A setting key or value was refused; the message says what is allowed."""
 
 
-def _refuse(key: str, value: object, allowed: str, reason: str | None = None) -> SettingError:
-    return SettingError(f"{key}: {reason or f'{value!r} is not allowed'}; allowed: {allowed}")
+# --------------------------------------------------------------------------- rules
 
 
-def _number_text(value: object) -> str | None:
-    """The value as number text, or None for types no number can come from (bools included)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return value.strip() if isinstance(value, str) else None
+class Rule:
+    """How one kind of setting is read from command-line text or a JSON value (both go through ``read``).
+
+    ``read`` returns the typed value or raises ValueError with the reason; a ValueError without a
+    message refuses the value itself. Every refusal then says what is allowed (``allowed_text``).
+    """
+
+    allowed = ""
+
+    def read(self, value: object) -> object:
+        """The typed value of ``value``; ValueError if it is refused."""
+        raise NotImplementedError
+
+    def allowed_text(self, default: object) -> str:
+        """What is allowed, said to someone whose value was refused; ``default`` can serve as the example."""
+        return self.allowed
+
+    def __get_pydantic_core_schema__(self, source: object, handler: object) -> core_schema.CoreSchema:
+        # The rule is the whole validation: pydantic's own coercion would accept values that are refused.
+        return core_schema.no_info_plain_validator_function(self.read)
 
 
-def _parse_min_usd(value: object) -> float:
-    try:
-        return parse_usd_amount(value)
-    except ValueError as err:
-        raise _refuse("anomaly_min_usd", value, "an amount in USD of 0 or more, e.g. 100", str(err)) from None
+class Custom(Rule):
+    """The rule of one setting only: its own reading function and what it allows."""
+
+    def __init__(self, read: Callable[[object], object], allowed: str) -> None:
+        self.read = read
+        self.allowed = allowed
 
 
-def _parse_day(value: object) -> str:
-    allowed = "monday..sunday (or mon, tue, wed, thu, fri, sat, sun)"
-    text = value.strip().lower() if isinstance(value, str) else ""
-    # Any unambiguous prefix of three letters or more: "wed", "thurs", "saturday".
-    matches = [day for day in DAYS if len(text) >= 3 and day.startswith(text)]
-    if len(matches) != 1:
-        raise _refuse("schedule_day", value, allowed)
-    return matches[0]
+class Integer(Rule):
+    """A whole number from ``low`` to ``high`` (no upper bound when None); "9.5" and JSON 9.0 are refused."""
 
+    def __init__(self, low: int, high: int | None = None) -> None:
+        self.low, self.high = low, high
 
-def _integer_parser(key: str, low: int, high: int | None, example: int) -> Callable[[object], int]:
-    allowed = f"a whole number from {low} to {high}" if high is not None else f"a whole number >= {low}"
-    allowed += f", e.g. {example}"
-
-    def parse(value: object) -> int:
-        text = _number_text(value)
+    def read(self, value: object) -> int:
+        text = number_text(value)
         if text is None or not re.fullmatch(r"[+-]?[0-9]+", text):
-            raise _refuse(key, value, allowed, f"{value!r} is not a whole number")
+            raise ValueError(f"{value!r} is not a whole number")
         number = int(text)
-        if number < low or (high is not None and number > high):
-            raise _refuse(key, value, allowed)
+        if not in_range(number, self.low, self.high):
+            raise ValueError
         return number
 
-    return parse
+    def allowed_text(self, default: object) -> str:
+        if self.high is None:
+            return f"a whole number >= {self.low}, e.g. {default}"
+        return f"a whole number from {self.low} to {self.high}, e.g. {default}"
 
 
-def _parse_admin_emails(value: object) -> tuple[str, ...]:
-    key, allowed = "global_admin_emails", "e-mail addresses separated by commas, or an empty value for none"
+class Number(Rule):
+    """A finite number from ``low`` (excluded with ``above_low``) to ``high``; ``percent_sign`` accepts "20%".
+
+    ``allowed`` replaces the range in refusals when a unit says it better ("a number of seconds ...").
+    """
+
+    def __init__(
+        self,
+        low: float,
+        high: float | None = None,
+        *,
+        above_low: bool = False,
+        percent_sign: bool = True,
+        allowed: str = "",
+    ) -> None:
+        self.low, self.high, self.above_low, self.percent_sign, self.allowed = (
+            low, high, above_low, percent_sign, allowed
+        )
+
+    def read(self, value: object) -> float:
+        number = parse_number(value, percent_sign=self.percent_sign)
+        if not in_range(number, self.low, self.high, above_low=self.above_low):
+            raise ValueError
+        return number
+
+    def allowed_text(self, default: object) -> str:
+        span = self.allowed or (
+            f"a number from {self.low:g} to {self.high:g}" if self.high is not None else f"a number >= {self.low:g}"
+        )
+        return f"{span}, e.g. {default:g}"
+
+
+class UsdAmount(Rule):
+    """An amount in USD of 0 or more: "100", "$1,500", a JSON number (the teams' rule for amounts)."""
+
+    def read(self, value: object) -> float:
+        return parse_usd_amount(value)
+
+    def allowed_text(self, default: object) -> str:
+        return f"an amount in USD of 0 or more, e.g. {default:g}"
+
+
+def _choice_key(text: str) -> str:
+    return text.strip().lower().replace("-", "_")
+
+
+class Choice(Rule):
+    """One of ``options``, in any case and with "-" for "_"; the canonical spelling is what is stored,
+    because the APIs these names go to want "UnblendedCost" exactly."""
+
+    def __init__(self, *options: str) -> None:
+        self.options = options
+        self.allowed = ", ".join(options)
+        self._by_key = {_choice_key(option): option for option in options}
+
+    def read(self, value: object) -> str:
+        key = _choice_key(value) if isinstance(value, str) else None
+        if key not in self._by_key:
+            raise ValueError
+        return self._by_key[key]
+
+
+class Weekday(Rule):
+    """A day of the week, or any unambiguous prefix of three letters or more: "wed", "thurs", "Saturday"."""
+
+    allowed = "monday..sunday (or mon, tue, wed, thu, fri, sat, sun)"
+
+    def read(self, value: object) -> str:
+        text = value.strip().lower() if isinstance(value, str) else ""
+        matches = [day for day in DAYS if len(text) >= 3 and day.startswith(text)]
+        if len(matches) != 1:
+            raise ValueError
+        return matches[0]
+
+
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+class Flag(Rule):
+    """A yes/no setting: a JSON boolean, or true/false, yes/no, on/off, 1/0 in any case."""
+
+    allowed = "true/false, yes/no, on/off or 1/0"
+
+    def read(self, value: object) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = value.strip().lower() if isinstance(value, str) else None
+        if text not in _BOOLEANS:
+            raise ValueError
+        return _BOOLEANS[text]
+
+
+class Pattern(Rule):
+    """Text matching ``regex`` once stripped; ``optional`` also allows it empty, ``url`` drops trailing "/"."""
+
+    def __init__(self, regex: str, allowed: str, *, optional: bool = False, url: bool = False) -> None:
+        self.regex, self.allowed, self.optional, self.url = regex, allowed, optional, url
+
+    def read(self, value: object) -> str:
+        text = value.strip() if isinstance(value, str) else None
+        if text is None or not ((self.optional and not text) or re.fullmatch(self.regex, text)):
+            raise ValueError
+        return text.rstrip("/") if self.url else text
+
+
+def _comma_items(value: object) -> list[object] | None:
+    """The items of a list setting: comma-separated text or a JSON list; None for anything else."""
     if isinstance(value, str):
-        items: list[object] = list(value.split(","))
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        raise _refuse(key, value, allowed)
+        return list(value.split(","))
+    return list(value) if isinstance(value, (list, tuple)) else None
+
+
+class CommaList(Rule):
+    """At least one name matching ``regex``, lower-cased and without repeats, in the order given."""
+
+    def __init__(self, regex: str, allowed: str) -> None:
+        self.regex, self.allowed = regex, allowed
+
+    def read(self, value: object) -> tuple[str, ...]:
+        items = _comma_items(value)
+        if items is None:
+            raise ValueError
+        names = [item.strip().lower() if isinstance(item, str) else item for item in items]
+        names = [name for name in names if name != ""]
+        bad = [name for name in names if not isinstance(name, str) or not re.fullmatch(self.regex, name)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not allowed")
+        if not names:
+            raise ValueError("at least one is needed")
+        return tuple(dict.fromkeys(names))
+
+
+# --------------------------------------------------------------------------- rules of one setting each
+
+
+def _admin_emails(value: object) -> tuple[str, ...]:
+    items = _comma_items(value)
+    if items is None:
+        raise ValueError
     addresses: list[str] = []
     reasons: list[str] = []
     for item in items:
         address = item.strip() if isinstance(item, str) else item
-        reason = email_problem(address) if isinstance(address, str) else "is not text"
         if address == "":
             continue
+        reason = email_problem(address)
         if reason:
             reasons.append(f"{address!r} {reason}")
         else:
             addresses.append(address)
     if reasons:
-        raise _refuse(key, value, allowed, "; ".join(reasons))
+        raise ValueError("; ".join(reasons))
     return tuple(addresses)
 
 
-_BOOLEANS = {
-    "true": True,
-    "yes": True,
-    "on": True,
-    "1": True,
-    "false": False,
-    "no": False,
-    "off": False,
-    "0": False,
-}
-
-
-def _parse_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = value.strip().lower() if isinstance(value, str) else None
-    if text not in _BOOLEANS:
-        raise _refuse("ai_enabled", value, "true/false, yes/no, on/off or 1/0")
-    return _BOOLEANS[text]
-
-
-def _choice_parser(key: str, available: tuple[str, ...], planned: tuple[str, ...]) -> Callable[[object], str]:
-    allowed = ", ".join(available)
-
-    def parse(value: object) -> str:
-        text = value.strip().lower().replace("-", "_") if isinstance(value, str) else None
-        if text in available:
-            return text
-        if text in planned:
-            raise _refuse(key, value, allowed, f"{text} is planned but not available in this version")
-        raise _refuse(key, value, allowed)
-
-    return parse
-
-
-def _parse_warehouse_uri(value: object) -> str:
-    allowed = "empty (the default <home>/warehouse), s3://bucket/prefix, or an absolute local directory"
+def _warehouse_uri(value: object) -> str:
     text = value.strip() if isinstance(value, str) else None
     if text is None:
-        raise _refuse("warehouse_uri", value, allowed)
+        raise ValueError
     if text == "" or (text.startswith("/") and "\n" not in text):
         return text.rstrip("/") if text != "/" else text
-    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[A-Za-z0-9!_.*'()/-]*)?", text)
-    if not match:
-        raise _refuse("warehouse_uri", value, allowed, "a bucket name is 3-63 lowercase letters, digits, dots or dashes")
+    if not re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[A-Za-z0-9!_.*'()/-]*)?", text):
+        raise ValueError("a bucket name is 3-63 lowercase letters, digits, dots or dashes")
     return text.rstrip("/")
-
-
-def _parse_endpoint(value: object) -> str:
-    allowed = "empty for AWS, or http(s)://host[:port]"
-    text = value.strip() if isinstance(value, str) else None
-    if text is None or (text and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", text)):
-        raise _refuse("s3_endpoint_url", value, allowed)
-    return text.rstrip("/")
-
-
-def _parse_region(value: object) -> str:
-    allowed = "empty, or a region name such as eu-west-1"
-    text = value.strip() if isinstance(value, str) else None
-    if text is None or (text and not re.fullmatch(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+", text)):
-        raise _refuse("s3_region", value, allowed)
-    return text
-
-
-def _pattern_parser(key: str, pattern: str, allowed: str) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        text = value.strip() if isinstance(value, str) else None
-        if text is None or not re.fullmatch(pattern, text):
-            raise _refuse(key, value, allowed)
-        return text
-
-    return parse
-
-
-def _canonical_choice(key: str, available: tuple[str, ...]) -> Callable[[object], str]:
-    """Case-insensitive choice that stores the canonical spelling (APIs want "UnblendedCost" exactly)."""
-    by_lower = {name.lower(): name for name in available}
-
-    def parse(value: object) -> str:
-        text = value.strip().lower() if isinstance(value, str) else None
-        if text not in by_lower:
-            raise _refuse(key, value, ", ".join(available))
-        return by_lower[text]
-
-    return parse
-
-
-def _parse_focus_path(value: object) -> str:
-    allowed = "a local file or directory, or s3://bucket/prefix; empty for none"
-    if not isinstance(value, str) or _has_control(value):
-        raise _refuse("focus_path", value, allowed)
-    text = value.strip()
-    if text.lower().startswith("s3://") and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", text):
-        raise _refuse("focus_path", value, allowed, f"{text!r} is not a valid s3://bucket/prefix")
-    return text
 
 
 def _has_control(text: str) -> bool:
     return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
 
 
-def _parse_model(value: object) -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,80}", text):
-        raise _refuse("gemini_model", value, "a Gemini model name such as gemini-2.5-flash")
+def _focus_path(value: object) -> str:
+    # Control characters are looked for before stripping: a trailing newline is a paste gone wrong.
+    if not isinstance(value, str) or _has_control(value):
+        raise ValueError
+    text = value.strip()
+    if text.lower().startswith("s3://") and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", text):
+        raise ValueError(f"{text!r} is not a valid s3://bucket/prefix")
     return text
 
 
-def _parse_base_url(value: object) -> str:
-    text = value.strip() if isinstance(value, str) else None
-    if text is None or (text and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text)):
-        raise _refuse("gemini_base_url", value, "an http(s) URL, or empty for Google's endpoint")
-    return text.rstrip("/")
+_REGION = r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+"
+_DATADOG_TAG = r"[A-Za-z][A-Za-z0-9_./-]{0,199}"
+_GEMINI_MODEL = Pattern(r"[a-z0-9][a-z0-9.\-]{1,80}", "a Gemini model name such as gemini-2.5-flash")
 
 
-def _parse_prices(value: object) -> dict:
-    allowed = "model=IN/OUT (USD per million tokens) separated by commas, e.g. gemini-2.5-flash=0.30/2.50"
+def _prices(value: object) -> dict[str, list[float]]:
     if isinstance(value, str):
         items: dict[str, object] = {}
         for part in filter(None, (p.strip() for p in value.split(","))):
@@ -440,7 +296,7 @@ def _parse_prices(value: object) -> dict:
     elif isinstance(value, dict):
         items = value
     else:
-        raise _refuse("ai_prices", value, allowed)
+        raise ValueError
     prices = {}
     for model, price in items.items():
         try:
@@ -448,214 +304,375 @@ def _parse_prices(value: object) -> dict:
         except (TypeError, ValueError):
             numbers = []
         if len(numbers) != 2 or not all(math.isfinite(x) and x >= 0 for x in numbers):
-            raise _refuse("ai_prices", value, allowed, f"bad price for {model!r}: {price!r}")
-        prices[_parse_model(model)] = numbers
+            raise ValueError(f"bad price for {model!r}: {price!r}")
+        try:
+            prices[_GEMINI_MODEL.read(model)] = numbers
+        except ValueError:
+            raise ValueError(f"{model!r} is not {_GEMINI_MODEL.allowed}") from None
     return prices
 
 
-def _parse_budget_pcts(value: object) -> tuple[float, ...]:
-    key, allowed = "budget_alert_pcts", "percentages > 0 and <= 1000 separated by commas, e.g. 50,80,100"
+_ALERT_LEVEL = Number(0, 1000, above_low=True)
+
+
+def _alert_levels(value: object) -> tuple[float, ...]:
+    items = _comma_items(value)
+    if items is None:
+        raise ValueError
     if isinstance(value, str):
-        items: list[object] = [item for item in value.split(",") if item.strip()]
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        raise _refuse(key, value, allowed)
+        items = [item for item in items if item.strip()]  # "50,,80," is a typing slip, not a level
     levels = []
     for item in items:
-        text = _number_text(item)
         try:
-            pct = float((text or "").removesuffix("%"))
-        except ValueError:
-            raise _refuse(key, value, allowed, f"{item!r} is not a number") from None
-        if not (math.isfinite(pct) and 0 < pct <= 1000):
-            raise _refuse(key, value, allowed, f"{item!r} is out of range")
-        levels.append(pct)
+            levels.append(_ALERT_LEVEL.read(item))
+        except ValueError as err:
+            raise ValueError(str(err) or f"{item!r} is out of range") from None
     if not levels:
-        raise _refuse(key, value, allowed, "at least one level is needed")
+        raise ValueError("at least one level is needed")
     return tuple(sorted(set(levels)))
 
 
-def _parse_ca_bundle(value: object) -> str:
-    allowed = "the path of a PEM file of CA certificates, or an empty value for the system's trust store"
+def _ca_bundle(value: object) -> str:
     if not isinstance(value, str):
-        raise _refuse("smtp_ca_bundle", value, allowed)
+        raise ValueError
     text = value.strip()
     if text and not Path(text).expanduser().is_file():
-        raise _refuse("smtp_ca_bundle", value, allowed, f"{text!r} is not a file")
+        raise ValueError(f"{text!r} is not a file")
+    # Stored absolute, so the file is found whatever directory the scheduler runs in.
     return str(Path(text).expanduser().resolve()) if text else ""
 
 
-URL_TEMPLATE_FIELDS = ("account_id", "team_name")
-
-
-def _parse_url_template(value: object) -> str:
-    key = "datadog_dashboard_url"
-    allowed = (
-        "an https:// URL where {account_id} and {team_name} are replaced per account, or an empty value for no link"
-    )
+def _url_template(value: object) -> str:
     if not isinstance(value, str):
-        raise _refuse(key, value, allowed)
+        raise ValueError
     text = value.strip()
     if not text:
         return ""
+    # The URL lands in an HTML href: quotes and angle brackets would break out of the attribute.
     if not text.lower().startswith("https://") or re.search(r"[\s\"'<>\\]", text):
-        raise _refuse(key, value, allowed, f"{text!r} is not an https URL without spaces or quotes")
+        raise ValueError(f"{text!r} is not an https URL without spaces or quotes")
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
     except ValueError as err:
-        raise _refuse(key, value, allowed, f"{text!r}: {err}") from None
+        raise ValueError(f"{text!r}: {err}") from None
     unknown = [f for f in fields if f not in URL_TEMPLATE_FIELDS]
     if unknown:
-        raise _refuse(key, value, allowed, f"unknown placeholder {{{unknown[0]}}}")
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}}")
     return text
 
 
-def _number_parser(
-    key: str,
-    low: float,
-    high: float | None,
-    example: float,
-    *,
-    above_low: bool = False,
-    percent_sign: bool = True,
-    allowed: str | None = None,
-) -> Callable[[object], float]:
-    """A parser of a number from ``low`` (excluded with ``above_low``) to ``high``; ``percent_sign`` accepts
-    a trailing "%". The refusal says ``allowed``, by default the range and the example."""
-    if allowed is None:
-        allowed = f"a number from {low:g} to {high:g}" if high is not None else f"a number >= {low:g}"
-        allowed += f", e.g. {example:g}"
+Percent = Annotated[float, Number(0, 100)]
+NonNegative = Annotated[float, Number(0)]
+Bool = Annotated[bool, Flag()]
 
-    def parse(value: object) -> float:
-        text = _number_text(value) or ""
+
+def _price_list(prices: dict[str, list[float]]) -> str:
+    return ", ".join(f"`{model}={price_in:g}/{price_out:g}`" for model, (price_in, price_out) in prices.items())
+
+
+# --------------------------------------------------------------------------- the settings
+
+
+class Settings(BaseModel):
+    """The settings of one installation; the defaults are what a fresh install runs with.
+
+    Each field is the whole of a setting: type, default, rule and description. Building one validates
+    every value given (a refusal raises SettingError); the defaults are trusted.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    anomaly_threshold_pct: Annotated[float, Number(
+        THRESHOLD_PCT_LOW, THRESHOLD_PCT_HIGH, above_low=True,
+        allowed=f"a percentage greater than {THRESHOLD_PCT_LOW:g} and at most {THRESHOLD_PCT_HIGH:g}",
+    )] = Field(20.0, description=(
+        "Rise, in percent, of month to date against the same days of last month that makes a change an anomaly; "
+        "a number > 0 and <= 1000 (`20%` works too), default 20. A team can have its own (see "
+        "[Anomalies, budgets and feedback](#anomalies-budgets-and-feedback))."
+    ))
+    anomaly_min_usd: Annotated[float, UsdAmount()] = Field(100.0, description=(
+        "Dollar floor: a change must also be at least this many USD a month, so a 300% rise on a $2 service stays "
+        "quiet; an amount >= 0 (`$1,500` works too), default 100. $100/month is about where a change deserves a "
+        "team's attention, the same order as the impact thresholds AWS Cost Anomaly Detection users commonly set."
+    ))
+    schedule_day: Annotated[str, Weekday()] = Field("monday", description=(
+        "Weekday of the weekly run, when the reports are sent; monday..sunday (or mon, tue, ...), default monday."
+    ))
+    schedule_hour: Annotated[int, Integer(0, 23)] = Field(9, description=(
+        "Hour of the weekly run, in UTC; an integer 0..23, default 9."
+    ))
+    global_admin_emails: Annotated[tuple[str, ...], Custom(
+        _admin_emails, "e-mail addresses separated by commas, or an empty value for none"
+    )] = Field((), description=(
+        "Addresses that receive the organisation-wide admin report; comma-separated, empty for none, default none."
+    ))
+    ai_enabled: Bool = Field(True, description=(
+        "Whether AI-written insights may be added to the reports; true/false (or yes/no, on/off, 1/0), default "
+        "true. Gemini is used only when `GEMINI_API_KEY` is also set (see [AI insights](#ai-insights-gemini)); "
+        "otherwise the insights are the deterministic ones."
+    ))
+    source: Annotated[str, Choice("demo", "datadog", "cost_explorer", "focus")] = Field("demo", description=(
+        "Where cost data comes from: `demo` (generated data), `datadog` (Cloud Cost Management metrics), "
+        "`cost_explorer` (the AWS Cost Explorer API) or `focus` (FOCUS or CUR export files); default demo. "
+        "See [Cost sources](#cost-sources)."
+    ))
+    email_mode: Annotated[str, Choice("outbox", "smtp")] = Field("outbox", description=(
+        "How reports are delivered: `outbox` (files written to the outbox folder) or `smtp` (STARTTLS, with "
+        "`SMTP_HOST`, `SMTP_PORT`, `SMTP_USER`, `SMTP_PASSWORD` and `SENDER_EMAIL` from the environment; see "
+        "[Email delivery](#email-delivery)); default outbox."
+    ))
+    demo_accounts: Annotated[int, Integer(1, 10000)] = Field(84, description=(
+        "Accounts in the demo organisation; an integer 1..10000, default 84."
+    ))
+    demo_seed: Annotated[int, Integer(0)] = Field(42, description=(
+        "Seed of the demo data: the same seed and date give the same costs; an integer >= 0, default 42."
+    ))
+    warehouse_uri: Annotated[str, Custom(
+        _warehouse_uri, "empty (the default <home>/warehouse), s3://bucket/prefix, or an absolute local directory"
+    )] = Field("", description=(
+        "Where the Parquet warehouse lives: `s3://bucket/prefix` (see [The warehouse on S3](#the-warehouse-on-s3)), "
+        "an absolute local directory, or empty for `<home>/warehouse`; default empty."
+    ))
+    s3_endpoint_url: Annotated[str, Pattern(
+        r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", "empty for AWS, or http(s)://host[:port]", optional=True, url=True
+    )] = Field("", description=(
+        "Endpoint of an S3-compatible store (MinIO, Ceph, ...) as `http(s)://host[:port]`, or empty for AWS S3; "
+        "default empty."
+    ))
+    s3_region: Annotated[str, Pattern(_REGION, "empty, or a region name such as eu-west-1", optional=True)] = Field(
+        "", description=(
+            "AWS region of the warehouse bucket, e.g. `eu-west-1`, or empty to take it from the AWS configuration; "
+            "default empty."
+        )
+    )
+    datadog_metric: Annotated[str, Pattern(
+        r"[A-Za-z][A-Za-z0-9_.]{0,199}", "a Datadog metric name, e.g. aws.cost.amortized"
+    )] = Field("aws.cost.amortized", description=(
+        "Datadog cost metric read by `source=datadog`, e.g. `aws.cost.net.amortized` or `aws.cost.unblended`; "
+        "default `aws.cost.amortized`."
+    ))
+    datadog_account_tag: Annotated[str, Pattern(
+        _DATADOG_TAG, "a Datadog tag name, e.g. aws_member_account_id"
+    )] = Field("aws_member_account_id", description=(
+        "Datadog tag holding the account id; default `aws_member_account_id`."
+    ))
+    datadog_service_tag: Annotated[str, Pattern(_DATADOG_TAG, "a Datadog tag name, e.g. aws_product")] = Field(
+        "aws_product", description="Datadog tag holding the service; default `aws_product`."
+    )
+    cost_explorer_metric: Annotated[str, Choice(
+        "UnblendedCost", "AmortizedCost", "NetAmortizedCost", "NetUnblendedCost", "BlendedCost"
+    )] = Field("UnblendedCost", description=(
+        "Cost Explorer metric read by `source=cost_explorer`: `UnblendedCost`, `AmortizedCost`, "
+        "`NetAmortizedCost`, `NetUnblendedCost` or `BlendedCost`; default `UnblendedCost`."
+    ))
+    focus_path: Annotated[str, Custom(
+        _focus_path, "a local file or directory, or s3://bucket/prefix; empty for none"
+    )] = Field("", description=(
+        "Where `source=focus` reads FOCUS or CUR export files: a file, a directory (read recursively) or "
+        "`s3://bucket/prefix`, of CSV, CSV.gz or Parquet files, any number of them; default none."
+    ))
+    focus_cost_column: Annotated[str, Choice("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")] = Field(
+        "BilledCost", description=(
+            "FOCUS cost column read by `source=focus`: `BilledCost`, `EffectiveCost`, `ListCost` or "
+            "`ContractedCost`; default `BilledCost`."
+        )
+    )
+    source_max_retries: Annotated[int, Integer(0, 20)] = Field(6, description=(
+        "Retries of a throttled or failing cost-source request before the run fails; an integer 0..20, default 6."
+    ))
+    source_max_wait_seconds: Annotated[float, Number(
+        0, 3600, above_low=True, percent_sign=False, allowed="a number of seconds > 0 and <= 3600"
+    )] = Field(60.0, description=(
+        "Longest single wait, in seconds, before retrying a throttled cost-source request (a 429's announced "
+        "reset is capped at this); a number > 0 and <= 3600, default 60."
+    ))
+    gemini_model: Annotated[str, _GEMINI_MODEL] = Field("gemini-2.5-flash", description=(
+        "The Gemini model that writes the insights, e.g. `gemini-2.5-flash-lite`; give a new model a price in "
+        "`ai_prices`, or its cost is recorded as unknown; default `gemini-2.5-flash`."
+    ))
+    gemini_base_url: Annotated[str, Pattern(
+        r"https?://[^\s/]+(/\S*)?", "an http(s) URL, or empty for Google's endpoint", optional=True, url=True
+    )] = Field("", description=(
+        "Endpoint of the Gemini API: the http(s) URL of a gateway or proxy, or empty for Google's; default empty."
+    ))
+    ai_requests_per_minute: Annotated[int, Integer(1, 10000)] = Field(1000, description=(
+        "Most Gemini requests started per minute (the calls run concurrently up to this rate); an integer "
+        "1..10000, default 1000 (the paid tier 1 limit of Gemini Flash). Set it to your quota: about 10 on the "
+        "free tier."
+    ))
+    ai_timeout_seconds: Annotated[float, Number(
+        0, 600, above_low=True, percent_sign=False, allowed="a number of seconds greater than 0 and at most 600"
+    )] = Field(60.0, description="Timeout of one Gemini request, in seconds; a number > 0 and <= 600, default 60.")
+    ai_max_attempts: Annotated[int, Integer(1, 10)] = Field(5, description=(
+        "Attempts per Gemini request, retries on 408/429/5xx and timeouts included, with exponential backoff; "
+        "an integer 1..10, default 5."
+    ))
+    ai_prices: Annotated[dict[str, list[float]], Custom(
+        _prices, "model=IN/OUT (USD per million tokens) separated by commas, e.g. gemini-2.5-flash=0.30/2.50"
+    )] = Field(default_factory=lambda: dict(DEFAULT_AI_PRICES), description=(
+        "USD per million tokens (input/output) per model, to record what the AI costs: `model=IN/OUT` separated "
+        "by commas, e.g. `gemini-2.5-flash=0.30/2.50` (it replaces the whole table); default "
+        + _price_list(DEFAULT_AI_PRICES) + "."
+    ))
+    budget_alert_pcts: Annotated[tuple[float, ...], Custom(
+        _alert_levels, "percentages > 0 and <= 1000 separated by commas, e.g. 50,80,100"
+    )] = Field((50.0, 80.0, 100.0), description=(
+        "Percentages of a team's monthly budget at which budget alerts fire, on actual spend and on the projected "
+        "month end; comma-separated numbers > 0 and <= 1000, default `50,80,100`."
+    ))
+    smtp_rate_per_minute: Annotated[float, Number(
+        0, 6000, above_low=True, percent_sign=False,
+        allowed="a number of emails per minute greater than 0 and at most 6000",
+    )] = Field(30.0, description=(
+        "Most emails sent per minute over the one SMTP connection; a number > 0 and <= 6000, default 30 (what "
+        "Office 365 accepts)."
+    ))
+    smtp_ca_bundle: Annotated[str, Custom(
+        _ca_bundle, "the path of a PEM file of CA certificates, or an empty value for the system's trust store"
+    )] = Field("", description=(
+        "PEM file of the certificate authorities trusted for the SMTP server's certificate (stored as an absolute "
+        "path); empty for the system's trust store, default empty."
+    ))
+    datadog_dashboard_url: Annotated[str, Custom(
+        _url_template,
+        "an https:// URL where {account_id} and {team_name} are replaced per account, or an empty value for no link",
+    )] = Field("", description=(
+        "Link to each team's Datadog dashboard: an `https://` URL template where `{account_id}` (and optionally "
+        "`{team_name}`) is replaced, URL-encoded, per account, e.g. "
+        "`https://app.datadoghq.com/dashboard/abc-123?tpl_var_account={account_id}`; empty for no link, "
+        "default empty."
+    ))
+    optimization_scanner: Annotated[str, Choice("auto", "aws", "demo", "off")] = Field("auto", description=(
+        "What finds savings ([Savings](#savings-optimization_opportunities)): `aws` (assume "
+        "`optimization_role_name` in every account), `demo` (the demo organisation's planted resources), `off`, "
+        "or `auto`: `demo` on the demo source, else `off` until the role is deployed and this says `aws`; "
+        "default auto."
+    ))
+    optimization_role_name: Annotated[str, Pattern(
+        r"[\w+=,.@-]{1,64}", "an IAM role name (letters, digits and +=,.@_-), e.g. CostagentReadOnly"
+    )] = Field("CostagentReadOnly", description=(
+        "Name of the read-only IAM role costagent assumes in every member account (its policies are under "
+        "[Scanning real accounts](#scanning-real-accounts-optimization_scanneraws)); default `CostagentReadOnly`."
+    ))
+    optimization_regions: Annotated[tuple[str, ...], CommaList(
+        _REGION, "AWS region names separated by commas, e.g. us-east-1,eu-west-1"
+    )] = Field(("us-east-1",), description=(
+        "AWS regions scanned, comma-separated, e.g. `us-east-1,eu-west-1`; default `us-east-1`. S3 buckets are "
+        "found in every region."
+    ))
+    optimization_lookback_days: Annotated[int, Integer(7, 63)] = Field(14, description=(
+        "Days of CloudWatch metrics (and RI/SP utilisation) the rules judge; an integer 7..63, default 14."
+    ))
+    optimization_max_workers: Annotated[int, Integer(1, 64)] = Field(16, description=(
+        "Accounts and regions scanned at once (threads); an integer 1..64, default 16."
+    ))
+    optimization_max_attempts: Annotated[int, Integer(1, 20)] = Field(5, description=(
+        "Attempts per AWS request (botocore's adaptive retries) before a throttled call is reported; an integer "
+        "1..20, default 5."
+    ))
+    optimization_commitments: Bool = Field(True, description=(
+        "Whether Cost Explorer's RI/Savings Plans recommendations and utilisation are read (management account "
+        "credentials; $0.01 per request); true/false, default true."
+    ))
+    optimization_min_monthly_usd: NonNegative = Field(1.0, description=(
+        "Smallest saving listed, in USD a month; a number >= 0, default 1."
+    ))
+    idle_cpu_pct: Percent = Field(5.0, description=(
+        "EC2 idle: average CPU % over the window below this, and network below `idle_network_mb_per_day`; "
+        "0..100, default 5."
+    ))
+    idle_network_mb_per_day: NonNegative = Field(5.0, description=(
+        "EC2 idle, with low CPU: network in+out below this many MB a day (AWS Trusted Advisor's low-utilization "
+        "figure); a number >= 0, default 5."
+    ))
+    underutilized_cpu_pct: Percent = Field(20.0, description=(
+        "EC2 oversized (a size down is suggested): average CPU % below this; 0..100, default 20."
+    ))
+    underutilized_peak_cpu_pct: Percent = Field(50.0, description=(
+        "EC2 oversized, also: peak CPU % (the highest daily Maximum) below this, so the next size down (half the "
+        "vCPUs) still holds the peak; 0..100, default 50."
+    ))
+    snapshot_max_age_days: Annotated[int, Integer(1, 3650)] = Field(90, description=(
+        "EBS snapshots older than this many days are listed; an integer 1..3650, default 90."
+    ))
+    rds_idle_max_connections: NonNegative = Field(0.0, description=(
+        "RDS idle: `DatabaseConnections` never above this in the window; a number >= 0, default 0."
+    ))
+    lambda_memory_used_max_pct: Annotated[float, Number(1, 100)] = Field(50.0, description=(
+        "Lambda oversized: peak memory used (Lambda Insights `used_memory_max`) below this % of the configured "
+        "memory; 1..100, default 50."
+    ))
+    nonproduction_environments: Annotated[tuple[str, ...], CommaList(
+        r"[a-z0-9][a-z0-9_.:/+-]{0,63}", "tag values separated by commas, e.g. dev,test,staging"
+    )] = Field(("dev", "development", "test", "testing", "qa", "staging", "stage", "sandbox"), description=(
+        "Values of an `Environment`/`Env`/`Stage` tag (any case) that mean \"not production\", for the Multi-AZ "
+        "rule on non-production databases; comma-separated, default `dev,development,test,testing,qa,staging,"
+        "stage,sandbox`."
+    ))
+    spot_discount_pct: Annotated[float, Number(0, 90)] = Field(70.0, description=(
+        "Assumed Spot discount on on-demand, for Spot-eligible instances; 0..90, default 70."
+    ))
+    s3_cold_data_pct: Percent = Field(50.0, description=(
+        "Assumed share of a bucket without lifecycle rules that could move to Standard-IA; 0..100, default 50."
+    ))
+    commitment_min_utilisation_pct: Percent = Field(80.0, description=(
+        "Reserved Instances and Savings Plans used below this % over the window are listed; 0..100, default 80."
+    ))
+
+    def __init__(self, **values: object) -> None:
+        """Settings from ``values`` (any not given take their defaults); SettingError names every refused key."""
         try:
-            number = float(text.removesuffix("%") if percent_sign else text)
-        except ValueError:
-            raise _refuse(key, value, allowed, f"{value!r} is not a number") from None
-        in_range = (number > low if above_low else number >= low) and (high is None or number <= high)
-        if not (math.isfinite(number) and in_range):
-            raise _refuse(key, value, allowed)
-        return number
-
-    return parse
+            super().__init__(**values)
+        except ValidationError as err:
+            raise _refusals(err, list(values)) from None
 
 
-def _bool_parser(key: str) -> Callable[[object], bool]:
-    def parse(value: object) -> bool:
-        try:
-            return _parse_bool(value)
-        except SettingError:
-            raise _refuse(key, value, "true/false, yes/no, on/off or 1/0") from None
-
-    return parse
+# --------------------------------------------------------------------------- reading and writing
 
 
-def _list_parser(key: str, pattern: str, allowed: str) -> Callable[[object], tuple[str, ...]]:
-    def parse(value: object) -> tuple[str, ...]:
-        items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
-        if items is None:
-            raise _refuse(key, value, allowed)
-        out = [item.strip().lower() if isinstance(item, str) else item for item in items]
-        out = [item for item in out if item != ""]
-        bad = [item for item in out if not isinstance(item, str) or not re.fullmatch(pattern, item)]
-        if bad or not out:
-            raise _refuse(key, value, allowed, f"{bad[0]!r} is not allowed" if bad else "at least one is needed")
-        return tuple(dict.fromkeys(out))
-
-    return parse
+def setting_rule(key: str) -> Rule:
+    """The rule of setting ``key`` (a field name): what it accepts, and what a refusal says is allowed."""
+    return next(item for item in Settings.model_fields[key].metadata if isinstance(item, Rule))
 
 
-_PARSERS: dict[str, Callable[[object], object]] = {
-    "anomaly_threshold_pct": _number_parser(
-        "anomaly_threshold_pct", 0, 1000, 20, above_low=True,
-        allowed="a percentage greater than 0 and at most 1000, e.g. 20"),
-    "anomaly_min_usd": _parse_min_usd,
-    "schedule_day": _parse_day,
-    "schedule_hour": _integer_parser("schedule_hour", 0, 23, 9),
-    "global_admin_emails": _parse_admin_emails,
-    "ai_enabled": _parse_bool,
-    "source": _choice_parser("source", ("demo", "datadog", "cost_explorer", "focus"), ()),
-    "email_mode": _choice_parser("email_mode", ("outbox", "smtp"), ()),
-    "demo_accounts": _integer_parser("demo_accounts", 1, 10000, 84),
-    "demo_seed": _integer_parser("demo_seed", 0, None, 42),
-    "warehouse_uri": _parse_warehouse_uri,
-    "s3_endpoint_url": _parse_endpoint,
-    "s3_region": _parse_region,
-    "datadog_metric": _pattern_parser(
-        "datadog_metric", r"[A-Za-z][A-Za-z0-9_.]{0,199}", "a Datadog metric name, e.g. aws.cost.amortized"
-    ),
-    "datadog_account_tag": _pattern_parser(
-        "datadog_account_tag", r"[A-Za-z][A-Za-z0-9_./-]{0,199}", "a Datadog tag name, e.g. aws_member_account_id"
-    ),
-    "datadog_service_tag": _pattern_parser(
-        "datadog_service_tag", r"[A-Za-z][A-Za-z0-9_./-]{0,199}", "a Datadog tag name, e.g. aws_product"
-    ),
-    "cost_explorer_metric": _canonical_choice(
-        "cost_explorer_metric",
-        ("UnblendedCost", "AmortizedCost", "NetAmortizedCost", "NetUnblendedCost", "BlendedCost"),
-    ),
-    "focus_path": _parse_focus_path,
-    "focus_cost_column": _canonical_choice(
-        "focus_cost_column", ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
-    ),
-    "source_max_retries": _integer_parser("source_max_retries", 0, 20, 6),
-    "source_max_wait_seconds": _number_parser(
-        "source_max_wait_seconds", 0, 3600, 60, above_low=True, percent_sign=False,
-        allowed="a number of seconds > 0 and <= 3600, e.g. 60"),
-    "gemini_model": _parse_model,
-    "gemini_base_url": _parse_base_url,
-    "ai_requests_per_minute": _integer_parser("ai_requests_per_minute", 1, 10000, 1000),
-    "ai_timeout_seconds": _number_parser(
-        "ai_timeout_seconds", 0, 600, 60, above_low=True, percent_sign=False,
-        allowed="a number of seconds greater than 0 and at most 600, e.g. 60"),
-    "ai_max_attempts": _integer_parser("ai_max_attempts", 1, 10, 5),
-    "ai_prices": _parse_prices,
-    "budget_alert_pcts": _parse_budget_pcts,
-    "smtp_rate_per_minute": _number_parser(
-        "smtp_rate_per_minute", 0, 6000, 30, above_low=True, percent_sign=False,
-        allowed="a number of emails per minute greater than 0 and at most 6000, e.g. 30"),
-    "smtp_ca_bundle": _parse_ca_bundle,
-    "datadog_dashboard_url": _parse_url_template,
-    "optimization_scanner": _choice_parser("optimization_scanner", ("auto", "aws", "demo", "off"), ()),
-    "optimization_role_name": _pattern_parser(
-        "optimization_role_name", r"[\w+=,.@-]{1,64}", "an IAM role name (letters, digits and +=,.@_-), e.g. CostagentReadOnly"
-    ),
-    "optimization_regions": _list_parser(
-        "optimization_regions", r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+", "AWS region names separated by commas, e.g. us-east-1,eu-west-1"
-    ),
-    "optimization_lookback_days": _integer_parser("optimization_lookback_days", 7, 63, 14),
-    "optimization_max_workers": _integer_parser("optimization_max_workers", 1, 64, 16),
-    "optimization_max_attempts": _integer_parser("optimization_max_attempts", 1, 20, 5),
-    "optimization_commitments": _bool_parser("optimization_commitments"),
-    "optimization_min_monthly_usd": _number_parser("optimization_min_monthly_usd", 0, None, 1),
-    "idle_cpu_pct": _number_parser("idle_cpu_pct", 0, 100, 5),
-    "idle_network_mb_per_day": _number_parser("idle_network_mb_per_day", 0, None, 5),
-    "underutilized_cpu_pct": _number_parser("underutilized_cpu_pct", 0, 100, 20),
-    "underutilized_peak_cpu_pct": _number_parser("underutilized_peak_cpu_pct", 0, 100, 50),
-    "snapshot_max_age_days": _integer_parser("snapshot_max_age_days", 1, 3650, 90),
-    "rds_idle_max_connections": _number_parser("rds_idle_max_connections", 0, None, 0),
-    "lambda_memory_used_max_pct": _number_parser("lambda_memory_used_max_pct", 1, 100, 50),
-    "nonproduction_environments": _list_parser(
-        "nonproduction_environments", r"[a-z0-9][a-z0-9_.:/+-]{0,63}", "tag values separated by commas, e.g. dev,test,staging"
-    ),
-    "spot_discount_pct": _number_parser("spot_discount_pct", 0, 90, 70),
-    "s3_cold_data_pct": _number_parser("s3_cold_data_pct", 0, 100, 50),
-    "commitment_min_utilisation_pct": _number_parser("commitment_min_utilisation_pct", 0, 100, 80),
-}
+def _refusals(err: ValidationError, order: list[str]) -> SettingError:
+    """One SettingError line per refused key, in the order the keys were given (reprs keep it one line)."""
+    position = {key: index for index, key in enumerate(order)}
+    lines = []
+    for error in sorted(err.errors(), key=lambda error: position.get(error["loc"][0], len(order))):
+        key = str(error["loc"][0])
+        if error["type"] == "extra_forbidden":
+            line = _unknown_key(key)
+        else:
+            default = Settings.model_fields[key].get_default(call_default_factory=True)
+            reason = str(error.get("ctx", {}).get("error", "")) or f"{error['input']!r} is not allowed"
+            line = f"{key}: {reason}; allowed: {setting_rule(key).allowed_text(default)}"
+        lines.append(line)
+    return SettingError("\n".join(lines))
 
 
-def _unknown_key(key: object) -> SettingError:
-    close = difflib.get_close_matches(str(key), _PARSERS, n=1)
+def _unknown_key(key: object) -> str:
+    close = difflib.get_close_matches(str(key), Settings.model_fields, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return SettingError(f"unknown setting {key!r}{hint}; known settings: {', '.join(_PARSERS)}")
+    return f"unknown setting {key!r}{hint}; known settings: {', '.join(Settings.model_fields)}"
 
 
-def _setting_key(key: str) -> str:
+def setting_name(key: str) -> str:
+    """The field name of setting ``key``: case-insensitive, dashes allowed; SettingError if there is none."""
     name = key.strip().lower().replace("-", "_")
-    if name not in _PARSERS:
-        raise _unknown_key(key)
+    if name not in Settings.model_fields:
+        raise SettingError(_unknown_key(key))
     return name
+
+
+def _validated(data: dict, where: str | None = None) -> Settings:
+    """Settings from ``data``; each line of a refusal is prefixed with ``where`` (the file) when given."""
+    try:
+        return Settings(**data)
+    except SettingError as err:
+        if where is None:
+            raise
+        raise SettingError("\n".join(f"{where}: {line}" for line in str(err).split("\n"))) from None
 
 
 def parse_setting(key: str, raw: str) -> object:
@@ -663,38 +680,24 @@ def parse_setting(key: str, raw: str) -> object:
 
     Keys are case-insensitive and may use dashes. Raises SettingError saying what is allowed.
     """
-    name = _setting_key(key)
-    return _PARSERS[name](raw)
+    name = setting_name(key)
+    return getattr(_validated({name: raw}), name)
 
 
 def with_setting(settings: Settings, key: str, raw: str) -> Settings:
     """A copy of ``settings`` with ``key`` set from command-line text ``raw``."""
-    name = _setting_key(key)
-    return dataclasses.replace(settings, **{name: _PARSERS[name](raw)})
+    name = setting_name(key)
+    # The new value was just validated and the others already were: no need to validate the copy again.
+    return settings.model_copy(update={name: parse_setting(name, raw)})
 
 
 def settings_as_dict(settings: Settings) -> dict:
     """The settings as a JSON-ready dict in declaration order (tuples become lists)."""
     data = {}
-    for field in dataclasses.fields(settings):
-        value = getattr(settings, field.name)
-        data[field.name] = list(value) if isinstance(value, tuple) else value
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        data[name] = list(value) if isinstance(value, tuple) else value
     return data
-
-
-def _from_dict(data: dict, where: str) -> Settings:
-    errors, values = [], {}
-    for key, value in data.items():
-        if key not in _PARSERS:
-            errors.append(f"{where}: {_unknown_key(key)}")
-            continue
-        try:
-            values[key] = _PARSERS[key](value)
-        except SettingError as err:
-            errors.append(f"{where}: {err}")
-    if errors:
-        raise SettingError("\n".join(errors))
-    return Settings(**values)
 
 
 def load_settings(path: Path) -> Settings:
@@ -718,15 +721,32 @@ def load_settings(path: Path) -> Settings:
         ) from None
     if not isinstance(data, dict):
         raise SettingError(f'{path}: expected a JSON object of settings, like {{"schedule_hour": 9}}')
-    return _from_dict(data, str(path))
+    return _validated(data, str(path))
 
 
 def save_settings(path: Path, settings: Settings) -> None:
     """Atomically write all settings to ``path`` as indented JSON, after validating every value.
 
-    Validation first means a ``Settings`` built in code with a bad value cannot produce a file
-    that :func:`load_settings` would refuse.
+    Validation first means settings copied in code with a bad value (``model_copy`` does not validate)
+    cannot produce a file that :func:`load_settings` would refuse.
     """
     data = settings_as_dict(settings)
-    _from_dict(data, "cannot save settings")
+    _validated(data, "cannot save settings")
     atomic_write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------- documentation
+
+_MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+
+
+def setting_help(key: str) -> str:
+    """The description of setting ``key`` as plain text for a terminal: links keep their text, no backticks."""
+    return _MARKDOWN_LINK.sub(r"\1", Settings.model_fields[key].description or "").replace("`", "")
+
+
+def settings_table_markdown() -> str:
+    """The README's table of settings (``| setting | meaning |``), one row per setting in declaration order."""
+    rows = ["| setting | meaning |", "|---|---|"]
+    rows += [f"| `{name}` | {field.description} |" for name, field in Settings.model_fields.items()]
+    return "\n".join(rows) + "\n"

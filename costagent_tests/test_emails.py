@@ -17,7 +17,7 @@ import pytest
 
 from costagent_assets.cli import main as cli
 from costagent_assets.send_ledger import SendLedger
-from costagent_assets.teams import load_registry
+from costagent_assets.teams.registry import load_registry
 from costagent_tests.smtp_peer import Recorder, SmtpPeer, make_certs
 
 AS_OF = "2026-11-23"

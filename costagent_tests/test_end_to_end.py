@@ -13,7 +13,7 @@ import pytest
 from costagent_assets.cli import main as cli
 from costagent_assets.demo import organisation as demo
 from costagent_assets.reporting import format_pct
-from costagent_assets.teams import load_registry
+from costagent_assets.teams.registry import load_registry
 from costagent_tests.peers.homes import run_cli
 
 AS_OF = date(2026, 11, 23)

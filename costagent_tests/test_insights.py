@@ -15,7 +15,7 @@ from costagent_assets.insights.merge import deterministic_outlook, merge_account
 from costagent_assets.insights.stage import call_cost_usd
 from costagent_assets.periods import period
 from costagent_assets.schemas import conform
-from costagent_assets.teams import Team
+from costagent_assets.teams.model import Team
 
 MONTH = "2026-11"
 PERIODS = {MONTH: period(MONTH, date(2026, 11, 23))}

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from costagent_assets.settings import (
-    SETTING_DOCS,
+    Choice,
+    Integer,
+    Number,
+    Rule,
     SettingError,
     Settings,
     load_settings,
     parse_setting,
     save_settings,
+    setting_rule,
     settings_as_dict,
+    settings_table_markdown,
     with_setting,
 )
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.mark.parametrize(
@@ -118,28 +126,31 @@ def test_unknown_key_lists_the_known_keys():
         parse_setting("schedule_hours", "9")
     message = str(caught.value)
     assert "unknown setting 'schedule_hours'" in message and "did you mean 'schedule_hour'" in message
-    assert all(field.name in message for field in dataclasses.fields(Settings))
+    assert all(name in message for name in Settings.model_fields)
 
 
 def test_every_setting_is_documented_with_its_default():
     defaults = Settings()
-    assert list(SETTING_DOCS) == [field.name for field in dataclasses.fields(Settings)]
-    for key, doc in SETTING_DOCS.items():
+    for key, field in Settings.model_fields.items():
+        assert field.description, key
+        doc = field.description.replace("`", "")
         default = getattr(defaults, key)
         shown = "none" if default == () else str(default).lower().removesuffix(".0")
         if isinstance(default, tuple) and default and isinstance(default[0], float):
             shown = ",".join(f"{x:g}" for x in default)  # budget_alert_pcts: written as typed
         if isinstance(default, tuple) and default and isinstance(default[0], str):
             shown = ",".join(default)  # optimization_regions, nonproduction_environments: as typed
+        if isinstance(default, dict):
+            shown = ", ".join(f"{model}={i:g}/{o:g}" for model, (i, o) in default.items())  # ai_prices: as typed
         assert f"default {shown}" in doc.lower(), key
-    assert "AWS Cost Anomaly Detection" in SETTING_DOCS["anomaly_min_usd"]
+    assert "AWS Cost Anomaly Detection" in Settings.model_fields["anomaly_min_usd"].description
 
 
 def test_with_setting_returns_a_changed_copy():
     base = Settings()
     changed = with_setting(base, "schedule_day", "wed")
     assert changed.schedule_day == "wednesday" and base.schedule_day == "monday"
-    assert dataclasses.replace(changed, schedule_day="monday") == base
+    assert changed.model_copy(update={"schedule_day": "monday"}) == base
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -214,3 +225,61 @@ def test_budget_alert_levels_are_a_list_of_percentages(tmp_path):
     for bad in ("", "0", "50,lots", "2000"):
         with pytest.raises(SettingError, match="budget_alert_pcts"):
             with_setting(Settings(), "budget_alert_pcts", bad)
+
+
+def test_the_readme_table_is_the_one_generated_from_the_model():
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Configuration\n", 1)[1]
+    table = re.search(r"^\| setting \| meaning \|\n(?:\|.*\n)+", section, re.MULTILINE)
+    assert table is not None and table.group(0) == settings_table_markdown()
+
+
+def test_every_setting_has_a_description_and_a_rule():
+    for key in Settings.model_fields:
+        assert Settings.model_fields[key].description, key
+        assert isinstance(setting_rule(key), Rule), key
+
+
+def _keys_ruled_by(kind: type[Rule]) -> list[str]:
+    return [key for key in Settings.model_fields if isinstance(setting_rule(key), kind)]
+
+
+def _refusal(key: str, raw: object) -> str:
+    with pytest.raises(SettingError) as caught:
+        Settings(**{key: raw})
+    message = str(caught.value)
+    assert message.startswith(f"{key}: ") and "; allowed: " in message
+    return message
+
+
+@pytest.mark.parametrize("key", _keys_ruled_by(Integer) + _keys_ruled_by(Number))
+def test_every_bound_in_the_model_is_enforced_and_described(key):
+    rule = setting_rule(key)
+    above_low = getattr(rule, "above_low", False)  # integers always include their low bound
+    lowest = rule.low + 1 if above_low else rule.low
+    assert getattr(Settings(**{key: str(lowest)}), key) == lowest
+    _refusal(key, str(rule.low if above_low else rule.low - 1))
+    if rule.high is None:
+        span = f">= {rule.low:g}"
+    else:
+        assert getattr(Settings(**{key: str(rule.high)}), key) == rule.high
+        _refusal(key, str(rule.high + 1))
+        span = f"> {rule.low:g} and <= {rule.high:g}" if above_low else f"{rule.low:g}..{rule.high:g}"
+    assert span in Settings.model_fields[key].description, "the description must say the range the rule enforces"
+
+
+@pytest.mark.parametrize("key", _keys_ruled_by(Choice))
+def test_every_choice_in_the_model_is_accepted_in_any_case_and_nothing_else(key):
+    rule = setting_rule(key)
+    for option in rule.options:
+        assert parse_setting(key, f" {option.upper()} ") == option
+    assert _refusal(key, "none-of-these").endswith("; allowed: " + ", ".join(rule.options))
+    assert all(f"`{option}`" in Settings.model_fields[key].description for option in rule.options)
+
+
+def test_config_set_accepts_any_spelling_of_the_key_and_names_the_stored_one(tmp_path, capsys):
+    from costagent_assets.cli import main as cli
+
+    assert cli.main(["--home", str(tmp_path), "config", "set", "Schedule-Hour", "7"]) == 0
+    assert capsys.readouterr().out.startswith("schedule_hour = 7\n")
+    assert load_settings(tmp_path / "settings.json").schedule_hour == 7

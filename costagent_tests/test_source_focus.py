@@ -14,7 +14,7 @@ from costagent_assets import focus
 from costagent_assets.demo import organisation as demo
 from costagent_assets.resources.cost_source import CostSourceError
 from costagent_assets.resources.focus_files import FocusCostSource
-from costagent_assets.teams import validate_team_fields
+from costagent_assets.teams.model import validate_team_fields
 from costagent_tests.peers.focus_files import (
     AZURE_SUBSCRIPTION,
     GCP_PROJECT,

@@ -23,7 +23,7 @@ from costagent_assets.periods import period, shift_month
 from costagent_assets.report_context import ReportFrames
 from costagent_assets.reporting import build_message, format_usd, format_usd_signed, render_team_report
 from costagent_assets.schemas import conform
-from costagent_assets.teams import Team
+from costagent_assets.teams.model import Team
 
 MONTH = "2026-11"
 PERIOD = period(MONTH, date(2026, 11, 23))

@@ -10,25 +10,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costagent_assets.teams import (
+from costagent_assets.teams.importing import parse_teams_file, parse_teams_text
+from costagent_assets.teams.model import (
     Problem,
     Team,
     TeamValidationError,
     UnknownTeamError,
+    validate_team_fields,
+)
+from costagent_assets.teams.registry import (
     add_team,
-    email_problem,
     import_teams,
     load_registry,
-    parse_teams_file,
-    parse_teams_text,
-    parse_usd_amount,
     remove_team,
     save_registry,
     teams_to_csv,
     teams_to_json,
     update_team,
-    validate_team_fields,
 )
+from costagent_assets.validation import email_problem, parse_usd_amount
 
 HEADER = "team_name,aws_account_id,team_email,cc_emails,monthly_budget\n"
 PAYMENTS = Team("Payments", "012345678901", "payments@example.com", ("cfo@example.com",), 1200.5)

@@ -52,7 +52,7 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
 
 
 def _teams(home: Home):
-    from costagent_assets.teams import load_registry
+    from costagent_assets.teams.registry import load_registry
 
     return load_registry(home.teams_path)
 
@@ -129,7 +129,8 @@ def cmd_demo(args, home: Home) -> int:
     """Set up the demo organisation (if this home has no teams) and run the weekly job."""
     from costagent_assets.demo import organisation as demo
     from costagent_assets.settings import load_settings, save_settings, with_setting
-    from costagent_assets.teams import Team, save_registry
+    from costagent_assets.teams.model import Team
+    from costagent_assets.teams.registry import save_registry
 
     home.ensure()
     settings = load_settings(home.settings_path)
@@ -190,9 +191,8 @@ def cmd_backfill(args, home: Home) -> int:
 
 def cmd_teams(args, home: Home) -> int:
     """List, import, add, update and remove teams; the account partitions follow."""
-    from costagent_assets.teams import (
-        Team,
-        TeamValidationError,
+    from costagent_assets.teams.model import Team, TeamValidationError
+    from costagent_assets.teams.registry import (
         add_team,
         import_teams,
         remove_team,
@@ -251,10 +251,11 @@ def cmd_teams(args, home: Home) -> int:
 def cmd_config(args, home: Home) -> int:
     """Show or change settings; invalid values are refused with what is allowed."""
     from costagent_assets.settings import (
-        SETTING_DOCS,
         SettingError,
         load_settings,
         save_settings,
+        setting_help,
+        setting_name,
         settings_as_dict,
         with_setting,
     )
@@ -265,8 +266,10 @@ def cmd_config(args, home: Home) -> int:
             settings = with_setting(settings, args.key, args.value)
             home.ensure()
             save_settings(home.settings_path, settings)
-            print(f"{args.key} = {json.dumps(settings_as_dict(settings)[args.key])}")
-            if args.key in ("schedule_day", "schedule_hour"):
+            # The key as stored: "Schedule-Hour" is accepted and names schedule_hour.
+            name = setting_name(args.key)
+            print(f"{name} = {json.dumps(settings_as_dict(settings)[name])}")
+            if name in ("schedule_day", "schedule_hour"):
                 print("the schedule picks this up when the code location reloads (restart `costagent ui`)")
             return EXIT_OK
     except SettingError as exc:
@@ -276,7 +279,7 @@ def cmd_config(args, home: Home) -> int:
         print(json.dumps(values, indent=2))
     else:
         for key, value in values.items():
-            print(f"{key:<24} {json.dumps(value):<36} {SETTING_DOCS.get(key, '')}")
+            print(f"{key:<24} {json.dumps(value):<36} {setting_help(key)}")
     return EXIT_OK
 
 

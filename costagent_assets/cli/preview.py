@@ -13,7 +13,7 @@ from costagent_assets.report_context import ReportFrames, report_frames, trend_m
 from costagent_assets.reporting import RenderedEmail, render_admin_report, render_team_report
 from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.settings import load_settings
-from costagent_assets.teams import load_registry
+from costagent_assets.teams.registry import load_registry
 from costagent_assets.warehouse.store import read_table, stored_months
 
 # The tables the emails stage reads, beside mom_changes (read with its trend months).

@@ -15,7 +15,7 @@ def status_lines(home: Home, today: date) -> list[str]:
     from costagent_assets.defs.automation import weekly_cron
     from costagent_assets.resources.s3_warehouse import home_store
     from costagent_assets.settings import load_settings
-    from costagent_assets.teams import load_registry
+    from costagent_assets.teams.registry import load_registry
     from costagent_assets.warehouse.store import stored_months
 
     settings = load_settings(home.settings_path)

@@ -19,7 +19,7 @@ from costagent_assets.insights.prompts import PROMPT_VERSION, SAVINGS_IN_ORG_PAC
 from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.report_context import _budget as budget_status  # the same budget rule as the emails
-from costagent_assets.teams import Team
+from costagent_assets.teams.model import Team
 
 
 def _r2(x: float | None) -> float | None:

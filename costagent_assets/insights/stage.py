@@ -30,7 +30,7 @@ from costagent_assets.insights.prompts import (
 )
 from costagent_assets.periods import Period
 from costagent_assets.schemas import DRIVER, RECOMMENDATION, conform
-from costagent_assets.teams import Team
+from costagent_assets.teams.model import Team
 
 
 def call_cost_usd(model: str, tokens_in: int, tokens_out: int, prices: Mapping[str, tuple[float, float]]) -> float | None:

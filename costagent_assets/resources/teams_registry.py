@@ -7,7 +7,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
-from costagent_assets.teams import Team, load_registry
+from costagent_assets.teams.model import Team
+from costagent_assets.teams.registry import load_registry
 
 
 class TeamsRegistry(dg.ConfigurableResource):

@@ -14,7 +14,8 @@ import polars as pl
 from costagent_assets.cli import main as cli
 from costagent_assets.demo import organisation as demo
 from costagent_assets.settings import Settings, save_settings, with_setting
-from costagent_assets.teams import Team, load_registry, save_registry
+from costagent_assets.teams.model import Team
+from costagent_assets.teams.registry import load_registry, save_registry
 from costagent_assets.warehouse.store import read_table
 from costagent_assets.warehouse.views import connect
 
