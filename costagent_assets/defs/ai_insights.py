@@ -5,7 +5,8 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
-from costagent_assets.analysis import DRIVERS_TOLERANCE_USD, AnomalyRule, drivers_gap, explain_changes
+from costagent_assets.analysis import DRIVERS_TOLERANCE_USD, drivers_gap, explain_changes
+from costagent_assets.anomaly_detection import anomaly_rules
 from costagent_assets.defs.partitions import (
     month_account_asset,
     run_as_of,
@@ -64,12 +65,15 @@ def ai_insights(
         else None
     )
 
+    teams = teams_registry.teams()
+    # The same rules the anomalies stage used: the team's own threshold and floor where it has them.
+    rule, overrides = anomaly_rules(settings, teams)
+
     def generate(batch):
         return gemini.generate_many([GeminiRequest(i, data, schema) for i, data, schema in batch])
 
     outcome = run_ai_insights(
-        deterministic, mom_changes, anomalies, periods, teams_registry.teams(),
-        AnomalyRule(threshold_pct=settings.anomaly_threshold_pct, min_usd=settings.anomaly_min_usd),
+        deterministic, mom_changes, anomalies, periods, teams, rule, overrides=overrides,
         generate=generate, unavailable=unavailable,
         cached={} if unavailable else cached_replies(root, list(periods)),
         model=gemini.model, prices={m: tuple(p) for m, p in settings.ai_prices.items()},

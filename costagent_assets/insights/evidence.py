@@ -63,6 +63,7 @@ def evidence_packs(
     teams: Sequence[Team],
     rule: AnomalyRule,
     findings: pl.DataFrame | None = None,
+    overrides: Mapping[str, AnomalyRule] | None = None,
 ) -> dict[tuple[str, str], dict]:
     """One evidence pack per (month, account_id) with something to explain; flat accounts get none.
 
@@ -70,6 +71,7 @@ def evidence_packs(
     frames the emails show: totals, the drivers of ``insights`` (they add up to the change), the
     projection, the anomalies, the budget, savings candidates (each rise brought to a month) and the
     account's largest savings findings (``optimization_opportunities``: resource, evidence, action, $/month).
+    Each account is judged by its own rule where ``overrides`` (the registry's per-team rules) has one.
     """
     savings = savings_by_account(findings)
     by_id = {t.aws_account_id: t for t in teams}
@@ -87,11 +89,14 @@ def evidence_packs(
         alerted = an.filter(pl.col("alerted")) if an.height else an
         projected = None if p.complete else acct["projected_month_end_usd"]
         budget = budget_status(team, acct["current_mtd_usd"], projected) if team else None
-        reasons = explain_reasons(acct, alerted.height, budget, rule)
+        # The account is judged by the rule the detector used: its team's own where the registry sets one.
+        account_rule = (overrides or {}).get(acct["account_id"], rule)
+        reasons = explain_reasons(acct, alerted.height, budget, account_rule)
         if not reasons:
             continue
         svc = services.get(key, pl.DataFrame(schema=mom.schema))
-        packs[key] = _account_pack(acct, p, team, svc, an, drivers.get(key, []), budget, projected, reasons, rule)
+        packs[key] = _account_pack(acct, p, team, svc, an, drivers.get(key, []), budget, projected, reasons,
+                                   account_rule)
         packs[key]["savings_findings"] = savings.get(key, [])
     return packs
 

@@ -123,6 +123,7 @@ def run_ai_insights(
     model: str,
     prices: Mapping[str, tuple[float, float]],
     findings: pl.DataFrame | None = None,
+    overrides: Mapping[str, AnomalyRule] | None = None,
 ) -> AiOutcome:
     """The AI stage for a run: account calls (only where there is something to explain), then one call per
     month for the organisation; every reply grounded or replaced.
@@ -130,9 +131,10 @@ def run_ai_insights(
     ``generate`` sends a batch of (instructions, data JSON, schema) and returns GeminiReply-like objects;
     ``unavailable`` (a reason) means AI is not used at all: deterministic insights with a note saying so;
     ``cached`` maps cache keys to stored replies, reused without a call; ``findings``: the
-    ``optimization_opportunities`` rows, whose savings go into the packs.
+    ``optimization_opportunities`` rows, whose savings go into the packs; ``overrides``: the per-account rules
+    of teams with their own threshold or floor (``anomaly_detection.anomaly_rules``).
     """
-    packs = evidence_packs(mom, anomalies, deterministic, periods, teams, rule, findings)
+    packs = evidence_packs(mom, anomalies, deterministic, periods, teams, rule, findings, overrides)
     use_ai = unavailable is None and generate is not None
     results = _calls_for(
         [(k, p, "account") for k, p in packs.items()], AccountInsightReply, cached,
