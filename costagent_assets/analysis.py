@@ -14,9 +14,6 @@ from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies  # 
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.schemas import DRIVER, conform, empty
 
-# A team's budget is at risk ("warning") from this share of it spent, or when the month is projected past it.
-BUDGET_WARNING_PCT = 80.0
-
 # Sums are taken in whole micro-dollars so that they do not depend on row order (see micro_sum).
 MICRO = 1_000_000
 # Projections use the mean of the last full week so that weekly seasonality cancels out.

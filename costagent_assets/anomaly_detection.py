@@ -30,6 +30,7 @@ from datetime import timedelta
 
 import polars as pl
 
+from costagent_assets.budgets import DEFAULT_ALERT_PCTS
 from costagent_assets.periods import month_start, shift_month
 from costagent_assets.schemas import ANOMALY_DRIVER, conform, empty
 
@@ -46,7 +47,6 @@ RUN_LOOKBACK_DAYS = 35
 POOLED_DAYS = 28
 CARRY_OVER_DAYS = 14  # the end of last month the current level is compared with (two whole weeks)
 MAX_DRIVERS = 5
-DEFAULT_BUDGET_ALERT_PCTS = (50.0, 80.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -386,7 +386,7 @@ def _line_totals(raw: pl.DataFrame, windows: pl.DataFrame, spans: pl.DataFrame) 
 
 
 def budget_alerts(
-    mom: pl.DataFrame, budgets: Mapping[str, float], alert_pcts: Sequence[float] = DEFAULT_BUDGET_ALERT_PCTS
+    mom: pl.DataFrame, budgets: Mapping[str, float], alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS
 ) -> pl.DataFrame:
     """Budget rows (kind "budget", level "account"): the highest alert level crossed by actual spend,
     and by the projected month end when that is higher ("projected to exceed by $X on the 24th")."""
@@ -463,7 +463,7 @@ def detect_anomalies(
     raw: pl.DataFrame | None = None,
     overrides: Mapping[str, AnomalyRule] | None = None,
     budgets: Mapping[str, float] | None = None,
-    budget_alert_pcts: Sequence[float] = DEFAULT_BUDGET_ALERT_PCTS,
+    budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
     feedback: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The anomalies of the months in ``mom``: one row per (month, account, service) at most, plus

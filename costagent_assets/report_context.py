@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import polars as pl
 
-from costagent_assets.analysis import BUDGET_WARNING_PCT
+from costagent_assets.budgets import DEFAULT_ALERT_PCTS, budget_status
 from costagent_assets.delivery import SENT, Delivery, status_counts
 from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
@@ -29,7 +29,15 @@ def _split(frame: pl.DataFrame, month: str) -> dict[str, pl.DataFrame]:
     return {k[0]: v for k, v in rows.partition_by("account_id", as_dict=True).items()} if rows.height else {}
 
 
-def _budget(team: Team, mtd: float | None, projected: float | None, alerts: pl.DataFrame | None = None) -> dict | None:
+def budget_context(
+    team: Team,
+    mtd: float | None,
+    projected: float | None,
+    alerts: pl.DataFrame | None = None,
+    alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
+) -> dict | None:
+    """The team's budget as its email (and its AI evidence pack) shows it: % spent and projected, the status
+    (``budgets.budget_status``) and the budget alerts that fired; None without a budget or data."""
     if not team.monthly_budget or mtd is None:
         return None
     # The budget alerts of the anomalies table (kind "budget"): actual and forecast, at the configured levels.
@@ -44,13 +52,7 @@ def _budget(team: Team, mtd: float | None, projected: float | None, alerts: pl.D
     )
     mtd_pct = mtd / team.monthly_budget * 100
     projected_pct = projected / team.monthly_budget * 100 if projected is not None else None
-    status = (
-        "over"
-        if mtd_pct >= 100
-        else "warning"
-        if mtd_pct >= BUDGET_WARNING_PCT or (projected_pct or 0) >= 100
-        else "ok"
-    )
+    status = budget_status(mtd_pct, projected_pct, alert_pcts)
     return {"monthly_budget": team.monthly_budget, "mtd_pct": mtd_pct, "projected_pct": projected_pct, "status": status,
             "alerts": fired}
 
@@ -78,6 +80,7 @@ class ReportFrames:
         dashboard_url_template: str = "",
         forecasts: pl.DataFrame | None = None,
         optimization: pl.DataFrame | None = None,
+        budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
     ):
         """``history``: ``mom_changes`` rows of earlier months (account level is enough), for the trend
         chart; ``dashboard_url_template``: the ``datadog_dashboard_url`` setting; ``optimization``: the
@@ -91,6 +94,7 @@ class ReportFrames:
         self.dashboard_url_template = dashboard_url_template
         self.forecasts = _split(forecasts.filter(pl.col("service").is_null()), month) if forecasts is not None else {}
         self.optimization = _split(optimization, month) if optimization is not None else {}
+        self.budget_alert_pcts = tuple(budget_alert_pcts)
 
     def _common(self) -> dict:
         p = self.period
@@ -165,8 +169,9 @@ class ReportFrames:
                 "drivers": list(insight["drivers"] or []) if insight else [],
                 "ai_note": insight["ai_note"] if insight else None,
             },
-            "budget": None if no_data else _budget(
-                team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies
+            "budget": None if no_data else budget_context(
+                team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies,
+                self.budget_alert_pcts,
             ),
             "trend": self._trend(self.history.get(account_id, {}), acct if not no_data else {}),
             "dashboard_url": dashboard_url(self.dashboard_url_template, team),
@@ -380,6 +385,7 @@ def report_frames(
     *,
     generated_at: datetime,
     dashboard_url_template: str,
+    budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
 ) -> ReportFrames:
     """The frames of one month's reports, for the emails stage and ``costagent preview`` alike.
 
@@ -392,6 +398,7 @@ def report_frames(
         month, period, mom, tables["anomalies"], tables["ai_insights"], generated_at=generated_at,
         history=mom.filter(pl.col("level") == "account"), dashboard_url_template=dashboard_url_template,
         forecasts=tables["forecasts"], optimization=tables["optimization_opportunities"],
+        budget_alert_pcts=budget_alert_pcts,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import core_schema
 
+from costagent_assets.budgets import DEFAULT_ALERT_PCTS
 from costagent_assets.fileio import atomic_write_text
 from costagent_assets.validation import (
     THRESHOLD_PCT_HIGH,
@@ -516,9 +517,10 @@ class Settings(BaseModel):
     ))
     budget_alert_pcts: Annotated[tuple[float, ...], Custom(
         _alert_levels, "percentages > 0 and <= 1000 separated by commas, e.g. 50,80,100"
-    )] = Field((50.0, 80.0, 100.0), description=(
+    )] = Field(DEFAULT_ALERT_PCTS, description=(
         "Percentages of a team's monthly budget at which budget alerts fire, on actual spend and on the projected "
-        "month end; comma-separated numbers > 0 and <= 1000, default `50,80,100`."
+        "month end; the highest level below 100 is also where a budget shows as at risk (\"warning\") in the "
+        "emails and the `budgets` view; comma-separated numbers > 0 and <= 1000, default `50,80,100`."
     ))
     smtp_rate_per_minute: Annotated[float, Number(
         0, 6000, above_low=True, percent_sign=False,

@@ -65,18 +65,24 @@ def _report_runs(outcomes) -> int:
     return EXIT_OK if outcomes and all(o.success for o in outcomes) else EXIT_FAILED
 
 
-def _store(home: Home):
-    from costagent_assets.resources.s3_warehouse import home_store
+def _settings(home: Home):
     from costagent_assets.settings import load_settings
 
-    return home_store(home, load_settings(home.settings_path))
+    return load_settings(home.settings_path)
+
+
+def _store(home: Home):
+    from costagent_assets.resources.s3_warehouse import home_store
+
+    return home_store(home, _settings(home))
 
 
 def _refresh_duckdb(home: Home) -> None:
     from costagent_assets.warehouse.views import refresh_database_file
 
     try:
-        refresh_database_file(home.duckdb_path, _store(home), [t.to_dict() for t in _teams(home)])
+        refresh_database_file(home.duckdb_path, _store(home), [t.to_dict() for t in _teams(home)],
+                              _settings(home).budget_alert_pcts)
     except Exception as exc:  # a user holding the file open in the DuckDB CLI must not fail the run
         print(f"  note: could not refresh {home.duckdb_path}: {exc}", file=sys.stderr)
 
@@ -319,7 +325,8 @@ def cmd_sql(args, home: Home) -> int:
 
     from costagent_assets.warehouse.views import connect, views_needed
 
-    con = connect(_store(home), [t.to_dict() for t in _teams(home)], only=views_needed(args.query))
+    con = connect(_store(home), [t.to_dict() for t in _teams(home)], only=views_needed(args.query),
+                  budget_alert_pcts=_settings(home).budget_alert_pcts)
     try:
         cursor = con.execute(args.query)
     except duckdb.Error as exc:

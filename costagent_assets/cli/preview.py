@@ -36,8 +36,10 @@ def _frames(home: Home, month: str | None) -> ReportFrames:
     tables["mom_changes"] = read_table(store, "mom_changes", trend_months(month))
     through = tables["mom_changes"].filter(pl.col("month") == month)["through_date"].max()
     p: Period = period(month, through + timedelta(days=1))
+    settings = load_settings(home.settings_path)
     return report_frames(month, p, tables, generated_at=datetime.now(UTC),
-                         dashboard_url_template=load_settings(home.settings_path).datadog_dashboard_url)
+                         dashboard_url_template=settings.datadog_dashboard_url,
+                         budget_alert_pcts=settings.budget_alert_pcts)
 
 
 def preview_team(home: Home, account_id: str, month: str | None = None) -> RenderedEmail:

@@ -77,7 +77,7 @@ def ai_insights(
         generate=generate, unavailable=unavailable,
         cached={} if unavailable else cached_replies(root, list(periods)),
         model=gemini.model, prices={m: tuple(p) for m, p in settings.ai_prices.items()},
-        findings=optimization_opportunities,
+        findings=optimization_opportunities, budget_alert_pcts=settings.budget_alert_pcts,
     )
     report_date = run_as_of(context)
     # Nobody is mailed from a history run: no "AI unavailable" note to store either.

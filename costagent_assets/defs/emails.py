@@ -82,7 +82,8 @@ def emails(
         with email_delivery.session(report_date) as session:
             for month, p in periods.items():
                 frames = report_frames(month, p, tables, generated_at=now,
-                                       dashboard_url_template=settings.datadog_dashboard_url)
+                                       dashboard_url_template=settings.datadog_dashboard_url,
+                                       budget_alert_pcts=settings.budget_alert_pcts)
                 in_run = {a for m, a in partitions if m == month}
                 outgoing, info = [], {}
                 for account_id in sorted(in_run):

@@ -15,10 +15,11 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from costagent_assets.analysis import RUN_RATE_DAYS, AnomalyRule
+from costagent_assets.budgets import DEFAULT_ALERT_PCTS
 from costagent_assets.insights.prompts import PROMPT_VERSION, SAVINGS_IN_ORG_PACK, SAVINGS_IN_PACK
 from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
-from costagent_assets.report_context import _budget as budget_status  # the same budget rule as the emails
+from costagent_assets.report_context import budget_context  # the budget exactly as the team's email shows it
 from costagent_assets.teams.model import Team
 
 
@@ -64,6 +65,7 @@ def evidence_packs(
     rule: AnomalyRule,
     findings: pl.DataFrame | None = None,
     overrides: Mapping[str, AnomalyRule] | None = None,
+    budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
 ) -> dict[tuple[str, str], dict]:
     """One evidence pack per (month, account_id) with something to explain; flat accounts get none.
 
@@ -88,7 +90,7 @@ def evidence_packs(
         an = found.get(key, pl.DataFrame())
         alerted = an.filter(pl.col("alerted")) if an.height else an
         projected = None if p.complete else acct["projected_month_end_usd"]
-        budget = budget_status(team, acct["current_mtd_usd"], projected) if team else None
+        budget = budget_context(team, acct["current_mtd_usd"], projected, alert_pcts=budget_alert_pcts) if team else None
         # The account is judged by the rule the detector used: its team's own where the registry sets one.
         account_rule = (overrides or {}).get(acct["account_id"], rule)
         reasons = explain_reasons(acct, alerted.height, budget, account_rule)

@@ -13,6 +13,7 @@ import polars as pl
 import pydantic
 
 from costagent_assets.analysis import AnomalyRule
+from costagent_assets.budgets import DEFAULT_ALERT_PCTS
 from costagent_assets.insights.evidence import cache_key, evidence_packs, organisation_pack, pack_json
 from costagent_assets.insights.merge import (
     deterministic_org_summary,
@@ -124,6 +125,7 @@ def run_ai_insights(
     prices: Mapping[str, tuple[float, float]],
     findings: pl.DataFrame | None = None,
     overrides: Mapping[str, AnomalyRule] | None = None,
+    budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
 ) -> AiOutcome:
     """The AI stage for a run: account calls (only where there is something to explain), then one call per
     month for the organisation; every reply grounded or replaced.
@@ -132,9 +134,10 @@ def run_ai_insights(
     ``unavailable`` (a reason) means AI is not used at all: deterministic insights with a note saying so;
     ``cached`` maps cache keys to stored replies, reused without a call; ``findings``: the
     ``optimization_opportunities`` rows, whose savings go into the packs; ``overrides``: the per-account rules
-    of teams with their own threshold or floor (``anomaly_detection.anomaly_rules``).
+    of teams with their own threshold or floor (``anomaly_detection.anomaly_rules``); ``budget_alert_pcts``:
+    the configured budget levels (``budgets``).
     """
-    packs = evidence_packs(mom, anomalies, deterministic, periods, teams, rule, findings, overrides)
+    packs = evidence_packs(mom, anomalies, deterministic, periods, teams, rule, findings, overrides, budget_alert_pcts)
     use_ai = unavailable is None and generate is not None
     results = _calls_for(
         [(k, p, "account") for k, p in packs.items()], AccountInsightReply, cached,

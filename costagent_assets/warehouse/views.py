@@ -13,11 +13,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from costagent_assets.analysis import BUDGET_WARNING_PCT
+from costagent_assets.budgets import DEFAULT_ALERT_PCTS, status_sql
 from costagent_assets.schemas import SCHEMAS
 from costagent_assets.warehouse.log_tables import LOG_TABLES
 from costagent_assets.warehouse.rollups import ROLLUP_SCHEMAS, ROLLUP_VIEWS, ensure_rollups
 from costagent_assets.warehouse.store import PARTITIONED_TABLES, Store, as_store
+
+# The budgets view's status column: budgets.status_sql at the configured levels, filled in by create_views.
+BUDGET_STATUS = "{budget_status}"
 
 # name -> (description, SQL over the partition tables). Documented in the README.
 DERIVED_VIEWS: dict[str, tuple[str, str]] = {
@@ -42,9 +45,7 @@ DERIVED_VIEWS: dict[str, tuple[str, str]] = {
         "month end and its % of the budget, and the status the team email shows (over / warning / ok).",
         "SELECT month, account_id, team_name, monthly_budget, mtd_usd, mtd_usd / monthly_budget * 100 AS used_pct, "
         "projected_month_end_usd, projected_month_end_usd / monthly_budget * 100 AS projected_pct, "
-        "CASE WHEN mtd_usd >= monthly_budget THEN 'over' "
-        f"WHEN mtd_usd >= monthly_budget * {BUDGET_WARNING_PCT} / 100 "
-        "OR projected_month_end_usd >= monthly_budget THEN 'warning' ELSE 'ok' END AS status "
+        f"{BUDGET_STATUS} AS status "
         "FROM account_months WHERE monthly_budget > 0",
     ),
     "ai_run_costs": (
@@ -175,10 +176,14 @@ def views_needed(query: str) -> set[str] | None:
 
 
 def create_views(
-    con: duckdb.DuckDBPyConnection, root: Path | Store, teams: Sequence[dict], only: set[str] | None = None
+    con: duckdb.DuckDBPyConnection,
+    root: Path | Store,
+    teams: Sequence[dict],
+    only: set[str] | None = None,
+    budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
 ) -> None:
     """(Re)create the documented views on ``con`` over the Parquet objects under ``root``: every one, or
-    those in ``only`` (see ``views_needed``)."""
+    those in ``only`` (see ``views_needed``); ``budget_alert_pcts`` sets the ``budgets`` view's status."""
     store = as_store(root)
     store.configure_duckdb(con)
     for table in PARTITIONED_TABLES:
@@ -212,9 +217,10 @@ def create_views(
         else:
             source = f"({_empty_select('', ROLLUP_SCHEMAS[rollup])})"
         con.execute(f"CREATE OR REPLACE VIEW {name} AS WITH rollup AS (SELECT * FROM {source}) {sql}")
+    status = status_sql("mtd_usd", "projected_month_end_usd", "monthly_budget", budget_alert_pcts)
     for name, (_doc, sql) in DERIVED_VIEWS.items():
         if only is None or name in only:
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql.replace(BUDGET_STATUS, status)}")
     # Admins' marks on anomalies (costagent anomalies ack): one small file, not partitioned.
     marks_sql = (
         f"SELECT * FROM read_parquet('{store.url('anomaly_feedback/marks.parquet').replace(chr(39), chr(39) * 2)}')"
@@ -226,19 +232,25 @@ def create_views(
 
 
 def connect(
-    root: Path | Store, teams: Sequence[dict], database: str | Path = ":memory:", only: set[str] | None = None
+    root: Path | Store,
+    teams: Sequence[dict],
+    database: str | Path = ":memory:",
+    only: set[str] | None = None,
+    budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views in place (all, or ``only`` those), in memory unless a database
     file is given."""
     con = duckdb.connect(str(database))
-    create_views(con, root, teams, only)
+    create_views(con, root, teams, only, budget_alert_pcts)
     return con
 
 
-def refresh_database_file(path: Path, root: Path | Store, teams: Sequence[dict]) -> None:
+def refresh_database_file(
+    path: Path, root: Path | Store, teams: Sequence[dict], budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS
+) -> None:
     """Rewrite the views in the DuckDB file that users open with the DuckDB CLI."""
     con = duckdb.connect(str(path))
     try:
-        create_views(con, root, teams)
+        create_views(con, root, teams, budget_alert_pcts=budget_alert_pcts)
     finally:
         con.close()
