@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -16,6 +17,8 @@ from costagent_assets.cli import main as cli
 from costagent_assets.demo import organisation as demo
 from costagent_assets.settings import Settings, save_settings, with_setting
 from costagent_assets.teams import Team, load_registry, save_registry
+
+DEMO_AS_OF = date(2026, 11, 23)  # the as-of date of the shared demo run (end_to_end/conftest.py: demo_home)
 
 
 def demo_accounts(n: int, seed: int = 42) -> list[dict]:
@@ -50,6 +53,16 @@ def environment(**values: str | None) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def copy_home(source: Path, target: Path) -> Path:
+    """A copy of a finished home to change: the state an identical run into ``target`` would leave.
+
+    Nothing in a home names its own path for later (``dagster.yaml`` is rewritten for the home on every
+    command), so the copy is a home of its own.
+    """
+    shutil.copytree(source, target, symlinks=True)
+    return target
 
 
 def run_cli(*args: str) -> int:
