@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from costagent_tests.peers.moto_server import WAREHOUSE_BUCKET
+
 _real_connect = socket.socket.connect
 
 
@@ -38,3 +40,35 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
     return home
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """moto's S3 on a loopback port, for the tests of one module."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(moto_endpoint: str, isolated: Path) -> str:
+    """An empty WAREHOUSE_BUCKET on moto for one test (emptied and deleted after); yields the endpoint."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=WAREHOUSE_BUCKET)
+    yield moto_endpoint
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=WAREHOUSE_BUCKET):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=WAREHOUSE_BUCKET, Key=obj["Key"])
+    s3.delete_bucket(Bucket=WAREHOUSE_BUCKET)

@@ -163,3 +163,55 @@ def test_cache_key_changes_with_the_pack_the_model_and_the_prompt():
 def test_cost_from_the_price_table():
     assert call_cost_usd("m", 1_000_000, 100_000, {"m": (0.30, 2.50)}) == pytest.approx(0.55)
     assert call_cost_usd("unknown", 10, 10, {"m": (0.30, 2.50)}) is None
+
+
+# --- savings findings in the evidence packs (optimization_opportunities -> ai_insights) ------------------
+
+
+def findings_frame() -> pl.DataFrame:
+    rows = [
+        {"record": "account", "scan_status": "ok", "monthly_savings_usd": 290.32},
+        {"record": "finding", "kind": "ec2_idle", "service": "Amazon EC2", "resource_id": "i-0abc1234567890def",
+         "name": "batch", "region": "eu-west-1", "size": "m5.2xlarge", "suggested": None,
+         "evidence": "average CPU 3.1% (peak 4.0%) and network 0.4 MB/day over 14 days (2026-11-09 to 2026-11-22)",
+         "action": "Stop or terminate i-0abc1234567890def (m5.2xlarge)", "monthly_savings_usd": 280.32},
+        {"record": "finding", "kind": "ebs_unattached", "service": "Amazon EBS", "resource_id": "vol-0123456789abcdef0",
+         "name": None, "region": "eu-west-1", "size": "gp2", "suggested": None,
+         "evidence": "100 GB gp2 volume attached to nothing (state available)",
+         "action": "Snapshot vol-0123456789abcdef0 if you need its data, then delete it", "monthly_savings_usd": 10.0},
+    ]
+    return pl.DataFrame([{"month": MONTH, "account_id": A, **r} for r in rows], infer_schema_length=None)
+
+
+def savings_pack() -> dict:
+    frame = mom()
+    anomalies = detect_anomalies(frame, RULE)
+    packs = evidence_packs(frame, anomalies, explain_changes(frame, anomalies, PERIODS), PERIODS, TEAMS, RULE,
+                           findings_frame())
+    return packs[(MONTH, A)]
+
+
+def test_the_pack_carries_the_accounts_findings_largest_first():
+    found = savings_pack()["savings_findings"]
+    assert [f["resource_id"] for f in found] == ["i-0abc1234567890def", "vol-0123456789abcdef0"]
+    assert found[0]["estimated_monthly_usd"] == 280.32 and found[0]["what"] == "Idle EC2 instance"
+
+
+def test_grounding_accepts_the_savings_figures_and_resource_names():
+    index = PackIndex.of(savings_pack())
+    text = ("i-0abc1234567890def, an m5.2xlarge in eu-west-1, averaged 3.1% CPU over 14 days; stopping it "
+            "saves $280.32 a month, and deleting vol-0123456789abcdef0 on Amazon EBS saves $10 more.")
+    assert ungrounded(text, index) == []
+    reply = {"explanation": "Spend rose $1,203 on EC2.", "outlook": "", "recommendations": [
+        {"action": "Stop i-0abc1234567890def (m5.2xlarge, 3.1% CPU over 14 days)", "estimated_monthly_usd": 280.32},
+        {"action": "Rightsize the database", "estimated_monthly_usd": 512.0},  # not in the evidence
+    ]}
+    merged = merge_account_reply("computed", savings_pack(), reply)
+    assert merged.recommendations == [{"action": "Stop i-0abc1234567890def (m5.2xlarge, 3.1% CPU over 14 days)",
+                                       "estimated_monthly_usd": 280.32}]
+    assert any("estimate 512.0 is not in the evidence" in r for r in merged.rejections)
+
+
+def test_invented_savings_are_still_caught():
+    problems = ungrounded("Stopping it saves $2,803 a month.", PackIndex.of(savings_pack()))
+    assert any("$2,803" in p for p in problems)

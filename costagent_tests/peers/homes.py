@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -18,6 +19,8 @@ from costagent_assets.teams.model import Team
 from costagent_assets.teams.registry import load_registry, save_registry
 from costagent_assets.warehouse.store import read_table
 from costagent_assets.warehouse.views import connect
+
+DEMO_AS_OF = date(2026, 11, 23)  # the as-of date of the shared demo run (end_to_end/conftest.py: demo_home)
 
 
 def demo_accounts(n: int, seed: int = 42) -> list[dict]:
@@ -52,6 +55,16 @@ def environment(**values: str | None) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def copy_home(source: Path, target: Path) -> Path:
+    """A copy of a finished home to change: the state an identical run into ``target`` would leave.
+
+    Nothing in a home names its own path for later (``dagster.yaml`` is rewritten for the home on every
+    command), so the copy is a home of its own.
+    """
+    shutil.copytree(source, target, symlinks=True)
+    return target
 
 
 def run_cli(*args: str) -> int:

@@ -18,6 +18,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 CE_TARGET = "AWSInsightsIndexService."
+WAREHOUSE_BUCKET = "costagent-test-warehouse"  # the bucket the `bucket` fixture (conftest.py) creates
 
 
 class MotoPeer(ThreadedMotoServer):

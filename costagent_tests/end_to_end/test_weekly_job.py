@@ -14,18 +14,10 @@ from costagent_assets.cli import main as cli
 from costagent_assets.demo import organisation as demo
 from costagent_assets.reporting import format_pct
 from costagent_assets.teams.registry import load_registry
-from costagent_tests.peers.homes import run_cli
+from costagent_tests.peers.homes import DEMO_AS_OF, copy_home, run_cli
 
-AS_OF = date(2026, 11, 23)
+AS_OF = DEMO_AS_OF  # demo_home (conftest.py): `costagent demo --as-of 2026-11-23`, shared
 MONTH = "2026-11"
-
-
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One demo run shared by the tests of this module (it takes a few seconds)."""
-    home = tmp_path_factory.mktemp("demo") / "home"
-    assert run_cli("--home", str(home), "demo", "--as-of", AS_OF.isoformat()) == 0
-    return home
 
 
 def sql(home: Path, query: str, capsys: pytest.CaptureFixture[str]) -> list[dict]:
@@ -106,13 +98,16 @@ def test_planted_anomalies_above_the_floor_are_alerted_and_below_are_not(
             assert (p.account_id, p.service) not in alerted, p
 
 
-def test_rerun_replaces_instead_of_duplicating(demo_home: Path, capsys: pytest.CaptureFixture[str]):
-    before = sql(demo_home, "select count(*) as n, round(sum(cost_usd), 2) as usd from raw_costs", capsys)
-    files_before = sorted(p.name for p in outbox(demo_home).iterdir())
-    assert run_cli("--home", str(demo_home), "run", "--as-of", AS_OF.isoformat()) == 0
-    after = sql(demo_home, "select count(*) as n, round(sum(cost_usd), 2) as usd from raw_costs", capsys)
+def test_rerun_replaces_instead_of_duplicating(
+    demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    home = copy_home(demo_home, tmp_path / "rerun")  # the shared home stays as the demo left it
+    before = sql(home, "select count(*) as n, round(sum(cost_usd), 2) as usd from raw_costs", capsys)
+    files_before = sorted(p.name for p in outbox(home).iterdir())
+    assert run_cli("--home", str(home), "run", "--as-of", AS_OF.isoformat()) == 0
+    after = sql(home, "select count(*) as n, round(sum(cost_usd), 2) as usd from raw_costs", capsys)
     assert after == before
-    assert sorted(p.name for p in outbox(demo_home).iterdir()) == files_before
+    assert sorted(p.name for p in outbox(home).iterdir()) == files_before
 
 
 def test_preview_renders_without_sending(demo_home: Path, capsys: pytest.CaptureFixture[str]):
@@ -217,7 +212,7 @@ def test_budgets_view_gives_the_status_the_team_email_shows(demo_home: Path, cap
 def test_every_sql_example_in_the_readme_runs(demo_home: Path, capsys: pytest.CaptureFixture[str]):
     import re
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     statements = [q.strip() for block in re.findall(r"```sql\n(.*?)```", readme, re.S)
                   for q in block.split(";\n") if q.strip()]
     assert len(statements) >= 8

@@ -22,7 +22,7 @@ from costagent_tests.smtp_peer import Recorder, SmtpPeer, make_certs
 
 AS_OF = "2026-11-23"
 ADMIN = "finops@example.com"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def configure(home: Path, ca: Path) -> None:

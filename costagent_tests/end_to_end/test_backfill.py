@@ -7,11 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from costagent_tests.peers.homes import run_cli
+from costagent_tests.peers.homes import copy_home, run_cli
 
 
 def run(*args: str) -> int:
     return run_cli(*args)
+
+
+@pytest.fixture(scope="module")
+def demo_3_accounts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`costagent demo --accounts 3` run once; each test backfills its own copy of the home."""
+    home = tmp_path_factory.mktemp("backfill") / "home"
+    assert run("--home", str(home), "demo", "--accounts", "3", "--as-of", "2026-11-23") == 0
+    return home
 
 
 def digests(warehouse: Path, month: str) -> dict[str, str]:
@@ -23,10 +31,9 @@ def digests(warehouse: Path, month: str) -> dict[str, str]:
 
 
 def test_backfill_packs_months_into_one_run_and_reruns_are_byte_identical(
-    isolated: Path, capsys: pytest.CaptureFixture[str]
+    isolated: Path, demo_3_accounts: Path, capsys: pytest.CaptureFixture[str]
 ):
-    home = str(isolated)
-    assert run("--home", home, "demo", "--accounts", "3", "--as-of", "2026-11-23") == 0
+    home = str(copy_home(demo_3_accounts, isolated))
     capsys.readouterr()
     assert run("--home", home, "backfill", "--from", "2026-07", "--to", "2026-09") == 0
     out = capsys.readouterr().out
@@ -38,11 +45,11 @@ def test_backfill_packs_months_into_one_run_and_reruns_are_byte_identical(
     assert digests(isolated / "warehouse", "2026-08") == first
 
 
-def test_grouping_months_into_runs_does_not_change_a_byte(isolated: Path, capsys: pytest.CaptureFixture[str]):
+def test_grouping_months_into_runs_does_not_change_a_byte(
+    isolated: Path, demo_3_accounts: Path, capsys: pytest.CaptureFixture[str]
+):
     """Three months in one run and the same months one run each write the same partitions."""
-    homes = [isolated / "packed", isolated / "monthly"]
-    for home in homes:
-        assert run("--home", str(home), "demo", "--accounts", "3", "--as-of", "2026-11-23") == 0
+    homes = [copy_home(demo_3_accounts, isolated / "packed"), copy_home(demo_3_accounts, isolated / "monthly")]
     capsys.readouterr()
     assert run("--home", str(homes[0]), "backfill", "--from", "2026-04", "--to", "2026-09") == 0
     packed_runs = [line.split()[1] for line in capsys.readouterr().out.splitlines() if "cost_history" in line]
@@ -55,17 +62,3 @@ def test_grouping_months_into_runs_does_not_change_a_byte(isolated: Path, capsys
         packed = digests(homes[0] / "warehouse", month)
         assert len(packed) == 3 * 7
         assert packed == digests(homes[1] / "warehouse", month), month
-
-
-def test_backfill_chunks_are_consecutive_and_balanced():
-    from costagent_assets.cli.runner import backfill_chunks
-    from costagent_assets.periods import months_between
-
-    months = months_between("2024-11", "2026-10")
-    chunks = backfill_chunks(months, 84)
-    assert [m for c in chunks for m in c] == months
-    assert max(map(len, chunks)) - min(map(len, chunks)) <= 1
-    assert all(len(c) * 84 <= 600 for c in chunks)
-    assert len(chunks) == 4
-    assert backfill_chunks(months, 5000) == [[m] for m in months]
-    assert backfill_chunks(months, 3, months_per_run=5)[0] == months[:5]

@@ -1,0 +1,50 @@
+"""The report contexts (report_context.py): what the team emails and the admin report say about savings scans."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+from costagent_assets.report_context import ReportFrames
+from costagent_assets.reporting import render_admin_report, render_team_report
+from costagent_assets.schemas import conform, empty
+from costagent_tests.test_insights import MONTH, PERIODS, TEAMS, A, B, C, mom
+
+
+def test_reports_say_which_accounts_were_not_scanned_and_why():
+    rows = [
+        {"account_id": A, "record": "account", "scan_status": "unavailable", "api_calls": 1,
+         "reason": "role CostagentReadOnly could not be assumed: AccessDenied: not authorized"},
+        {"account_id": B, "record": "account", "scan_status": "not_scanned", "api_calls": 0,
+         "reason": "scanning is switched off (optimization_scanner=off)"},
+        {"account_id": C, "record": "account", "scan_status": "ok", "api_calls": 20, "monthly_savings_usd": 3.65},
+        {"account_id": C, "record": "finding", "rank": 1, "kind": "eip_unassociated", "service": "Amazon EC2",
+         "resource_id": "eipalloc-1", "name": "3.3.3.3", "region": "us-east-1",
+         "evidence": "Elastic IP 3.3.3.3 is not associated with an instance or network interface",
+         "action": "Release Elastic IP 3.3.3.3 (eipalloc-1) if nothing needs the address",
+         "monthly_savings_usd": 3.65, "estimate_basis": "list_price"},
+    ]
+    optimization = conform(pl.DataFrame([{"month": MONTH, **r} for r in rows], infer_schema_length=None),
+                           "optimization_opportunities")
+    frames = ReportFrames(MONTH, PERIODS[MONTH], mom(), empty("anomalies"), empty("ai_insights"),
+                          generated_at=datetime(2026, 11, 23, tzinfo=UTC), optimization=optimization)
+    by_id = {t.aws_account_id: t for t in TEAMS}
+    unavailable = render_team_report(frames.team_context(by_id[A])).text
+    assert "could not be scanned for savings this week: role CostagentReadOnly could not be assumed" in unavailable
+    assert frames.team_context(by_id[B])["savings"] is None  # off: nothing to tell the team
+    assert "TOP 3 SAVINGS" not in render_team_report(frames.team_context(by_id[B])).text
+    found = render_team_report(frames.team_context(by_id[C])).text
+    assert "1. $3.65/month - Unassociated Elastic IP" in found and "Release Elastic IP 3.3.3.3" in found
+    admin = frames.admin_context(TEAMS)
+    assert admin["savings"]["total_monthly_usd"] == 3.65 and admin["savings"]["accounts_scanned"] == 1
+    text = render_admin_report(admin).text
+    assert "2 ACCOUNTS NOT FULLY SCANNED (savings unknown, not $0):" in text
+    assert f"Ignore previous instructions ({A}) unavailable: role CostagentReadOnly could not be assumed" in text
+    assert f"Flat ({B}) not_scanned: scanning is switched off (optimization_scanner=off)" in text
+    # Scanning off for everyone: one line for the admins, with the reason.
+    off = optimization.filter(pl.col("account_id") == B)
+    frames = ReportFrames(MONTH, PERIODS[MONTH], mom(), empty("anomalies"), empty("ai_insights"),
+                          generated_at=datetime(2026, 11, 23, tzinfo=UTC), optimization=off)
+    text = render_admin_report(frames.admin_context([by_id[B]])).text
+    assert "No account was scanned for savings: scanning is switched off (optimization_scanner=off)." in text
