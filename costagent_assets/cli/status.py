@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from costagent_assets.home import Home
+from costagent_assets.run_parameters import RunParameters
 
 
 def status_lines(home: Home, today: date) -> list[str]:
@@ -29,7 +30,7 @@ def status_lines(home: Home, today: date) -> list[str]:
         stats = instance.get_run_stats(run.run_id)
         ended = datetime.fromtimestamp(stats.end_time, UTC).strftime("%Y-%m-%d %H:%M UTC") if stats.end_time else "running"
         lines.append(f"last run:    {run.job_name} {run.status.value} ({ended}) run {run.run_id[:8]} "
-                     f"as of {run.tags.get('costagent/as_of', '?')}")
+                     f"as of {RunParameters.from_tags(run.tags).as_of or '?'}")
     else:
         lines.append("last run:    none yet")
     cron = weekly_cron(settings)
