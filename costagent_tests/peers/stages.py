@@ -10,7 +10,7 @@ raw_costs is written with its rollups (``write_raw_costs``), the one way the pip
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -46,6 +46,20 @@ class StageRun:
 
     def checks(self) -> dict[str, bool]:
         return {e.check_name: e.passed for e in self.result.get_asset_check_evaluations()}
+
+
+def daily_costs(start: date, costs: dict[str, dict[str, list[float]]], region: str = "us-east-1") -> pl.DataFrame:
+    """raw_costs rows from ``{account_id: {service: [cost of day 1, day 2, ...]}}``, day 1 being ``start``
+    (``None`` skips a day); one usage type per service, ``month`` from each row's date."""
+    rows = [
+        {"month": f"{day:%Y-%m}", "date": day, "account_id": account, "service": service, "region": region,
+         "usage_type": f"{service}-usage", "cost_usd": float(cost), "source": "test"}
+        for account, services in costs.items()
+        for service, series in services.items()
+        for day, cost in ((start + timedelta(days=i), c) for i, c in enumerate(series))
+        if cost is not None
+    ]
+    return conform(pl.DataFrame(rows), "raw_costs")
 
 
 def write_table(home: Home, table: str, frame: pl.DataFrame) -> list[tuple[str, str]]:
