@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 import polars as pl
 
-from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies  # noqa: F401 (re-exported)
+from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies, fold_rounding_cents  # noqa: F401 (re-exported)
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.schemas import DRIVER, conform, empty
 
@@ -259,6 +259,8 @@ def _drivers(services: pl.DataFrame, total_change: float) -> list[dict]:
         drivers.append(
             {"service": f"Other services ({others})", "change_usd": round(rest, 2), "change_pct": None}
         )
+    else:
+        fold_rounding_cents(drivers, rest)
     for d in drivers:
         d["share_of_change_pct"] = d["change_usd"] / total_change * 100 if abs(total_change) >= 0.005 else None
     return drivers

@@ -269,6 +269,14 @@ def split_usage_rate_mix(c0: float, c1: float, q0: float | None, q1: float | Non
     return 0.0, 0.0, c1 - c0
 
 
+def fold_rounding_cents(drivers: list[dict], rest: float) -> None:
+    """Give the first driver the cents lost by rounding each driver to cents (at most half a cent each), so
+    that drivers without an "other" line still add up to the total; a larger ``rest`` is a real gap, left
+    for the "drivers add up" checks to catch."""
+    if drivers and 0.005 <= abs(rest) <= 0.005 * len(drivers) + 1e-9:
+        drivers[0]["change_usd"] = round(drivers[0]["change_usd"] + rest, 2)
+
+
 def build_drivers(lines: Sequence[dict], total: float, label: str = "lines") -> list[dict]:
     """Top movers among ``lines`` (dicts with service, region, usage_type, c0, c1, q0, q1), plus one
     "other" line, with $ rounded to cents so the drivers add up exactly to ``total`` rounded."""
@@ -300,8 +308,8 @@ def build_drivers(lines: Sequence[dict], total: float, label: str = "lines") -> 
             {"service": f"Other {label} ({others})", "region": None, "usage_type": None, "change_usd": rest,
              "usage_usd": None, "rate_usd": None, "mix_usd": None}
         )
-    elif drivers and abs(rest) >= 0.005:
-        drivers[0]["change_usd"] = round(drivers[0]["change_usd"] + rest, 2)  # cents lost to rounding
+    else:
+        fold_rounding_cents(drivers, rest)
     for d in drivers:
         d["share_of_change_pct"] = d["change_usd"] / total * 100 if abs(total) >= 0.005 else None
     return drivers
