@@ -9,7 +9,7 @@ import polars as pl
 from costagent_assets.report_context import ReportFrames
 from costagent_assets.reporting import render_admin_report, render_team_report
 from costagent_assets.schemas import conform, empty
-from costagent_tests.test_insights import MONTH, PERIODS, TEAMS, A, B, C, mom
+from costagent_tests.insights.small_org import MONTH, PERIODS, TEAMS, A, B, C, mom
 
 
 def test_reports_say_which_accounts_were_not_scanned_and_why():

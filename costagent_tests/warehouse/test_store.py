@@ -1,0 +1,45 @@
+"""The partition store: a rerun replaces exactly its partitions, and nothing outside the run is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from costagent_assets.warehouse.rollups import write_raw_costs
+from costagent_assets.warehouse.store import partition_path, read_partitions, write_partitions
+from costagent_tests.warehouse.samples import raw
+
+
+def test_rerun_replaces_exactly_its_partitions(tmp_path: Path):
+    keys = [("2026-10", "000000000001"), ("2026-10", "000000000002")]
+    write_partitions(tmp_path, "raw_costs", pl.concat([raw(a, m, 1.0) for m, a in keys]), keys)
+    write_partitions(tmp_path, "raw_costs", raw("000000000001", "2026-10", 5.0), keys[:1])
+    out = read_partitions(tmp_path, "raw_costs", keys).sort("account_id")
+    assert out["cost_usd"].to_list() == [5.0, 1.0]
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_partition_without_rows_gets_an_empty_file(tmp_path: Path):
+    keys = [("2026-10", "000000000001"), ("2026-10", "000000000002")]
+    written = write_partitions(tmp_path, "raw_costs", raw("000000000001", "2026-10", 1.0), keys)
+    assert written == {keys[0]: 1, keys[1]: 0}
+    assert pl.read_parquet(partition_path(tmp_path, "raw_costs", *keys[1])).height == 0
+
+
+def test_rows_outside_the_run_are_refused(tmp_path: Path):
+    with pytest.raises(ValueError, match="outside this run"):
+        write_partitions(tmp_path, "raw_costs", raw("000000000009", "2026-10", 1.0), [("2026-10", "000000000001")])
+    assert not list(tmp_path.rglob("*.parquet"))
+    # Refused before anything is touched, the month's rollups included.
+    write_raw_costs(tmp_path, raw("000000000001", "2026-10", 1.0), [("2026-10", "000000000001")])
+    before = sorted(tmp_path.rglob("*.parquet"))
+    with pytest.raises(ValueError, match="outside this run"):
+        write_raw_costs(tmp_path, raw("000000000009", "2026-10", 1.0), [("2026-10", "000000000001")])
+    assert sorted(tmp_path.rglob("*.parquet")) == before
+
+
+def test_missing_upstream_partitions_read_as_empty(tmp_path: Path):
+    assert read_partitions(tmp_path, "raw_costs", [("2023-12", "000000000001")]).height == 0
+
