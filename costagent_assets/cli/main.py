@@ -78,11 +78,13 @@ def _store(home: Home):
 
 
 def _refresh_duckdb(home: Home) -> None:
+    from costagent_assets.resources.s3_warehouse import home_store
     from costagent_assets.warehouse.views import refresh_database_file
 
     try:
-        refresh_database_file(home.duckdb_path, _store(home), [t.to_dict() for t in _teams(home)],
-                              _settings(home).budget_alert_pcts)
+        settings = _settings(home)
+        refresh_database_file(home.duckdb_path, home_store(home, settings), [t.to_dict() for t in _teams(home)],
+                              settings.budget_alert_pcts)
     except Exception as exc:  # a user holding the file open in the DuckDB CLI must not fail the run
         print(f"  note: could not refresh {home.duckdb_path}: {exc}", file=sys.stderr)
 
@@ -90,9 +92,8 @@ def _refresh_duckdb(home: Home) -> None:
 def _source_problem(home: Home, emails: bool = True) -> str | None:
     """Why the configured source (or, with ``emails``, the delivery) cannot run, or None."""
     from costagent_assets.defs.resources import delivery_setup_problems, source_setup_problems
-    from costagent_assets.settings import load_settings
 
-    settings = load_settings(home.settings_path)
+    settings = _settings(home)
     problems = source_setup_problems(settings, os.environ)
     if emails:
         problems += delivery_setup_problems(settings, os.environ)

@@ -14,7 +14,7 @@ from costagent_assets.reporting import RenderedEmail, render_admin_report, rende
 from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.settings import load_settings
 from costagent_assets.teams.registry import load_registry
-from costagent_assets.warehouse.store import read_table, stored_months
+from costagent_assets.warehouse.store import Store, read_table, stored_months
 
 # The tables the emails stage reads, beside mom_changes (read with its trend months).
 REPORT_TABLES = ("anomalies", "ai_insights", "forecasts", "optimization_opportunities")
@@ -24,8 +24,10 @@ class PreviewError(ValueError):
     """Nothing to preview: unknown account, or a month the warehouse does not hold."""
 
 
-def _frames(home: Home, month: str | None) -> ReportFrames:
-    store = home_store(home, load_settings(home.settings_path))
+def _frames(home: Home, month: str | None) -> tuple[ReportFrames, Store]:
+    """The report frames of ``month`` (default: the latest stored), and the store they were read from."""
+    settings = load_settings(home.settings_path)
+    store = home_store(home, settings)
     stored = stored_months(store, "mom_changes")
     if not stored:
         raise PreviewError("the warehouse is empty: run `costagent run` or `costagent demo` first")
@@ -36,10 +38,10 @@ def _frames(home: Home, month: str | None) -> ReportFrames:
     tables["mom_changes"] = read_table(store, "mom_changes", trend_months(month))
     through = tables["mom_changes"].filter(pl.col("month") == month)["through_date"].max()
     p: Period = period(month, through + timedelta(days=1))
-    settings = load_settings(home.settings_path)
-    return report_frames(month, p, tables, generated_at=datetime.now(UTC),
-                         dashboard_url_template=settings.datadog_dashboard_url,
-                         budget_alert_pcts=settings.budget_alert_pcts)
+    frames = report_frames(month, p, tables, generated_at=datetime.now(UTC),
+                           dashboard_url_template=settings.datadog_dashboard_url,
+                           budget_alert_pcts=settings.budget_alert_pcts)
+    return frames, store
 
 
 def preview_team(home: Home, account_id: str, month: str | None = None) -> RenderedEmail:
@@ -47,12 +49,12 @@ def preview_team(home: Home, account_id: str, month: str | None = None) -> Rende
     team = next((t for t in load_registry(home.teams_path) if t.aws_account_id == account_id), None)
     if team is None:
         raise PreviewError(f"account {account_id} is not in the teams registry")
-    return render_team_report(_frames(home, month).team_context(team))
+    frames, _ = _frames(home, month)
+    return render_team_report(frames.team_context(team))
 
 
 def preview_admin(home: Home, month: str | None = None) -> RenderedEmail:
     """The admin report for ``month`` (default: the latest stored)."""
-    frames = _frames(home, month)
+    frames, store = _frames(home, month)
     context = frames.admin_context(load_registry(home.teams_path))
-    store = home_store(home, load_settings(home.settings_path))
     return render_admin_report({**context, "ai": admin_ai_context(store, frames.month)})

@@ -18,8 +18,8 @@ from costagent_assets.warehouse.store import (
     Store,
     as_store,
     parquet_bytes,
-    refuse_foreign_rows,
-    write_partitions,
+    put_partitions,
+    split_partitions,
 )
 
 # Rollups: per month, one object for all accounts, so that a history query opens one small file per month
@@ -118,7 +118,7 @@ def ensure_rollups(root: Path | Store) -> list[str]:
 def write_raw_costs(
     root: Path | Store, frame: pl.DataFrame, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
-    """Write raw_costs partitions (``store.write_partitions``) and rebuild the rollups of their months
+    """Write raw_costs partitions (split and written as ``store.write_partitions`` does) and rebuild the rollups of their months
     (``refresh_rollups``): the one way raw_costs is written, so the rollups follow every write.
 
     Rows outside ``keys`` are refused before anything is touched. Returns the row count written per key.
@@ -126,12 +126,12 @@ def write_raw_costs(
     store = as_store(root)
     frame = conform(frame, "raw_costs")
     keys = list(keys)
-    refuse_foreign_rows("raw_costs", frame.select("month", "account_id").unique().iter_rows(), keys)
+    groups = split_partitions("raw_costs", frame, keys)
     # The months' rollups go first and come back after the partitions: a run killed in between
     # leaves a month without rollups, which ensure_rollups rebuilds, never a stale one.
     for month in sorted({m for m, _ in keys}):
         for rollup in ROLLUP_SCHEMAS:
             store.delete(rollup_key(rollup, month))
-    written = write_partitions(store, "raw_costs", frame, keys)
+    written = put_partitions(store, "raw_costs", groups, keys)
     refresh_rollups(store, frame, keys)
     return written

@@ -129,13 +129,17 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
     LocalStore(path.parent).put(path.name, parquet_bytes(frame))
 
 
-def refuse_foreign_rows(table: str, found: Iterable[tuple[str, str]], keys: Iterable[tuple[str, str]]) -> None:
-    """Raise ValueError if a (month, account_id) of ``found`` is not one of ``keys``: an asset must not
-    write partitions its run does not own."""
-    stray = set(found) - set(keys)
+def split_partitions(
+    table: str, frame: pl.DataFrame, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], pl.DataFrame]:
+    """``frame`` (conformed to ``table``) split by (month, account_id). Rows outside ``keys`` raise ValueError
+    before anything is written: an asset must not write partitions its run does not own."""
+    groups = dict(frame.partition_by(["month", "account_id"], as_dict=True)) if len(frame) else {}
+    stray = set(groups) - set(keys)
     if stray:
         sample = ", ".join(f"{a}|{m}" for m, a in sorted(stray)[:5])
         raise ValueError(f"{table}: output has rows for partitions outside this run: {sample}")
+    return groups
 
 
 def write_partitions(
@@ -144,14 +148,16 @@ def write_partitions(
     """Split ``frame`` by (month, account_id) and write one object per key; keys without rows get an empty one.
     Only the partitions: raw_costs is written with its months' rollups by ``rollups.write_raw_costs``.
 
-    Rows outside ``keys`` are refused: an asset must not write partitions its run does not own.
-    Returns the row count written per key.
+    Rows outside ``keys`` are refused (``split_partitions``). Returns the row count written per key.
     """
-    store = as_store(root)
-    frame = conform(frame, table)
     keys = list(keys)
-    groups = dict(frame.partition_by(["month", "account_id"], as_dict=True)) if len(frame) else {}
-    refuse_foreign_rows(table, groups, keys)
+    return put_partitions(as_store(root), table, split_partitions(table, conform(frame, table), keys), keys)
+
+
+def put_partitions(
+    store: Store, table: str, groups: dict[tuple[str, str], pl.DataFrame], keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Write one object per key from ``groups`` (``split_partitions``), an empty one where a key has no rows."""
     blank = empty(table)
     written: dict[tuple[str, str], int] = {}
 
