@@ -27,9 +27,27 @@ def _as_of(text: str | None) -> date:
     if not text:
         return _today()
     try:
-        return date.fromisoformat(text)
+        as_of = date.fromisoformat(text)
     except ValueError:
         raise SystemExit(_fail(f"--as-of must be a date like 2026-11-23, got {text!r}")) from None
+    problem = as_of_problem(as_of, _today())
+    if problem:
+        raise SystemExit(_fail(problem))
+    return as_of
+
+
+def as_of_problem(as_of: date, today: date) -> str | None:
+    """Why ``as_of`` cannot be a report date, or None: a date after today would report days that have not
+    happened (every team mailed "no cost data"), one before the first month has no partition to report."""
+    from costagent_assets.defs.partitions import FIRST_MONTH
+    from costagent_assets.periods import report_month
+
+    if as_of > today:
+        return f"--as-of {as_of} is after today ({today} UTC): a report can only cover days that have passed"
+    if report_month(as_of) < FIRST_MONTH:
+        return (f"--as-of {as_of} reports on {report_month(as_of)}, before the first month {FIRST_MONTH}: "
+                f"the earliest report date is {FIRST_MONTH}-02")
+    return None
 
 
 def _month_arg(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,44 @@ def test_sql_reports_errors_and_formats(isolated: Path, capsys: pytest.CaptureFi
 def test_run_without_teams_says_what_to_do(isolated: Path, capsys: pytest.CaptureFixture[str]):
     code, _, err = run(capsys, "run", "--as-of", "2026-11-23")
     assert code == cli.EXIT_BAD_INPUT and "teams import" in err
+
+
+@pytest.mark.parametrize(
+    ("as_of", "expected"),
+    [
+        ("tomorrow", "after today"),
+        ("2026-12-07", "after today"),  # issue 19: mailed every team "no cost data" on 2026-11-28
+        ("2023-12-15", "before the first month 2024-01"),
+    ],
+)
+def test_a_report_date_in_the_future_or_before_the_first_month_is_refused(
+    registry: Path, capsys: pytest.CaptureFixture[str], as_of: str, expected: str
+):
+    from datetime import timedelta
+
+    today = cli._today()
+    if as_of == "tomorrow":
+        as_of = (today + timedelta(days=1)).isoformat()
+    elif date.fromisoformat(as_of) <= today and expected == "after today":
+        pytest.skip("the machine's clock is past this date")
+    home = registry.parent
+    before = home_files(home)
+    for command in (("run", "--as-of", as_of), ("demo", "--as-of", as_of)):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(list(command))
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and expected in err and as_of in err
+    # Refused before anything ran: no Dagster run, no email, no warehouse file.
+    assert home_files(home) == before
+
+
+def home_files(home: Path) -> list[Path]:
+    """The home's files, less SQLite's transient -shm/-wal files."""
+    return sorted(p.relative_to(home) for p in home.rglob("*") if not p.name.endswith(("-shm", "-wal")))
+
+
+def test_today_and_the_first_report_date_are_accepted():
+    today = cli._today()
+    assert cli.as_of_problem(today, today) is None
+    assert cli.as_of_problem(date(2024, 1, 2), today) is None
+    assert "before the first month" in cli.as_of_problem(date(2024, 1, 1), today)
