@@ -379,11 +379,15 @@ def team_subject(ctx: Mapping[str, Any]) -> str:
     An account with no data says so instead of showing $0 as if it were spend.
     """
     team = _subject_name(ctx["team"]["team_name"])
+    # A correction says so first; a report on incomplete data gives the real data-through date instead of a change.
+    prefix = "[costagent] Correction: " if ctx.get("correction") else "[costagent] "
     if ctx["no_data"]:
-        return f"[costagent] {team}: {ctx['month_label']} to date: no cost data received"
+        return f"{prefix}{team}: {ctx['month_label']} to date: no cost data received"
     headline = ctx["headline"]
+    if ctx.get("data_gap"):
+        return f"{prefix}{team}: {ctx['month_label']} to date {format_usd(headline['mtd_usd'])} ({ctx['data_gap']['text']})"
     return (
-        f"[costagent] {team}: {ctx['month_label']} to date {format_usd(headline['mtd_usd'])} "
+        f"{prefix}{team}: {ctx['month_label']} to date {format_usd(headline['mtd_usd'])} "
         f"({format_pct_signed(headline['change_pct'])} vs same period last month)"
     )
 

@@ -487,6 +487,12 @@ class Settings(BaseModel):
         "Longest single wait, in seconds, before retrying a throttled cost-source request (a 429's announced "
         "reset is capped at this); a number > 0 and <= 3600, default 60."
     ))
+    incomplete_data_wait_days: Annotated[int, Integer(0, 14)] = Field(2, description=(
+        "Days after its report date that a team report whose source data end early or have gaps is held, "
+        "waiting for the data (a rerun of that report date sends it once they are in); past that it goes out "
+        "with the real data-through date and the missing days in its headline, and a later complete run sends "
+        "a correction. See [Incomplete source data](#incomplete-source-data); an integer 0..14, default 2."
+    ))
     gemini_model: Annotated[str, _GEMINI_MODEL] = Field("gemini-2.5-flash", description=(
         "The Gemini model that writes the insights, e.g. `gemini-2.5-flash-lite`; give a new model a price in "
         "`ai_prices`, or its cost is recorded as unknown; default `gemini-2.5-flash`."

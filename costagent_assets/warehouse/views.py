@@ -91,6 +91,8 @@ TABLE_DOCS: dict[str, str] = {
     "anomalies": "Changes past the % threshold and the $ floor (alerted), new services, and reported decreases.",
     "ai_insights": "Per account and month: the explanation of the change and its drivers.",
     "emails": "Per account and report date: what was written or sent, to whom.",
+    "report_coverage": "Per run and team report: what it was built on (complete, no_data, incomplete, or held "
+    "waiting for data), the last day with data and the days missing, and what became of it.",
     "ai_usage": "One row per Gemini call or cache hit: run, account, status, tokens in and out, USD.",
     "ai_insight_history": "Every week's insights per account and the organisation's summary, with the "
     "evidence pack sent and Gemini's reply (also the cache: the same pack is never paid for twice).",
