@@ -132,7 +132,25 @@ def _run(home: Home, as_of: date) -> int:
     print(f"costagent: weekly run as of {as_of} for {len(teams)} accounts (home {home.root})")
     code = _report_runs(run_weekly(instance, as_of, [t.aws_account_id for t in teams]))
     _refresh_duckdb(home)
+    _report_held(home, as_of)
     return code
+
+
+def _report_held(home: Home, as_of: date) -> None:
+    """Say which team reports the completeness gate held back, why, and when they go out."""
+    import polars as pl
+
+    from costagent_assets.periods import report_month
+    from costagent_assets.warehouse.store import read_table
+
+    emails = read_table(_store(home), "emails", [report_month(as_of)])
+    held = emails.filter((pl.col("report_date") == as_of) & (pl.col("status") == "held"))
+    if held.height:
+        print(f"  {held.height} team report{'s' if held.height != 1 else ''} held, waiting for complete source data:")
+        for account_id, why in held.select("account_id", "location").head(10).iter_rows():
+            print(f"    {account_id}: {why}")
+        if held.height > 10:
+            print(f"    ... and {held.height - 10} more (costagent sql \"select * from emails where status = 'held'\")")
 
 
 def _demo_history(home: Home, as_of: date, months: int) -> int:
