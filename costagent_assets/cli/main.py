@@ -360,12 +360,19 @@ def cmd_sql(args, home: Home) -> int:
     """Run SQL over the warehouse views (in memory, so an open DuckDB CLI never blocks it)."""
     import duckdb
 
-    from costagent_assets.warehouse.views import connect, views_needed
+    from costagent_assets.warehouse.views import connect, read_only_problem, views_needed
 
+    # Read-only twice over: statements that are not queries are refused before anything runs, and the
+    # connection itself cannot reach outside the warehouse, install extensions or change its settings.
+    problem = read_only_problem(args.query)
+    if problem:
+        return _fail(problem)
     con = connect(_store(home), [t.to_dict() for t in _teams(home)], only=views_needed(args.query),
-                  budget_alert_pcts=_settings(home).budget_alert_pcts)
+                  budget_alert_pcts=_settings(home).budget_alert_pcts, read_only=True)
     try:
         cursor = con.execute(args.query)
+    except duckdb.PermissionException as exc:
+        return _fail(f"refused: costagent sql reads only the warehouse ({exc})")
     except duckdb.Error as exc:
         return _fail(f"SQL error: {exc}")
     columns = [d[0] for d in cursor.description or []]

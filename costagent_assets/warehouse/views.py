@@ -239,12 +239,50 @@ def connect(
     database: str | Path = ":memory:",
     only: set[str] | None = None,
     budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
+    read_only: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views in place (all, or ``only`` those), in memory unless a database
-    file is given."""
+    file is given; ``read_only`` locks it down once the views exist (see ``lock_down``)."""
     con = duckdb.connect(str(database))
     create_views(con, root, teams, only, budget_alert_pcts)
+    if read_only:
+        lock_down(con, as_store(root))
     return con
+
+
+# What `costagent sql` runs: queries only (SHOW, DESCRIBE, SUMMARIZE and PRAGMA show_tables parse as SELECT).
+READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+
+
+def read_only_problem(query: str) -> str | None:
+    """Why ``query`` is refused on a read-only connection (a statement that is not a query: COPY, ATTACH,
+    INSTALL, CREATE, SET, ...), or None. A query DuckDB cannot parse is left to report its own error."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error:
+        return None
+    refused = sorted({s.type.name for s in statements if s.type not in READ_ONLY_STATEMENTS})
+    if refused:
+        return (f"costagent sql is read-only: {', '.join(refused)} statements are refused (queries only: SELECT, "
+                "WITH, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN); nothing was run")
+    return None
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    """Make ``con`` unable to reach anything but the warehouse: no file or URL outside it (so no
+    ``/etc/passwd``, no ATTACHed database file, no download), no extension installed or loaded, and the
+    configuration locked so that a query cannot undo it. Writes are kept out by ``read_only_problem``
+    (DuckDB's allowed directories are readable *and* writable)."""
+    root = store.url("")
+    root = root if root.endswith("/") else root + "/"
+    for statement in (
+        "SET autoinstall_known_extensions = false",
+        "SET autoload_known_extensions = false",
+        f"SET allowed_directories = ['{root.replace(chr(39), chr(39) * 2)}']",
+        "SET enable_external_access = false",
+        "SET lock_configuration = true",
+    ):
+        con.execute(statement)
 
 
 def refresh_database_file(
