@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import email.parser
 import email.policy
 import email.utils
 import io
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from costagent_assets.validation import HEADER_BREAK, encoded_word_problem
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "reports" / "templates"
 
@@ -474,7 +477,24 @@ _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII exc
 def _check_header(name: str, value: str) -> str:
     if "\r" in value or "\n" in value:
         raise ValueError(f"refusing header {name!r}: value contains CR or LF")
+    if HEADER_BREAK.search(value):
+        raise ValueError(f"refusing header {name!r}: value contains a line separator or control character")
+    problem = encoded_word_problem(value)
+    if problem:
+        raise ValueError(f"refusing header {name!r}: value {problem}")
     return value
+
+
+def _verify_header_block(msg: EmailMessage, expected: Sequence[str]) -> None:
+    """Parse the message as it will be sent and check that its top-level header lines are exactly
+    ``expected`` (each once): whatever the email package does on this Python version, no value set
+    above can have added a header line or ended the header block early."""
+    head, _, _ = msg.as_bytes().partition(b"\r\n\r\n")
+    parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(head + b"\r\n\r\n")
+    found = sorted(k.lower() for k in parsed.keys())
+    if found != sorted(k.lower() for k in expected):
+        raise ValueError(f"refusing message: its header lines came out as {sorted(parsed.keys())}, "
+                         f"not {sorted(expected)} (header injection)")
 
 
 def build_message(
@@ -528,4 +548,6 @@ def build_message(
         maintype, _, subtype = mime_type.partition("/")
         _check_header("attachment filename", filename)
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    _verify_header_block(msg, ["Subject", "From", "To", *(["Cc"] if cc else []), "Date", "Message-ID", *extra,
+                               "MIME-Version", "Content-Type"])
     return msg

@@ -157,11 +157,13 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "month": pl.String,
         "account_id": pl.String,
         "report_date": pl.Date,
-        "kind": pl.String,  # "team"
+        "kind": pl.String,  # "team" | "team_correction"
         "recipient": pl.String,
         "cc": pl.String,
         "subject": pl.String,
-        "status": pl.String,  # delivered, already_sent, failed, failed_earlier, deferred, unconfirmed, skipped
+        # delivered, already_sent, failed, failed_earlier, deferred, unconfirmed, skipped, held (waiting for complete
+        # source data)
+        "status": pl.String,
         "location": pl.String,
         "no_data": pl.Boolean,
         # what the report was built on (completeness.py): complete, no_data, incomplete, or waiting (held)

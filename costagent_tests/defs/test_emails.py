@@ -195,3 +195,4 @@ def test_data_ending_early_before_the_deadline_hold_the_report_and_a_rerun_with_
     [row] = second.table("emails").iter_rows(named=True)
     assert (row["kind"], row["status"], row["basis"]) == ("team", "delivered", "complete")
     assert [p.name for p in (second.home.outbox_dir / as_of.isoformat()).glob("*.eml")] == [f"{month}-team-{A}.eml"]
+
