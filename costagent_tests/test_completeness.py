@@ -146,3 +146,49 @@ def test_accounts_missing_days_in_the_middle_are_marked_too(
     sent = team_messages(isolated)
     assert "(data through 2026-11-04, 2 days missing)" in sent[ACCOUNTS[0]]["Subject"]
     assert all("missing" not in m["Subject"] for a, m in sent.items() if a != ACCOUNTS[0])
+
+
+def test_a_partial_outage_is_repaired_when_the_source_recovers(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """Issue 19, case 2: the source omits 4 of 20 accounts on the first run, which also loads October. Once it
+    recovers, a rerun corrects the 4 "no cost data" reports once, and loads October again; `status` counts
+    accounts with complete data, not files."""
+    from costagent_assets.cli import main as cli
+
+    teams = demo_accounts(20)
+    accounts = [t["aws_account_id"] for t in teams]
+    costs = demo.generate_costs(accounts, date(2026, 10, 1), date(2026, 11, 22), seed=42, as_of=AS_OF).group_by(
+        ["date", "account_id", "service"]).agg(pl.col("cost_usd").sum())
+    omitted = set(accounts[3:7])
+    prepare_home(isolated, teams, source="datadog", source_max_wait_seconds="0.01")
+    peer = serve(costs, monkeypatch, omit_accounts=omitted)
+    try:
+        assert run_weekly(isolated, AS_OF) == 0
+    finally:
+        peer.stop()
+    capsys.readouterr()
+    assert cli.main(["--home", str(isolated), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "2026-10: 16 of 20 accounts with complete data through 2026-10-31; 4 without data" in out
+    assert "2026-11: 16 of 20 accounts with complete data through 2026-11-22; 4 without data" in out
+    no_data = {r["account_id"] for r in sql(isolated, "select account_id from emails where no_data")}
+    assert no_data == omitted
+
+    peer = serve(costs, monkeypatch)  # the source has recovered
+    try:
+        assert run_weekly(isolated, AS_OF) == 0
+    finally:
+        peer.stop()
+    assert set(team_messages(isolated, "correction")) == omitted
+    october = sql(isolated, "select count(distinct account_id) as n from raw_costs where month = '2026-10'")
+    assert october == [{"n": 20}]
+    rows = {r["account_id"]: r for r in sql(isolated, "select account_id, kind, status, no_data from emails")}
+    assert all(rows[a]["kind"] == "team_correction" and not rows[a]["no_data"] for a in omitted)
+    # The other 16 keep saying what they were sent: a complete report, already sent.
+    assert {(r["kind"], r["status"], r["no_data"]) for a, r in rows.items() if a not in omitted} == {
+        ("team", "already_sent", False)}
+    capsys.readouterr()
+    assert cli.main(["--home", str(isolated), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "2026-10: 20 of 20 accounts with complete data" in out and "2026-11: 20 of 20 accounts" in out

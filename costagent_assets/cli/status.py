@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from costagent_assets.home import Home
 from costagent_assets.run_parameters import RunParameters
@@ -42,8 +42,34 @@ def status_lines(home: Home, today: date) -> list[str]:
     months = stored_months(store, "raw_costs")
     if months:
         lines.append(f"coverage:    {months[0]} .. {months[-1]} ({len(months)} months)")
+        accounts = [t.aws_account_id for t in teams]
         for m in months[-3:]:
-            lines.append(f"  {m}: {len(store.keys(f'raw_costs/{m}/'))} of {len(teams)} accounts stored")
+            lines.append(f"  {m}: {coverage_line(store, m, accounts, today)}")
     else:
         lines.append("coverage:    nothing stored yet")
     return lines
+
+
+def coverage_line(store, month: str, accounts: list[str], today: date) -> str:
+    """``20 of 20 accounts with complete data`` or, when the source left some out, which and how many: the
+    accounts whose days are all there (completeness.py), not the files stored (an account the source
+    omitted still has a file, with no rows)."""
+    from costagent_assets.completeness import account_coverage
+    from costagent_assets.periods import default_as_of, period
+    from costagent_assets.warehouse.rollups import read_rollup
+    from costagent_assets.warehouse.store import read_table
+
+    # Judged against the days the last load asked the source for (source_usage), else the month so far.
+    asked = read_table(store, "source_usage", [month]).sort("recorded_at")
+    through = asked["through_date"][-1] if asked.height else None
+    p = period(month, through + timedelta(days=1) if through else default_as_of(month, today))
+    coverage = account_coverage(read_rollup(store, "daily", month), p, accounts)
+    complete = sum(c.complete for c in coverage.values())
+    no_data = sorted(a for a, c in coverage.items() if c.no_data)
+    partial = sorted(a for a, c in coverage.items() if not c.no_data and not c.complete)
+    line = f"{complete} of {len(accounts)} accounts with complete data through {p.through}"
+    if no_data:
+        line += f"; {len(no_data)} without data ({', '.join(no_data[:5])}{', ...' if len(no_data) > 5 else ''})"
+    if partial:
+        line += f"; {len(partial)} with missing days ({', '.join(partial[:5])}{', ...' if len(partial) > 5 else ''})"
+    return line

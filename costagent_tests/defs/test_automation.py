@@ -9,6 +9,7 @@ import pytest
 
 from costagent_assets.cli.runner import prepare_instance, sync_account_partitions
 from costagent_assets.defs.automation import build_weekly_schedule, plan_weekly_runs
+from costagent_assets.defs.resources import build_resources
 from costagent_assets.home import get_home
 from costagent_assets.run_parameters import AS_OF_TAG
 from costagent_assets.settings import Settings
@@ -60,12 +61,13 @@ def test_schedule_tick_requests_ranged_runs_over_the_registered_accounts(isolate
     instance = prepare_instance(get_home())
     schedule = build_weekly_schedule(Settings())
     tick = datetime(2026, 11, 23, 9, tzinfo=UTC)
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+    resources = {"warehouse": build_resources(get_home(), Settings())["warehouse"]}
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, resources=resources) as context:
         skipped = schedule.evaluate_tick(context)
     assert not skipped.run_requests and "No teams" in (skipped.skip_message or "")
 
     sync_account_partitions(instance, ACCOUNTS)
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, resources=resources) as context:
         result = schedule.evaluate_tick(context)
     requests = result.run_requests
     # Nothing materialized yet, so the previous month is loaded first.
