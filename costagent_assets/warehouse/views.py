@@ -261,7 +261,10 @@ def read_only_problem(query: str) -> str | None:
         statements = duckdb.extract_statements(query)
     except duckdb.Error:
         return None
-    refused = sorted({s.type.name for s in statements if s.type not in READ_ONLY_STATEMENTS})
+    # A PIVOT without an IN list expands to an internal CREATE TYPE (an in-memory enum of the pivot values),
+    # which has no text of its own; a CREATE the user wrote always has.
+    refused = sorted({s.type.name for s in statements if s.type not in READ_ONLY_STATEMENTS
+                      and not (s.type == duckdb.StatementType.CREATE and not s.query.strip())})
     if refused:
         return (f"costagent sql is read-only: {', '.join(refused)} statements are refused (queries only: SELECT, "
                 "WITH, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN); nothing was run")

@@ -59,6 +59,8 @@ def statements(home: Path) -> list[str]:
         "SELECT * FROM read_parquet('https://example.com/x.parquet')",
         "SET enable_external_access = true",
         "CREATE TABLE t AS SELECT 1",
+        "CREATE PERSISTENT SECRET s (TYPE s3, KEY_ID 'k', SECRET 's')",
+        "PIVOT (SELECT 1 AS a, 2 AS m) ON m USING sum(a); CREATE TYPE e AS ENUM ('x')",
         f"EXPORT DATABASE '{home}/export'",
         "SELECT 1; COPY (SELECT 1) TO 'x.csv'",
     ]
@@ -83,6 +85,7 @@ def test_queries_still_work_read_only(home: Path, capsys: pytest.CaptureFixture[
     code, out, err = sql(capsys, home, "SELECT round(sum(cost_usd), 2) AS usd FROM raw_costs")
     assert code == 0 and '"usd": 50.0' in out, err
     for query in ("SHOW TABLES", "DESCRIBE raw_costs", "EXPLAIN SELECT * FROM daily_costs",
-                  "WITH x AS (SELECT * FROM monthly_costs) SELECT count(*) AS n FROM x"):
+                  "WITH x AS (SELECT * FROM monthly_costs) SELECT count(*) AS n FROM x",
+                  "PIVOT (SELECT account_id, date, cost_usd FROM daily_costs) ON date USING sum(cost_usd)"):
         code, _, err = sql(capsys, home, query)
         assert code == 0, (query, err)
