@@ -295,6 +295,7 @@ def cmd_config(args, home: Home) -> int:
     """Show or change settings; invalid values are refused with what is allowed."""
     from costagent_assets.settings import (
         SettingError,
+        focus_path_problem,
         load_settings,
         save_settings,
         setting_help,
@@ -307,6 +308,8 @@ def cmd_config(args, home: Home) -> int:
         settings = load_settings(home.settings_path)
         if args.config_cmd == "set":
             settings = with_setting(settings, args.key, args.value)
+            if setting_name(args.key) == "focus_path" and focus_path_problem(settings.focus_path):
+                return _fail(focus_path_problem(settings.focus_path))
             home.ensure()
             save_settings(home.settings_path, settings)
             # The key as stored: "Schedule-Hour" is accepted and names schedule_hour.
