@@ -22,6 +22,7 @@ from costagent_assets.teams.model import (
     TeamValidationError,
     check_account_id,
     count_problems,
+    same_account_key,
     trim,
     unknown_name_reason,
     validate_team_fields,
@@ -49,12 +50,13 @@ def _validate_records(
         problems.extend(problem for problem in found if problem.field not in ignored)
         account_id = team.aws_account_id if team else _valid_account_id_or_none(fields.get("aws_account_id"))
         if account_id is not None:
-            if account_id in first_line:
+            key = same_account_key(account_id)
+            if key in first_line:
                 problems.append(
-                    Problem(line, "aws_account_id", f"duplicate of line {first_line[account_id]}")
+                    Problem(line, "aws_account_id", f"duplicate of line {first_line[key]}")
                 )
             else:
-                first_line[account_id] = line
+                first_line[key] = line
         if team is not None:
             teams.append(team)
     return teams

@@ -169,6 +169,13 @@ def check_account_id(value: object) -> str:
     )
 
 
+def same_account_key(account_id: str) -> str:
+    """What two account ids must differ in to be two accounts: GCP project ids, OCI OCIDs and Azure
+    subscription GUIDs are case-insensitive (GCP's and OCI's are lower-case by rule), so ``my-project-1``
+    and ``MY-PROJECT-1`` are one account registered twice; AWS ids are digits."""
+    return account_id.casefold()
+
+
 def other_provider_account_id(text: str) -> str | None:
     """The registry form of a non-AWS account id, or None when ``text`` is not one.
 

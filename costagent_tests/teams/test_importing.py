@@ -324,3 +324,17 @@ def test_the_cli_refuses_an_oversized_file_and_writes_nothing(isolated, tmp_path
     err = capsys.readouterr().err
     assert "more than 10,000 teams" in err and "Traceback" not in err
     assert registry.read_bytes() == before
+
+
+def test_ids_that_differ_only_in_case_are_one_account(isolated, tmp_path, capsys):
+    from costagent_assets.cli import main as cli
+
+    with pytest.raises(TeamValidationError, match="duplicate of line 2"):
+        parse_teams_text("team_name,aws_account_id,team_email\nA,my-project-1,a@example.com\n"
+                         "B,MY-PROJECT-1,b@example.com\n", "csv")
+    assert cli.main(["teams", "add", "--account", "my-project-1", "--name", "A", "--email", "a@example.com"]) == 0
+    before = (isolated / "teams.json").read_bytes()
+    capsys.readouterr()
+    assert cli.main(["teams", "add", "--account", "MY-PROJECT-1", "--name", "B", "--email", "b@example.com"]) == 2
+    assert "differ only in case" in capsys.readouterr().err
+    assert (isolated / "teams.json").read_bytes() == before
