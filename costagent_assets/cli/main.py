@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import io
 import json
 import os
+import re
 import shutil
 import signal
+import sqlite3
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -539,11 +542,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _damaged_file_errors() -> tuple[type[BaseException], ...]:
+    # Imported only when an exception is on its way out: the CLI's start stays light.
+    from costagent_assets.settings import SettingError
+    from costagent_assets.teams.model import TeamValidationError
+
+    return SettingError, TeamValidationError
+
+
+# Errors of the machine rather than of the input: the disk is full, read-only, or not ours to write.
+_STORAGE_ERRNOS = {errno.ENOSPC: "the disk is full: free some space", errno.EROFS: "the filesystem is read-only",
+                   errno.EDQUOT: "the disk quota is exceeded", errno.EACCES: "permission denied"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     home = get_home(args.home)
     os.environ["COSTAGENT_HOME"] = str(home.root)
-    return args.func(args, home)
+    try:
+        return args.func(args, home)
+    except _damaged_file_errors() as exc:
+        # A damaged settings.json or teams.json: the message names the file and the line, no traceback.
+        return _fail(f"{exc}\n  (fix the file by hand, or move it aside to start from the defaults)")
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRNOS:
+            raise
+        return _fail(f"cannot write {exc.filename or home.root}: {_STORAGE_ERRNOS[exc.errno]}, then run the "
+                     "command again (nothing half-written is kept)", EXIT_FAILED)
+    except sqlite3.OperationalError as exc:
+        if not re.search(r"disk I/O|database or disk is full|readonly database", str(exc)):
+            raise
+        return _fail(f"the Dagster instance under {home.dagster_home} cannot be written ({exc}): free some space "
+                     "or make it writable, then run the command again", EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -142,3 +142,25 @@ def test_today_and_the_first_report_date_are_accepted():
     assert cli.as_of_problem(today, today) is None
     assert cli.as_of_problem(date(2024, 1, 2), today) is None
     assert "before the first month" in cli.as_of_problem(date(2024, 1, 1), today)
+
+
+@pytest.mark.parametrize("command", [("status",), ("sql", "select 1"), ("config", "show")])
+def test_a_damaged_settings_file_is_named_without_a_traceback(
+    isolated: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+):
+    isolated.mkdir(parents=True, exist_ok=True)
+    settings = isolated / "settings.json"
+    settings.write_text("garbage{")
+    code, out, err = run(capsys, *command)
+    assert code == 2 and str(settings) in err and "invalid JSON at line 1" in err and "Traceback" not in err + out
+
+
+@pytest.mark.parametrize("command", [("status",), ("sql", "select 1"), ("run",), ("teams", "list")])
+def test_a_damaged_registry_is_named_without_a_traceback(
+    isolated: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+):
+    isolated.mkdir(parents=True, exist_ok=True)
+    registry = isolated / "teams.json"
+    registry.write_text('[{"team_name": 5}]')
+    code, out, err = run(capsys, *command)
+    assert code == 2 and str(registry) in err and "line 1" in err and "Traceback" not in err + out
