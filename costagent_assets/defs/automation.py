@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
+import polars as pl
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from costagent_assets.completeness import account_coverage
@@ -16,7 +17,7 @@ from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.run_parameters import RunParameters
 from costagent_assets.settings import Settings
 from costagent_assets.warehouse.rollups import read_rollup
-from costagent_assets.warehouse.store import Store
+from costagent_assets.warehouse.store import Store, read_table
 
 WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
 REPORT_ASSETS = [
@@ -152,3 +153,43 @@ def build_weekly_schedule(settings: Settings) -> dg.ScheduleDefinition:
 
     return weekly_cost_report
 
+
+
+def held_report_dates(store: Store, today: date) -> list[date]:
+    """Report dates (of this month's and last month's reports) with team reports the completeness gate is
+    holding: each needs a rerun to find the data, or to send them marked incomplete once past the deadline."""
+    months = [shift_month(report_month(today), -1), report_month(today)]
+    emails = read_table(store, "emails", months)
+    held = emails.filter(pl.col("status") == "held")
+    return sorted(set(held["report_date"].to_list()))
+
+
+def build_held_reports_schedule(settings: Settings) -> dg.ScheduleDefinition:
+    """Every day at ``schedule_hour``: rerun the report of each date with held team reports (the same
+    ranged run as the weekly tick, with that report date), so that a report waiting for its data goes out
+    as soon as the source has them, or marked incomplete once ``incomplete_data_wait_days`` have passed.
+    A rerun sends nothing twice (the send ledger)."""
+
+    @dg.schedule(
+        name="held_reports_retry",
+        cron_schedule=f"0 {settings.schedule_hour} * * *",
+        execution_timezone="UTC",
+        job=weekly_report_job,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=f"Daily at {settings.schedule_hour:02d}:00 UTC, only when team reports wait for source data.",
+    )
+    def held_reports_retry(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
+        today = context.scheduled_execution_time.date()
+        accounts = list(context.instance.get_dynamic_partitions(ACCOUNT_DIMENSION))
+        dates = held_report_dates(warehouse.store(), today) if accounts else []
+        if not dates:
+            return dg.SkipReason("No team report is waiting for source data.")
+        return [
+            dg.RunRequest(
+                run_key=f"held-{d.isoformat()}-retry-{today.isoformat()}", job_name="weekly_report",
+                tags={**range_tags(report_month(d), accounts), **RunParameters(as_of=d).to_tags()},
+            )
+            for d in dates
+        ]
+
+    return held_reports_retry

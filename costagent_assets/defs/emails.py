@@ -127,9 +127,10 @@ def emails(
                     cov = coverage[account_id]
                     basis = report_basis(cov, report_day, today, wait_days)
                     if basis == WAITING:
-                        why = (f"held: {cov.describe()} of {p.through}; a rerun of report date {report_date} sends "
-                               f"it once the source has the data, and from {retry_date(report_day, wait_days)} "
-                               "it goes out marked incomplete")
+                        why = (f"held: {cov.describe()} of {p.through}; a rerun of report date {report_date} (the "
+                               "daily held_reports_retry schedule, or `costagent run --as-of`) sends it once the "
+                               f"source has the data, and from {retry_date(report_day, wait_days)} it goes out "
+                               "marked incomplete")
                         rows.append({"month": month, "account_id": account_id, "kind": "team",
                                      "recipient": team.team_email, "cc": "; ".join(team.cc_emails),
                                      "status": HELD, "location": why, "no_data": False, "basis": basis,
