@@ -21,7 +21,7 @@ What a team report can be built on (its *basis*):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -153,3 +153,27 @@ def correction_of(earlier_basis: str, earlier_through: str | None) -> dict:
     else:
         said = f"was built on incomplete data (through {earlier_through})"
     return {"earlier_basis": earlier_basis, "text": f"This corrects the report sent earlier for this week, which {said}."}
+
+
+# mom_changes figures that compare with the same days of last month or project the month: wrong when days are missing.
+_COMPARISONS = ("previous_same_period_usd", "change_usd", "change_pct", "projected_month_end_usd")
+
+
+def without_missing_days(tables: Mapping[str, pl.DataFrame], month: str,
+                         accounts: Collection[str]) -> dict[str, pl.DataFrame]:
+    """The report tables with nothing built on missing days for ``accounts`` in ``month``: their comparisons
+    and projections in ``mom_changes`` become unknown (null, shown as n/a, left out of the admin totals'
+    change), and their alerts and forecasts are left out. Applied at the stage, before any report is
+    built, so the team and admin reports agree; the analysis stages themselves are unchanged."""
+    if not accounts:
+        return dict(tables)
+    ids = list(accounts)
+    hit = (pl.col("month") == month) & pl.col("account_id").is_in(ids)
+    out = dict(tables)
+    mom = tables["mom_changes"]
+    out["mom_changes"] = mom.with_columns(
+        [pl.when(hit).then(None).otherwise(pl.col(c)).alias(c) for c in _COMPARISONS if c in mom.columns])
+    for name in ("anomalies", "forecasts"):
+        if name in tables and tables[name].height:
+            out[name] = tables[name].filter(~hit)
+    return out

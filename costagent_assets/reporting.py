@@ -407,7 +407,9 @@ def admin_subject(ctx: Mapping[str, Any]) -> str:
         f"({format_pct_signed(totals['change_pct'])})"
     )
     missing = totals["accounts"] - totals["accounts_with_data"]
-    return subject + (f"; {missing} without data" if missing > 0 else "")
+    incomplete = len(ctx.get("incomplete_accounts") or [])
+    return (subject + (f"; {missing} without data" if missing > 0 else "")
+            + (f"; {incomplete} with incomplete data" if incomplete else ""))
 
 
 def render_team_report(ctx: dict) -> RenderedEmail:

@@ -110,6 +110,11 @@ def test_incomplete_datadog_data_are_never_mailed_as_fact_and_one_correction_fol
     rows = sql(isolated, "select account_id, basis, data_through, status from emails where month = '2026-11'")
     assert {(r["basis"], str(r["data_through"]), r["status"]) for r in rows} == {
         ("incomplete", "2026-11-10", "delivered")}
+    admin = email.message_from_bytes((isolated / "outbox" / AS_OF.isoformat() / "2026-11-admin.eml").read_bytes(),
+                                      policy=policy.default)
+    assert admin["Subject"].endswith("; 12 with incomplete data") and "%" not in admin["Subject"]
+    admin_text = admin.get_body(("plain",)).get_content()
+    assert "12 ACCOUNTS WITH INCOMPLETE DATA" in admin_text and "data through 2026-11-10, 12 days missing" in admin_text
 
     peer = serve(org_costs, monkeypatch)  # Datadog has caught up
     try:

@@ -18,6 +18,7 @@ from costagent_assets.completeness import (
     mark_incomplete,
     report_basis,
     retry_date,
+    without_missing_days,
 )
 from costagent_assets.defs.partitions import (
     month_account_asset,
@@ -111,12 +112,14 @@ def emails(
     try:
         with email_delivery.session(report_date) as session:
             for month, p in periods.items():
-                frames = report_frames(month, p, tables, generated_at=now,
+                in_run = {a for m, a in partitions if m == month}
+                # The completeness gate: what each account's report may be built on (completeness.py). Nothing
+                # built on missing days reaches a team or the admins.
+                coverage = account_coverage(read_rollup(store, "daily", month), p, set(by_id) | in_run)
+                gaps = {a: c for a, c in coverage.items() if not c.no_data and not c.complete}
+                frames = report_frames(month, p, without_missing_days(tables, month, gaps), generated_at=now,
                                        dashboard_url_template=settings.datadog_dashboard_url,
                                        budget_alert_pcts=settings.budget_alert_pcts)
-                in_run = {a for m, a in partitions if m == month}
-                # The completeness gate: what each account's report may be built on (completeness.py).
-                coverage = account_coverage(read_rollup(store, "daily", month), p, in_run)
                 outgoing, info = [], {}
                 for account_id in sorted(in_run):
                     team = by_id.get(account_id)
@@ -175,6 +178,9 @@ def emails(
                 # The admin report needs every account: a run over some accounts only leaves it alone.
                 if set(by_id) <= in_run:
                     ctx = frames.admin_context(teams)
+                    ctx["incomplete_accounts"] = [
+                        {"team_name": by_id[a].team_name, "aws_account_id": a, "text": c.describe()}
+                        for a, c in sorted(gaps.items()) if a in by_id]
                     ctx["delivery"] = delivery_summary(email_delivery.mode, results, teams)
                     # The AI stage's executive summary and this run's AI cost (None without AI output).
                     ctx["ai"] = admin_ai_context(store, month, context.run_id)
