@@ -92,7 +92,11 @@ def emails(
     organisation's addressable savings ranked by $ (and the accounts that could not be scanned), the delivery
     status of the team emails, and the account table as a CSV attachment. Delivered to the outbox (files)
     or by SMTP, as configured, through the send ledger: one report per account, report date, kind and
-    recipient, ever. The metadata previews the admin report and one team report."""
+    recipient, ever. Before any report is built, the completeness gate (``completeness.py``) compares each
+    account's days with data with the days the report claims: a report on data that end early or have gaps
+    is held until ``incomplete_data_wait_days`` after the report date, then sent marked with the real
+    data-through date; a "no data" or incomplete report is corrected once by a later complete run of the
+    same report date. The metadata previews the admin report and one team report."""
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
     report_date = run_as_of(context).isoformat()
