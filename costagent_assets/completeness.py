@@ -177,3 +177,9 @@ def without_missing_days(tables: Mapping[str, pl.DataFrame], month: str,
         if name in tables and tables[name].height:
             out[name] = tables[name].filter(~hit)
     return out
+
+
+def incomplete_accounts(gaps: Mapping[str, Coverage], team_names: Mapping[str, str]) -> list[dict]:
+    """The admin report's list of registered accounts with missing days: team, account, what is missing."""
+    return [{"team_name": team_names[a], "aws_account_id": a, "text": c.describe()}
+            for a, c in sorted(gaps.items()) if a in team_names]

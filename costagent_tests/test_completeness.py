@@ -151,6 +151,12 @@ def test_accounts_missing_days_in_the_middle_are_marked_too(
     sent = team_messages(isolated)
     assert "(data through 2026-11-04, 2 days missing)" in sent[ACCOUNTS[0]]["Subject"]
     assert all("missing" not in m["Subject"] for a, m in sent.items() if a != ACCOUNTS[0])
+    # `costagent preview` gates the same way as the emails stage.
+    from costagent_assets.cli.preview import preview_admin, preview_team
+    from costagent_assets.home import Home
+
+    assert preview_team(Home(isolated), ACCOUNTS[0]).subject == sent[ACCOUNTS[0]]["Subject"]
+    assert "1 ACCOUNT WITH INCOMPLETE DATA" in preview_admin(Home(isolated)).text
 
 
 def test_a_partial_outage_is_repaired_when_the_source_recovers(

@@ -15,6 +15,7 @@ from costagent_assets.completeness import (
     WAITING,
     account_coverage,
     correction_of,
+    incomplete_accounts,
     mark_incomplete,
     report_basis,
     retry_date,
@@ -182,9 +183,7 @@ def emails(
                 # The admin report needs every account: a run over some accounts only leaves it alone.
                 if set(by_id) <= in_run:
                     ctx = frames.admin_context(teams)
-                    ctx["incomplete_accounts"] = [
-                        {"team_name": by_id[a].team_name, "aws_account_id": a, "text": c.describe()}
-                        for a, c in sorted(gaps.items()) if a in by_id]
+                    ctx["incomplete_accounts"] = incomplete_accounts(gaps, {a: t.team_name for a, t in by_id.items()})
                     ctx["delivery"] = delivery_summary(email_delivery.mode, results, teams)
                     # The AI stage's executive summary and this run's AI cost (None without AI output).
                     ctx["ai"] = admin_ai_context(store, month, context.run_id)
