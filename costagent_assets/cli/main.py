@@ -564,16 +564,28 @@ def main(argv: list[str] | None = None) -> int:
     except _damaged_file_errors() as exc:
         # A damaged settings.json or teams.json: the message names the file and the line, no traceback.
         return _fail(f"{exc}\n  (fix the file by hand, or move it aside to start from the defaults)")
-    except OSError as exc:
-        if exc.errno not in _STORAGE_ERRNOS:
+    except Exception as exc:
+        problem = _storage_problem(exc, home)
+        if problem is None:
             raise
-        return _fail(f"cannot write {exc.filename or home.root}: {_STORAGE_ERRNOS[exc.errno]}, then run the "
-                     "command again (nothing half-written is kept)", EXIT_FAILED)
-    except sqlite3.OperationalError as exc:
-        if not re.search(r"disk I/O|database or disk is full|readonly database", str(exc)):
-            raise
-        return _fail(f"the Dagster instance under {home.dagster_home} cannot be written ({exc}): free some space "
-                     "or make it writable, then run the command again", EXIT_FAILED)
+        return _fail(problem, EXIT_FAILED)
+
+
+def _storage_problem(exc: BaseException, home: Home) -> str | None:
+    """What to tell the user when ``exc`` (or what it wraps: SQLAlchemy and Dagster wrap sqlite's errors) is
+    the disk being full or read-only; None for any other error, which keeps its traceback."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+            return (f"cannot write {exc.filename or home.root}: {_STORAGE_ERRNOS[exc.errno]}, then run the "
+                    "command again (nothing half-written is kept)")
+        if isinstance(exc, sqlite3.OperationalError) and re.search(
+                r"disk I/O|database or disk is full|readonly database", str(exc)):
+            return (f"the Dagster instance under {home.dagster_home} cannot be written ({exc}): free some space "
+                    "or make it writable, then run the command again")
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return None
 
 
 if __name__ == "__main__":

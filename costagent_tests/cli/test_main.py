@@ -164,3 +164,36 @@ def test_a_damaged_registry_is_named_without_a_traceback(
     registry.write_text('[{"team_name": 5}]')
     code, out, err = run(capsys, *command)
     assert code == 2 and str(registry) in err and "line 1" in err and "Traceback" not in err + out
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 200 KB filesystem (tmpfs, needs root): a disk that fills up."""
+    import subprocess
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_is_reported_as_such_without_a_traceback(
+    tiny_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from costagent_assets.demo import organisation as demo
+
+    teams = tmp_path / "teams.csv"
+    teams.write_text("team_name,aws_account_id,team_email\n" + "".join(
+        f"{t['team_name']},{t['aws_account_id']},{t['team_email']}\n" for t in demo.demo_teams(2000)))
+    home = tiny_disk / "home"
+    code, out, err = run(capsys, "--home", str(home), "teams", "import", str(teams))
+    assert code == 1 and "the disk is full" in err and "Traceback" not in err
+    assert not (home / "teams.json").exists()  # nothing half-written
+    code, out, err = run(capsys, "--home", str(home), "demo", "--accounts", "5")
+    assert code == 1 and "cannot be written (database or disk is full)" in err and str(home / "dagster") in err
+    assert "Traceback" not in err
