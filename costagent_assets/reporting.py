@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import email.parser
 import email.policy
 import email.utils
 import io
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from costagent_assets.validation import HEADER_BREAK, encoded_word_problem
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "reports" / "templates"
 
@@ -379,11 +382,15 @@ def team_subject(ctx: Mapping[str, Any]) -> str:
     An account with no data says so instead of showing $0 as if it were spend.
     """
     team = _subject_name(ctx["team"]["team_name"])
+    # A correction says so first; a report on incomplete data gives the real data-through date instead of a change.
+    prefix = "[costagent] Correction: " if ctx.get("correction") else "[costagent] "
     if ctx["no_data"]:
-        return f"[costagent] {team}: {ctx['month_label']} to date: no cost data received"
+        return f"{prefix}{team}: {ctx['month_label']} to date: no cost data received"
     headline = ctx["headline"]
+    if ctx.get("data_gap"):
+        return f"{prefix}{team}: {ctx['month_label']} to date {format_usd(headline['mtd_usd'])} ({ctx['data_gap']['text']})"
     return (
-        f"[costagent] {team}: {ctx['month_label']} to date {format_usd(headline['mtd_usd'])} "
+        f"{prefix}{team}: {ctx['month_label']} to date {format_usd(headline['mtd_usd'])} "
         f"({format_pct_signed(headline['change_pct'])} vs same period last month)"
     )
 
@@ -400,7 +407,9 @@ def admin_subject(ctx: Mapping[str, Any]) -> str:
         f"({format_pct_signed(totals['change_pct'])})"
     )
     missing = totals["accounts"] - totals["accounts_with_data"]
-    return subject + (f"; {missing} without data" if missing > 0 else "")
+    incomplete = len(ctx.get("incomplete_accounts") or [])
+    return (subject + (f"; {missing} without data" if missing > 0 else "")
+            + (f"; {incomplete} with incomplete data" if incomplete else ""))
 
 
 def render_team_report(ctx: dict) -> RenderedEmail:
@@ -470,7 +479,26 @@ _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII exc
 def _check_header(name: str, value: str) -> str:
     if "\r" in value or "\n" in value:
         raise ValueError(f"refusing header {name!r}: value contains CR or LF")
+    if HEADER_BREAK.search(value):
+        raise ValueError(f"refusing header {name!r}: value contains a line separator or control character")
+    problem = encoded_word_problem(value)
+    if problem:
+        raise ValueError(f"refusing header {name!r}: value {problem}")
     return value
+
+
+def _verify_header_block(msg: EmailMessage, expected: Sequence[str]) -> None:
+    """Parse the message as it will be sent and check that its top-level header lines are exactly
+    ``expected`` (each once): whatever the email package does on this Python version, no value set
+    above can have added a header line or ended the header block early."""
+    # The header block exactly as the generator writes it (BytesGenerator folds each header with
+    # policy.fold_binary), without serializing the ~60 KB body.
+    head = b"".join(msg.policy.fold_binary(name, value) for name, value in msg.items())
+    parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(head + b"\r\n")
+    found = sorted(k.lower() for k in parsed.keys())
+    if found != sorted(k.lower() for k in expected):
+        raise ValueError(f"refusing message: its header lines came out as {sorted(parsed.keys())}, "
+                         f"not {sorted(expected)} (header injection)")
 
 
 def build_message(
@@ -524,4 +552,6 @@ def build_message(
         maintype, _, subtype = mime_type.partition("/")
         _check_header("attachment filename", filename)
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    _verify_header_block(msg, ["Subject", "From", "To", *(["Cc"] if cc else []), "Date", "Message-ID", *extra,
+                               "MIME-Version", "Content-Type"])
     return msg

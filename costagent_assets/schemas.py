@@ -157,13 +157,32 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "month": pl.String,
         "account_id": pl.String,
         "report_date": pl.Date,
-        "kind": pl.String,  # "team"
+        "kind": pl.String,  # "team" | "team_correction"
         "recipient": pl.String,
         "cc": pl.String,
         "subject": pl.String,
-        "status": pl.String,  # delivered, already_sent, failed, failed_earlier, deferred, unconfirmed, skipped
+        # delivered, already_sent, failed, failed_earlier, deferred, unconfirmed, skipped, held (waiting for complete
+        # source data)
+        "status": pl.String,
         "location": pl.String,
         "no_data": pl.Boolean,
+        # what the report was built on (completeness.py): complete, no_data, incomplete, or waiting (held)
+        "basis": pl.String,
+        "data_through": pl.Date,  # the last day with data the report claims (null without data)
+    },
+    # Not an asset: one file per emails run and month (<month>/run-<run id>.parquet). What each team report of
+    # the run was built on, so that a later run of the same report date knows which sent report to correct.
+    "report_coverage": {
+        "month": pl.String,
+        "account_id": pl.String,
+        "report_date": pl.Date,
+        "run_id": pl.String,
+        "recorded_at": pl.String,  # ISO 8601, UTC
+        "kind": pl.String,  # "team" | "team_correction"
+        "basis": pl.String,  # complete | no_data | waiting | incomplete
+        "data_through": pl.Date,
+        "missing_days": pl.Int32,
+        "status": pl.String,  # the delivery status (see emails), "held" for a report waiting for data
     },
     "forecasts": {
         "month": pl.String,

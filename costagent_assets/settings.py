@@ -9,6 +9,7 @@ README's table are written from the descriptions.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import math
 import re
@@ -16,6 +17,7 @@ import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import core_schema
@@ -283,6 +285,50 @@ def _focus_path(value: object) -> str:
     return text
 
 
+def _gemini_base_url(value: object) -> str:
+    text = _GEMINI_URL.read(value)
+    if not text:
+        return text
+    parsed = urlparse(text)
+    host = (parsed.hostname or "").lower()
+    if parsed.scheme != "https" and not _is_loopback(host):
+        # The API key travels in a header of every request: in clear text over plain HTTP.
+        raise ValueError(f"{text!r} is plain http: the API key would travel unencrypted; use https "
+                         "(plain http only to a gateway on this machine: localhost, 127.0.0.1, [::1])")
+    if _is_link_local_or_metadata(host):
+        raise ValueError(f"{text!r} is a link-local address (a cloud metadata service), not a Gemini endpoint")
+    return text
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_link_local_or_metadata(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_link_local
+    except ValueError:
+        return host in ("metadata.google.internal", "metadata")
+
+
+_GEMINI_URL = Pattern(r"https?://[^\s/]+(/\S*)?", "", optional=True, url=True)
+
+
+def focus_path_problem(focus_path: str) -> str | None:
+    """Why a local ``focus_path`` cannot be read (it does not exist), or None (S3 prefixes are checked by the
+    run that lists them). Checked when the setting is set and before a run, not when settings are loaded,
+    so a folder that disappears never locks the other commands out."""
+    if not focus_path or focus_path.lower().startswith("s3://"):
+        return None
+    if not Path(focus_path).expanduser().exists():
+        return (f"focus_path {focus_path!r} does not exist: give the file or directory of FOCUS/CUR exports "
+                "(or s3://bucket/prefix)")
+    return None
+
+
 _REGION = r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+"
 _DATADOG_TAG = r"[A-Za-z][A-Za-z0-9_./-]{0,199}"
 _GEMINI_MODEL = Pattern(r"[a-z0-9][a-z0-9.\-]{1,80}", "a Gemini model name such as gemini-2.5-flash")
@@ -487,14 +533,22 @@ class Settings(BaseModel):
         "Longest single wait, in seconds, before retrying a throttled cost-source request (a 429's announced "
         "reset is capped at this); a number > 0 and <= 3600, default 60."
     ))
+    incomplete_data_wait_days: Annotated[int, Integer(0, 14)] = Field(2, description=(
+        "Days after its report date that a team report whose source data end early or have gaps is held, "
+        "waiting for the data (a rerun of that report date sends it once they are in); past that it goes out "
+        "with the real data-through date and the missing days in its headline, and a later complete run sends "
+        "a correction. See [Incomplete source data](#incomplete-source-data); an integer 0..14, default 2."
+    ))
     gemini_model: Annotated[str, _GEMINI_MODEL] = Field("gemini-2.5-flash", description=(
         "The Gemini model that writes the insights, e.g. `gemini-2.5-flash-lite`; give a new model a price in "
         "`ai_prices`, or its cost is recorded as unknown; default `gemini-2.5-flash`."
     ))
-    gemini_base_url: Annotated[str, Pattern(
-        r"https?://[^\s/]+(/\S*)?", "an http(s) URL, or empty for Google's endpoint", optional=True, url=True
+    gemini_base_url: Annotated[str, Custom(
+        _gemini_base_url, "an https URL (http only to localhost/127.0.0.1/[::1]), or empty for Google's endpoint"
     )] = Field("", description=(
-        "Endpoint of the Gemini API: the http(s) URL of a gateway or proxy, or empty for Google's; default empty."
+        "Endpoint of the Gemini API: the `https://` URL of a gateway or proxy (plain `http://` only on this "
+        "machine: localhost, 127.0.0.1, [::1], since the API key goes with every request), or empty for "
+        "Google's; default empty."
     ))
     ai_requests_per_minute: Annotated[int, Integer(1, 10000)] = Field(1000, description=(
         "Most Gemini requests started per minute (the calls run concurrently up to this rate); an integer "

@@ -11,6 +11,31 @@ import re
 
 # Control characters, C1 included: a CR/LF in an address or a name is a header injection waiting to happen.
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# An RFC 2047 encoded-word (=?charset?Q|B?text?=). Mail clients decode it, and Python's email package before
+# 3.11.10/3.12.5 (CVE-2024-6923) writes what it decodes to into the header as is: a CR/LF hidden in one
+# becomes a header line of its own.
+ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
+# What must never reach a header, decoded or not: C0/C1 controls (CR, LF, NEL U+0085 among them) and the
+# Unicode line and paragraph separators.
+HEADER_BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def encoded_word_problem(text: str) -> str | None:
+    """Why ``text`` cannot go into a mail header because of an RFC 2047 encoded-word in it (one that decodes
+    to a control character, or cannot be decoded), or None."""
+    import email.header
+
+    for word in ENCODED_WORD.findall(text):
+        try:
+            decoded = "".join(
+                part.decode(charset or "ascii", errors="replace") if isinstance(part, bytes) else part
+                for part, charset in email.header.decode_header(word)
+            )
+        except (ValueError, LookupError):
+            return f"contains the RFC 2047 encoded-word {word!r}, which cannot be decoded"
+        if HEADER_BREAK.search(decoded):
+            return f"contains the RFC 2047 encoded-word {word!r}, which decodes to a line break or control character"
+    return None
 _LOCAL_PART_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-."
 )

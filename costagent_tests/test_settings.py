@@ -107,6 +107,11 @@ def test_parse_setting_accepts(key, raw, value):
         ("demo_accounts", "10001", "from 1 to 10000"),
         ("demo_seed", "-1", ">= 0"),
         ("demo_seed", "x", ">= 0"),
+        # issue 19, case 7: the API key goes with every request
+        ("gemini_base_url", "http://169.254.169.254", "plain http"),
+        ("gemini_base_url", "https://169.254.169.254/v1", "link-local"),
+        ("gemini_base_url", "http://gemini-gateway.example.com", "plain http"),
+        ("incomplete_data_wait_days", "15", "from 0 to 14"),
     ],
 )
 def test_parse_setting_refuses_and_says_what_is_allowed(key, raw, expected):
@@ -283,3 +288,25 @@ def test_config_set_accepts_any_spelling_of_the_key_and_names_the_stored_one(tmp
     assert cli.main(["--home", str(tmp_path), "config", "set", "Schedule-Hour", "7"]) == 0
     assert capsys.readouterr().out.startswith("schedule_hour = 7\n")
     assert load_settings(tmp_path / "settings.json").schedule_hour == 7
+
+
+@pytest.mark.parametrize("url", ["https://gemini-gateway.example.com/v1", "http://127.0.0.1:8080", "http://localhost:9",
+                                 "http://[::1]:8080", ""])
+def test_gemini_base_url_takes_https_or_plain_http_on_this_machine(url):
+    assert parse_setting("gemini_base_url", url) == url
+
+
+def test_a_focus_path_that_does_not_exist_is_refused_when_set_and_before_a_run(isolated, tmp_path, capsys):
+    from costagent_assets.cli import main as cli
+    from costagent_assets.defs.resources import source_setup_problems
+
+    missing = tmp_path / "no-such-exports"
+    assert cli.main(["config", "set", "focus_path", str(missing)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (isolated / "settings.json").exists() or "no-such-exports" not in (isolated / "settings.json").read_text()
+    missing.mkdir()
+    assert cli.main(["config", "set", "focus_path", str(missing)]) == 0
+    missing.rmdir()  # it disappears later: the other commands still work, a run is refused up front
+    assert cli.main(["config", "show"]) == 0
+    settings = Settings(source="focus", focus_path=str(missing))
+    assert any("does not exist" in p for p in source_setup_problems(settings, {}))

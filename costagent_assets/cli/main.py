@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import io
 import json
 import os
+import re
 import shutil
 import signal
+import sqlite3
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,9 +30,27 @@ def _as_of(text: str | None) -> date:
     if not text:
         return _today()
     try:
-        return date.fromisoformat(text)
+        as_of = date.fromisoformat(text)
     except ValueError:
         raise SystemExit(_fail(f"--as-of must be a date like 2026-11-23, got {text!r}")) from None
+    problem = as_of_problem(as_of, _today())
+    if problem:
+        raise SystemExit(_fail(problem))
+    return as_of
+
+
+def as_of_problem(as_of: date, today: date) -> str | None:
+    """Why ``as_of`` cannot be a report date, or None: a date after today would report days that have not
+    happened (every team mailed "no cost data"), one before the first month has no partition to report."""
+    from costagent_assets.defs.partitions import FIRST_MONTH
+    from costagent_assets.periods import report_month
+
+    if as_of > today:
+        return f"--as-of {as_of} is after today ({today} UTC): a report can only cover days that have passed"
+    if report_month(as_of) < FIRST_MONTH:
+        return (f"--as-of {as_of} reports on {report_month(as_of)}, before the first month {FIRST_MONTH}: "
+                f"the earliest report date is {FIRST_MONTH}-02")
+    return None
 
 
 def _month_arg(text: str) -> str:
@@ -114,7 +135,25 @@ def _run(home: Home, as_of: date) -> int:
     print(f"costagent: weekly run as of {as_of} for {len(teams)} accounts (home {home.root})")
     code = _report_runs(run_weekly(instance, as_of, [t.aws_account_id for t in teams]))
     _refresh_duckdb(home)
+    _report_held(home, as_of)
     return code
+
+
+def _report_held(home: Home, as_of: date) -> None:
+    """Say which team reports the completeness gate held back, why, and when they go out."""
+    import polars as pl
+
+    from costagent_assets.periods import report_month
+    from costagent_assets.warehouse.store import read_table
+
+    emails = read_table(_store(home), "emails", [report_month(as_of)])
+    held = emails.filter((pl.col("report_date") == as_of) & (pl.col("status") == "held"))
+    if held.height:
+        print(f"  {held.height} team report{'s' if held.height != 1 else ''} held, waiting for complete source data:")
+        for account_id, why in held.select("account_id", "location").head(10).iter_rows():
+            print(f"    {account_id}: {why}")
+        if held.height > 10:
+            print(f"    ... and {held.height - 10} more (costagent sql \"select * from emails where status = 'held'\")")
 
 
 def _demo_history(home: Home, as_of: date, months: int) -> int:
@@ -259,6 +298,7 @@ def cmd_config(args, home: Home) -> int:
     """Show or change settings; invalid values are refused with what is allowed."""
     from costagent_assets.settings import (
         SettingError,
+        focus_path_problem,
         load_settings,
         save_settings,
         setting_help,
@@ -271,6 +311,8 @@ def cmd_config(args, home: Home) -> int:
         settings = load_settings(home.settings_path)
         if args.config_cmd == "set":
             settings = with_setting(settings, args.key, args.value)
+            if setting_name(args.key) == "focus_path" and focus_path_problem(settings.focus_path):
+                return _fail(focus_path_problem(settings.focus_path))
             home.ensure()
             save_settings(home.settings_path, settings)
             # The key as stored: "Schedule-Hour" is accepted and names schedule_hour.
@@ -324,12 +366,19 @@ def cmd_sql(args, home: Home) -> int:
     """Run SQL over the warehouse views (in memory, so an open DuckDB CLI never blocks it)."""
     import duckdb
 
-    from costagent_assets.warehouse.views import connect, views_needed
+    from costagent_assets.warehouse.views import connect, read_only_problem, views_needed
 
+    # Read-only twice over: statements that are not queries are refused before anything runs, and the
+    # connection itself cannot reach outside the warehouse, install extensions or change its settings.
+    problem = read_only_problem(args.query)
+    if problem:
+        return _fail(problem)
     con = connect(_store(home), [t.to_dict() for t in _teams(home)], only=views_needed(args.query),
-                  budget_alert_pcts=_settings(home).budget_alert_pcts)
+                  budget_alert_pcts=_settings(home).budget_alert_pcts, read_only=True)
     try:
         cursor = con.execute(args.query)
+    except duckdb.PermissionException as exc:
+        return _fail(f"refused: costagent sql reads only the warehouse ({exc})")
     except duckdb.Error as exc:
         return _fail(f"SQL error: {exc}")
     columns = [d[0] for d in cursor.description or []]
@@ -493,11 +542,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _damaged_file_errors() -> tuple[type[BaseException], ...]:
+    # Imported only when an exception is on its way out: the CLI's start stays light.
+    from costagent_assets.settings import SettingError
+    from costagent_assets.teams.model import TeamValidationError
+
+    return SettingError, TeamValidationError
+
+
+# Errors of the machine rather than of the input: the disk is full, read-only, or not ours to write.
+_STORAGE_ERRNOS = {errno.ENOSPC: "the disk is full: free some space", errno.EROFS: "the filesystem is read-only",
+                   errno.EDQUOT: "the disk quota is exceeded", errno.EACCES: "permission denied"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     home = get_home(args.home)
     os.environ["COSTAGENT_HOME"] = str(home.root)
-    return args.func(args, home)
+    try:
+        return args.func(args, home)
+    except _damaged_file_errors() as exc:
+        # A damaged settings.json or teams.json: the message names the file and the line, no traceback.
+        return _fail(f"{exc}\n  (fix the file by hand, or move it aside to start from the defaults)")
+    except Exception as exc:
+        problem = _storage_problem(exc, home)
+        if problem is None:
+            raise
+        return _fail(problem, EXIT_FAILED)
+
+
+def _storage_problem(exc: BaseException, home: Home) -> str | None:
+    """What to tell the user when ``exc`` (or what it wraps: SQLAlchemy and Dagster wrap sqlite's errors) is
+    the disk being full or read-only; None for any other error, which keeps its traceback."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+            return (f"cannot write {exc.filename or home.root}: {_STORAGE_ERRNOS[exc.errno]}, then run the "
+                    "command again (nothing half-written is kept)")
+        if isinstance(exc, sqlite3.OperationalError) and re.search(
+                r"disk I/O|database or disk is full|readonly database", str(exc)):
+            return (f"the Dagster instance under {home.dagster_home} cannot be written ({exc}): free some space "
+                    "or make it writable, then run the command again")
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -6,6 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
+from costagent_assets.completeness import (
+    Coverage,
+    account_coverage,
+    incomplete_accounts,
+    mark_incomplete,
+    without_missing_days,
+)
 from costagent_assets.home import Home
 from costagent_assets.insights.history import admin_ai_context
 from costagent_assets.periods import Period, period
@@ -14,6 +21,7 @@ from costagent_assets.reporting import RenderedEmail, render_admin_report, rende
 from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.settings import load_settings
 from costagent_assets.teams.registry import load_registry
+from costagent_assets.warehouse.rollups import read_rollup
 from costagent_assets.warehouse.store import Store, read_table, stored_months
 
 # The tables the emails stage reads, beside mom_changes (read with its trend months).
@@ -24,8 +32,9 @@ class PreviewError(ValueError):
     """Nothing to preview: unknown account, or a month the warehouse does not hold."""
 
 
-def _frames(home: Home, month: str | None) -> tuple[ReportFrames, Store]:
-    """The report frames of ``month`` (default: the latest stored), and the store they were read from."""
+def _frames(home: Home, month: str | None) -> tuple[ReportFrames, Store, dict[str, Coverage]]:
+    """The report frames of ``month`` (default: the latest stored), the store they were read from, and the
+    accounts with missing days (their figures gated as the emails stage gates them)."""
     settings = load_settings(home.settings_path)
     store = home_store(home, settings)
     stored = stored_months(store, "mom_changes")
@@ -38,10 +47,13 @@ def _frames(home: Home, month: str | None) -> tuple[ReportFrames, Store]:
     tables["mom_changes"] = read_table(store, "mom_changes", trend_months(month))
     through = tables["mom_changes"].filter(pl.col("month") == month)["through_date"].max()
     p: Period = period(month, through + timedelta(days=1))
-    frames = report_frames(month, p, tables, generated_at=datetime.now(UTC),
+    accounts = [t.aws_account_id for t in load_registry(home.teams_path)]
+    coverage = account_coverage(read_rollup(store, "daily", month), p, accounts)
+    gaps = {a: c for a, c in coverage.items() if not c.no_data and not c.complete}
+    frames = report_frames(month, p, without_missing_days(tables, month, gaps), generated_at=datetime.now(UTC),
                            dashboard_url_template=settings.datadog_dashboard_url,
                            budget_alert_pcts=settings.budget_alert_pcts)
-    return frames, store
+    return frames, store, gaps
 
 
 def preview_team(home: Home, account_id: str, month: str | None = None) -> RenderedEmail:
@@ -49,12 +61,16 @@ def preview_team(home: Home, account_id: str, month: str | None = None) -> Rende
     team = next((t for t in load_registry(home.teams_path) if t.aws_account_id == account_id), None)
     if team is None:
         raise PreviewError(f"account {account_id} is not in the teams registry")
-    frames, _ = _frames(home, month)
-    return render_team_report(frames.team_context(team))
+    frames, _, gaps = _frames(home, month)
+    ctx = frames.team_context(team)
+    return render_team_report(mark_incomplete(ctx, gaps[account_id]) if account_id in gaps else ctx)
 
 
 def preview_admin(home: Home, month: str | None = None) -> RenderedEmail:
     """The admin report for ``month`` (default: the latest stored)."""
-    frames, store = _frames(home, month)
-    context = frames.admin_context(load_registry(home.teams_path))
-    return render_admin_report({**context, "ai": admin_ai_context(store, frames.month)})
+    frames, store, gaps = _frames(home, month)
+    teams = load_registry(home.teams_path)
+    context = frames.admin_context(teams)
+    incomplete = incomplete_accounts(gaps, {t.aws_account_id: t.team_name for t in teams})
+    return render_admin_report({**context, "ai": admin_ai_context(store, frames.month),
+                                "incomplete_accounts": incomplete})

@@ -99,10 +99,14 @@ def execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], m
 
 def run_weekly(instance: dg.DagsterInstance, as_of: date, account_ids: Sequence[str]) -> list[RunOutcome]:
     """The weekly job as of a date: the same plan as the schedule's tick."""
-    from costagent_assets.defs.automation import missing_previous_month, plan_weekly_runs
+    from costagent_assets.defs.automation import plan_weekly_runs, previous_month_needs_loading
+    from costagent_assets.resources.s3_warehouse import home_store
+    from costagent_assets.settings import load_settings
 
     accounts = list(instance.get_dynamic_partitions("account"))
-    plan = plan_weekly_runs(as_of, accounts, missing_previous_month(instance, as_of, accounts))
+    home = Home(Path(instance.root_directory).parent)
+    store = home_store(home, load_settings(home.settings_path))
+    plan = plan_weekly_runs(as_of, accounts, previous_month_needs_loading(instance, store, as_of, accounts))
     outcomes = []
     for planned in plan:
         tags = {**planned.tags, TRIGGER_TAG: "cli"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from costagent_assets.home import Home
 from costagent_assets.run_parameters import RunParameters
@@ -24,6 +26,9 @@ def status_lines(home: Home, today: date) -> list[str]:
     lines = [f"home:        {home.root}", f"source:      {settings.source}   email: {settings.email_mode}",
              f"teams:       {len(teams)}"]
     instance = prepare_instance(home)
+    for dead, pid in mark_dead_runs(instance):
+        lines.append(f"dead run:    {dead.job_name} run {dead.run_id[:8]}: its process (pid {pid}) is gone; "
+                     "marked FAILURE (rerun it: `costagent run --as-of ...`)")
     runs = instance.get_runs(limit=1)
     if runs:
         run = runs[0]
@@ -42,8 +47,77 @@ def status_lines(home: Home, today: date) -> list[str]:
     months = stored_months(store, "raw_costs")
     if months:
         lines.append(f"coverage:    {months[0]} .. {months[-1]} ({len(months)} months)")
+        accounts = [t.aws_account_id for t in teams]
         for m in months[-3:]:
-            lines.append(f"  {m}: {len(store.keys(f'raw_costs/{m}/'))} of {len(teams)} accounts stored")
+            lines.append(f"  {m}: {coverage_line(store, m, accounts, today)}")
     else:
         lines.append("coverage:    nothing stored yet")
     return lines
+
+
+def coverage_line(store, month: str, accounts: list[str], today: date) -> str:
+    """``20 of 20 accounts with complete data`` or, when the source left some out, which and how many: the
+    accounts whose days are all there (completeness.py), not the files stored (an account the source
+    omitted still has a file, with no rows)."""
+    from costagent_assets.completeness import account_coverage
+    from costagent_assets.periods import default_as_of, period
+    from costagent_assets.warehouse.rollups import read_rollup
+    from costagent_assets.warehouse.store import read_table
+
+    # Judged against the days the last load asked the source for (source_usage), else the month so far.
+    asked = read_table(store, "source_usage", [month]).sort("recorded_at")
+    through = asked["through_date"][-1] if asked.height else None
+    p = period(month, through + timedelta(days=1) if through else default_as_of(month, today))
+    coverage = account_coverage(read_rollup(store, "daily", month), p, accounts)
+    complete = sum(c.complete for c in coverage.values())
+    no_data = sorted(a for a, c in coverage.items() if c.no_data)
+    partial = sorted(a for a, c in coverage.items() if not c.no_data and not c.complete)
+    line = f"{complete} of {len(accounts)} accounts with complete data through {p.through}"
+    if no_data:
+        line += f"; {len(no_data)} without data ({', '.join(no_data[:5])}{', ...' if len(no_data) > 5 else ''})"
+    if partial:
+        line += f"; {len(partial)} with missing days ({', '.join(partial[:5])}{', ...' if len(partial) > 5 else ''})"
+    return line
+
+
+def run_pid(instance, run_id: str) -> int | None:
+    """The process a run executes in: Dagster's "Executing steps in process (pid: N)" engine event says."""
+    import dagster as dg
+
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=5).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        pid = (getattr(event.event_specific_data, "metadata", None) or {}).get("pid") if event else None
+        if pid is not None:
+            return int(getattr(pid, "value", pid))
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A pid the system gave to another program since: only a Python process can be running the run.
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    return not cmdline.exists() or b"python" in cmdline.read_bytes() or b"dagster" in cmdline.read_bytes()
+
+
+def mark_dead_runs(instance) -> list[tuple[object, int]]:
+    """Runs still STARTED whose process is gone on this machine (killed with SIGKILL, a crash, a reboot):
+    marked failed, so that `status` and the UI stop showing them as running. The daemon's run monitoring
+    does this for the runs it launched; runs executed in the CLI's own process have no monitor but this.
+    Returns the (run, pid) pairs marked."""
+    import dagster as dg
+
+    marked = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=20):
+        pid = run_pid(instance, run.run_id)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        instance.report_run_failed(run, message=f"The process running this run (pid {pid}) is gone: marked "
+                                                "failed by `costagent status`.")
+        marked.append((run, pid))
+    return marked

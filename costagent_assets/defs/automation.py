@@ -6,13 +6,18 @@ from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
+import polars as pl
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from costagent_assets.completeness import account_coverage
 from costagent_assets.defs.partitions import make_key, month_account_partitions
 from costagent_assets.partition_keys import ACCOUNT_DIMENSION
-from costagent_assets.periods import report_month, shift_month
+from costagent_assets.periods import default_as_of, period, report_month, shift_month
+from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.run_parameters import RunParameters
 from costagent_assets.settings import Settings
+from costagent_assets.warehouse.rollups import read_rollup
+from costagent_assets.warehouse.store import Store, read_table
 
 WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
 REPORT_ASSETS = [
@@ -101,6 +106,24 @@ def missing_previous_month(instance: dg.DagsterInstance, as_of: date, account_id
     return any(str(make_key(previous, a)) not in done for a in account_ids)
 
 
+def incomplete_previous_month(store: Store, as_of: date, account_ids: list[str]) -> list[str]:
+    """The accounts whose stored raw_costs of the month before the report month lack days (or all of them):
+    a source that left them out (an outage, a lag) has had a week to recover, so the weekly run loads that
+    month again rather than comparing later weeks with a month that is missing accounts."""
+    previous = shift_month(report_month(as_of), -1)
+    coverage = account_coverage(read_rollup(store, "daily", previous), period(previous, default_as_of(previous, as_of)),
+                                account_ids)
+    return sorted(a for a, c in coverage.items() if not c.complete)
+
+
+def previous_month_needs_loading(instance: dg.DagsterInstance, store: Store, as_of: date,
+                                 account_ids: list[str]) -> bool:
+    """Whether the weekly plan loads the previous month again: never loaded for some account, or
+    stored without some account's data or days (see ``incomplete_previous_month``)."""
+    return missing_previous_month(instance, as_of, account_ids) or bool(
+        incomplete_previous_month(store, as_of, account_ids))
+
+
 def weekly_cron(settings: Settings) -> str:
     """The cron expression of ``schedule_day`` at ``schedule_hour`` UTC."""
     return f"0 {settings.schedule_hour} * * {WEEKDAYS.index(settings.schedule_day)}"
@@ -118,14 +141,55 @@ def build_weekly_schedule(settings: Settings) -> dg.ScheduleDefinition:
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description=f"Every {settings.schedule_day.title()} at {settings.schedule_hour:02d}:00 UTC.",
     )
-    def weekly_cost_report(context: dg.ScheduleEvaluationContext):
+    def weekly_cost_report(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
         as_of = context.scheduled_execution_time.date()
         accounts = list(context.instance.get_dynamic_partitions(ACCOUNT_DIMENSION))
         if not accounts:
             return dg.SkipReason("No teams registered: `costagent teams import FILE` adds them.")
-        plan = plan_weekly_runs(as_of, accounts, missing_previous_month(context.instance, as_of, accounts))
+        plan = plan_weekly_runs(
+            as_of, accounts, previous_month_needs_loading(context.instance, warehouse.store(), as_of, accounts))
         # Run keys make a tick idempotent: re-evaluating it never launches the same run twice.
         return [dg.RunRequest(run_key=r.run_key, job_name=r.job_name, tags=r.tags) for r in plan]
 
     return weekly_cost_report
 
+
+
+def held_report_dates(store: Store, today: date) -> list[date]:
+    """Report dates (of this month's and last month's reports) with team reports the completeness gate is
+    holding: each needs a rerun to find the data, or to send them marked incomplete once past the deadline."""
+    months = [shift_month(report_month(today), -1), report_month(today)]
+    emails = read_table(store, "emails", months)
+    held = emails.filter(pl.col("status") == "held")
+    return sorted(set(held["report_date"].to_list()))
+
+
+def build_held_reports_schedule(settings: Settings) -> dg.ScheduleDefinition:
+    """Every day at ``schedule_hour``: rerun the report of each date with held team reports (the same
+    ranged run as the weekly tick, with that report date), so that a report waiting for its data goes out
+    as soon as the source has them, or marked incomplete once ``incomplete_data_wait_days`` have passed.
+    A rerun sends nothing twice (the send ledger)."""
+
+    @dg.schedule(
+        name="held_reports_retry",
+        cron_schedule=f"0 {settings.schedule_hour} * * *",
+        execution_timezone="UTC",
+        job=weekly_report_job,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=f"Daily at {settings.schedule_hour:02d}:00 UTC, only when team reports wait for source data.",
+    )
+    def held_reports_retry(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
+        today = context.scheduled_execution_time.date()
+        accounts = list(context.instance.get_dynamic_partitions(ACCOUNT_DIMENSION))
+        dates = held_report_dates(warehouse.store(), today) if accounts else []
+        if not dates:
+            return dg.SkipReason("No team report is waiting for source data.")
+        return [
+            dg.RunRequest(
+                run_key=f"held-{d.isoformat()}-retry-{today.isoformat()}", job_name="weekly_report",
+                tags={**range_tags(report_month(d), accounts), **RunParameters(as_of=d).to_tags()},
+            )
+            for d in dates
+        ]
+
+    return held_reports_retry

@@ -1,12 +1,26 @@
 """emails: each team's report, and the organisation's report for the admins."""
 
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
+from costagent_assets.completeness import (
+    COMPLETE,
+    INCOMPLETE,
+    NO_DATA,
+    PROVISIONAL,
+    WAITING,
+    account_coverage,
+    correction_of,
+    incomplete_accounts,
+    mark_incomplete,
+    report_basis,
+    retry_date,
+    without_missing_days,
+)
 from costagent_assets.defs.partitions import (
     month_account_asset,
     months_window,
@@ -14,7 +28,7 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
-from costagent_assets.delivery import Outgoing, deliver_batch, status_counts
+from costagent_assets.delivery import ALREADY_SENT, Outgoing, deliver_batch, status_counts
 from costagent_assets.insights.history import admin_ai_context
 from costagent_assets.report_context import (
     TREND_MONTHS,
@@ -29,10 +43,25 @@ from costagent_assets.resources.smtp import SmtpError
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform
-from costagent_assets.send_ledger import LedgerKey, SendLedger
+from costagent_assets.send_ledger import DELIVERED, LedgerKey, SendLedger
 from costagent_assets.settings import Settings
+from costagent_assets.warehouse.log_tables import append_log
+from costagent_assets.warehouse.rollups import read_rollup
+from costagent_assets.warehouse.store import read_table
 
 PREVIEW_LINES = 60
+HELD = "held"  # an emails row whose report waits for complete source data (completeness.WAITING)
+CORRECTION = "team_correction"  # the ledger kind of a corrected team report: its own key, so sent once
+
+
+def sent_report_bases(store, report_day: date, months: list[str]) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(month, account) -> (basis, data-through date) of the team report an earlier run delivered for
+    ``report_day``: what a correction corrects (``report_coverage`` log)."""
+    log = read_table(store, "report_coverage", months)
+    sent = log.filter((pl.col("report_date") == report_day) & (pl.col("kind") == "team")
+                      & (pl.col("status") == DELIVERED)).sort("recorded_at")
+    return {(m, a): (b, t.isoformat() if t else None)
+            for m, a, b, t in sent.select("month", "account_id", "basis", "data_through").iter_rows()}
 
 
 def _preview(text: str) -> dg.MetadataValue:
@@ -64,7 +93,11 @@ def emails(
     organisation's addressable savings ranked by $ (and the accounts that could not be scanned), the delivery
     status of the team emails, and the account table as a CSV attachment. Delivered to the outbox (files)
     or by SMTP, as configured, through the send ledger: one report per account, report date, kind and
-    recipient, ever. The metadata previews the admin report and one team report."""
+    recipient, ever. Before any report is built, the completeness gate (``completeness.py``) compares each
+    account's days with data with the days the report claims: a report on data that end early or have gaps
+    is held until ``incomplete_data_wait_days`` after the report date, then sent marked with the real
+    data-through date; a "no data" or incomplete report is corrected once by a later complete run of the
+    same report date. The metadata previews the admin report and one team report."""
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
     report_date = run_as_of(context).isoformat()
@@ -77,14 +110,21 @@ def emails(
     sender = email_delivery.sender_address()
     domain = sender.rpartition("@")[2] or "costagent.local"
     now = datetime.now(UTC)
+    today, report_day, wait_days = now.date(), run_as_of(context), settings.incomplete_data_wait_days
+    sent_before = sent_report_bases(store, report_day, list(periods))
     rows, team_results, admin_results, admin_locations, previews = [], [], [], [], {}
+    held, coverage_rows = [], []
     try:
         with email_delivery.session(report_date) as session:
             for month, p in periods.items():
-                frames = report_frames(month, p, tables, generated_at=now,
+                in_run = {a for m, a in partitions if m == month}
+                # The completeness gate: what each account's report may be built on (completeness.py). Nothing
+                # built on missing days reaches a team or the admins.
+                coverage = account_coverage(read_rollup(store, "daily", month), p, set(by_id) | in_run)
+                gaps = {a: c for a, c in coverage.items() if not c.no_data and not c.complete}
+                frames = report_frames(month, p, without_missing_days(tables, month, gaps), generated_at=now,
                                        dashboard_url_template=settings.datadog_dashboard_url,
                                        budget_alert_pcts=settings.budget_alert_pcts)
-                in_run = {a for m, a in partitions if m == month}
                 outgoing, info = [], {}
                 for account_id in sorted(in_run):
                     team = by_id.get(account_id)
@@ -92,27 +132,58 @@ def emails(
                         rows.append({"month": month, "account_id": account_id, "status": "skipped",
                                      "location": "account is not in the teams registry"})
                         continue
+                    cov = coverage[account_id]
+                    basis = report_basis(cov, report_day, today, wait_days)
+                    if basis == WAITING:
+                        why = (f"held: {cov.describe()} of {p.through}; a rerun of report date {report_date} (the "
+                               "daily held_reports_retry schedule, or `costagent run --as-of`) sends it once the "
+                               f"source has the data, and from {retry_date(report_day, wait_days)} it goes out "
+                               "marked incomplete")
+                        rows.append({"month": month, "account_id": account_id, "kind": "team",
+                                     "recipient": team.team_email, "cc": "; ".join(team.cc_emails),
+                                     "status": HELD, "location": why, "no_data": False, "basis": basis,
+                                     "data_through": cov.data_through})
+                        held.append((month, account_id, cov))
+                        continue
                     ctx = frames.team_context(team)
+                    if basis == INCOMPLETE:
+                        ctx = mark_incomplete(ctx, cov)
+                    kind, earlier = "team", sent_before.get((month, account_id))
+                    if earlier and earlier[0] in PROVISIONAL and basis == COMPLETE:
+                        # The report sent earlier for this date said "no data" or stopped early: correct it, once.
+                        ctx["correction"] = correction_of(*earlier)
+                        kind = CORRECTION
                     rendered = render_team_report(ctx)
                     message = build_message(rendered, sender=sender, to=team.team_email, cc=team.cc_emails,
                                             message_id_domain=domain)
-                    key = LedgerKey.of(report_date, "team", account_id, month, team.team_email)
-                    outgoing.append(Outgoing(key, message, rendered.html, name=f"{month}-team-{account_id}"))
-                    info[account_id] = (team, rendered.subject, ctx["no_data"])
+                    key = LedgerKey.of(report_date, kind, account_id, month, team.team_email)
+                    outgoing.append(Outgoing(key, message, rendered.html,
+                                             name=f"{month}-{'correction' if kind == CORRECTION else 'team'}-{account_id}"))
+                    info[account_id] = (team, rendered.subject, basis, cov)
                     if month not in previews:
                         previews[month] = {"team": rendered}
                 results = deliver_batch(session, outgoing, ledger, context.run_id)
                 team_results += results
                 for d in results:
-                    team, subject, no_data = info[d.key.subject]
+                    team, subject, basis, cov = info[d.key.subject]
+                    through = cov.data_through
+                    if d.status == ALREADY_SENT and (month, d.key.subject) in sent_before and d.key.kind == "team":
+                        # The row says what was sent, not what this run would have sent.
+                        basis, through = sent_before[(month, d.key.subject)]
+                        through = date.fromisoformat(through) if through else None
                     rows.append({
-                        "month": month, "account_id": d.key.subject, "kind": "team", "recipient": team.team_email,
+                        "month": month, "account_id": d.key.subject, "kind": d.key.kind, "recipient": team.team_email,
                         "cc": "; ".join(team.cc_emails), "subject": subject, "status": d.status,
-                        "location": d.location or d.detail, "no_data": no_data,
+                        "location": d.location or d.detail, "no_data": basis == NO_DATA, "basis": basis,
+                        "data_through": through,
                     })
+                    coverage_rows.append({"month": month, "account_id": d.key.subject, "kind": d.key.kind,
+                                          "basis": basis, "data_through": through,
+                                          "missing_days": cov.missing_days, "status": d.status})
                 # The admin report needs every account: a run over some accounts only leaves it alone.
                 if set(by_id) <= in_run:
                     ctx = frames.admin_context(teams)
+                    ctx["incomplete_accounts"] = incomplete_accounts(gaps, {a: t.team_name for a, t in by_id.items()})
                     ctx["delivery"] = delivery_summary(email_delivery.mode, results, teams)
                     # The AI stage's executive summary and this run's AI cost (None without AI output).
                     ctx["ai"] = admin_ai_context(store, month, context.run_id)
@@ -134,6 +205,13 @@ def emails(
         # Raised before anything was handed to the server: nothing claimed, nothing sent.
         raise dg.Failure(f"emails: {err}") from None
 
+    if coverage_rows or held:
+        held_rows = [{"month": m, "account_id": a, "kind": "team", "basis": WAITING, "data_through": c.data_through,
+                      "missing_days": c.missing_days, "status": HELD} for m, a, c in held]
+        log = pl.DataFrame(coverage_rows + held_rows).with_columns(
+            pl.lit(report_day).alias("report_date"), pl.lit(context.run_id).alias("run_id"),
+            pl.lit(now.isoformat(timespec="seconds")).alias("recorded_at"))
+        append_log(store, "report_coverage", log)
     frame = conform(pl.DataFrame(rows), "emails").with_columns(
         pl.lit(datetime.fromisoformat(report_date).date()).alias("report_date")
     ) if rows else conform(pl.DataFrame(), "emails")
@@ -145,6 +223,14 @@ def emails(
         **{f"team_{status}": n for status, n in counts.items()},
         "skipped": frame.height - written.height,
         "no_data_emails": int(written["no_data"].sum() or 0) if written.height else 0,
+        "held_for_data": len(held),
+        "held": dg.MetadataValue.md(
+            markdown.table(held[:50], [("month", lambda h: h[0]), ("account", lambda h: h[1]),
+                                       ("data", lambda h: h[2].describe())])
+            + f"\n\nA rerun of report date {report_date} sends them once the source has the data; from "
+            f"{retry_date(report_day, wait_days)} they go out marked incomplete."
+        ) if held else "none",
+        "corrections_sent": sum(1 for d in team_results if d.key.kind == CORRECTION and d.sent_now),
         "admin_reports": len(admin_locations),
         "admin_status": ", ".join(d.status for d in admin_results) or "not sent (partial run)",
         "admin_report": admin_locations[0] if admin_locations else "not written (partial run)",

@@ -22,7 +22,7 @@ from costagent_assets.resources.s3_warehouse import ledger_dir, warehouse_root
 from costagent_assets.resources.smtp import SmtpDelivery
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import ParquetWarehouseIOManager, WarehouseResource
-from costagent_assets.settings import Settings
+from costagent_assets.settings import Settings, focus_path_problem
 
 
 def build_resources(home: Home, settings: Settings) -> dict[str, object]:
@@ -88,6 +88,8 @@ def source_setup_problems(settings: Settings, environ: Mapping[str, str]) -> lis
         problems.append(f"source={settings.source} needs the environment variable(s) {', '.join(missing)}")
     if settings.source == "focus" and not settings.focus_path:
         problems.append("source=focus needs focus_path: `costagent config set focus_path DIR_OR_S3_URI`")
+    elif settings.source == "focus" and focus_path_problem(settings.focus_path):
+        problems.append(focus_path_problem(settings.focus_path))
     return problems
 
 

@@ -1,4 +1,6 @@
-"""The grounding check: every number, account id and AWS service name in a reply must be in its pack.
+"""The grounding check: every number, account id and AWS service name in a reply must be in its pack, and so
+must every link, e-mail address, phone number and instruction to the reader (a reply that says "email your
+root password to ..." or links somewhere is a phishing text in a trusted email, whatever its figures).
 
 ``PackIndex`` holds what a pack vouches for; ``ungrounded`` lists what a text cites beyond it.
 """
@@ -33,6 +35,29 @@ _UNTRUSTED_KEYS = {"team_name", "service", "top_driver", "action",
                    "resource_id", "name", "region", "size", "suggested"}
 
 
+# Contact details and links: a reply may repeat one only when the pack holds it.
+_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)[^\s<>\"')\]]+")
+_EMAIL = re.compile(r"(?i)(?<![\w.+-])[\w.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+")
+# A bare domain such as evil.io or finops-help.example.com (common top-level domains only, so that an
+# instance type like m5.large is not read as one).
+_DOMAIN = re.compile(
+    r"(?i)(?<![\w@.-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+    r"(?:com|net|org|io|co|ai|app|dev|info|biz|xyz|me|us|uk|de|fr|ru|cn|in|example|link|click|online|site|top|"
+    r"live|support|help|cloud|tech|email|page|sh|ly|gl|tk|ml|ga|cf|gq|zip|mov)(?![\w-])"
+)
+_PHONE = re.compile(
+    r"(?<![\w-])(?:\+\d[\d\s().-]{6,}\d|\(\d{2,4}\)\s?\d[\d\s.-]{4,}\d|\d{3}[-.\s]\d{3}[-.\s]\d{4})(?![\w-])"
+)
+# Words that ask the reader to do something no cost explanation asks for: hand over a secret, follow a link,
+# sign in, pay. Allowed only when the pack's own text uses them (a savings action may say "delete").
+_INSTRUCTION = re.compile(
+    r"(?i)\b(?:passwords?|passwd|passcodes?|credentials?|secret keys?|access keys?|api keys?|private keys?|"
+    r"mfa|one-time code|root (?:account|user|login)|click|log ?in|sign ?in|verify your|confirm your|"
+    r"send|e-?mail (?:your|us|it|them|the)|reply with|call us|contact us|wire|gift cards?|"
+    r"bitcoin|crypto|payment details|bank details)\b"
+)
+
+
 @dataclass
 class PackIndex:
     """What a reply may cite: the pack's numbers (by kind), account ids and service names."""
@@ -42,11 +67,12 @@ class PackIndex:
     other: list[float] = field(default_factory=list)
     account_ids: set[str] = field(default_factory=set)
     names: list[str] = field(default_factory=list)  # service and team names, longest first
+    text: str = ""  # every string of the pack, lower-cased: links, addresses and words it vouches for
 
     @classmethod
     def of(cls, pack: dict) -> PackIndex:
         """Index every value of ``pack``."""
-        index = cls()
+        index, strings = cls(), []
 
         def walk(value, key: str = "") -> None:
             if isinstance(value, dict):
@@ -61,6 +87,7 @@ class PackIndex:
                 bucket = index.usd if key.endswith("usd") else index.pct if key.endswith("pct") else index.other
                 bucket.append(abs(float(value)))
             elif isinstance(value, str):
+                strings.append(value.lower())
                 if key == "account_id":
                     index.account_ids.add(value)
                 elif key in _UNTRUSTED_KEYS:
@@ -70,6 +97,7 @@ class PackIndex:
 
         walk(pack)
         index.names = sorted({n for n in index.names if n}, key=len, reverse=True)
+        index.text = "\n".join(strings)
         return index
 
     def allows_number(self, value: float, tolerance: float, kind: str) -> bool:
@@ -91,7 +119,7 @@ def _tolerance(digits: str, frac: str | None, scale: float) -> float:
 
 def ungrounded(text: str, index: PackIndex) -> list[str]:
     """What in ``text`` the pack does not vouch for: numbers, account ids, AWS service names. Empty: grounded."""
-    problems = []
+    problems = _contact_and_instruction_problems(text, index)
     masked = text
     # Names from the pack (services, the team) are masked first, so "Amazon Route 53" is not the number 53.
     for name in index.names:
@@ -118,4 +146,19 @@ def ungrounded(text: str, index: PackIndex) -> list[str]:
             continue
         if not index.allows_number(value, _tolerance(digits, m.group("frac"), scale), kind):
             problems.append(f"figure {m.group(0).strip()!r} is not in the evidence")
+    return problems
+
+
+def _contact_and_instruction_problems(text: str, index: PackIndex) -> list[str]:
+    """Links, e-mail addresses, phone numbers and instructions to the reader that the pack does not hold."""
+    problems, rest = [], text
+    for kind, pattern in (("link", _URL), ("e-mail address", _EMAIL), ("link", _DOMAIN), ("phone number", _PHONE)):
+        for match in pattern.finditer(rest):
+            if match.group(0).lower().rstrip(".,;:") not in index.text:
+                problems.append(f"{kind} {match.group(0)!r} is not in the evidence")
+        rest = pattern.sub(" ", rest)  # a URL's host is not reported again as a domain
+    words = {m.group(0).lower() for m in _INSTRUCTION.finditer(text)}
+    for word in sorted(words):
+        if not re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", index.text):
+            problems.append(f"instruction {word!r} to the reader is not in the evidence")
     return problems

@@ -21,7 +21,7 @@ import polars as pl
 from costagent_assets.home import Home
 from costagent_assets.send_ledger import LEDGER_TABLE
 from costagent_assets.settings import Settings
-from costagent_assets.warehouse.store import LocalStore, Store
+from costagent_assets.warehouse.store import DamagedFileError, LocalStore, Store
 
 
 def httpfs_extension_path() -> Path:
@@ -94,7 +94,13 @@ class S3Store:
     def read_parquet(self, keys: Sequence[str]) -> pl.DataFrame:
         def fetch(key: str) -> pl.DataFrame:
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-            return pl.read_parquet(io.BytesIO(body))
+            try:
+                return pl.read_parquet(io.BytesIO(body))
+            except pl.exceptions.ComputeError as exc:
+                raise DamagedFileError(
+                    f"damaged warehouse object (not readable as Parquet): {self.url(key)}. Delete it and load its "
+                    f"month again (`costagent backfill --from M --to M`); nothing else was changed ({exc})"
+                ) from exc
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             frames = list(pool.map(fetch, keys))

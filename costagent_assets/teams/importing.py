@@ -22,12 +22,18 @@ from costagent_assets.teams.model import (
     TeamValidationError,
     check_account_id,
     count_problems,
+    same_account_key,
     trim,
     unknown_name_reason,
     validate_team_fields,
 )
 
 SUPPORTED_SUFFIXES = (".csv", ".json", ".txt")
+# Bounds on a teams file, checked before it is parsed: one team per AWS account, and the pipeline is sized
+# and measured up to 10,000 accounts (the demo's maximum too). 10,000 rows of long names and several cc
+# addresses stay well under 10 MB; a 200 MB file is a wrong file (it took 10 GB and minutes to refuse).
+MAX_TEAMS = 10_000
+MAX_TEAMS_FILE_BYTES = 10 * 1024 * 1024
 
 
 def _validate_records(
@@ -44,12 +50,13 @@ def _validate_records(
         problems.extend(problem for problem in found if problem.field not in ignored)
         account_id = team.aws_account_id if team else _valid_account_id_or_none(fields.get("aws_account_id"))
         if account_id is not None:
-            if account_id in first_line:
+            key = same_account_key(account_id)
+            if key in first_line:
                 problems.append(
-                    Problem(line, "aws_account_id", f"duplicate of line {first_line[account_id]}")
+                    Problem(line, "aws_account_id", f"duplicate of line {first_line[key]}")
                 )
             else:
-                first_line[account_id] = line
+                first_line[key] = line
         if team is not None:
             teams.append(team)
     return teams
@@ -230,6 +237,12 @@ def _parse_text(text: str, fmt: str, *, allow_empty: bool, source: str) -> list[
     if not text.strip():
         empty = Problem(1, "file", "the file is empty")
         raise TeamValidationError([empty], count_problems([empty], source))
+    # A cheap upper bound first (records may span lines, never the other way round), so that a huge file is
+    # refused before it is parsed.
+    lines = text.count("\n") + 1
+    if lines > MAX_TEAMS + 1 and _count_records(text, fmt) > MAX_TEAMS:
+        problem = Problem(1, "file", f"holds more than {MAX_TEAMS:,} teams; at most {MAX_TEAMS:,} are supported")
+        raise TeamValidationError([problem], count_problems([problem], source))
     ignore: set[str] = set()
     if fmt == "csv":
         records, problems, ignore = _csv_records(text, allow_empty)
@@ -239,6 +252,18 @@ def _parse_text(text: str, fmt: str, *, allow_empty: bool, source: str) -> list[
     if problems:
         raise TeamValidationError(problems, count_problems(problems, source))
     return teams
+
+
+def _count_records(text: str, fmt: str) -> int:
+    """How many teams ``text`` holds, without validating them (JSON: elements; CSV: rows after the header)."""
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return 0  # reported as bad JSON by the parser
+        data = data.get("teams", []) if isinstance(data, dict) else data
+        return len(data) if isinstance(data, list) else 0
+    return sum(1 for row in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in row)) - 1
 
 
 def parse_teams_text(text: str, fmt: str) -> list[Team]:
@@ -277,6 +302,11 @@ def parse_teams_file(path: Path) -> list[Team]:
     if suffix not in SUPPORTED_SUFFIXES:
         hint = "; from Excel use Save As > 'CSV UTF-8'" if suffix in (".xlsx", ".xls", ".ods") else ""
         problem = Problem(1, "file", f"unsupported file type {suffix or '(none)'!r}: use .csv or .json{hint}")
+        raise TeamValidationError([problem], count_problems([problem], str(path)))
+    size = path.stat().st_size
+    if size > MAX_TEAMS_FILE_BYTES:
+        problem = Problem(1, "file", f"is {size / 1024 / 1024:,.1f} MB; a teams file may be at most "
+                                     f"{MAX_TEAMS_FILE_BYTES // 1024 // 1024} MB ({MAX_TEAMS:,} teams)")
         raise TeamValidationError([problem], count_problems([problem], str(path)))
     text = _read_text(path)
     fmt = suffix[1:]

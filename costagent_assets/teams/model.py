@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from costagent_assets.validation import (
     CONTROL_CHARACTER,
+    ENCODED_WORD,
+    HEADER_BREAK,
     check_threshold_pct,
     email_problem,
     parse_usd_amount,
@@ -117,8 +119,12 @@ def _check_team_name(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be text, got {value!r}")
     name = trim(value)
-    if CONTROL_CHARACTER.search(name):
+    if CONTROL_CHARACTER.search(name) or HEADER_BREAK.search(name):
         raise ValueError(f"{name!r} contains a line break, tab or other control character")
+    word = ENCODED_WORD.search(name)
+    if word:
+        # Mail clients would show the decoded text, not the name, and a hidden CR/LF injects headers.
+        raise ValueError(f"{name!r} contains the MIME encoded-word {word.group(0)!r}; write the name as plain text")
     if len(name) > MAX_TEAM_NAME_LENGTH:
         raise ValueError(f"is {len(name)} characters long; at most {MAX_TEAM_NAME_LENGTH} are allowed")
     return name
@@ -161,6 +167,13 @@ def check_account_id(value: object) -> str:
         f"must be an AWS account id of exactly 12 digits (0-9), or another provider's id (an Azure subscription "
         f"id, a GCP project, an OCI tenancy: 6 to 128 letters, digits, '.', '_', '-', starting with a letter), got {text!r}"
     )
+
+
+def same_account_key(account_id: str) -> str:
+    """What two account ids must differ in to be two accounts: GCP project ids, OCI OCIDs and Azure
+    subscription GUIDs are case-insensitive (GCP's and OCI's are lower-case by rule), so ``my-project-1``
+    and ``MY-PROJECT-1`` are one account registered twice; AWS ids are digits."""
+    return account_id.casefold()
 
 
 def other_provider_account_id(text: str) -> str | None:

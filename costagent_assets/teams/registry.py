@@ -23,6 +23,7 @@ from costagent_assets.teams.model import (
     check_account_id,
     count_problems,
     require_valid,
+    same_account_key,
 )
 
 
@@ -85,13 +86,14 @@ def _refuse_duplicates(teams: Sequence[Team]) -> None:
     owner: dict[str, Team] = {}
     problems = []
     for team in teams:
-        first = owner.setdefault(team.aws_account_id, team)
+        first = owner.setdefault(same_account_key(team.aws_account_id), team)
         if first is not team:
+            case = f" as {first.aws_account_id} (ids differ only in case)" if first.aws_account_id != team.aws_account_id else ""
             problems.append(
                 Problem(
                     0,
                     "aws_account_id",
-                    f"account {team.aws_account_id} is already registered to team {first.team_name!r}",
+                    f"account {team.aws_account_id} is already registered{case} to team {first.team_name!r}",
                 )
             )
     if problems:

@@ -19,6 +19,7 @@ from costagent_assets.warehouse.store import Store, as_store, parquet_bytes
 # date replaces (same week, same insights) while each week adds its own.
 LOG_OBJECTS: dict[str, tuple[str, str]] = {
     "source_usage": ("run_id", "run-{}"),
+    "report_coverage": ("run_id", "run-{}"),
     "optimization_scans": ("run_id", "run-{}"),
     "ai_usage": ("run_id", "{}"),
     "ai_insight_history": ("report_date", "{}"),

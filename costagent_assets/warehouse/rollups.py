@@ -135,3 +135,15 @@ def write_raw_costs(
     written = put_partitions(store, "raw_costs", groups, keys)
     refresh_rollups(store, frame, keys)
     return written
+
+
+def read_rollup(root: Path | Store, rollup: str, month: str) -> pl.DataFrame:
+    """One month's rollup (``daily`` or ``monthly``), built first when its raw_costs have none yet
+    (``ensure_rollups``); empty when the month has no raw_costs at all."""
+    store = as_store(root)
+    key = rollup_key(rollup, month)
+    if key not in store.keys(f"rollups/{rollup}/"):
+        ensure_rollups(store)
+        if key not in store.keys(f"rollups/{rollup}/"):
+            return pl.DataFrame(schema=ROLLUP_SCHEMAS[rollup])
+    return store.read_parquet([key]).cast(ROLLUP_SCHEMAS[rollup])

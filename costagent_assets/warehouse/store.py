@@ -96,10 +96,40 @@ class LocalStore:
 
     def read_parquet(self, keys: Sequence[str]) -> pl.DataFrame:
         # One scan over all files: polars reads them in parallel, far faster than a loop of small reads.
-        return pl.scan_parquet([self.url(k) for k in keys], missing_columns="insert", extra_columns="ignore").collect()
+        try:
+            return pl.scan_parquet([self.url(k) for k in keys], missing_columns="insert",
+                                   extra_columns="ignore").collect()
+        except (pl.exceptions.ComputeError, OSError) as exc:
+            raise damaged_file_error(self, keys, exc) from exc
 
     def configure_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
         return None
+
+
+class DamagedFileError(RuntimeError):
+    """A warehouse file that cannot be read as Parquet (truncated, overwritten, zero bytes): names it and what
+    to do, instead of the reader's error about bytes."""
+
+
+def damaged_file_error(store: Store, keys: Sequence[str], cause: BaseException) -> BaseException:
+    """The error for a read of ``keys`` that failed with ``cause``: a DamagedFileError naming the files that do
+    not read on their own, or ``cause`` itself when each of them reads (the problem is elsewhere)."""
+    bad = []
+    for key in keys:
+        try:
+            pl.read_parquet_schema(store.url(key))
+        except Exception:  # noqa: BLE001 (any failure to read the footer means the file is damaged)
+            bad.append(key)
+    if not bad:
+        return cause
+    parts = sorted({tuple(k.split("/")[:2]) for k in bad})
+    months = ", ".join(sorted({p[1] for p in parts if len(p) > 1}))
+    return DamagedFileError(
+        f"damaged warehouse file{'s' if len(bad) > 1 else ''} (not readable as Parquet): "
+        + ", ".join(store.url(k) for k in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        + f". Delete {'them' if len(bad) > 1 else 'it'} and load the month again "
+        f"(`costagent backfill --from M --to M` for {months or 'its month'}); nothing else was changed ({cause})"
+    )
 
 
 def as_store(root: Path | str | Store) -> Store:

@@ -91,6 +91,8 @@ TABLE_DOCS: dict[str, str] = {
     "anomalies": "Changes past the % threshold and the $ floor (alerted), new services, and reported decreases.",
     "ai_insights": "Per account and month: the explanation of the change and its drivers.",
     "emails": "Per account and report date: what was written or sent, to whom.",
+    "report_coverage": "Per run and team report: what it was built on (complete, no_data, incomplete, or held "
+    "waiting for data), the last day with data and the days missing, and what became of it.",
     "ai_usage": "One row per Gemini call or cache hit: run, account, status, tokens in and out, USD.",
     "ai_insight_history": "Every week's insights per account and the organisation's summary, with the "
     "evidence pack sent and Gemini's reply (also the cache: the same pack is never paid for twice).",
@@ -237,12 +239,53 @@ def connect(
     database: str | Path = ":memory:",
     only: set[str] | None = None,
     budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
+    read_only: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views in place (all, or ``only`` those), in memory unless a database
-    file is given."""
+    file is given; ``read_only`` locks it down once the views exist (see ``lock_down``)."""
     con = duckdb.connect(str(database))
     create_views(con, root, teams, only, budget_alert_pcts)
+    if read_only:
+        lock_down(con, as_store(root))
     return con
+
+
+# What `costagent sql` runs: queries only (SHOW, DESCRIBE, SUMMARIZE and PRAGMA show_tables parse as SELECT).
+READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+
+
+def read_only_problem(query: str) -> str | None:
+    """Why ``query`` is refused on a read-only connection (a statement that is not a query: COPY, ATTACH,
+    INSTALL, CREATE, SET, ...), or None. A query DuckDB cannot parse is left to report its own error."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error:
+        return None
+    # A PIVOT without an IN list expands to an internal CREATE TYPE (an in-memory enum of the pivot values),
+    # which has no text of its own; a CREATE the user wrote always has.
+    refused = sorted({s.type.name for s in statements if s.type not in READ_ONLY_STATEMENTS
+                      and not (s.type == duckdb.StatementType.CREATE and not s.query.strip())})
+    if refused:
+        return (f"costagent sql is read-only: {', '.join(refused)} statements are refused (queries only: SELECT, "
+                "WITH, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN); nothing was run")
+    return None
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    """Make ``con`` unable to reach anything but the warehouse: no file or URL outside it (so no
+    ``/etc/passwd``, no ATTACHed database file, no download), no extension installed or loaded, and the
+    configuration locked so that a query cannot undo it. Writes are kept out by ``read_only_problem``
+    (DuckDB's allowed directories are readable *and* writable)."""
+    root = store.url("")
+    root = root if root.endswith("/") else root + "/"
+    for statement in (
+        "SET autoinstall_known_extensions = false",
+        "SET autoload_known_extensions = false",
+        f"SET allowed_directories = ['{root.replace(chr(39), chr(39) * 2)}']",
+        "SET enable_external_access = false",
+        "SET lock_configuration = true",
+    ):
+        con.execute(statement)
 
 
 def refresh_database_file(

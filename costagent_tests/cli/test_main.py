@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,99 @@ def test_sql_reports_errors_and_formats(isolated: Path, capsys: pytest.CaptureFi
 def test_run_without_teams_says_what_to_do(isolated: Path, capsys: pytest.CaptureFixture[str]):
     code, _, err = run(capsys, "run", "--as-of", "2026-11-23")
     assert code == cli.EXIT_BAD_INPUT and "teams import" in err
+
+
+@pytest.mark.parametrize(
+    ("as_of", "expected"),
+    [
+        ("tomorrow", "after today"),
+        ("2026-12-07", "after today"),  # issue 19: mailed every team "no cost data" on 2026-11-28
+        ("2023-12-15", "before the first month 2024-01"),
+    ],
+)
+def test_a_report_date_in_the_future_or_before_the_first_month_is_refused(
+    registry: Path, capsys: pytest.CaptureFixture[str], as_of: str, expected: str
+):
+    from datetime import timedelta
+
+    today = cli._today()
+    if as_of == "tomorrow":
+        as_of = (today + timedelta(days=1)).isoformat()
+    elif date.fromisoformat(as_of) <= today and expected == "after today":
+        pytest.skip("the machine's clock is past this date")
+    home = registry.parent
+    before = home_files(home)
+    for command in (("run", "--as-of", as_of), ("demo", "--as-of", as_of)):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(list(command))
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and expected in err and as_of in err
+    # Refused before anything ran: no Dagster run, no email, no warehouse file.
+    assert home_files(home) == before
+
+
+def home_files(home: Path) -> list[Path]:
+    """The home's files, less SQLite's transient -shm/-wal files."""
+    return sorted(p.relative_to(home) for p in home.rglob("*") if not p.name.endswith(("-shm", "-wal")))
+
+
+def test_today_and_the_first_report_date_are_accepted():
+    today = cli._today()
+    assert cli.as_of_problem(today, today) is None
+    assert cli.as_of_problem(date(2024, 1, 2), today) is None
+    assert "before the first month" in cli.as_of_problem(date(2024, 1, 1), today)
+
+
+@pytest.mark.parametrize("command", [("status",), ("sql", "select 1"), ("config", "show")])
+def test_a_damaged_settings_file_is_named_without_a_traceback(
+    isolated: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+):
+    isolated.mkdir(parents=True, exist_ok=True)
+    settings = isolated / "settings.json"
+    settings.write_text("garbage{")
+    code, out, err = run(capsys, *command)
+    assert code == 2 and str(settings) in err and "invalid JSON at line 1" in err and "Traceback" not in err + out
+
+
+@pytest.mark.parametrize("command", [("status",), ("sql", "select 1"), ("run",), ("teams", "list")])
+def test_a_damaged_registry_is_named_without_a_traceback(
+    isolated: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+):
+    isolated.mkdir(parents=True, exist_ok=True)
+    registry = isolated / "teams.json"
+    registry.write_text('[{"team_name": 5}]')
+    code, out, err = run(capsys, *command)
+    assert code == 2 and str(registry) in err and "line 1" in err and "Traceback" not in err + out
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 200 KB filesystem (tmpfs, needs root): a disk that fills up."""
+    import subprocess
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_is_reported_as_such_without_a_traceback(
+    tiny_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from costagent_assets.demo import organisation as demo
+
+    teams = tmp_path / "teams.csv"
+    teams.write_text("team_name,aws_account_id,team_email\n" + "".join(
+        f"{t['team_name']},{t['aws_account_id']},{t['team_email']}\n" for t in demo.demo_teams(2000)))
+    home = tiny_disk / "home"
+    code, out, err = run(capsys, "--home", str(home), "teams", "import", str(teams))
+    assert code == 1 and "the disk is full" in err and "Traceback" not in err
+    assert not (home / "teams.json").exists()  # nothing half-written
+    code, out, err = run(capsys, "--home", str(home), "demo", "--accounts", "5")
+    assert code == 1 and "cannot be written (database or disk is full)" in err and str(home / "dagster") in err
+    assert "Traceback" not in err

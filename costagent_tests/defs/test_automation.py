@@ -9,6 +9,7 @@ import pytest
 
 from costagent_assets.cli.runner import prepare_instance, sync_account_partitions
 from costagent_assets.defs.automation import build_weekly_schedule, plan_weekly_runs
+from costagent_assets.defs.resources import build_resources
 from costagent_assets.home import get_home
 from costagent_assets.run_parameters import AS_OF_TAG
 from costagent_assets.settings import Settings
@@ -60,12 +61,13 @@ def test_schedule_tick_requests_ranged_runs_over_the_registered_accounts(isolate
     instance = prepare_instance(get_home())
     schedule = build_weekly_schedule(Settings())
     tick = datetime(2026, 11, 23, 9, tzinfo=UTC)
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+    resources = {"warehouse": build_resources(get_home(), Settings())["warehouse"]}
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, resources=resources) as context:
         skipped = schedule.evaluate_tick(context)
     assert not skipped.run_requests and "No teams" in (skipped.skip_message or "")
 
     sync_account_partitions(instance, ACCOUNTS)
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, resources=resources) as context:
         result = schedule.evaluate_tick(context)
     requests = result.run_requests
     # Nothing materialized yet, so the previous month is loaded first.
@@ -73,3 +75,31 @@ def test_schedule_tick_requests_ranged_runs_over_the_registered_accounts(isolate
     assert requests[1].tags[START] == "000000000001|2026-11"
     assert requests[1].tags[END] == "000000000003|2026-11"
     assert len({r.run_key for r in requests}) == 2
+
+
+def test_held_reports_are_retried_daily_with_their_report_date(isolated):
+    import polars as pl
+
+    from costagent_assets.defs.automation import build_held_reports_schedule
+    from costagent_assets.home import Home
+    from costagent_tests.peers.stages import write_table
+
+    home = Home(get_home().root).ensure()
+    instance = prepare_instance(home)
+    sync_account_partitions(instance, ACCOUNTS)
+    schedule = build_held_reports_schedule(Settings())
+    resources = {"warehouse": build_resources(home, Settings())["warehouse"]}
+    tick = datetime(2026, 11, 25, 9, tzinfo=UTC)
+
+    def evaluate():
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, resources=resources) as ctx:
+            return schedule.evaluate_tick(ctx)
+
+    assert "No team report is waiting" in (evaluate().skip_message or "")
+    rows = [{"month": "2026-11", "account_id": a, "report_date": date(2026, 11, 23), "kind": "team",
+             "status": "held" if a == ACCOUNTS[1] else "delivered"} for a in ACCOUNTS]
+    write_table(home, "emails", pl.DataFrame(rows))
+    [request] = evaluate().run_requests
+    assert request.job_name == "weekly_report" and request.tags[AS_OF_TAG] == "2026-11-23"
+    assert request.tags[START] == "000000000001|2026-11" and request.tags[END] == "000000000003|2026-11"
+    assert request.run_key == "held-2026-11-23-retry-2026-11-25"

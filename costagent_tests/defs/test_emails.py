@@ -8,10 +8,11 @@ from datetime import date
 from email import policy
 
 import polars as pl
+import pytest
 
 from costagent_assets.settings import Settings
 from costagent_assets.teams.model import Team
-from costagent_tests.peers.stages import materialize_stage
+from costagent_tests.peers.stages import daily_costs, materialize_stage
 
 A, B, C = "111111111111", "222222222222", "333333333333"
 MONTH, AS_OF, THROUGH = "2025-03", date(2025, 3, 6), date(2025, 3, 5)
@@ -40,9 +41,14 @@ MOM = pl.DataFrame([
 ])
 
 
-def run_emails(tmp_path, accounts: list[str]):
+# What the source returned: every day through THROUGH for each account (the completeness gate reads it).
+RAW = daily_costs(date(2025, 3, 1), {a: {"AmazonEC2": [10.0] * 5} for a in (A, B, C)})
+
+
+def run_emails(tmp_path, accounts: list[str], raw: pl.DataFrame = RAW, mom: pl.DataFrame = MOM):
     return materialize_stage("emails", tmp_path, month=MONTH, accounts=accounts, as_of=AS_OF, teams=TEAMS,
-                             settings=SETTINGS, upstream={"mom_changes": MOM.filter(pl.col("account_id").is_in(accounts))})
+                             settings=SETTINGS, upstream={"mom_changes": mom.filter(pl.col("account_id").is_in(accounts)),
+                                                          "raw_costs": raw.filter(pl.col("account_id").is_in(accounts))})
 
 
 def outbox(run) -> list[str]:
@@ -101,3 +107,92 @@ def test_a_run_over_every_account_adds_the_admin_report_and_a_rerun_sends_nothin
     assert (meta["team_delivered"], meta["team_already_sent"], meta["admin_status"]) == (0, 3, "already_sent")
     assert outbox(again) == written
     assert {n: (again.home.outbox_dir / AS_OF.isoformat() / n).stat().st_mtime_ns for n in written} == stamps
+
+
+# ------------------------------------------------------------------ the completeness gate (issue 19)
+
+
+def eml(run, name: str) -> str:
+    return (run.home.outbox_dir / AS_OF.isoformat() / name).read_text()
+
+
+def test_data_ending_early_past_the_deadline_go_out_marked_and_a_complete_rerun_sends_one_correction(tmp_path):
+    # A's source stopped after March 3rd: 2 of the 5 days claimed are missing. AS_OF is long past the deadline.
+    short = RAW.filter((pl.col("account_id") != A) | (pl.col("date") <= date(2025, 3, 3)))
+    first = run_emails(tmp_path, [A, B, C], raw=short)
+    assert first.result.success
+    to_a = message(first, f"{MONTH}-team-{A}.eml")
+    assert "data through 2025-03-03, 2 days missing" in to_a["Subject"] and "%" not in to_a["Subject"]
+    text = to_a.get_body(("plain",)).get_content()
+    assert "INCOMPLETE DATA: DATA THROUGH 2025-03-03, 2 DAYS MISSING" in text
+    assert "+25.0%" not in text and "$400" not in text  # no comparison built on the missing days
+    rows = {r["account_id"]: r for r in first.table("emails").iter_rows(named=True)}
+    assert (rows[A]["basis"], rows[A]["data_through"], rows[B]["basis"]) == ("incomplete", date(2025, 3, 3), "complete")
+
+    second = run_emails(tmp_path, [A, B, C])  # the source has caught up
+    assert second.result.success
+    assert f"{MONTH}-correction-{A}.eml" in outbox(second)
+    assert not any(f"correction-{x}" in n for n in outbox(second) for x in (B, C))
+    fixed = message(second, f"{MONTH}-correction-{A}.eml")
+    assert fixed["Subject"].startswith("[costagent] Correction: Platform:") and "missing" not in fixed["Subject"]
+    assert "built on incomplete data (through 2025-03-03)" in fixed.get_body(("plain",)).get_content()
+    rows = {r["account_id"]: r for r in second.table("emails").iter_rows(named=True)}
+    assert (rows[A]["kind"], rows[A]["status"], rows[B]["status"]) == ("team_correction", "delivered", "already_sent")
+    assert second.metadata("emails")["corrections_sent"] == 1
+
+    third = run_emails(tmp_path, [A, B, C])
+    assert outbox(third) == outbox(second)
+    assert third.metadata("emails")["corrections_sent"] == 0
+    assert {r["status"] for r in third.table("emails").iter_rows(named=True)} == {"already_sent"}
+
+
+def test_a_no_data_report_is_corrected_once_when_the_data_arrive(tmp_path):
+    # What mom_changes makes of an account the source returned nothing for: no data, no figures.
+    without_c = MOM.with_columns(
+        [pl.when(pl.col("account_id") == C).then(None).otherwise(pl.col(c)).alias(c)
+         for c in ("current_mtd_usd", "previous_same_period_usd", "change_usd", "change_pct")]
+        + [(pl.col("account_id") != C).alias("has_data")])
+    first = run_emails(tmp_path, [A, B, C], raw=RAW.filter(pl.col("account_id") != C), mom=without_c)
+    rows = {r["account_id"]: r for r in first.table("emails").iter_rows(named=True)}
+    assert rows[C]["basis"] == "no_data" and rows[C]["no_data"]
+    assert "no cost data received" in message(first, f"{MONTH}-team-{C}.eml")["Subject"]
+    second = run_emails(tmp_path, [A, B, C])
+    fixed = message(second, f"{MONTH}-correction-{C}.eml")
+    assert fixed["Subject"].startswith("[costagent] Correction: Web:")
+    assert "said no cost data had been received" in fixed.get_body(("plain",)).get_content()
+    rows = {r["account_id"]: r for r in second.table("emails").iter_rows(named=True)}
+    assert rows[C]["kind"] == "team_correction" and not rows[C]["no_data"]
+
+
+def test_data_ending_early_before_the_deadline_hold_the_report_and_a_rerun_with_the_data_sends_it(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from costagent_assets.periods import period, report_month
+
+    as_of = datetime.now(UTC).date()  # the hold is judged against the real clock: a report made today
+    month = report_month(as_of)
+    p = period(month, as_of)
+    if p.days_covered < 2:
+        pytest.skip("on the 2nd of a month the report covers one day: nothing can end early")
+    full = daily_costs(p.start, {A: {"AmazonEC2": [10.0] * p.days_covered}})
+    short = full.filter(pl.col("date") < p.through)  # the last day has not arrived
+    mom = MOM.filter(pl.col("account_id") == A).with_columns(pl.lit(month).alias("month"))
+
+    def run(raw):
+        return materialize_stage("emails", tmp_path, month=month, accounts=[A], as_of=as_of, teams=TEAMS,
+                                 settings=SETTINGS, upstream={"mom_changes": mom, "raw_costs": raw})
+
+    first = run(short)
+    assert first.result.success
+    assert not (first.home.outbox_dir / as_of.isoformat()).exists() or not list(
+        (first.home.outbox_dir / as_of.isoformat()).glob("*.eml"))
+    [row] = first.table("emails").iter_rows(named=True)
+    assert row["status"] == "held" and row["basis"] == "waiting"
+    assert f"from {as_of + timedelta(days=2)} it goes out marked incomplete" in row["location"]
+    assert first.metadata("emails")["held_for_data"] == 1
+
+    second = run(full)
+    [row] = second.table("emails").iter_rows(named=True)
+    assert (row["kind"], row["status"], row["basis"]) == ("team", "delivered", "complete")
+    assert [p.name for p in (second.home.outbox_dir / as_of.isoformat()).glob("*.eml")] == [f"{month}-team-{A}.eml"]
+

@@ -211,6 +211,29 @@ def test_invented_numbers_are_rejected_and_replaced(tmp_path: Path, peer: Gemini
     assert_emails_went_out(home)
 
 
+def test_links_addresses_and_instructions_from_the_model_never_reach_an_email(tmp_path: Path, peer: GeminiPeer, capsys):
+    """Issue 19, case 6: a reply with the pack's own figures plus a link, an address, a phone number and
+    "email your root password" is rejected like an invented figure; no team or admin email carries any of it."""
+    peer.mode = "phishing"
+    home = tmp_path / "home"
+    demo(home, peer)
+    [run] = sql(home, f"select calls, rejections from ai_run_costs where month = '{MONTH}'", capsys)
+    assert run["calls"] > 0 and run["rejections"] >= run["calls"]
+    rows = sql(home, f"select account_id, ai_note, summary from ai_insights where month = '{MONTH}' "
+                     "and outlook is not null", capsys)
+    assert rows
+    for row in rows:
+        assert "evil.example" not in row["summary"] and "password" not in row["summary"]
+        assert "replaced by the computed explanation" in row["ai_note"]
+    for path in (home / "outbox" / AS_OF.isoformat()).glob("*.eml"):
+        raw = path.read_bytes()
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        body = message.get_body(("html",)).get_content() + message.get_body(("plain",)).get_content()
+        assert "evil.example" not in body and "root password" not in body and "555-0100" not in body, path.name
+    assert "evil.example" not in admin_ai_context(Home(home).warehouse_dir, MONTH)["executive_summary"]
+    assert_emails_went_out(home)
+
+
 def test_injection_in_a_team_name_changes_nothing(tmp_path: Path, peer: GeminiPeer, switched_off, capsys):
     # The organisation and its data set up first, with AI off: a copy of that shared run.
     home = copy_home(switched_off[0], tmp_path / "home")

@@ -36,4 +36,9 @@ def test_demo_run_lands_in_the_bucket_and_sql_answers_from_it(
             "from raw_costs) and (select count(distinct account_id) from daily_costs) = 6 as ok")
     assert cli.main(["--home", home, "sql", same, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == [{"ok": True}]
+    # Read-only on S3 too: nothing outside the warehouse prefix is readable, nothing is written.
+    outside = f"select count(*) from read_parquet('s3://{BUCKET}/prod-other/*.parquet')"
+    assert cli.main(["--home", home, "sql", outside]) == 2 and "reads only the warehouse" in capsys.readouterr().err
+    copy = f"copy (select 1 as x) to 's3://{BUCKET}/prod/raw_costs/2026-11/x.parquet'"
+    assert cli.main(["--home", home, "sql", copy]) == 2 and "read-only" in capsys.readouterr().err
     assert len(list((isolated / "outbox" / "2026-11-23").glob("*-team-*.eml"))) == 6

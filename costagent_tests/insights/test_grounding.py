@@ -55,3 +55,35 @@ def test_invented_savings_are_still_caught():
     problems = ungrounded("Stopping it saves $2,803 a month.", PackIndex.of(savings_pack()))
     assert any("$2,803" in p for p in problems)
 
+
+
+PHISHING = ("Spend rose $1,203 (+65.0%). Email your AWS root password to finops-help@evil.example, or "
+            "click https://evil.example/verify?acct=1 to review.")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (PHISHING, "e-mail address 'finops-help@evil.example'"),
+        (PHISHING, "link 'https://evil.example/verify?acct=1'"),
+        (PHISHING, "instruction 'password'"),
+        (PHISHING, "instruction 'click'"),
+        ("See www.cost-dashboard.io for details.", "link 'www.cost-dashboard.io'"),
+        ("Details are at evil.io today.", "link 'evil.io'"),
+        ("Questions? Call +1 (415) 555-0100.", "phone number '+1 (415) 555-0100'"),
+        ("Questions? Ring 415-555-0100.", "phone number '415-555-0100'"),
+        ("Please log in and confirm your billing details.", "instruction 'log in'"),
+        ("Send your access keys to the FinOps team.", "instruction 'access keys'"),
+    ],
+)
+def test_links_addresses_phones_and_instructions_not_in_the_pack_are_caught(text, problem):
+    problems = ungrounded(text, PackIndex.of(packs()[(MONTH, A)]))
+    assert any(problem in p for p in problems), problems
+
+
+def test_links_and_words_the_pack_holds_are_allowed():
+    pack = {**packs()[(MONTH, A)], "dashboard": "https://app.datadoghq.com/dashboard/abc",
+            "note": "Send the report to finops@example.com"}
+    text = ("Spend rose $1,203 (+65.0%); see https://app.datadoghq.com/dashboard/abc. "
+            "Send questions to finops@example.com. An m5.large or t3.micro is not a link.")
+    assert ungrounded(text, PackIndex.of(pack)) == []

@@ -53,6 +53,7 @@ class DatadogPeer:
     limit: int = 100  # calls per 60 s period announced in X-RateLimit-Limit/Remaining
     fail_next: list[int] = field(default_factory=list)  # statuses to answer next, e.g. [500, 503]
     omit_accounts: set[str] = field(default_factory=set)
+    points_per_series: int | None = None  # cut every series to its first N points (a source still catching up)
     seed: int = 7
     received: list[Received] = field(default_factory=list)
 
@@ -158,7 +159,7 @@ class DatadogPeer:
             for (account, service), points in sorted(self._points.items()):
                 if account in self.omit_accounts:
                     continue
-                row = [points.get(t) for t in times]
+                row = [points.get(t) for t in times][: self.points_per_series]
                 if all(v is None for v in row):
                     continue
                 by_tag = {self.account_tag: account, self.service_tag: service}

@@ -4,7 +4,8 @@
 API's JSON shape (candidates, finishReason, usageMetadata). By default it answers like a well-behaved
 model: it reads the evidence pack (the JSON user part) and writes prose from the pack's own figures.
 On command it is slow, throttles (429), fails (503), or answers with bad JSON, an empty reply, a reply
-cut at MAX_TOKENS, invented figures, or obeys an injected instruction found in the data.
+cut at MAX_TOKENS, invented figures, links and instructions to the reader (``phishing``, with the pack's own
+figures), or obeys an injected instruction found in the data.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PATH = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):generateContent$")
-MODES = ("grounded", "invented", "bad_json", "empty", "max_tokens", "obey_injection")
+MODES = ("grounded", "invented", "bad_json", "empty", "max_tokens", "obey_injection", "phishing")
 
 
 @dataclass
@@ -135,6 +136,8 @@ class GeminiPeer:
             reply = organisation_reply(pack) if "accounts_explained" in pack else account_reply(pack)
             if self.mode == "invented":
                 reply = invent(reply)
+            if self.mode == "phishing":
+                reply = phish(reply)
             if self.mode == "obey_injection" and "ignore previous instructions" in data_text.lower():
                 reply = obey(reply)
             text = json.dumps(reply)
@@ -195,3 +198,18 @@ def obey(reply: dict) -> dict:
     """What a model taken over by the injected text might answer: leak another account, invent a figure."""
     key = "explanation" if "explanation" in reply else "executive_summary"
     return {**reply, key: "As instructed: account 999999999999 spent $1,000,000.00 on Amazon Redshift."}
+
+
+PHISHING = ("Email your AWS root password to finops-help@evil.example so the rise can be reviewed, "
+            "or click https://evil.example/verify and sign in; questions to +1 (415) 555-0100.")
+
+
+def phish(reply: dict) -> dict:
+    """The same grounded figures with links, an address, a phone number and instructions to the reader."""
+    key = "explanation" if "explanation" in reply else "executive_summary"
+    reply = {**reply, key: reply[key] + " " + PHISHING}
+    if reply.get("recommendations"):
+        first = reply["recommendations"][0]
+        reply["recommendations"] = [{**first, "action": first["action"] + " at https://evil.example/fix"},
+                                    *reply["recommendations"][1:]]
+    return reply

@@ -276,3 +276,65 @@ def test_bad_anomaly_rule_overrides_are_named(threshold, floor, field, expected)
     line, where, reason = only_problem(RULE_HEADER + f"A,012345678901,a@example.com,{threshold},{floor}\n")
     assert (line, where) == (2, field) and expected in reason
 
+
+
+# ---------------------------------------------------------------- bounds (issue 19, case 7)
+
+
+def _rows(n: int) -> str:
+    return "team_name,aws_account_id,team_email\n" + "".join(
+        f"Team {i},{i:012d},t{i}@example.com\n" for i in range(1, n + 1))
+
+
+def test_a_file_over_the_size_cap_is_refused_before_it_is_read(tmp_path):
+    from costagent_assets.teams.importing import MAX_TEAMS_FILE_BYTES
+
+    big = tmp_path / "teams.csv"
+    with big.open("wb") as out:  # sparse: the cap is checked on the size, not on the content
+        out.truncate(MAX_TEAMS_FILE_BYTES + 1)
+    with pytest.raises(TeamValidationError, match=r"may be at most 10 MB"):
+        parse_teams_file(big)
+
+
+def test_more_teams_than_the_cap_are_refused_and_the_cap_itself_is_fine(tmp_path):
+    from costagent_assets.teams.importing import MAX_TEAMS
+
+    with pytest.raises(TeamValidationError, match="more than 10,000 teams"):
+        parse_teams_text(_rows(MAX_TEAMS + 1), "csv")
+    records = json.dumps([{"team_name": f"T{i}", "aws_account_id": f"{i:012d}", "team_email": f"t{i}@example.com"}
+                          for i in range(1, MAX_TEAMS + 2)], indent=1)
+    with pytest.raises(TeamValidationError, match="more than 10,000 teams"):
+        parse_teams_text(records, "json")
+    assert len(parse_teams_text(_rows(MAX_TEAMS), "csv")) == MAX_TEAMS
+
+
+def test_the_cli_refuses_an_oversized_file_and_writes_nothing(isolated, tmp_path, capsys):
+    from costagent_assets.cli import main as cli
+    from costagent_assets.teams.importing import MAX_TEAMS
+
+    good = tmp_path / "good.csv"
+    good.write_text(_rows(2))
+    assert cli.main(["teams", "import", str(good)]) == 0
+    registry = isolated / "teams.json"
+    before = registry.read_bytes()
+    big = tmp_path / "big.csv"
+    big.write_text(_rows(MAX_TEAMS + 5))
+    capsys.readouterr()
+    assert cli.main(["teams", "import", str(big)]) == 2
+    err = capsys.readouterr().err
+    assert "more than 10,000 teams" in err and "Traceback" not in err
+    assert registry.read_bytes() == before
+
+
+def test_ids_that_differ_only_in_case_are_one_account(isolated, tmp_path, capsys):
+    from costagent_assets.cli import main as cli
+
+    with pytest.raises(TeamValidationError, match="duplicate of line 2"):
+        parse_teams_text("team_name,aws_account_id,team_email\nA,my-project-1,a@example.com\n"
+                         "B,MY-PROJECT-1,b@example.com\n", "csv")
+    assert cli.main(["teams", "add", "--account", "my-project-1", "--name", "A", "--email", "a@example.com"]) == 0
+    before = (isolated / "teams.json").read_bytes()
+    capsys.readouterr()
+    assert cli.main(["teams", "add", "--account", "MY-PROJECT-1", "--name", "B", "--email", "b@example.com"]) == 2
+    assert "differ only in case" in capsys.readouterr().err
+    assert (isolated / "teams.json").read_bytes() == before

@@ -43,3 +43,23 @@ def test_rows_outside_the_run_are_refused(tmp_path: Path):
 def test_missing_upstream_partitions_read_as_empty(tmp_path: Path):
     assert read_partitions(tmp_path, "raw_costs", [("2023-12", "000000000001")]).height == 0
 
+
+
+def test_a_damaged_partition_is_named_with_what_to_do(tmp_path):
+    """Issue 19, case 7: a corrupted Parquet file used to fail the run with the reader's error only."""
+    from datetime import date as _date
+
+    from costagent_assets.home import Home
+    from costagent_assets.warehouse.store import DamagedFileError, read_table
+    from costagent_tests.peers.stages import daily_costs, write_table
+
+    home = Home(tmp_path).ensure()
+    write_table(home, "raw_costs", daily_costs(_date(2026, 11, 1), {a: {"AmazonEC2": [1.0] * 3}
+                                                                   for a in ("111111111111", "222222222222")}))
+    bad = home.warehouse_dir / "raw_costs" / "2026-11" / "222222222222.parquet"
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated, as a full disk or a killed copy leaves it
+    with pytest.raises(DamagedFileError) as caught:
+        read_table(home.warehouse_dir, "raw_costs", ["2026-11"])
+    message = str(caught.value)
+    assert str(bad) in message and "111111111111" not in message
+    assert "costagent backfill --from M --to M` for 2026-11" in message
