@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Protocol
 
-from costagent_assets.send_ledger import DELIVERED, FAILED, LedgerKey, SendLedger
+from costagent_assets.send_ledger import DELIVERED, FAILED, Ledger, LedgerKey
 
 # What one send can end as (SendResult.status).
 SENT = "delivered"  # the server (or the outbox) accepted it
@@ -70,7 +70,7 @@ class Delivery:
 _EARLIER = {DELIVERED: ALREADY_SENT, FAILED: FAILED_EARLIER}
 
 
-def deliver_batch(session: Session, outgoing: Iterable[Outgoing], ledger: SendLedger, run_id: str) -> list[Delivery]:
+def deliver_batch(session: Session, outgoing: Iterable[Outgoing], ledger: Ledger, run_id: str) -> list[Delivery]:
     """Send each message at most once across all runs (see ``send_ledger``), in order.
 
     An exception from the transport leaves the message's claim in place (its outcome is unknown) and
@@ -100,3 +100,31 @@ def status_counts(deliveries: Sequence[Delivery]) -> dict[str, int]:
     counts = Counter(d.status for d in deliveries)
     order = (SENT, ALREADY_SENT, REFUSED, FAILED_EARLIER, DEFERRED, UNCONFIRMED)
     return {status: counts.get(status, 0) for status in order}
+
+
+# What `costagent run` and `costagent status` report per run, team and admin emails together.
+SUMMARY_FIELDS = ("sent", "already_sent", "deferred", "unconfirmed", "failed")
+
+
+def run_summary(deliveries: Sequence[Delivery]) -> dict[str, int]:
+    """How many emails of a run were sent now, already sent, deferred (retried by the next run),
+    unconfirmed (outcome unknown, not re-sent automatically) and failed (permanently refused, now or earlier)."""
+    counts = Counter(d.status for d in deliveries)
+    return {
+        "sent": counts[SENT],
+        "already_sent": counts[ALREADY_SENT],
+        "deferred": counts[DEFERRED],
+        "unconfirmed": counts[UNCONFIRMED],
+        "failed": counts[REFUSED] + counts[FAILED_EARLIER],
+    }
+
+
+def is_partial(summary: dict[str, int]) -> bool:
+    """True when some email of the run has not (certainly) reached its recipient."""
+    return any(summary.get(k, 0) for k in ("deferred", "unconfirmed", "failed"))
+
+
+def summary_text(summary: dict[str, int]) -> str:
+    """One line: ``84 sent, 1 already sent, 0 deferred, 0 unconfirmed, 0 failed``."""
+    return ", ".join(f"{summary.get(k, 0)} {k.replace('_', ' ')}" for k in SUMMARY_FIELDS)
+

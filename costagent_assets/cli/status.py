@@ -31,6 +31,7 @@ def status_lines(home: Home, today: date) -> list[str]:
         ended = datetime.fromtimestamp(stats.end_time, UTC).strftime("%Y-%m-%d %H:%M UTC") if stats.end_time else "running"
         lines.append(f"last run:    {run.job_name} {run.status.value} ({ended}) run {run.run_id[:8]} "
                      f"as of {RunParameters.from_tags(run.tags).as_of or '?'}")
+        lines += delivery_lines(instance)
     else:
         lines.append("last run:    none yet")
     cron = weekly_cron(settings)
@@ -47,3 +48,28 @@ def status_lines(home: Home, today: date) -> list[str]:
     else:
         lines.append("coverage:    nothing stored yet")
     return lines
+
+
+def delivery_lines(instance) -> list[str]:
+    """What the last run that sent emails delivered: complete or partial, and its counts."""
+    import dagster as dg
+
+    from costagent_assets.cli.runner import delivery_counts
+    from costagent_assets.delivery import summary_text
+
+    records = instance.fetch_materializations(dg.AssetKey("emails"), limit=1).records
+    if not records:
+        return ["emails:      no run has sent emails yet"]
+    event = records[0].event_log_entry.dagster_event
+    counts = delivery_counts([event])
+    if counts is None:
+        return []
+    run = instance.get_run_by_id(records[0].run_id)
+    outcome = (run.tags.get("costagent/delivery") if run else None) or "?"
+    mode = records[0].asset_materialization.metadata.get("delivery")
+    line = f"emails:      {outcome} ({mode.value if mode else '?'}), run {records[0].run_id[:8]}: {summary_text(counts)}"
+    if outcome == "partial":
+        return [line, "             not every email arrived: the admin report lists them; deferred ones are "
+                "retried by the next run, unconfirmed ones are re-sent only by `costagent resend`"]
+    return [line]
+

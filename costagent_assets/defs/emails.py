@@ -14,7 +14,14 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
-from costagent_assets.delivery import Outgoing, deliver_batch, status_counts
+from costagent_assets.delivery import (
+    Outgoing,
+    deliver_batch,
+    is_partial,
+    run_summary,
+    status_counts,
+    summary_text,
+)
 from costagent_assets.insights.history import admin_ai_context
 from costagent_assets.report_context import (
     TREND_MONTHS,
@@ -25,14 +32,18 @@ from costagent_assets.report_context import (
 )
 from costagent_assets.reporting import admin_csv, build_message, render_admin_report, render_team_report
 from costagent_assets.resources.email_delivery import EmailDelivery
+from costagent_assets.resources.run_lease import RunLeaseResource
+from costagent_assets.resources.s3_ledger import open_send_ledger
 from costagent_assets.resources.smtp import SmtpError
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform
-from costagent_assets.send_ledger import LedgerKey, SendLedger
+from costagent_assets.send_ledger import LedgerKey
 from costagent_assets.settings import Settings
 
 PREVIEW_LINES = 60
+# The run tag that says whether every email of the run reached its recipients (`costagent status` reads it).
+DELIVERY_TAG = "costagent/delivery"
 
 
 def _preview(text: str) -> dg.MetadataValue:
@@ -58,6 +69,7 @@ def emails(
     teams_registry: TeamsRegistry,
     warehouse: WarehouseResource,
     email_delivery: EmailDelivery,
+    run_lease: RunLeaseResource,
 ):
     """One HTML report per team with only its own account's figures (and its top 3 savings), and, when the run covers every
     registered account of a month, one admin report with every account ranked by $ change, the
@@ -70,7 +82,8 @@ def emails(
     report_date = run_as_of(context).isoformat()
     teams = teams_registry.teams()
     by_id = teams_by_account(teams)
-    ledger = SendLedger(warehouse.ledger_path)
+    ledger = open_send_ledger(warehouse.root, warehouse.s3_endpoint_url, warehouse.s3_region, warehouse.ledger_dir)
+    channel = email_delivery.ledger_channel
     store = warehouse.store()
     tables = {"mom_changes": mom_changes, "anomalies": anomalies, "ai_insights": ai_insights,
               "forecasts": forecasts, "optimization_opportunities": optimization_opportunities}
@@ -96,7 +109,7 @@ def emails(
                     rendered = render_team_report(ctx)
                     message = build_message(rendered, sender=sender, to=team.team_email, cc=team.cc_emails,
                                             message_id_domain=domain)
-                    key = LedgerKey.of(report_date, "team", account_id, month, team.team_email)
+                    key = LedgerKey.of(report_date, "team", account_id, month, team.team_email, channel)
                     outgoing.append(Outgoing(key, message, rendered.html, name=f"{month}-team-{account_id}"))
                     info[account_id] = (team, rendered.subject, ctx["no_data"])
                     if month not in previews:
@@ -122,7 +135,7 @@ def emails(
                     to = ", ".join(settings.global_admin_emails) or sender
                     message = build_message(rendered, sender=sender, to=to, message_id_domain=domain,
                                             attachments=[(f"costagent-{month}-accounts.csv", table, "text/csv")])
-                    key = LedgerKey.of(report_date, "admin", "organisation", month, to)
+                    key = LedgerKey.of(report_date, "admin", "organisation", month, to, channel)
                     admin = deliver_batch(
                         session, [Outgoing(key, message, rendered.html, f"{month}-admin", (("csv", table),))],
                         ledger, context.run_id,
@@ -139,6 +152,12 @@ def emails(
     ) if rows else conform(pl.DataFrame(), "emails")
     written = frame.filter(pl.col("status") != "skipped")
     counts = status_counts(team_results)
+    summary = run_summary(team_results + admin_results)
+    # "partial" when an email of the run did not (certainly) arrive: the CLI's exit code, `costagent status`
+    # and the run's tag in the UI all say so, where a green run would hide it.
+    outcome = "partial" if is_partial(summary) else "complete"
+    context.instance.add_run_tags(context.run_id, {DELIVERY_TAG: outcome})
+    context.log.info(f"emails ({email_delivery.mode}): {summary_text(summary)}")
     first = next(iter(previews.values()), {})
     metadata = {
         "team_emails": written.height,
@@ -150,7 +169,9 @@ def emails(
         "admin_report": admin_locations[0] if admin_locations else "not written (partial run)",
         "delivery": email_delivery.mode,
         "report_date": report_date,
-        "ledger": dg.MetadataValue.path(str(ledger.root / report_date)),
+        "ledger": dg.MetadataValue.path(f"{ledger.where}/{report_date}"),
+        **{f"emails_{k}": n for k, n in summary.items()},
+        "delivery_outcome": outcome,
         "subjects": dg.MetadataValue.md(
             markdown.table(
                 [(m, p["team"].subject) for m, p in previews.items() if "team" in p],

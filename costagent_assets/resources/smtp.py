@@ -1,7 +1,9 @@
 """Email delivery by SMTP: STARTTLS with certificate verification, authentication, paced sends.
 
-Office 365 style by default: port 587, STARTTLS, AUTH LOGIN/PLAIN, about 30 messages a minute over
-at most 3 connections (costagent uses one).
+Office 365 style by default: port 587, STARTTLS, about 30 messages a minute over at most 3 connections
+(costagent uses one). Authentication is AUTH LOGIN/PLAIN with a password (``auth="basic"``), or SASL
+XOAUTH2 with an OAuth 2.0 access token from the client-credentials flow (``auth="xoauth2"``), which
+Office 365 requires once basic authentication for SMTP AUTH is switched off.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ from pydantic import Field
 
 from costagent_assets.delivery import DEFERRED, REFUSED, SENT, UNKNOWN, Outgoing, SendResult
 from costagent_assets.resources.email_delivery import EmailDelivery
+from costagent_assets.resources.oauth import (
+    ClientCredentials,
+    OAuthError,
+    access_token,
+    invalidate,
+    xoauth2_response,
+)
 
 
 class SmtpError(RuntimeError):
@@ -58,20 +67,46 @@ class _SmtpSession:
                 )
             conn.starttls(context=context)
             conn.ehlo()
-            if r.username:
-                conn.login(r.username, r.password or "")
+            self._login(conn)
         except ssl.SSLError as err:
             conn.close()
             raise SmtpError(f"TLS with {r.host}:{r.port} failed, nothing was sent: {err}") from None
         except smtplib.SMTPAuthenticationError as err:
             conn.close()
-            raise SmtpError(f"SMTP login as {r.username!r} refused: {_reply(err.smtp_code, err.smtp_error)}") from None
+            raise SmtpError(f"SMTP login as {r.login_user()!r} ({r.auth}) refused: "
+                            f"{_reply(err.smtp_code, err.smtp_error)}") from None
+        except OAuthError as err:
+            conn.close()
+            raise SmtpError(f"no OAuth token for SMTP, nothing was sent: {err}") from None
         except (smtplib.SMTPException, OSError) as err:
             conn.close()
             if isinstance(err, SmtpError):
                 raise
             raise SmtpError(f"SMTP handshake with {r.host}:{r.port} failed: {err}") from None
         return conn
+
+    def _login(self, conn: smtplib.SMTP) -> None:
+        r = self.r
+        if r.auth == "basic":
+            if r.username:
+                conn.login(r.username, r.password or "")
+            return
+        credentials = r.oauth_credentials()
+        # A cached token the server refuses (535: revoked, or expired early) is dropped and fetched anew once.
+        for last_try in (False, True):
+            initial = xoauth2_response(r.login_user(), access_token(credentials, timeout_seconds=r.timeout_seconds))
+
+            def answer(challenge: bytes | None = None, initial: str = initial) -> str:
+                # After a refusal the server sends a JSON error as a challenge; an empty reply ends the exchange.
+                return initial if challenge is None else ""
+
+            try:
+                conn.auth("XOAUTH2", answer, initial_response_ok=True)
+                return
+            except smtplib.SMTPAuthenticationError:
+                invalidate(credentials)
+                if last_try:
+                    raise
 
     def close(self) -> None:
         if self.conn is not None:
@@ -176,6 +211,13 @@ class SmtpDelivery(EmailDelivery):
     retry_attempts: int = Field(default=4, ge=1, description="Attempts per message on 4xx replies.")
     retry_base_seconds: float = Field(default=2.0, ge=0, description="First backoff on a 4xx; doubles each time.")
     timeout_seconds: float = Field(default=30.0, gt=0, description="Socket timeout.")
+    auth: str = Field(default="basic", pattern="^(basic|xoauth2)$",
+                      description="basic (user and password) or xoauth2 (OAuth 2.0 client credentials).")
+    oauth_authority: str = Field(default="https://login.microsoftonline.com",
+                                 description="The identity platform that issues tokens for xoauth2.")
+    oauth_tenant: str | None = Field(default=None, description="Directory (tenant) id (SMTP_OAUTH_TENANT).")
+    oauth_client_id: str | None = Field(default=None, description="Application (client) id (SMTP_OAUTH_CLIENT_ID).")
+    oauth_client_secret: str | None = Field(default=None, description="Client secret (SMTP_OAUTH_CLIENT_SECRET).")
 
     @property
     def mode(self) -> str:
@@ -184,6 +226,20 @@ class SmtpDelivery(EmailDelivery):
     def sender_address(self) -> str:
         """The From address (SENDER_EMAIL)."""
         return self.sender
+
+    def login_user(self) -> str:
+        """Who logs in: SMTP_USER, or for xoauth2 without one the sending mailbox (SENDER_EMAIL)."""
+        return self.username or (self.sender if self.auth == "xoauth2" else "")
+
+    def oauth_credentials(self) -> ClientCredentials:
+        """The app registration's client credentials for xoauth2; SmtpError names what is missing."""
+        missing = [name for name, value in (("SMTP_OAUTH_TENANT", self.oauth_tenant),
+                                            ("SMTP_OAUTH_CLIENT_ID", self.oauth_client_id),
+                                            ("SMTP_OAUTH_CLIENT_SECRET", self.oauth_client_secret)) if not value]
+        if missing:
+            raise SmtpError(f"smtp_auth=xoauth2 needs the environment variable(s) {', '.join(missing)}")
+        return ClientCredentials(self.oauth_authority, self.oauth_tenant, self.oauth_client_id,
+                                 self.oauth_client_secret)
 
     @contextmanager
     def session(self, report_date: str) -> Iterator[_SmtpSession]:

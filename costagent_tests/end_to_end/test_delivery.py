@@ -1,0 +1,82 @@
+"""Delivery as an operator goes live: the demo in outbox mode, then `email_mode smtp` and the same week's
+run (every email delivered once), a rerun (nothing), `costagent resend`, and `costagent status`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from costagent_assets.cli import main as cli
+from costagent_assets.send_ledger import SendLedger
+from costagent_assets.teams.registry import load_registry
+from costagent_tests.end_to_end.test_emails import ADMIN, AS_OF, configure, run_cli, team_and_admin
+from costagent_tests.peers.homes import DEMO_AS_OF, copy_home
+from costagent_tests.smtp_peer import SmtpPeer, make_certs
+
+assert AS_OF == DEMO_AS_OF.isoformat()  # the shared demo home's week is the week these tests send
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def live(demo_home: Path, tmp_path_factory: pytest.TempPathFactory, certs):
+    """The go-live week: a copy of the demo home (outbox mode, this week already written to the outbox),
+    switched to SMTP and run for the same week. Returns the home, what the server got, the exit code and
+    the command's output."""
+    home = copy_home(demo_home, tmp_path_factory.mktemp("live") / "home")
+    configure(home, certs.ca)
+    with SmtpPeer(certs) as peer:
+        with pytest.MonkeyPatch.context() as mp:
+            outputs = []
+            mp.setattr("builtins.print", lambda *a, **k: outputs.append(" ".join(map(str, a))))
+            code = run_cli(home, peer, "run", "--as-of", AS_OF)
+    return home, peer.recorder, code, "\n".join(outputs)
+
+
+def test_switching_from_the_outbox_to_smtp_delivers_the_week_once(live):
+    home, recorder, code, output = live
+    teams = load_registry(home / "teams.json")
+    got, admins = team_and_admin(recorder)
+    assert code == 0
+    assert len(teams) == 84 and got == Counter({t.team_email: 1 for t in teams})
+    assert len(admins) == 1 and len(recorder.messages) == 85
+    assert "emails: 85 sent, 0 already sent, 0 deferred, 0 unconfirmed, 0 failed" in output
+    # Both channels are in the ledger, each once per report.
+    ledger = SendLedger(home / "warehouse" / "email_ledger")
+    assert Counter(e.key.channel for e in ledger.entries(AS_OF)) == {"outbox": 85, "mail": 85}
+
+
+def test_a_rerun_after_going_live_delivers_nothing(live, certs, capsys):
+    home, *_ = live
+    with SmtpPeer(certs) as peer:
+        assert run_cli(home, peer, "run", "--as-of", AS_OF) == 0
+    assert peer.recorder.messages == []
+    assert "emails: 0 sent, 85 already sent, 0 deferred, 0 unconfirmed, 0 failed" in capsys.readouterr().out
+
+
+def test_status_shows_the_last_runs_delivery(live, capsys):
+    home, *_ = live
+    capsys.readouterr()
+    assert cli.main(["--home", str(home), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "emails:      complete (smtp), run " in out
+    assert ": 0 sent, 85 already sent, 0 deferred, 0 unconfirmed, 0 failed" in out
+
+
+def test_resend_says_what_it_will_do_and_sends_only_that_team_once(live, certs, capsys):
+    home, *_ = live
+    team = load_registry(home / "teams.json")[3]
+    capsys.readouterr()
+    # Without --yes it only says what it would do, and changes nothing.
+    assert cli.main(["--home", str(home), "resend", "--week", AS_OF, "--team", team.aws_account_id]) == 0
+    plan = capsys.readouterr().out
+    assert f"would re-send 1 email of the week of {AS_OF} by mail" in plan and team.team_email in plan
+    with SmtpPeer(certs) as peer:
+        assert run_cli(home, peer, "resend", "--week", AS_OF, "--team", team.aws_account_id, "--yes") == 0
+    assert [m.message["To"] for m in peer.recorder.messages] == [team.team_email]
+    assert peer.recorder.messages[0].message["To"] != ADMIN
