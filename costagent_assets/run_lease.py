@@ -192,7 +192,8 @@ def hold(lease: FileLease | ObjectLease, what: str, *, wait_seconds: float = 0.0
     process that already holds it (yields None then). Raises ``LeaseHeld`` naming the holder when it is
     still held after ``wait_seconds``."""
     current = lease.holder()
-    if current is not None and current.token == os.environ.get(LEASE_ENV) and current.pid == os.getpid():
+    if (current is not None and current.token == os.environ.get(LEASE_ENV) and current.pid == os.getpid()
+            and current.host == socket.gethostname()):
         yield None
         return
     deadline = time.monotonic() + wait_seconds

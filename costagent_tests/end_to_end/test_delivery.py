@@ -3,16 +3,24 @@ run (every email delivered once), a rerun (nothing), `costagent resend`, and `co
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+import boto3
 import pytest
 
 from costagent_assets.cli import main as cli
+from costagent_assets.run_lease import FileLease
 from costagent_assets.send_ledger import SendLedger
 from costagent_assets.teams.registry import load_registry
-from costagent_tests.end_to_end.test_emails import ADMIN, AS_OF, configure, run_cli, team_and_admin
+from costagent_tests.end_to_end.test_emails import ADMIN, AS_OF, REPO, configure, run_cli, team_and_admin
 from costagent_tests.peers.homes import DEMO_AS_OF, copy_home
+from costagent_tests.peers.moto_server import WAREHOUSE_BUCKET as BUCKET
 from costagent_tests.smtp_peer import SmtpPeer, make_certs
 
 assert AS_OF == DEMO_AS_OF.isoformat()  # the shared demo home's week is the week these tests send
@@ -80,3 +88,56 @@ def test_resend_says_what_it_will_do_and_sends_only_that_team_once(live, certs, 
         assert run_cli(home, peer, "resend", "--week", AS_OF, "--team", team.aws_account_id, "--yes") == 0
     assert [m.message["To"] for m in peer.recorder.messages] == [team.team_email]
     assert peer.recorder.messages[0].message["To"] != ADMIN
+
+
+def test_two_runs_at_once_one_refused_by_name_and_no_email_twice(demo_home, tmp_path, certs, capsys):
+    home = copy_home(demo_home, tmp_path / "home")
+    configure(home, certs.ca)
+    lease = FileLease(home / "warehouse" / ".run_lease")
+    with SmtpPeer(certs) as peer:
+        env = {**os.environ, **peer.env(), "PYTHONPATH": str(REPO), "COSTAGENT_HOME": str(home),
+               "DAGSTER_HOME": str(home / "dagster")}
+        first = subprocess.Popen(
+            [sys.executable, "-m", "costagent_assets.cli.main", "--home", str(home), "run", "--as-of", AS_OF],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while (lease.holder() is None or lease.holder().pid != first.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert lease.holder().pid == first.pid
+            capsys.readouterr()
+            assert run_cli(home, peer, "run", "--as-of", AS_OF) == 4
+            refusal = capsys.readouterr().err
+            assert f"another run holds this installation's run lease ({home / 'warehouse' / '.run_lease'})" in refusal
+            assert f"costagent weekly_report 2026-11 (pid {first.pid} on " in refusal
+            output, _ = first.communicate(timeout=600)
+        finally:
+            first.kill()
+    assert first.returncode == 0, output
+    got, admins = team_and_admin(peer.recorder)
+    assert got == Counter({t.team_email: 1 for t in load_registry(home / "teams.json")}) and len(admins) == 1
+    assert "emails: 85 sent, 0 already sent, 0 deferred, 0 unconfirmed, 0 failed" in output
+
+
+def test_a_replaced_container_with_the_warehouse_on_s3_sends_nothing_again(bucket, tmp_path, certs):
+    settings = (("warehouse_uri", f"s3://{BUCKET}/prod"), ("s3_endpoint_url", bucket), ("s3_region", "us-east-1"))
+    first = tmp_path / "container-1"
+    configure(first, certs.ca)
+    for key, value in settings:
+        assert cli.main(["--home", str(first), "config", "set", key, value]) == 0
+    with SmtpPeer(certs) as peer:
+        assert run_cli(first, peer, "demo", "--accounts", "4", "--history-months", "0", "--as-of", AS_OF) == 0
+    assert len(peer.recorder.messages) == 5
+    # The replacement starts from its image and configuration: settings and teams, nothing else on disk.
+    second = tmp_path / "container-2"
+    second.mkdir()
+    for name in ("settings.json", "teams.json"):
+        shutil.copy(first / name, second / name)
+    with SmtpPeer(certs) as peer:
+        assert run_cli(second, peer, "run", "--as-of", AS_OF) == 0
+    assert peer.recorder.messages == []
+    s3 = boto3.client("s3", endpoint_url=bucket, region_name="us-east-1")
+    claims = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="prod/email_ledger/")
+              for o in p.get("Contents", []) if o["Key"].endswith(".claim")]
+    assert len(claims) == 5 and not (second / "email_ledger").exists()
