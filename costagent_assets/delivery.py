@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from typing import Protocol
 
-from costagent_assets.send_ledger import DELIVERED, FAILED, Ledger, LedgerKey
+from costagent_assets.send_ledger import DEFERRED as LEDGER_DEFERRED
+from costagent_assets.send_ledger import DELIVERED, FAILED, Ledger, LedgerEntry, LedgerKey
 
 # What one send can end as (SendResult.status).
 SENT = "delivered"  # the server (or the outbox) accepted it
@@ -35,6 +36,7 @@ class Outgoing:
     html: str
     name: str
     attachments: tuple[tuple[str, bytes], ...] = ()  # (file suffix, bytes) an outbox writes beside the .eml
+    only: tuple[str, ...] = ()  # the envelope recipients, when not every To and Cc (a retry of the pending ones)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class SendResult:
     detail: str = ""
     location: str = ""
     refused: dict[str, str] = field(default_factory=dict)  # recipient -> server reply
+    accepted: tuple[str, ...] = ()  # recipients that have it (SMTP)
+    pending: tuple[str, ...] = ()  # DEFERRED: recipients that refused it only for now, for the next run
 
 
 class Session(Protocol):
@@ -71,28 +75,48 @@ _EARLIER = {DELIVERED: ALREADY_SENT, FAILED: FAILED_EARLIER}
 
 
 def deliver_batch(session: Session, outgoing: Iterable[Outgoing], ledger: Ledger, run_id: str) -> list[Delivery]:
-    """Send each message at most once across all runs (see ``send_ledger``), in order.
+    """Send each message at most once per recipient across all runs (see ``send_ledger``), in order.
 
-    An exception from the transport leaves the message's claim in place (its outcome is unknown) and
-    propagates: the run fails, and the admin report of the next run lists the message as unconfirmed.
+    A message some recipients have and others refused only for now (4xx) is recorded as deferred with
+    those recipients; the next run sends it to them alone, under a retry claim. An exception from the
+    transport leaves the message's claim in place (its outcome is unknown) and propagates.
     """
     results = []
     for item in outgoing:
         existing = ledger.claim(item.key, run_id)
-        if existing is not None:
+        if existing is None:
+            results.append(_record(ledger, item, session.send(item), attempt=0))
+        elif existing.status == LEDGER_DEFERRED and existing.pending:
+            results.append(_retry(session, ledger, item, existing, run_id))
+        else:
             status = _EARLIER.get(existing.status, UNCONFIRMED)
             results.append(Delivery(item.key, status, existing.detail, existing.location))
-            continue
-        answer = session.send(item)
-        if answer.status in (SENT, REFUSED):
-            ledger.confirm(item.key, answer.status, detail=answer.detail, location=answer.location)
-            results.append(Delivery(item.key, answer.status, answer.detail, answer.location))
-        elif answer.status == DEFERRED:
-            ledger.release(item.key)
-            results.append(Delivery(item.key, DEFERRED, answer.detail))
-        else:
-            results.append(Delivery(item.key, UNCONFIRMED, answer.detail or "outcome unknown"))
     return results
+
+
+def _retry(session: Session, ledger: Ledger, item: Outgoing, earlier: LedgerEntry, run_id: str) -> Delivery:
+    attempt = earlier.attempt + 1
+    if not ledger.claim_retry(item.key, attempt, run_id):
+        # Another run is retrying it, or died doing so: the pending recipients' outcome is unknown.
+        return Delivery(item.key, UNCONFIRMED, f"retry {attempt} to {', '.join(earlier.pending)} claimed earlier")
+    answer = session.send(replace(item, only=earlier.pending))
+    return _record(ledger, item, answer, attempt=attempt, earlier=earlier.detail)
+
+
+def _record(ledger: Ledger, item: Outgoing, answer: SendResult, *, attempt: int, earlier: str = "") -> Delivery:
+    detail = f"{earlier}; then {answer.detail}" if earlier else answer.detail
+    if answer.status in (SENT, REFUSED):
+        ledger.confirm(item.key, answer.status, detail=detail, location=answer.location, attempt=attempt)
+        return Delivery(item.key, answer.status, detail, answer.location)
+    if answer.status == DEFERRED and (answer.accepted or attempt):
+        # Somebody has it already: only the pending recipients are tried again, by the next run.
+        ledger.confirm(item.key, LEDGER_DEFERRED, detail=detail, location=answer.location,
+                       pending=answer.pending, attempt=attempt)
+        return Delivery(item.key, DEFERRED, detail, answer.location)
+    if answer.status == DEFERRED:
+        ledger.release(item.key)
+        return Delivery(item.key, DEFERRED, detail)
+    return Delivery(item.key, UNCONFIRMED, detail or "outcome unknown")
 
 
 def status_counts(deliveries: Sequence[Delivery]) -> dict[str, int]:

@@ -47,8 +47,10 @@ LEDGER_TABLE = "email_ledger"
 
 DELIVERED = "delivered"
 FAILED = "failed"  # permanent (5xx): recorded, never retried automatically
+# Some recipients have it, others refused it only for now (4xx): the next run sends it to those ("pending").
+DEFERRED = "deferred"
 UNCONFIRMED = "unconfirmed"  # claimed, outcome unknown
-OUTCOMES = (DELIVERED, FAILED)
+OUTCOMES = (DELIVERED, FAILED, DEFERRED)
 
 MAIL = "mail"  # delivered to mailboxes (SMTP, or any transport that reaches them)
 OUTBOX = "outbox"  # written to the outbox folder: nobody received it
@@ -96,6 +98,8 @@ class LedgerEntry:
     claimed_at: str
     detail: str = ""
     location: str = ""
+    pending: tuple[str, ...] = ()  # DEFERRED: the recipients still to send it to
+    attempt: int = 0  # how many times the pending recipients were tried again
 
 
 class Ledger:
@@ -148,19 +152,33 @@ class Ledger:
             return None
         return self._read(f"{stem}.claim", key) or _in_flight(key)
 
-    def confirm(self, key: LedgerKey, status: str, *, detail: str = "", location: str = "") -> None:
-        """Record the outcome of a claimed send (``delivered`` or a permanent ``failed``)."""
+    def confirm(self, key: LedgerKey, status: str, *, detail: str = "", location: str = "",
+                pending: tuple[str, ...] = (), attempt: int = 0) -> None:
+        """Record the outcome of a claimed send: ``delivered``, a permanent ``failed``, or ``deferred`` with
+        the ``pending`` recipients that refused it only for now, after ``attempt`` retries."""
         if status not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, not {status!r}")
         stem = self._stem(key)
         if self._get(f"{stem}.claim") is None:
             raise RuntimeError(f"no claim for {key}: an outcome is only recorded for a claimed send")
-        record = {"status": status, "detail": detail, "location": location, "at": _now()}
+        record = {"status": status, "detail": detail, "location": location, "at": _now(),
+                  "pending": list(pending), "attempt": attempt}
         self._put(f"{stem}.outcome", json.dumps(record).encode("utf-8"))
 
+    def claim_retry(self, key: LedgerKey, attempt: int, run_id: str) -> bool:
+        """Claim the retry number ``attempt`` of a deferred send's pending recipients: True for exactly one
+        caller, so two runs never both send it to them (a claim like the first one)."""
+        record = {"run_id": run_id, "claimed_at": _now(), "attempt": attempt}
+        return self._create(f"{self._stem(key)}.retry{attempt}", json.dumps(record).encode("utf-8"))
+
     def release(self, key: LedgerKey) -> None:
-        """Drop the claim of a send the server certainly did not accept, so a later run retries it."""
+        """Drop the claim of a send the server certainly did not accept (or that is to be sent again on
+        purpose, ``costagent resend``), so a later run sends it."""
         stem = self._stem(key)
+        folder, _, base = stem.partition("/")
+        for name in self._names(folder):
+            if name.startswith(f"{base}.retry"):
+                self._delete(f"{folder}/{name}")
         self._delete(f"{stem}.outcome")
         self._delete(f"{stem}.claim")
 
@@ -202,6 +220,8 @@ class Ledger:
             claimed_at=str(claim.get("claimed_at", "")),
             detail=str(outcome.get("detail", "")),
             location=str(outcome.get("location", "")),
+            pending=tuple(str(a) for a in outcome.get("pending", ())),
+            attempt=int(outcome.get("attempt", 0) or 0),
         )
 
 

@@ -71,7 +71,7 @@ def test_a_wrong_client_secret_fails_clearly_without_printing_it(certs, tmp_path
 
 def test_a_token_the_smtp_server_never_accepts_fails_the_login(certs, tmp_path):
     with TokenServer() as tokens, SmtpPeer(certs, Recorder()) as peer:  # the server accepts no token
-        with pytest.raises(SmtpError, match=r"login as 'costagent@example.com' \(xoauth2\) refused: 535 5.7.3"):
+        with pytest.raises(SmtpError, match=r"login as 'costagent@example.com' with an OAuth token refused: 535 5.7.3"):
             send(peer, certs.ca, outgoing(1), SendLedger(tmp_path / "ledger"), **oauth(tokens))
         assert len(tokens.requests) == 2  # the cached token, then one fresh try
         assert peer.recorder.messages == []
