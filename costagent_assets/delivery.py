@@ -6,8 +6,9 @@ this module decides, per message, whether it may be sent at all (the ledger) and
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from typing import Protocol
@@ -151,4 +152,36 @@ def is_partial(summary: dict[str, int]) -> bool:
 def summary_text(summary: dict[str, int]) -> str:
     """One line: ``84 sent, 1 already sent, 0 deferred, 0 unconfirmed, 0 failed``."""
     return ", ".join(f"{summary.get(k, 0)} {k.replace('_', ' ')}" for k in SUMMARY_FIELDS)
+
+
+# Shown in the admins' delivery-failure notice, one line per email that did not (certainly) arrive.
+_PROBLEM_TEXT = {
+    DEFERRED: "not accepted yet (temporary errors): the next run tries again",
+    UNCONFIRMED: "outcome unknown: not re-sent automatically (check the mail server's trace; "
+                 "`costagent resend` sends it again)",
+    REFUSED: "refused permanently by the mail server",
+    FAILED_EARLIER: "refused permanently by the mail server in an earlier run",
+}
+
+
+def delivery_problems(deliveries: Sequence[Delivery]) -> list[Delivery]:
+    """The emails of a run that did not (certainly) reach every recipient, in a stable order."""
+    problems = [d for d in deliveries if d.status in _PROBLEM_TEXT]
+    return sorted(problems, key=lambda d: (d.key.kind, d.key.subject, d.key.month, d.key.recipient))
+
+
+def failure_notice(problems: Sequence[Delivery], report_date: str, names: Mapping[str, str]) -> tuple[str, str, str]:
+    """A short plain notice for the admins: (fingerprint, subject, text). The fingerprint names this set of
+    problems, so the same set is notified once however often the week is rerun, and a new set again."""
+    text_lines = [f"costagent could not deliver {len(problems)} email(s) of the report of {report_date}:", ""]
+    for d in problems:
+        who = "the admin report" if d.key.kind == "admin" else f"{names.get(d.key.subject, '?')} ({d.key.subject})"
+        text_lines += [f"- {who}, {d.key.month}, to {d.key.recipient}: {_PROBLEM_TEXT[d.status]}",
+                       f"  {d.detail}" if d.detail else ""]
+    text_lines += ["", "`costagent status` shows the last run's counts; `costagent resend --week "
+                   f"{report_date}` lists what can be sent again."]
+    identity = "\n".join(f"{d.key.kind}|{d.key.subject}|{d.key.month}|{d.key.recipient}|{d.status}" for d in problems)
+    fingerprint = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:12]
+    subject = f"costagent: {len(problems)} email(s) of {report_date} not delivered"
+    return fingerprint, subject, "\n".join(line for line in text_lines if line is not None)
 

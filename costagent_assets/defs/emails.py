@@ -1,6 +1,7 @@
 """emails: each team's report, and the organisation's report for the admins."""
 
 
+import html
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -17,6 +18,8 @@ from costagent_assets.defs.partitions import (
 from costagent_assets.delivery import (
     Outgoing,
     deliver_batch,
+    delivery_problems,
+    failure_notice,
     is_partial,
     run_summary,
     status_counts,
@@ -30,7 +33,13 @@ from costagent_assets.report_context import (
     run_cost,
     teams_by_account,
 )
-from costagent_assets.reporting import admin_csv, build_message, render_admin_report, render_team_report
+from costagent_assets.reporting import (
+    RenderedEmail,
+    admin_csv,
+    build_message,
+    render_admin_report,
+    render_team_report,
+)
 from costagent_assets.resources.email_delivery import EmailDelivery
 from costagent_assets.resources.run_lease import RunLeaseResource
 from costagent_assets.resources.s3_ledger import open_send_ledger
@@ -50,6 +59,23 @@ def _preview(text: str) -> dg.MetadataValue:
     lines = text.splitlines()
     more = f"\n… {len(lines) - PREVIEW_LINES} more lines" if len(lines) > PREVIEW_LINES else ""
     return dg.MetadataValue.md("```\n" + "\n".join(lines[:PREVIEW_LINES]).replace("```", "'''") + more + "\n```")
+
+
+def _notify_failures(session, ledger, run_id: str, deliveries, admin_results, *, report_date: str, month: str,
+                     teams, to: str, sender: str, domain: str, channel: str) -> str:
+    """Email the admins a short list of this run's undelivered emails when no admin report of this run
+    (which lists them) was delivered: on a rerun, or when the admin report itself did not get through.
+    Keyed by the set of problems, so each set is notified once, by the first run that gets it through."""
+    problems = delivery_problems(deliveries)
+    if not problems or any(d.sent_now for d in admin_results):
+        return "not needed"
+    fingerprint, subject, text = failure_notice(problems, report_date, {t.aws_account_id: t.team_name for t in teams})
+    body = "<pre>" + html.escape(text) + "</pre>"
+    message = build_message(RenderedEmail(subject, body, text), sender=sender, to=to, message_id_domain=domain)
+    key = LedgerKey.of(report_date, "failures", fingerprint, month, to, channel)
+    (result,) = deliver_batch(session, [Outgoing(key, message, body, f"{month}-delivery-failures-{fingerprint}")],
+                              ledger, run_id)
+    return result.status
 
 
 @month_account_asset(
@@ -143,6 +169,10 @@ def emails(
                     admin_results += admin
                     admin_locations += [d.location or d.status for d in admin]
                     previews.setdefault(month, {})["admin"] = rendered
+            notice = _notify_failures(session, ledger, context.run_id, team_results + admin_results, admin_results,
+                                      report_date=report_date, month=next(iter(periods), ""), teams=teams,
+                                      to=", ".join(settings.global_admin_emails) or sender, sender=sender,
+                                      domain=domain, channel=channel)
     except SmtpError as err:
         # Raised before anything was handed to the server: nothing claimed, nothing sent.
         raise dg.Failure(f"emails: {err}") from None
@@ -172,6 +202,7 @@ def emails(
         "ledger": dg.MetadataValue.path(f"{ledger.where}/{report_date}"),
         **{f"emails_{k}": n for k, n in summary.items()},
         "delivery_outcome": outcome,
+        "failure_notice": notice,
         "subjects": dg.MetadataValue.md(
             markdown.table(
                 [(m, p["team"].subject) for m, p in previews.items() if "team" in p],

@@ -19,9 +19,9 @@ from costagent_assets.run_lease import FileLease
 from costagent_assets.send_ledger import SendLedger
 from costagent_assets.teams.registry import load_registry
 from costagent_tests.end_to_end.test_emails import ADMIN, AS_OF, REPO, configure, run_cli, team_and_admin
-from costagent_tests.peers.homes import DEMO_AS_OF, copy_home
+from costagent_tests.peers.homes import DEMO_AS_OF, copy_home, demo_accounts
 from costagent_tests.peers.moto_server import WAREHOUSE_BUCKET as BUCKET
-from costagent_tests.smtp_peer import SmtpPeer, make_certs
+from costagent_tests.smtp_peer import Recorder, SmtpPeer, make_certs
 
 assert AS_OF == DEMO_AS_OF.isoformat()  # the shared demo home's week is the week these tests send
 
@@ -141,3 +141,35 @@ def test_a_replaced_container_with_the_warehouse_on_s3_sends_nothing_again(bucke
     claims = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="prod/email_ledger/")
               for o in p.get("Contents", []) if o["Key"].endswith(".claim")]
     assert len(claims) == 5 and not (second / "email_ledger").exists()
+
+
+def test_a_run_with_an_undelivered_email_is_partial_and_the_admins_hear_of_it_once(tmp_path, certs, capsys):
+    home = tmp_path / "home"
+    configure(home, certs.ca)
+    full = demo_accounts(4)[1]["team_email"]  # this team's mailbox is full for two runs
+    recorder = Recorder(rcpt_replies={full: ["452 4.2.2 Mailbox full"]})
+    with SmtpPeer(certs, recorder) as peer:
+        assert run_cli(home, peer, "demo", "--accounts", "4", "--history-months", "0", "--as-of", AS_OF) == 3
+        out = capsys.readouterr().out
+        assert "PARTIAL" in out and "emails: 4 sent, 0 already sent, 1 deferred, 0 unconfirmed, 0 failed" in out
+        assert cli.main(["--home", str(home), "status"]) == 0
+        status = capsys.readouterr().out
+        assert "emails:      partial (smtp), run " in status and "1 deferred" in status
+        # The admin report of this run was delivered and lists it: no separate notice.
+        admin_text = team_and_admin(recorder)[1][0].message.get_body(("plain",)).get_content()
+        assert full in admin_text
+        # Rerun, still full: the admin report was sent before, so the admins get the short notice, once.
+        assert run_cli(home, peer, "run", "--as-of", AS_OF) == 3
+        assert run_cli(home, peer, "run", "--as-of", AS_OF) == 3
+    notices = [m for m in recorder.messages if "not delivered" in m.message["Subject"]]
+    assert len(notices) == 1 and notices[0].message["To"] == ADMIN
+    text = notices[0].message.get_body(("plain",)).get_content()
+    assert f"to {full}: not accepted yet (temporary errors)" in text and "452 4.2.2 Mailbox full" in text
+    # The mailbox has room again: the next run delivers it, and only it.
+    with SmtpPeer(certs) as peer:
+        assert run_cli(home, peer, "run", "--as-of", AS_OF) == 0
+        assert "emails: 1 sent, 4 already sent, 0 deferred, 0 unconfirmed, 0 failed" in capsys.readouterr().out
+    assert [m.message["To"] for m in peer.recorder.messages] == [full]
+    everyone = recorder.by_recipient() + peer.recorder.by_recipient()
+    teams = load_registry(home / "teams.json")
+    assert all(everyone[t.team_email] == 1 for t in teams) and all(everyone[c] == 1 for t in teams for c in t.cc_emails)
