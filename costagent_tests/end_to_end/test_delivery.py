@@ -15,11 +15,12 @@ import boto3
 import pytest
 
 from costagent_assets.cli import main as cli
+from costagent_assets.home import Home
 from costagent_assets.run_lease import FileLease
 from costagent_assets.send_ledger import SendLedger
 from costagent_assets.teams.registry import load_registry
 from costagent_tests.end_to_end.test_emails import ADMIN, AS_OF, REPO, configure, run_cli, team_and_admin
-from costagent_tests.peers.homes import DEMO_AS_OF, copy_home, demo_accounts
+from costagent_tests.peers.homes import DEMO_AS_OF, copy_home, demo_accounts, environment
 from costagent_tests.peers.moto_server import WAREHOUSE_BUCKET as BUCKET
 from costagent_tests.smtp_peer import Recorder, SmtpPeer, make_certs
 
@@ -173,3 +174,29 @@ def test_a_run_with_an_undelivered_email_is_partial_and_the_admins_hear_of_it_on
     everyone = recorder.by_recipient() + peer.recorder.by_recipient()
     teams = load_registry(home / "teams.json")
     assert all(everyone[t.team_email] == 1 for t in teams) and all(everyone[c] == 1 for t in teams for c in t.cc_emails)
+
+
+def test_a_run_launched_outside_the_cli_fails_at_start_while_the_lease_is_held(demo_home, tmp_path):
+    """What the schedule and the UI launch: the weekly job itself, with no CLI around it."""
+    from costagent_assets.cli.runner import _definitions, prepare_instance
+    from costagent_assets.defs.automation import plan_weekly_runs
+
+    home = copy_home(demo_home, tmp_path / "home")
+    with environment():
+        instance = prepare_instance(Home(home))
+        try:
+            planned = plan_weekly_runs(DEMO_AS_OF, list(instance.get_dynamic_partitions("account")), False)[0]
+            job = _definitions(str(home)).resolve_job_def(planned.job_name)
+            lease = FileLease(home / "warehouse" / ".run_lease")
+            holder = lease.try_acquire("costagent weekly_report 2026-11")  # another process's CLI run
+            try:
+                result = job.execute_in_process(instance=instance, tags=planned.tags, raise_on_error=False)
+            finally:
+                lease.release(holder)
+            failure = next(e for e in result.all_events if e.is_failure)
+            assert not result.success and "another run holds this installation's run lease" in str(failure.event_specific_data)
+            assert result.get_asset_materialization_events() == []  # nothing was written
+            result = job.execute_in_process(instance=instance, tags=planned.tags, raise_on_error=False)
+            assert result.success  # free again: the same launch runs
+        finally:
+            instance.dispose()
