@@ -59,7 +59,7 @@ def main() -> None:
             code, seconds, output = cli(home, env, *command)
             got = peer.recorder.messages[before:]
             to = Counter(m.message["To"] for m in got)
-            says = next((line.strip() for line in output.splitlines() if line.strip().startswith("emails:")), "")
+            says = next((line.strip() for line in output.splitlines() if line.strip().startswith("emails")), "")
             print(f"{name:<34} {code:>4} {seconds:8.1f} {len(got):>8} {len(to):>11} "
                   f"{sum(n - 1 for n in to.values()):>5}  {says}")
             if code not in (0, 3):

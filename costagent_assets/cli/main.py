@@ -68,7 +68,7 @@ def _report_runs(outcomes) -> int:
         extra = f" (failed steps: {', '.join(o.failed_steps)})" if o.failed_steps else ""
         print(f"  {o.job_name:<15} {o.month}  {state:<7} {o.seconds:6.1f} s  run {o.run_id[:8]}{extra}")
         if o.delivery is not None:
-            print(f"  {'':<15} emails: {summary_text(o.delivery)}")
+            print(f"  {'':<15} emails ({o.delivery_mode}): {summary_text(o.delivery)}")
     if not outcomes or not all(o.success for o in outcomes):
         return EXIT_FAILED
     return EXIT_PARTIAL if any(o.partial for o in outcomes) else EXIT_OK

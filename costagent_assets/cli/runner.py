@@ -86,6 +86,7 @@ class RunOutcome:
     failed_steps: list[str] = field(default_factory=list)
     # The emails step's counts (sent, already_sent, deferred, unconfirmed, failed); None without emails.
     delivery: dict[str, int] | None = None
+    delivery_mode: str = ""  # outbox | smtp
 
     @property
     def partial(self) -> bool:
@@ -107,8 +108,9 @@ def execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], m
             instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG
         )
     failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key]
+    events = result.get_asset_materialization_events()
     return RunOutcome(job_name, month, result.run_id, result.success, time.perf_counter() - started, failed,
-                      delivery_counts(result.get_asset_materialization_events()))
+                      delivery_counts(events), delivery_mode(events))
 
 
 def installation_lease(instance: dg.DagsterInstance):
@@ -122,19 +124,27 @@ def installation_lease(instance: dg.DagsterInstance):
     return open_run_lease(warehouse_root(home, settings), settings.s3_endpoint_url, settings.s3_region)
 
 
+def _emails_metadata(events) -> dict | None:
+    for event in events:
+        if event.is_step_materialization:
+            materialization = event.step_materialization_data.materialization
+            if materialization.asset_key == dg.AssetKey("emails") and "emails_sent" in materialization.metadata:
+                return materialization.metadata
+    return None
+
+
 def delivery_counts(events) -> dict[str, int] | None:
     """The emails step's delivery counts from its materialization events; None when it did not run."""
     from costagent_assets.delivery import SUMMARY_FIELDS
 
-    for event in events:
-        if not event.is_step_materialization:
-            continue
-        materialization = event.step_materialization_data.materialization
-        if materialization.asset_key == dg.AssetKey("emails"):
-            metadata = materialization.metadata
-            if "emails_sent" in metadata:
-                return {k: int(metadata[f"emails_{k}"].value) for k in SUMMARY_FIELDS}
-    return None
+    metadata = _emails_metadata(events)
+    return None if metadata is None else {k: int(metadata[f"emails_{k}"].value) for k in SUMMARY_FIELDS}
+
+
+def delivery_mode(events) -> str:
+    """How the emails step delivered (``outbox`` or ``smtp``); empty when it did not run."""
+    metadata = _emails_metadata(events)
+    return str(metadata["delivery"].value) if metadata is not None and "delivery" in metadata else ""
 
 
 def run_weekly(instance: dg.DagsterInstance, as_of: date, account_ids: Sequence[str]) -> list[RunOutcome]:

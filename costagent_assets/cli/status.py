@@ -54,7 +54,7 @@ def delivery_lines(instance) -> list[str]:
     """What the last run that sent emails delivered: complete or partial, and its counts."""
     import dagster as dg
 
-    from costagent_assets.cli.runner import delivery_counts
+    from costagent_assets.cli.runner import delivery_counts, delivery_mode
     from costagent_assets.delivery import summary_text
 
     records = instance.fetch_materializations(dg.AssetKey("emails"), limit=1).records
@@ -66,8 +66,8 @@ def delivery_lines(instance) -> list[str]:
         return []
     run = instance.get_run_by_id(records[0].run_id)
     outcome = (run.tags.get("costagent/delivery") if run else None) or "?"
-    mode = records[0].asset_materialization.metadata.get("delivery")
-    line = f"emails:      {outcome} ({mode.value if mode else '?'}), run {records[0].run_id[:8]}: {summary_text(counts)}"
+    line = (f"emails:      {outcome} ({delivery_mode([event]) or '?'}), run {records[0].run_id[:8]}: "
+            f"{summary_text(counts)}")
     if outcome == "partial":
         return [line, "             not every email arrived: the admin report lists them; deferred ones are "
                 "retried by the next run, unconfirmed ones are re-sent only by `costagent resend`"]

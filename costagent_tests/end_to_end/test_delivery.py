@@ -54,7 +54,7 @@ def test_switching_from_the_outbox_to_smtp_delivers_the_week_once(live):
     assert code == 0
     assert len(teams) == 84 and got == Counter({t.team_email: 1 for t in teams})
     assert len(admins) == 1 and len(recorder.messages) == 85
-    assert "emails: 85 sent, 0 already sent, 0 deferred, 0 unconfirmed, 0 failed" in output
+    assert "emails (smtp): 85 sent, 0 already sent, 0 deferred, 0 unconfirmed, 0 failed" in output
     # Both channels are in the ledger, each once per report.
     ledger = SendLedger(home / "warehouse" / "email_ledger")
     assert Counter(e.key.channel for e in ledger.entries(AS_OF)) == {"outbox": 85, "mail": 85}
@@ -65,7 +65,7 @@ def test_a_rerun_after_going_live_delivers_nothing(live, certs, capsys):
     with SmtpPeer(certs) as peer:
         assert run_cli(home, peer, "run", "--as-of", AS_OF) == 0
     assert peer.recorder.messages == []
-    assert "emails: 0 sent, 85 already sent, 0 deferred, 0 unconfirmed, 0 failed" in capsys.readouterr().out
+    assert "emails (smtp): 0 sent, 85 already sent, 0 deferred, 0 unconfirmed, 0 failed" in capsys.readouterr().out
 
 
 def test_status_shows_the_last_runs_delivery(live, capsys):
@@ -118,7 +118,7 @@ def test_two_runs_at_once_one_refused_by_name_and_no_email_twice(demo_home, tmp_
     assert first.returncode == 0, output
     got, admins = team_and_admin(peer.recorder)
     assert got == Counter({t.team_email: 1 for t in load_registry(home / "teams.json")}) and len(admins) == 1
-    assert "emails: 85 sent, 0 already sent, 0 deferred, 0 unconfirmed, 0 failed" in output
+    assert "emails (smtp): 85 sent, 0 already sent, 0 deferred, 0 unconfirmed, 0 failed" in output
 
 
 def test_a_replaced_container_with_the_warehouse_on_s3_sends_nothing_again(bucket, tmp_path, certs):
@@ -152,7 +152,7 @@ def test_a_run_with_an_undelivered_email_is_partial_and_the_admins_hear_of_it_on
     with SmtpPeer(certs, recorder) as peer:
         assert run_cli(home, peer, "demo", "--accounts", "4", "--history-months", "0", "--as-of", AS_OF) == 3
         out = capsys.readouterr().out
-        assert "PARTIAL" in out and "emails: 4 sent, 0 already sent, 1 deferred, 0 unconfirmed, 0 failed" in out
+        assert "PARTIAL" in out and "emails (smtp): 4 sent, 0 already sent, 1 deferred, 0 unconfirmed, 0 failed" in out
         assert cli.main(["--home", str(home), "status"]) == 0
         status = capsys.readouterr().out
         assert "emails:      partial (smtp), run " in status and "1 deferred" in status
@@ -169,7 +169,7 @@ def test_a_run_with_an_undelivered_email_is_partial_and_the_admins_hear_of_it_on
     # The mailbox has room again: the next run delivers it, and only it.
     with SmtpPeer(certs) as peer:
         assert run_cli(home, peer, "run", "--as-of", AS_OF) == 0
-        assert "emails: 1 sent, 4 already sent, 0 deferred, 0 unconfirmed, 0 failed" in capsys.readouterr().out
+        assert "emails (smtp): 1 sent, 4 already sent, 0 deferred, 0 unconfirmed, 0 failed" in capsys.readouterr().out
     assert [m.message["To"] for m in peer.recorder.messages] == [full]
     everyone = recorder.by_recipient() + peer.recorder.by_recipient()
     teams = load_registry(home / "teams.json")
