@@ -55,6 +55,7 @@ def delivery_lines(instance) -> list[str]:
     import dagster as dg
 
     from costagent_assets.cli.runner import delivery_counts, delivery_mode
+    from costagent_assets.defs.emails import DELIVERY_TAG
     from costagent_assets.delivery import summary_text
 
     records = instance.fetch_materializations(dg.AssetKey("emails"), limit=1).records
@@ -65,7 +66,7 @@ def delivery_lines(instance) -> list[str]:
     if counts is None:
         return []
     run = instance.get_run_by_id(records[0].run_id)
-    outcome = (run.tags.get("costagent/delivery") if run else None) or "?"
+    outcome = (run.tags.get(DELIVERY_TAG) if run else None) or "?"
     line = (f"emails:      {outcome} ({delivery_mode([event]) or '?'}), run {records[0].run_id[:8]}: "
             f"{summary_text(counts)}")
     if outcome == "partial":

@@ -95,6 +95,7 @@ def emails(
     teams_registry: TeamsRegistry,
     warehouse: WarehouseResource,
     email_delivery: EmailDelivery,
+    # Not called: requiring it makes every run of this job hold the installation's lease from its start.
     run_lease: RunLeaseResource,
 ):
     """One HTML report per team with only its own account's figures (and its top 3 savings), and, when the run covers every
