@@ -23,6 +23,7 @@ from costagent_assets.teams.registry import load_registry
 from costagent_tests.end_to_end.test_emails import ADMIN, AS_OF, REPO, configure, run_cli, team_and_admin
 from costagent_tests.peers.homes import DEMO_AS_OF, copy_home, demo_accounts, environment
 from costagent_tests.peers.moto_server import WAREHOUSE_BUCKET as BUCKET
+from costagent_tests.peers.token_server import CLIENT_ID, CLIENT_SECRET, TENANT, TokenServer
 from costagent_tests.smtp_peer import Recorder, SmtpPeer, make_certs
 
 assert AS_OF == DEMO_AS_OF.isoformat()  # the shared demo home's week is the week these tests send
@@ -203,3 +204,26 @@ def test_a_run_launched_outside_the_cli_fails_at_start_while_the_lease_is_held(d
             assert result.success  # free again: the same launch runs
         finally:
             instance.dispose()
+
+
+def test_office365_style_xoauth2_delivers_and_a_wrong_secret_fails_the_run_without_printing_it(
+        tmp_path, certs, capfd):
+    home = tmp_path / "home"
+    configure(home, certs.ca)
+    with TokenServer() as tokens:
+        for key, value in (("smtp_auth", "xoauth2"), ("smtp_oauth_authority", tokens.authority)):
+            assert cli.main(["--home", str(home), "config", "set", key, value]) == 0
+        oauth = {"SMTP_USER": None, "SMTP_PASSWORD": None, "SMTP_OAUTH_TENANT": TENANT,
+                 "SMTP_OAUTH_CLIENT_ID": CLIENT_ID}
+        with SmtpPeer(certs, Recorder(oauth_tokens=tokens.issued)) as peer:
+            with environment(**oauth, SMTP_OAUTH_CLIENT_SECRET="not-the-secret-value"):
+                assert run_cli(home, peer, "demo", "--accounts", "2", "--history-months", "0", "--as-of", AS_OF) == 1
+            printed = capfd.readouterr()
+            assert "not-the-secret-value" not in printed.out + printed.err
+            assert "AADSTS7000215" in printed.err and peer.recorder.messages == []
+            with environment(**oauth, SMTP_OAUTH_CLIENT_SECRET=CLIENT_SECRET):
+                assert run_cli(home, peer, "run", "--as-of", AS_OF) == 0
+            assert CLIENT_SECRET not in "".join(capfd.readouterr())
+    assert len(peer.recorder.messages) == 3 and all(m.authenticated for m in peer.recorder.messages)
+    assert {m for m, _ in peer.recorder.auth_attempts} == {"XOAUTH2"}
+    assert len(tokens.requests) == 2  # the refused one, then one token for the whole run
