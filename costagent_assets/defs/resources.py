@@ -79,7 +79,7 @@ SOURCE_ENVIRONMENT = {"datadog": ("DATADOG_API_KEY", "DATADOG_APP_KEY", "DATADOG
 
 # Required by email_mode=smtp (SMTP_PORT, SMTP_USER and SMTP_PASSWORD are optional), and by smtp_auth=xoauth2.
 SMTP_ENVIRONMENT = ("SMTP_HOST", "SENDER_EMAIL")
-XOAUTH2_ENVIRONMENT = ("SMTP_OAUTH_TENANT", "SMTP_OAUTH_CLIENT_ID", "SMTP_OAUTH_CLIENT_SECRET")
+XOAUTH2_ENVIRONMENT = ("SMTP_OAUTH_TENANT", "SMTP_OAUTH_CLIENT_ID")  # and a secret or a certificate
 
 
 def source_setup_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
@@ -105,6 +105,9 @@ def delivery_setup_problems(settings: Settings, environ: Mapping[str, str]) -> l
     if unset:
         problems.append(f"email_mode=smtp needs the environment variable(s) {', '.join(unset)}")
     unset = [name for name in XOAUTH2_ENVIRONMENT if settings.smtp_auth == "xoauth2" and not environ.get(name)]
+    if settings.smtp_auth == "xoauth2" and not (environ.get("SMTP_OAUTH_CLIENT_SECRET")
+                                                or environ.get("SMTP_OAUTH_CERTIFICATE")):
+        unset.append("SMTP_OAUTH_CLIENT_SECRET (or SMTP_OAUTH_CERTIFICATE)")
     if unset:
         problems.append(f"smtp_auth=xoauth2 needs the environment variable(s) {', '.join(unset)}")
     return problems
@@ -123,6 +126,7 @@ def smtp_delivery(settings: Settings) -> SmtpDelivery:
         "oauth_tenant": ("SMTP_OAUTH_TENANT", dg.EnvVar),
         "oauth_client_id": ("SMTP_OAUTH_CLIENT_ID", dg.EnvVar),
         "oauth_client_secret": ("SMTP_OAUTH_CLIENT_SECRET", dg.EnvVar),
+        "oauth_certificate": ("SMTP_OAUTH_CERTIFICATE", dg.EnvVar),
     }
     return SmtpDelivery(
         host=dg.EnvVar("SMTP_HOST"),

@@ -1,7 +1,9 @@
 """OAuth 2.0 access tokens by the client-credentials flow (Microsoft identity platform), for SMTP XOAUTH2.
 
-``POST {authority}/{tenant}/oauth2/v2.0/token`` with ``client_id``, ``client_secret``, ``scope`` and
-``grant_type=client_credentials`` answers ``{"token_type": "Bearer", "expires_in": 3599, "access_token":
+``POST {authority}/{tenant}/oauth2/v2.0/token`` with ``client_id``, ``scope``,
+``grant_type=client_credentials`` and either ``client_secret`` or, for a certificate credential, a
+``client_assertion`` (a JWT signed RS256 with the certificate's key, ``x5t#S256`` naming the certificate)
+answers ``{"token_type": "Bearer", "expires_in": 3599, "access_token":
 ...}``; a refusal answers 400/401 with ``{"error": "invalid_client", "error_description": "AADSTS7000215:
 ..."}``. Tokens are cached per (authority, tenant, client, scope) until a minute before they expire, so a
 run asks once however many connections it opens; ``invalidate`` drops one the server refused (535).
@@ -9,11 +11,18 @@ run asks once however many connections it opens; ``invalidate`` drops one the se
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 # Office 365 SMTP AUTH with application permissions.
 OFFICE365_SMTP_SCOPE = "https://outlook.office365.com/.default"
@@ -32,7 +41,8 @@ class ClientCredentials:
     authority: str  # https://login.microsoftonline.com
     tenant: str
     client_id: str
-    client_secret: str
+    client_secret: str = ""
+    certificate_path: str = ""  # a PEM file with the private key and the certificate, instead of a secret
     scope: str = OFFICE365_SMTP_SCOPE
 
     @property
@@ -67,12 +77,12 @@ def invalidate(credentials: ClientCredentials) -> None:
 
 def _fetch(credentials: ClientCredentials, timeout_seconds: float) -> tuple[str, float]:
     who = f"client {credentials.client_id} in tenant {credentials.tenant}"
-    form = {
-        "client_id": credentials.client_id,
-        "client_secret": credentials.client_secret,
-        "scope": credentials.scope,
-        "grant_type": "client_credentials",
-    }
+    form = {"client_id": credentials.client_id, "scope": credentials.scope, "grant_type": "client_credentials"}
+    if credentials.certificate_path:
+        form |= {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                 "client_assertion": client_assertion(credentials)}
+    else:
+        form["client_secret"] = credentials.client_secret
     try:
         reply = httpx.post(credentials.token_url, data=form, timeout=timeout_seconds)
     except httpx.HTTPError as err:
@@ -96,3 +106,29 @@ def _fetch(credentials: ClientCredentials, timeout_seconds: float) -> tuple[str,
 def xoauth2_response(user: str, token: str) -> str:
     """The SASL XOAUTH2 initial response (before base64): ``user=...^Aauth=Bearer ...^A^A``."""
     return f"user={user}\x01auth=Bearer {token}\x01\x01"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def client_assertion(credentials: ClientCredentials, lifetime_seconds: int = 600) -> str:
+    """The signed JWT that proves the app holds its certificate's key: RS256, ``x5t#S256`` (the certificate's
+    SHA-256 thumbprint), audience the token endpoint, issuer and subject the client id."""
+    try:
+        pem = Path(credentials.certificate_path).read_bytes()
+        key = serialization.load_pem_private_key(pem, password=None)
+        certificate = x509.load_pem_x509_certificate(pem)
+    except (OSError, ValueError) as err:
+        raise OAuthError(f"cannot read the OAuth certificate {credentials.certificate_path} (a PEM file with the "
+                         f"private key and the certificate): {type(err).__name__}") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise OAuthError(f"the OAuth certificate {credentials.certificate_path} must hold an RSA key")
+    thumbprint = certificate.fingerprint(hashes.SHA256())
+    header = {"alg": "RS256", "typ": "JWT", "x5t#S256": _b64url(thumbprint)}
+    now = int(time.time())
+    claims = {"aud": credentials.token_url, "iss": credentials.client_id, "sub": credentials.client_id,
+              "jti": str(uuid.uuid4()), "nbf": now, "iat": now, "exp": now + lifetime_seconds}
+    signing_input = ".".join(_b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims))
+    signature = key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64url(signature)}"

@@ -264,6 +264,9 @@ class SmtpDelivery(EmailDelivery):
     oauth_tenant: str | None = Field(default=None, description="Directory (tenant) id (SMTP_OAUTH_TENANT).")
     oauth_client_id: str | None = Field(default=None, description="Application (client) id (SMTP_OAUTH_CLIENT_ID).")
     oauth_client_secret: str | None = Field(default=None, description="Client secret (SMTP_OAUTH_CLIENT_SECRET).")
+    oauth_certificate: str | None = Field(
+        default=None, description="PEM file with the key and certificate, instead of a secret (SMTP_OAUTH_CERTIFICATE)."
+    )
 
     @property
     def mode(self) -> str:
@@ -280,12 +283,14 @@ class SmtpDelivery(EmailDelivery):
     def oauth_credentials(self) -> ClientCredentials:
         """The app registration's client credentials for xoauth2; SmtpError names what is missing."""
         missing = [name for name, value in (("SMTP_OAUTH_TENANT", self.oauth_tenant),
-                                            ("SMTP_OAUTH_CLIENT_ID", self.oauth_client_id),
-                                            ("SMTP_OAUTH_CLIENT_SECRET", self.oauth_client_secret)) if not value]
+                                            ("SMTP_OAUTH_CLIENT_ID", self.oauth_client_id)) if not value]
+        if not (self.oauth_client_secret or self.oauth_certificate):
+            missing.append("SMTP_OAUTH_CLIENT_SECRET (or SMTP_OAUTH_CERTIFICATE)")
         if missing:
             raise SmtpError(f"smtp_auth=xoauth2 needs the environment variable(s) {', '.join(missing)}")
         return ClientCredentials(self.oauth_authority, self.oauth_tenant, self.oauth_client_id,
-                                 self.oauth_client_secret)
+                                 client_secret=self.oauth_client_secret or "",
+                                 certificate_path=self.oauth_certificate or "")
 
     @contextmanager
     def session(self, report_date: str) -> Iterator[_SmtpSession]:

@@ -12,7 +12,14 @@ from costagent_assets.resources.oauth import ClientCredentials, OAuthError, acce
 from costagent_assets.resources.smtp import SmtpDelivery, SmtpError
 from costagent_assets.send_ledger import SendLedger
 from costagent_assets.settings import Settings
-from costagent_tests.peers.token_server import CLIENT_ID, CLIENT_SECRET, SCOPE, TENANT, TokenServer
+from costagent_tests.peers.token_server import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    SCOPE,
+    TENANT,
+    TokenServer,
+    make_client_certificate,
+)
 from costagent_tests.resources.test_smtp import delivery, outgoing, send
 from costagent_tests.smtp_peer import Recorder, SmtpPeer, make_certs
 
@@ -89,7 +96,7 @@ def test_smtp_auth_xoauth2_binds_the_oauth_variables_and_checks_them_before_a_ru
     env = {"SMTP_HOST": "smtp.office365.com", "SENDER_EMAIL": SENDER}
     assert delivery_setup_problems(settings, env) == [
         "smtp_auth=xoauth2 needs the environment variable(s) SMTP_OAUTH_TENANT, SMTP_OAUTH_CLIENT_ID, "
-        "SMTP_OAUTH_CLIENT_SECRET"
+        "SMTP_OAUTH_CLIENT_SECRET (or SMTP_OAUTH_CERTIFICATE)"
     ]
     for name, value in {"SMTP_OAUTH_TENANT": TENANT, "SMTP_OAUTH_CLIENT_ID": CLIENT_ID,
                         "SMTP_OAUTH_CLIENT_SECRET": CLIENT_SECRET}.items():
@@ -109,3 +116,31 @@ def test_basic_auth_stays_available(certs, tmp_path):
         with delivery(peer, certs.ca).session("2026-11-23") as session:
             assert session.conn is not None
     assert [m for m, _ in peer.recorder.auth_attempts] in (["PLAIN"], ["LOGIN"])
+
+
+def test_a_certificate_credential_signs_a_client_assertion_instead_of_sending_a_secret(certs, tmp_path):
+    pem = tmp_path / "costagent-smtp.pem"
+    with TokenServer() as tokens:
+        tokens.register(make_client_certificate(pem))
+        recorder = Recorder(oauth_tokens=tokens.issued)
+        with SmtpPeer(certs, recorder) as peer:
+            results = send(peer, certs.ca, outgoing(2), SendLedger(tmp_path / "ledger"),
+                           **oauth(tokens, oauth_client_secret=None, oauth_certificate=str(pem)))
+    assert [r.status for r in results] == ["delivered"] * 2
+    form = tokens.requests[0]
+    assert "client_secret" not in form and form["client_assertion_type"].endswith(":jwt-bearer")
+    assert form["client_assertion"].count(".") == 2 and [ok for _, _, ok in recorder.xoauth2_attempts] == [True]
+
+
+def test_a_certificate_the_app_does_not_know_is_refused_clearly(certs, tmp_path):
+    pem = tmp_path / "unregistered.pem"
+    make_client_certificate(pem)
+    with TokenServer() as tokens, SmtpPeer(certs, Recorder(oauth_tokens=tokens.issued)) as peer:
+        with pytest.raises(SmtpError, match=r"HTTP 401\): invalid_client: AADSTS700027: Client assertion failed"):
+            send(peer, certs.ca, outgoing(1), SendLedger(tmp_path / "ledger"),
+                 **oauth(tokens, oauth_client_secret=None, oauth_certificate=str(pem)))
+        with pytest.raises(SmtpError, match="cannot read the OAuth certificate"):
+            send(peer, certs.ca, outgoing(1), SendLedger(tmp_path / "ledger"),
+                 **oauth(tokens, oauth_client_secret=None, oauth_certificate=str(tmp_path / "missing.pem")))
+        assert peer.recorder.messages == []
+
