@@ -183,13 +183,27 @@ def cmd_run(args, home: Home) -> int:
     return _run(home, _as_of(args.as_of))
 
 
+def _ledger(home: Home, settings):
+    """The send ledger of an installation (beside its warehouse)."""
+    from costagent_assets.resources.s3_ledger import open_send_ledger
+    from costagent_assets.resources.s3_warehouse import ledger_dir, warehouse_root
+
+    return open_send_ledger(warehouse_root(home, settings), settings.s3_endpoint_url, settings.s3_region,
+                            str(ledger_dir(home, settings)))
+
+
+def _ledger_channel(settings) -> str:
+    """The ledger channel of the configured ``email_mode``."""
+    from costagent_assets.send_ledger import MAIL, OUTBOX
+
+    return OUTBOX if settings.email_mode == "outbox" else MAIL
+
+
 def cmd_resend(args, home: Home) -> int:
     """Send a week's emails again on purpose: releases their ledger entries, then runs that week."""
     from costagent_assets.cli.runner import installation_lease, prepare_instance
-    from costagent_assets.resources.s3_ledger import open_send_ledger
-    from costagent_assets.resources.s3_warehouse import ledger_dir, warehouse_root
     from costagent_assets.run_lease import hold
-    from costagent_assets.send_ledger import MAIL, OUTBOX
+    from costagent_assets.send_ledger import MAIL
 
     week = _as_of(args.week)
     settings = _settings(home)
@@ -197,9 +211,8 @@ def cmd_resend(args, home: Home) -> int:
     unknown = sorted(set(args.team or ()) - known)
     if unknown:
         return _fail(f"--team {', '.join(unknown)}: not in the teams registry (`costagent teams list`)")
-    channel = OUTBOX if settings.email_mode == "outbox" else MAIL
-    ledger = open_send_ledger(warehouse_root(home, settings), settings.s3_endpoint_url, settings.s3_region,
-                              str(ledger_dir(home, settings)))
+    channel = _ledger_channel(settings)
+    ledger = _ledger(home, settings)
     chosen = [e for e in ledger.entries(week.isoformat(), channel)
               if not args.team or (e.key.kind == "team" and e.key.subject in args.team)]
     what = "by mail" if channel == MAIL else "to the outbox"

@@ -50,8 +50,13 @@ def status_lines(home: Home, today: date) -> list[str]:
     return lines
 
 
+# Undelivered emails listed by `costagent status`; the admin report and the ledger have them all.
+SHOWN_PROBLEMS = 10
+
+
 def delivery_lines(instance) -> list[str]:
-    """What the last run that sent emails delivered: complete or partial, and its counts."""
+    """What the last run that sent emails delivered: complete or partial, its counts and, when partial,
+    which emails have not (certainly) arrived."""
     import dagster as dg
 
     from costagent_assets.cli.runner import delivery_counts, delivery_mode
@@ -69,8 +74,14 @@ def delivery_lines(instance) -> list[str]:
     outcome = (run.tags.get(DELIVERY_TAG) if run else None) or "?"
     line = (f"emails:      {outcome} ({delivery_mode([event]) or '?'}), run {records[0].run_id[:8]}: "
             f"{summary_text(counts)}")
-    if outcome == "partial":
-        return [line, "             not every email arrived: the admin report lists them; deferred ones are "
-                "retried by the next run, unconfirmed ones are re-sent only by `costagent resend`"]
-    return [line]
-
+    if outcome != "partial" or run is None:
+        return [line]
+    lines = [line, "             not delivered (deferred ones are retried by the next run; unconfirmed ones "
+             "are re-sent only by `costagent resend`):"]
+    listed = records[0].asset_materialization.metadata.get("undelivered")
+    problems = list(listed.value) if listed is not None else []
+    for p in problems[:SHOWN_PROBLEMS]:
+        lines.append(f"               {p['kind']} {p['subject']} to {p['recipient']}: {p['status']}")
+    if counts["deferred"] + counts["unconfirmed"] + counts["failed"] > SHOWN_PROBLEMS:
+        lines.append("               ... and more: the admin report lists them all")
+    return lines

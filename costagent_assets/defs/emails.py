@@ -53,6 +53,7 @@ from costagent_assets.settings import Settings
 PREVIEW_LINES = 60
 # The run tag that says whether every email of the run reached its recipients (`costagent status` reads it).
 DELIVERY_TAG = "costagent/delivery"
+UNDELIVERED_LISTED = 50  # in the materialization's metadata; more would crowd the UI
 
 
 def _preview(text: str) -> dg.MetadataValue:
@@ -204,6 +205,11 @@ def emails(
         **{f"emails_{k}": n for k, n in summary.items()},
         "delivery_outcome": outcome,
         "failure_notice": notice,
+        # Which emails did not (certainly) arrive: `costagent status` lists them; the admin report has them all.
+        "undelivered": dg.MetadataValue.json([
+            {"kind": d.key.kind, "subject": d.key.subject, "recipient": d.key.recipient, "status": d.status}
+            for d in delivery_problems(team_results + admin_results)[:UNDELIVERED_LISTED]
+        ]),
         "subjects": dg.MetadataValue.md(
             markdown.table(
                 [(m, p["team"].subject) for m, p in previews.items() if "team" in p],

@@ -160,6 +160,8 @@ def test_a_run_with_an_undelivered_email_is_partial_and_the_admins_hear_of_it_on
         assert cli.main(["--home", str(home), "status"]) == 0
         status = capsys.readouterr().out
         assert "emails:      partial (smtp), run " in status and "1 deferred" in status
+        account = demo_accounts(4)[1]["aws_account_id"]
+        assert f"team {account} to {full}: deferred" in status  # which one
         # The admin report of this run was delivered and lists it: no separate notice.
         admin_text = team_and_admin(recorder)[1][0].message.get_body(("plain",)).get_content()
         assert full in admin_text
