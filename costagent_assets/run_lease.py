@@ -168,7 +168,10 @@ class ObjectLease:
     def _renew(self, holder: Holder) -> None:
         while not self._stop.wait(self.ttl / 3):
             renewed = Holder(**{**asdict(holder), "expires": time.time() + self.ttl})
-            version = self.storage.write(renewed.to_bytes(), replacing=self._version)
+            try:
+                version = self.storage.write(renewed.to_bytes(), replacing=self._version)
+            except Exception:  # noqa: BLE001 - a network blip: two more tries before the lease can expire
+                continue
             if version is None:
                 self.lost = True
                 return
