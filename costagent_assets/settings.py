@@ -589,6 +589,19 @@ class Settings(BaseModel):
         "PEM file of the certificate authorities trusted for the SMTP server's certificate (stored as an absolute "
         "path); empty for the system's trust store, default empty."
     ))
+    smtp_auth: Annotated[str, Choice("basic", "xoauth2")] = Field("basic", description=(
+        "How costagent logs in to the SMTP server: `basic` (`SMTP_USER` and `SMTP_PASSWORD`; no AUTH without a "
+        "user) or `xoauth2` (OAuth 2.0 client credentials from `SMTP_OAUTH_TENANT`, `SMTP_OAUTH_CLIENT_ID` and "
+        "`SMTP_OAUTH_CLIENT_SECRET`, as Office 365 requires; see [Office 365](#office-365-oauth-20)); "
+        "default basic."
+    ))
+    smtp_oauth_authority: Annotated[str, Pattern(
+        r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?|http://(127\.0\.0\.1|localhost)(:[0-9]{1,5})?/?",
+        "an https://host[:port] URL (http only on 127.0.0.1 or localhost)", url=True,
+    )] = Field("https://login.microsoftonline.com", description=(
+        "Where `smtp_auth=xoauth2` gets its tokens: the identity platform's host, to which "
+        "`/<tenant>/oauth2/v2.0/token` is added; default `https://login.microsoftonline.com`."
+    ))
     datadog_dashboard_url: Annotated[str, Custom(
         _url_template,
         "an https:// URL where {account_id} and {team_name} are replaced per account, or an empty value for no link",

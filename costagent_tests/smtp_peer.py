@@ -2,11 +2,15 @@
 
 The server records every accepted message with its envelope, whether it arrived over TLS and
 authenticated, and can be told to answer RCPT or DATA with given replies (4xx, 5xx) or to run a
-callback when a message arrives (to kill the sending process mid-run).
+callback when a message arrives (to kill the sending process mid-run). Besides LOGIN and PLAIN it offers
+XOAUTH2 (as Office 365 does), accepting the bearer tokens in ``Recorder.oauth_tokens`` (issued by the
+loopback identity platform of ``peers/token_server.py``) and answering anything else as Office 365 does.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import email
 import email.policy
@@ -127,6 +131,8 @@ class Recorder:
     rcpt_attempts: Counter = field(default_factory=Counter)
     auth_attempts: list[tuple[str, bool]] = field(default_factory=list)  # (mechanism, over TLS)
     on_message: Callable[[int], None] | None = None  # called with the count after each accepted message
+    oauth_tokens: set[str] = field(default_factory=set)  # bearer tokens XOAUTH2 accepts
+    xoauth2_attempts: list[tuple[str, str, bool]] = field(default_factory=list)  # (user, token, accepted)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
@@ -168,6 +174,21 @@ class Recorder:
             PASSWORD.encode(),
         )
         return AuthResult(success=ok, handled=False)
+
+    async def auth_XOAUTH2(self, server, args) -> AuthResult:  # noqa: N802
+        """SASL XOAUTH2 with the initial response: ``user=<mailbox>^Aauth=Bearer <token>^A^A``, base64."""
+        self.auth_attempts.append(("XOAUTH2", server.session.ssl is not None))
+        try:
+            text = base64.b64decode(args[1], validate=True).decode("utf-8") if len(args) > 1 else ""
+        except (binascii.Error, UnicodeDecodeError):
+            text = ""
+        fields = dict(part.split("=", 1) for part in text.split("\x01") if "=" in part)
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        ok = bool(fields.get("user")) and token in self.oauth_tokens
+        self.xoauth2_attempts.append((fields.get("user", ""), token, ok))
+        if ok:
+            return AuthResult(success=True, auth_data=LoginPassword(fields["user"].encode(), b""))
+        return AuthResult(success=False, handled=False, message="535 5.7.3 Authentication unsuccessful")
 
     def by_recipient(self) -> Counter:
         """How many messages each envelope recipient got."""

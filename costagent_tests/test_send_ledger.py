@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -14,6 +15,7 @@ from costagent_assets.send_ledger import LedgerKey, SendLedger
 from costagent_assets.settings import Settings
 
 KEY = LedgerKey.of("2026-11-23", "team", "123456789012", "2026-11", " Team@Example.com ")
+_PARTS = ("2026-11-23", "team", "123456789012", "2026-11", "team@example.com")
 
 
 def test_first_claim_wins_and_later_claims_see_it(tmp_path):
@@ -115,3 +117,48 @@ def test_the_ledger_lives_beside_a_local_warehouse_and_on_local_disk_for_s3(tmp_
     assert ledger_dir(home, Settings()) == home.warehouse_dir / "email_ledger"
     assert ledger_dir(home, Settings(warehouse_uri=str(tmp_path / "wh"))) == tmp_path / "wh" / "email_ledger"
     assert ledger_dir(home, Settings(warehouse_uri="s3://bucket/costagent")) == home.root / "email_ledger"
+
+
+def test_an_outbox_write_and_a_mail_send_of_one_report_are_separate_entries(tmp_path):
+    ledger = SendLedger(tmp_path)
+    outbox = LedgerKey.of(*_PARTS, channel="outbox")
+    mail = LedgerKey.of(*_PARTS)
+    assert mail.channel == "mail" and outbox.digest != mail.digest
+    assert ledger.claim(outbox, "demo") is None
+    ledger.confirm(outbox, "delivered", detail="written to the outbox")
+    assert ledger.claim(mail, "go-live") is None  # the outbox write does not count as a delivery
+    assert [e.key.channel for e in ledger.entries("2026-11-23")] == ["mail", "outbox"]
+    assert [e.key for e in ledger.entries("2026-11-23", "outbox")] == [outbox]
+    with pytest.raises(ValueError, match="channel must be one of"):
+        LedgerKey.of(*_PARTS, channel="pigeon")
+
+
+def test_a_mail_key_hashes_as_before_channels_existed():
+    # Claims written by older versions must still stop a second send.
+    # The digest the version before channels gave this key (computed with that version's send_ledger.py).
+    assert LedgerKey.of(*_PARTS).digest == "4281be31a09b95ccea22857a492be350210fccfb"
+
+
+def test_an_outbox_write_recorded_before_channels_existed_does_not_stop_the_smtp_send(tmp_path):
+    ledger = SendLedger(tmp_path)
+    mail = LedgerKey.of(*_PARTS)
+    # What an older version left after `costagent demo`: the outbox write under the key a mail send now has.
+    ledger.claim(mail, "old-demo")
+    (tmp_path / "2026-11-23" / f"{mail.digest}.claim").write_text(
+        json.dumps({f: getattr(mail, f) for f in ("report_date", "kind", "subject", "month", "recipient")}
+                   | {"run_id": "old-demo", "claimed_at": "2026-11-23T07:00:00+00:00"}))
+    ledger.confirm(mail, "delivered", detail="written to the outbox")
+    assert ledger.entry(mail) is None  # not a mail delivery
+    assert ledger.claim(mail, "go-live") is None and ledger.claim(mail, "again").run_id == "go-live"
+    assert sorted(e.key.channel for e in ledger.entries("2026-11-23")) == ["mail", "outbox"]
+
+
+def test_release_also_drops_the_retry_claims(tmp_path):
+    ledger = SendLedger(tmp_path)
+    ledger.claim(KEY, "run-1")
+    ledger.confirm(KEY, "deferred", pending=("team@example.com",), attempt=0)
+    assert ledger.entry(KEY).pending == ("team@example.com",)
+    assert ledger.claim_retry(KEY, 1, "run-2") and not ledger.claim_retry(KEY, 1, "run-3")
+    ledger.release(KEY)  # `costagent resend`
+    assert list((tmp_path / "2026-11-23").iterdir()) == []
+    assert ledger.claim(KEY, "run-4") is None

@@ -1,5 +1,6 @@
 """The ``costagent`` command: what the Dagster UI does not do (teams, settings, SQL, previews) and the
-weekly job from a shell. Scripts rely on these names and on the exit codes (0 ok, 1 run failed, 2 bad input)."""
+weekly job from a shell. Scripts rely on these names and on the exit codes (0 ok, 1 run failed, 2 bad input, 3 the run finished
+but some emails were not delivered, 4 another run holds the installation's run lease)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from costagent_assets.home import Home, get_home
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_PARTIAL, EXIT_BUSY = 3, 4
 
 
 def _today() -> date:
@@ -79,11 +81,18 @@ def _teams(home: Home):
 
 
 def _report_runs(outcomes) -> int:
+    from costagent_assets.delivery import summary_text
+
     for o in outcomes:
         state = "ok" if o.success else "FAILED"
+        state = "PARTIAL" if o.partial else state
         extra = f" (failed steps: {', '.join(o.failed_steps)})" if o.failed_steps else ""
-        print(f"  {o.job_name:<15} {o.month}  {state:<6} {o.seconds:6.1f} s  run {o.run_id[:8]}{extra}")
-    return EXIT_OK if outcomes and all(o.success for o in outcomes) else EXIT_FAILED
+        print(f"  {o.job_name:<15} {o.month}  {state:<7} {o.seconds:6.1f} s  run {o.run_id[:8]}{extra}")
+        if o.delivery is not None:
+            print(f"  {'':<15} emails ({o.delivery_mode}): {summary_text(o.delivery)}")
+    if not outcomes or not all(o.success for o in outcomes):
+        return EXIT_FAILED
+    return EXIT_PARTIAL if any(o.partial for o in outcomes) else EXIT_OK
 
 
 def _settings(home: Home):
@@ -211,6 +220,62 @@ def cmd_demo(args, home: Home) -> int:
 def cmd_run(args, home: Home) -> int:
     """The weekly job for the configured source."""
     return _run(home, _as_of(args.as_of))
+
+
+def _ledger(home: Home, settings):
+    """The send ledger of an installation (beside its warehouse)."""
+    from costagent_assets.resources.s3_ledger import open_send_ledger
+    from costagent_assets.resources.s3_warehouse import ledger_dir, warehouse_root
+
+    return open_send_ledger(warehouse_root(home, settings), settings.s3_endpoint_url, settings.s3_region,
+                            str(ledger_dir(home, settings)))
+
+
+def _ledger_channel(settings) -> str:
+    """The ledger channel of the configured ``email_mode``."""
+    from costagent_assets.send_ledger import MAIL, OUTBOX
+
+    return OUTBOX if settings.email_mode == "outbox" else MAIL
+
+
+def cmd_resend(args, home: Home) -> int:
+    """Send a week's emails again on purpose: releases their ledger entries, then runs that week."""
+    from costagent_assets.cli.runner import installation_lease, prepare_instance
+    from costagent_assets.run_lease import hold
+    from costagent_assets.send_ledger import MAIL
+
+    week = _as_of(args.week)
+    settings = _settings(home)
+    known = {t.aws_account_id for t in _teams(home)}
+    unknown = sorted(set(args.team or ()) - known)
+    if unknown:
+        return _fail(f"--team {', '.join(unknown)}: not in the teams registry (`costagent teams list`)")
+    channel = _ledger_channel(settings)
+    ledger = _ledger(home, settings)
+    chosen = [e for e in ledger.entries(week.isoformat(), channel)
+              if not args.team or (e.key.kind == "team" and e.key.subject in args.team)]
+    what = "by mail" if channel == MAIL else "to the outbox"
+    if not chosen:
+        print(f"nothing to re-send: the ledger ({ledger.where}) has no email of the week of {week} {what}"
+              + (f" for {', '.join(args.team)}" if args.team else "") + "; `costagent run` sends what was never sent")
+        return EXIT_OK
+    n = len(chosen)
+    print(f"{'re-sending' if args.yes else 'would re-send'} {n} email{'s' if n != 1 else ''} of the week of "
+          f"{week} {what}, then run that week (which also sends any of its emails not sent yet):")
+    for e in chosen:
+        print(f"  {e.key.kind:<5} {e.key.subject:<13} {e.key.month}  to {e.key.recipient:<40} "
+              f"was {e.status} (run {e.run_id[:8]}, {e.claimed_at})")
+    if not args.yes:
+        print("nothing changed; add --yes to do it")
+        return EXIT_OK
+    problem = _source_problem(home)
+    if problem:
+        return _fail(problem)
+    # Under the lease: no run may be sending these while their entries are dropped.
+    with hold(installation_lease(prepare_instance(home)), f"costagent resend --week {week}"):
+        for e in chosen:
+            ledger.release(e.key)
+        return _run(home, week)
 
 
 def cmd_backfill(args, home: Home) -> int:
@@ -467,6 +532,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", help="report date YYYY-MM-DD (default today, UTC)")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("resend", help="send a week's emails again on purpose (says what it will do; --yes to do it)")
+    p.add_argument("--week", required=True, help="the report date YYYY-MM-DD of the run that sent them")
+    p.add_argument("--team", action="append", metavar="ACCOUNT_ID",
+                   help="only this team's email (repeatable; default: every email of the week, admin report too)")
+    p.add_argument("--yes", action="store_true", help="do it (without: only list what would be re-sent)")
+    p.set_defaults(func=cmd_resend)
+
     p = sub.add_parser("backfill", help="materialize past months, in as few ranged runs as memory allows")
     p.add_argument("--from", dest="from_", required=True, type=_month_arg, metavar="YYYY-MM")
     p.add_argument("--to", required=True, type=_month_arg, metavar="YYYY-MM")
@@ -556,11 +628,15 @@ _STORAGE_ERRNOS = {errno.ENOSPC: "the disk is full: free some space", errno.EROF
 
 
 def main(argv: list[str] | None = None) -> int:
+    from costagent_assets.run_lease import LeaseHeld
+
     args = build_parser().parse_args(argv)
     home = get_home(args.home)
     os.environ["COSTAGENT_HOME"] = str(home.root)
     try:
         return args.func(args, home)
+    except LeaseHeld as exc:
+        return _fail(str(exc), EXIT_BUSY)
     except _damaged_file_errors() as exc:
         # A damaged settings.json or teams.json: the message names the file and the line, no traceback.
         return _fail(f"{exc}\n  (fix the file by hand, or move it aside to start from the defaults)")

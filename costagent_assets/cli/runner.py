@@ -84,17 +84,67 @@ class RunOutcome:
     success: bool
     seconds: float
     failed_steps: list[str] = field(default_factory=list)
+    # The emails step's counts (sent, already_sent, deferred, unconfirmed, failed); None without emails.
+    delivery: dict[str, int] | None = None
+    delivery_mode: str = ""  # outbox | smtp
+
+    @property
+    def partial(self) -> bool:
+        """The run succeeded but some of its emails did not (certainly) reach their recipients."""
+        from costagent_assets.delivery import is_partial
+
+        return self.success and self.delivery is not None and is_partial(self.delivery)
 
 
 def execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], month: str) -> RunOutcome:
     """Execute one planned run in this process."""
+    from costagent_assets.run_lease import hold
+
     job = _definitions(str(Path(instance.root_directory).parent)).resolve_job_def(job_name)
     started = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG
-    )
+    # One writer at a time: raises run_lease.LeaseHeld, naming the holder, before anything runs.
+    with hold(installation_lease(instance), f"costagent {job_name} {month}"):
+        result = job.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+        )
     failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key]
-    return RunOutcome(job_name, month, result.run_id, result.success, time.perf_counter() - started, failed)
+    events = result.get_asset_materialization_events()
+    return RunOutcome(job_name, month, result.run_id, result.success, time.perf_counter() - started, failed,
+                      delivery_counts(events), delivery_mode(events))
+
+
+def installation_lease(instance: dg.DagsterInstance):
+    """The run lease of the installation whose Dagster instance this is (see ``run_lease``)."""
+    from costagent_assets.resources.s3_ledger import open_run_lease
+    from costagent_assets.resources.s3_warehouse import warehouse_root
+    from costagent_assets.settings import load_settings
+
+    home = Home(Path(instance.root_directory).parent)
+    settings = load_settings(home.settings_path)
+    return open_run_lease(warehouse_root(home, settings), settings.s3_endpoint_url, settings.s3_region)
+
+
+def _emails_metadata(events) -> dict | None:
+    for event in events:
+        if event.is_step_materialization:
+            materialization = event.step_materialization_data.materialization
+            if materialization.asset_key == dg.AssetKey("emails") and "emails_sent" in materialization.metadata:
+                return materialization.metadata
+    return None
+
+
+def delivery_counts(events) -> dict[str, int] | None:
+    """The emails step's delivery counts from its materialization events; None when it did not run."""
+    from costagent_assets.delivery import SUMMARY_FIELDS
+
+    metadata = _emails_metadata(events)
+    return None if metadata is None else {k: int(metadata[f"emails_{k}"].value) for k in SUMMARY_FIELDS}
+
+
+def delivery_mode(events) -> str:
+    """How the emails step delivered (``outbox`` or ``smtp``); empty when it did not run."""
+    metadata = _emails_metadata(events)
+    return str(metadata["delivery"].value) if metadata is not None and "delivery" in metadata else ""
 
 
 def run_weekly(instance: dg.DagsterInstance, as_of: date, account_ids: Sequence[str]) -> list[RunOutcome]:

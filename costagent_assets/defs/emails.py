@@ -1,6 +1,7 @@
 """emails: each team's report, and the organisation's report for the admins."""
 
 
+import html
 from datetime import UTC, date, datetime
 
 import dagster as dg
@@ -28,7 +29,17 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
-from costagent_assets.delivery import ALREADY_SENT, Outgoing, deliver_batch, status_counts
+from costagent_assets.delivery import (
+    ALREADY_SENT,
+    Outgoing,
+    deliver_batch,
+    delivery_problems,
+    failure_notice,
+    is_partial,
+    run_summary,
+    status_counts,
+    summary_text,
+)
 from costagent_assets.insights.history import admin_ai_context
 from costagent_assets.report_context import (
     TREND_MONTHS,
@@ -37,13 +48,21 @@ from costagent_assets.report_context import (
     run_cost,
     teams_by_account,
 )
-from costagent_assets.reporting import admin_csv, build_message, render_admin_report, render_team_report
+from costagent_assets.reporting import (
+    RenderedEmail,
+    admin_csv,
+    build_message,
+    render_admin_report,
+    render_team_report,
+)
 from costagent_assets.resources.email_delivery import EmailDelivery
+from costagent_assets.resources.run_lease import RunLeaseResource
+from costagent_assets.resources.s3_ledger import open_send_ledger
 from costagent_assets.resources.smtp import SmtpError
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform
-from costagent_assets.send_ledger import DELIVERED, LedgerKey, SendLedger
+from costagent_assets.send_ledger import DELIVERED, LedgerKey
 from costagent_assets.settings import Settings
 from costagent_assets.warehouse.log_tables import append_log
 from costagent_assets.warehouse.rollups import read_rollup
@@ -64,10 +83,32 @@ def sent_report_bases(store, report_day: date, months: list[str]) -> dict[tuple[
             for m, a, b, t in sent.select("month", "account_id", "basis", "data_through").iter_rows()}
 
 
+# The run tag that says whether every email of the run reached its recipients (`costagent status` reads it).
+DELIVERY_TAG = "costagent/delivery"
+UNDELIVERED_LISTED = 50  # in the materialization's metadata; more would crowd the UI
+
+
 def _preview(text: str) -> dg.MetadataValue:
     lines = text.splitlines()
     more = f"\n… {len(lines) - PREVIEW_LINES} more lines" if len(lines) > PREVIEW_LINES else ""
     return dg.MetadataValue.md("```\n" + "\n".join(lines[:PREVIEW_LINES]).replace("```", "'''") + more + "\n```")
+
+
+def _notify_failures(session, ledger, run_id: str, deliveries, admin_results, *, report_date: str, month: str,
+                     teams, to: str, sender: str, domain: str, channel: str) -> str:
+    """Email the admins a short list of this run's undelivered emails when no admin report of this run
+    (which lists them) was delivered: on a rerun, or when the admin report itself did not get through.
+    Keyed by the set of problems, so each set is notified once, by the first run that gets it through."""
+    problems = delivery_problems(deliveries)
+    if not problems or any(d.sent_now for d in admin_results):
+        return "not needed"
+    fingerprint, subject, text = failure_notice(problems, report_date, {t.aws_account_id: t.team_name for t in teams})
+    body = "<pre>" + html.escape(text) + "</pre>"
+    message = build_message(RenderedEmail(subject, body, text), sender=sender, to=to, message_id_domain=domain)
+    key = LedgerKey.of(report_date, "failures", fingerprint, month, to, channel)
+    (result,) = deliver_batch(session, [Outgoing(key, message, body, f"{month}-delivery-failures-{fingerprint}")],
+                              ledger, run_id)
+    return result.status
 
 
 @month_account_asset(
@@ -87,6 +128,8 @@ def emails(
     teams_registry: TeamsRegistry,
     warehouse: WarehouseResource,
     email_delivery: EmailDelivery,
+    # Not called: requiring it makes every run of this job hold the installation's lease from its start.
+    run_lease: RunLeaseResource,
 ):
     """One HTML report per team with only its own account's figures (and its top 3 savings), and, when the run covers every
     registered account of a month, one admin report with every account ranked by $ change, the
@@ -103,7 +146,8 @@ def emails(
     report_date = run_as_of(context).isoformat()
     teams = teams_registry.teams()
     by_id = teams_by_account(teams)
-    ledger = SendLedger(warehouse.ledger_path)
+    ledger = open_send_ledger(warehouse.root, warehouse.s3_endpoint_url, warehouse.s3_region, warehouse.ledger_dir)
+    channel = email_delivery.ledger_channel
     store = warehouse.store()
     tables = {"mom_changes": mom_changes, "anomalies": anomalies, "ai_insights": ai_insights,
               "forecasts": forecasts, "optimization_opportunities": optimization_opportunities}
@@ -156,7 +200,7 @@ def emails(
                     rendered = render_team_report(ctx)
                     message = build_message(rendered, sender=sender, to=team.team_email, cc=team.cc_emails,
                                             message_id_domain=domain)
-                    key = LedgerKey.of(report_date, kind, account_id, month, team.team_email)
+                    key = LedgerKey.of(report_date, kind, account_id, month, team.team_email, channel)
                     outgoing.append(Outgoing(key, message, rendered.html,
                                              name=f"{month}-{'correction' if kind == CORRECTION else 'team'}-{account_id}"))
                     info[account_id] = (team, rendered.subject, basis, cov)
@@ -193,7 +237,7 @@ def emails(
                     to = ", ".join(settings.global_admin_emails) or sender
                     message = build_message(rendered, sender=sender, to=to, message_id_domain=domain,
                                             attachments=[(f"costagent-{month}-accounts.csv", table, "text/csv")])
-                    key = LedgerKey.of(report_date, "admin", "organisation", month, to)
+                    key = LedgerKey.of(report_date, "admin", "organisation", month, to, channel)
                     admin = deliver_batch(
                         session, [Outgoing(key, message, rendered.html, f"{month}-admin", (("csv", table),))],
                         ledger, context.run_id,
@@ -201,6 +245,10 @@ def emails(
                     admin_results += admin
                     admin_locations += [d.location or d.status for d in admin]
                     previews.setdefault(month, {})["admin"] = rendered
+            notice = _notify_failures(session, ledger, context.run_id, team_results + admin_results, admin_results,
+                                      report_date=report_date, month=next(iter(periods), ""), teams=teams,
+                                      to=", ".join(settings.global_admin_emails) or sender, sender=sender,
+                                      domain=domain, channel=channel)
     except SmtpError as err:
         # Raised before anything was handed to the server: nothing claimed, nothing sent.
         raise dg.Failure(f"emails: {err}") from None
@@ -217,6 +265,12 @@ def emails(
     ) if rows else conform(pl.DataFrame(), "emails")
     written = frame.filter(pl.col("status") != "skipped")
     counts = status_counts(team_results)
+    summary = run_summary(team_results + admin_results)
+    # "partial" when an email of the run did not (certainly) arrive: the CLI's exit code, `costagent status`
+    # and the run's tag in the UI all say so, where a green run would hide it.
+    outcome = "partial" if is_partial(summary) else "complete"
+    context.instance.add_run_tags(context.run_id, {DELIVERY_TAG: outcome})
+    context.log.info(f"emails ({email_delivery.mode}): {summary_text(summary)}")
     first = next(iter(previews.values()), {})
     metadata = {
         "team_emails": written.height,
@@ -236,7 +290,15 @@ def emails(
         "admin_report": admin_locations[0] if admin_locations else "not written (partial run)",
         "delivery": email_delivery.mode,
         "report_date": report_date,
-        "ledger": dg.MetadataValue.path(str(ledger.root / report_date)),
+        "ledger": dg.MetadataValue.path(f"{ledger.where}/{report_date}"),
+        **{f"emails_{k}": n for k, n in summary.items()},
+        "delivery_outcome": outcome,
+        "failure_notice": notice,
+        # Which emails did not (certainly) arrive: `costagent status` lists them; the admin report has them all.
+        "undelivered": dg.MetadataValue.json([
+            {"kind": d.key.kind, "subject": d.key.subject, "recipient": d.key.recipient, "status": d.status}
+            for d in delivery_problems(team_results + admin_results)[:UNDELIVERED_LISTED]
+        ]),
         "subjects": dg.MetadataValue.md(
             markdown.table(
                 [(m, p["team"].subject) for m, p in previews.items() if "team" in p],

@@ -18,6 +18,7 @@ from costagent_assets.resources.datadog import DatadogCostSource
 from costagent_assets.resources.focus_files import FocusCostSource
 from costagent_assets.resources.gemini import GeminiResource
 from costagent_assets.resources.outbox import OutboxDelivery
+from costagent_assets.resources.run_lease import RunLeaseResource
 from costagent_assets.resources.s3_warehouse import ledger_dir, warehouse_root
 from costagent_assets.resources.smtp import SmtpDelivery
 from costagent_assets.resources.teams_registry import TeamsRegistry
@@ -66,6 +67,9 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
         "email_delivery": deliveries[settings.email_mode](),
         "gemini": build_gemini(settings),
         "aws_scanner": build_scanner(settings),
+        # One writer at a time, whoever launched the run (see run_lease.py).
+        "run_lease": RunLeaseResource(warehouse_root=warehouse.root, s3_endpoint_url=settings.s3_endpoint_url,
+                                      s3_region=settings.s3_region),
     }
 
 
@@ -73,8 +77,9 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
 SOURCE_ENVIRONMENT = {"datadog": ("DATADOG_API_KEY", "DATADOG_APP_KEY", "DATADOG_SITE")}
 
 
-# Required by email_mode=smtp (SMTP_PORT, SMTP_USER and SMTP_PASSWORD are optional).
+# Required by email_mode=smtp (SMTP_PORT, SMTP_USER and SMTP_PASSWORD are optional), and by smtp_auth=xoauth2.
 SMTP_ENVIRONMENT = ("SMTP_HOST", "SENDER_EMAIL")
+XOAUTH2_ENVIRONMENT = ("SMTP_OAUTH_TENANT", "SMTP_OAUTH_CLIENT_ID")  # and a secret or a certificate
 
 
 def source_setup_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
@@ -95,8 +100,19 @@ def source_setup_problems(settings: Settings, environ: Mapping[str, str]) -> lis
 
 def delivery_setup_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
     """What keeps the configured email delivery from running (unset SMTP variables); empty when ready."""
-    unset = [name for name in SMTP_ENVIRONMENT if settings.email_mode == "smtp" and not environ.get(name)]
-    return [f"email_mode=smtp needs the environment variable(s) {', '.join(unset)}"] if unset else []
+    if settings.email_mode != "smtp":
+        return []
+    problems = []
+    unset = [name for name in SMTP_ENVIRONMENT if not environ.get(name)]
+    if unset:
+        problems.append(f"email_mode=smtp needs the environment variable(s) {', '.join(unset)}")
+    unset = [name for name in XOAUTH2_ENVIRONMENT if settings.smtp_auth == "xoauth2" and not environ.get(name)]
+    if settings.smtp_auth == "xoauth2" and not (environ.get("SMTP_OAUTH_CLIENT_SECRET")
+                                                or environ.get("SMTP_OAUTH_CERTIFICATE")):
+        unset.append("SMTP_OAUTH_CLIENT_SECRET (or SMTP_OAUTH_CERTIFICATE)")
+    if unset:
+        problems.append(f"smtp_auth=xoauth2 needs the environment variable(s) {', '.join(unset)}")
+    return problems
 
 
 def smtp_delivery(settings: Settings) -> SmtpDelivery:
@@ -109,12 +125,18 @@ def smtp_delivery(settings: Settings) -> SmtpDelivery:
         "port": ("SMTP_PORT", dg.EnvVar.int),
         "username": ("SMTP_USER", dg.EnvVar),
         "password": ("SMTP_PASSWORD", dg.EnvVar),
+        "oauth_tenant": ("SMTP_OAUTH_TENANT", dg.EnvVar),
+        "oauth_client_id": ("SMTP_OAUTH_CLIENT_ID", dg.EnvVar),
+        "oauth_client_secret": ("SMTP_OAUTH_CLIENT_SECRET", dg.EnvVar),
+        "oauth_certificate": ("SMTP_OAUTH_CERTIFICATE", dg.EnvVar),
     }
     return SmtpDelivery(
         host=dg.EnvVar("SMTP_HOST"),
         sender=dg.EnvVar("SENDER_EMAIL"),
         rate_per_minute=settings.smtp_rate_per_minute,
         ca_bundle=settings.smtp_ca_bundle,
+        auth=settings.smtp_auth,
+        oauth_authority=settings.smtp_oauth_authority,
         **{field: make(name) for field, (name, make) in optional.items() if os.environ.get(name)},
     )
 

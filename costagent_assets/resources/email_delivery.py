@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager
 import dagster as dg
 
 from costagent_assets.delivery import Session
+from costagent_assets.send_ledger import MAIL
 
 
 class EmailDelivery(dg.ConfigurableResource):
@@ -19,6 +20,12 @@ class EmailDelivery(dg.ConfigurableResource):
     @property
     def mode(self) -> str:
         raise NotImplementedError
+
+    @property
+    def ledger_channel(self) -> str:
+        """The send ledger's channel: ``mail`` for anything that reaches mailboxes, so switching between
+        mail transports never sends twice, while an outbox write never counts as a delivery."""
+        return MAIL
 
     def sender_address(self) -> str:
         """The From address of the reports."""

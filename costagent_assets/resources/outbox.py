@@ -10,6 +10,7 @@ from pathlib import Path
 from costagent_assets.delivery import SENT, Outgoing, SendResult
 from costagent_assets.fileio import atomic_write_bytes
 from costagent_assets.resources.email_delivery import EmailDelivery
+from costagent_assets.send_ledger import LEGACY_OUTBOX_DETAIL, OUTBOX
 
 OUTBOX_SENDER = "costagent@localhost"
 
@@ -25,7 +26,7 @@ class _OutboxSession:
         atomic_write_bytes(self.folder / f"{name}.html", outgoing.html.encode("utf-8"), durable=False)
         for suffix, data in outgoing.attachments:
             atomic_write_bytes(self.folder / f"{name}.{suffix}", data, durable=False)
-        return SendResult(SENT, detail="written to the outbox", location=str(self.folder / f"{name}.eml"))
+        return SendResult(SENT, detail=LEGACY_OUTBOX_DETAIL, location=str(self.folder / f"{name}.eml"))
 
 
 class OutboxDelivery(EmailDelivery):
@@ -39,6 +40,11 @@ class OutboxDelivery(EmailDelivery):
     @property
     def mode(self) -> str:
         return "outbox"
+
+    @property
+    def ledger_channel(self) -> str:
+        """Outbox files are not deliveries: their ledger entries never stop a later SMTP send."""
+        return OUTBOX
 
     def sender_address(self) -> str:
         """The From address of outbox messages."""

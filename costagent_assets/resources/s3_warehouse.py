@@ -138,8 +138,9 @@ def warehouse_root(home: Home, settings: Settings) -> str:
 
 
 def ledger_dir(home: Home, settings: Settings) -> Path:
-    """Where the send ledger lives: beside the Parquet tables in a local warehouse, else under the home,
-    because its claims need a POSIX filesystem (see send_ledger.py)."""
+    """Where the send ledger's files live: beside the Parquet tables in a local warehouse. With the warehouse
+    on S3 the ledger is objects in the bucket (``resources.s3_ledger``) and this host-local directory, where
+    older versions kept it, is only read (what it holds still counts)."""
     root = warehouse_root(home, settings)
     return home.root / LEDGER_TABLE if root.startswith("s3://") else Path(root).expanduser() / LEDGER_TABLE
 

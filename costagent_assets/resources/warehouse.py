@@ -24,8 +24,8 @@ class WarehouseResource(dg.ConfigurableResource):
     root: str  # a local directory, or s3://bucket/prefix
     s3_endpoint_url: str = ""  # an S3-compatible store (MinIO, Ceph, moto in tests); empty for AWS
     s3_region: str = ""
-    # The send ledger's directory: beside a local warehouse, else under the home, because its claims
-    # need a POSIX filesystem (see send_ledger.py).
+    # The send ledger's directory beside a local warehouse; with S3, the host-local ledger of older
+    # versions (the ledger itself is objects in the bucket: resources/s3_ledger.py).
     ledger_dir: str
 
     def store(self) -> Store:

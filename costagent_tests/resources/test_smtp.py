@@ -207,3 +207,97 @@ def test_email_mode_smtp_without_its_variables_is_refused_before_a_run(tmp_path,
     assert cli.main(["--home", str(home), "config", "set", "email_mode", "smtp"]) == 0
     assert cli.main(["--home", str(home), "demo", "--accounts", "2", "--as-of", "2026-11-23"]) == 2
     assert "email_mode=smtp needs the environment variable(s) SMTP_HOST, SENDER_EMAIL" in capsys.readouterr().err
+
+
+def test_a_4xx_on_the_to_address_with_the_cc_accepted_is_retried_for_the_to_alone(certs, tmp_path):
+    ledger = SendLedger(tmp_path / "ledger")
+    recorder = Recorder(rcpt_replies={"team01@example.com": ["452 4.2.2 Mailbox full"]})
+    with SmtpPeer(certs, recorder) as peer:
+        results = send(peer, certs.ca, outgoing(3, cc=True), ledger, retry_attempts=2)
+    assert [r.status for r in results] == ["delivered", "deferred", "delivered"]
+    assert "accepted by lead01@example.com" in results[1].detail and "452 4.2.2 Mailbox full" in results[1].detail
+    entry = ledger.entry(results[1].key)
+    assert (entry.status, entry.pending) == ("deferred", ("team01@example.com",))
+    # The next run: the mailbox has room again. Only the To address gets it; the cc already has it.
+    with SmtpPeer(certs) as peer:
+        results = send(peer, certs.ca, outgoing(3, cc=True), ledger)
+    assert [r.status for r in results] == ["already_sent", "delivered", "already_sent"]
+    assert [m.rcpt_tos for m in peer.recorder.messages] == [["team01@example.com"]]
+    assert ledger.entry(results[1].key).status == "delivered"
+    # And a third run sends nothing.
+    with SmtpPeer(certs) as peer:
+        results = send(peer, certs.ca, outgoing(3, cc=True), ledger)
+    assert [r.status for r in results] == ["already_sent"] * 3 and peer.recorder.messages == []
+
+
+def test_a_4xx_on_a_cc_is_retried_for_the_cc_alone(certs, tmp_path):
+    ledger = SendLedger(tmp_path / "ledger")
+    recorder = Recorder(rcpt_replies={"lead00@example.com": ["451 4.3.0 try later"]})
+    with SmtpPeer(certs, recorder) as peer:
+        results = send(peer, certs.ca, outgoing(1, cc=True), ledger, retry_attempts=2)
+    assert [r.status for r in results] == ["deferred"] and recorder.by_recipient() == {"team00@example.com": 1}
+    with SmtpPeer(certs) as peer:
+        results = send(peer, certs.ca, outgoing(1, cc=True), ledger)
+    assert [r.status for r in results] == ["delivered"] and peer.recorder.by_recipient() == {"lead00@example.com": 1}
+
+
+def test_two_runs_retrying_the_same_pending_recipient_send_it_once(certs, tmp_path):
+    ledger_root = tmp_path / "ledger"
+    recorder = Recorder(rcpt_replies={"team00@example.com": ["452 4.2.2 Mailbox full"]})
+    with SmtpPeer(certs, recorder) as peer:
+        send(peer, certs.ca, outgoing(1, cc=True), SendLedger(ledger_root), retry_attempts=1)
+    results: list = []
+    with SmtpPeer(certs) as peer:
+        threads = [threading.Thread(target=lambda: results.extend(
+            send(peer, certs.ca, outgoing(1, cc=True), SendLedger(ledger_root)))) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert peer.recorder.by_recipient() == {"team00@example.com": 1}
+    # The other run found the retry claimed (still in flight: unconfirmed) or already done.
+    assert sorted(r.status for r in results) in (["delivered", "unconfirmed"], ["already_sent", "delivered"])
+
+
+def test_the_server_going_away_mid_run_defers_the_rest_and_the_next_run_sends_them_once(certs, tmp_path):
+    ledger = SendLedger(tmp_path / "ledger")
+    recorder = Recorder()
+    peer = SmtpPeer(certs, recorder)
+
+    stopped = threading.Event()
+
+    def die() -> None:
+        peer.controller.stop()
+        stopped.set()
+
+    def stop_after(count: int) -> None:
+        if count == 4:  # the 4th message is acknowledged, then the server dies before the 5th
+            threading.Timer(0.2, die).start()
+
+    recorder.on_message = stop_after
+    peer.controller.start()
+    try:
+        results = send(peer, certs.ca, outgoing(12), ledger, rate_per_minute=60.0, retry_attempts=2)
+    finally:
+        if not stopped.wait(5):
+            peer.controller.stop()
+    statuses = [r.status for r in results]
+    assert statuses == ["delivered"] * 4 + ["deferred"] * 8
+    assert all(ledger.entry(r.key) is None for r in results[4:])  # nobody has them: released
+    with SmtpPeer(certs) as again:
+        results = send(again, certs.ca, outgoing(12), ledger)
+    assert [r.status for r in results] == ["already_sent"] * 4 + ["delivered"] * 8
+    both = recorder.by_recipient() + again.recorder.by_recipient()
+    assert both == {f"team{i:02d}@example.com": 1 for i in range(12)}
+
+
+def test_a_451_on_data_that_persists_is_deferred_then_delivered(certs, tmp_path):
+    ledger = SendLedger(tmp_path / "ledger")
+    recorder = Recorder(data_replies={"team01@example.com": ["451 4.7.500 Server busy"] * 3})
+    with SmtpPeer(certs, recorder) as peer:
+        results = send(peer, certs.ca, outgoing(3), ledger, retry_attempts=3)
+    assert [r.status for r in results] == ["delivered", "deferred", "delivered"]
+    assert ledger.entry(results[1].key) is None  # nobody accepted it: released, sent whole next time
+    with SmtpPeer(certs) as peer:
+        results = send(peer, certs.ca, outgoing(3), ledger)
+    assert [r.status for r in results] == ["already_sent", "delivered", "already_sent"]
