@@ -18,12 +18,19 @@ from costagent_assets.delivery import Outgoing, deliver_batch, status_counts
 from costagent_assets.insights.history import admin_ai_context
 from costagent_assets.report_context import (
     TREND_MONTHS,
+    ReportFrames,
     delivery_summary,
     report_frames,
     run_cost,
     teams_by_account,
 )
-from costagent_assets.reporting import admin_csv, build_message, render_admin_report, render_team_report
+from costagent_assets.reporting import (
+    RenderedEmail,
+    admin_csv,
+    build_message,
+    render_admin_report,
+    render_team_report,
+)
 from costagent_assets.resources.email_delivery import EmailDelivery
 from costagent_assets.resources.smtp import SmtpError
 from costagent_assets.resources.teams_registry import TeamsRegistry
@@ -31,6 +38,7 @@ from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform
 from costagent_assets.send_ledger import LedgerKey, SendLedger
 from costagent_assets.settings import Settings
+from costagent_assets.teams.model import Team
 
 PREVIEW_LINES = 60
 
@@ -39,6 +47,12 @@ def _preview(text: str) -> dg.MetadataValue:
     lines = text.splitlines()
     more = f"\n… {len(lines) - PREVIEW_LINES} more lines" if len(lines) > PREVIEW_LINES else ""
     return dg.MetadataValue.md("```\n" + "\n".join(lines[:PREVIEW_LINES]).replace("```", "'''") + more + "\n```")
+
+
+def _team_report(frames: ReportFrames, team: Team) -> tuple[dict, RenderedEmail]:
+    """One team's context and its rendered email."""
+    ctx = frames.team_context(team)
+    return ctx, render_team_report(ctx)
 
 
 @month_account_asset(
@@ -92,8 +106,15 @@ def emails(
                         rows.append({"month": month, "account_id": account_id, "status": "skipped",
                                      "location": "account is not in the teams registry"})
                         continue
-                    ctx = frames.team_context(team)
-                    rendered = render_team_report(ctx)
+                    # One account's report failing is recorded (the admin report lists it); the others go out.
+                    built = frames.section(account_id, "report", lambda f=frames, t=team: _team_report(f, t))
+                    if built is None:
+                        why = f"report unavailable: {frames.unavailable[account_id]['report']}"
+                        context.log.warning(f"emails: {account_id}: {why}")
+                        rows.append({"month": month, "account_id": account_id, "kind": "team", "status": "failed",
+                                     "recipient": team.team_email, "location": why})
+                        continue
+                    ctx, rendered = built
                     message = build_message(rendered, sender=sender, to=team.team_email, cc=team.cc_emails,
                                             message_id_domain=domain)
                     key = LedgerKey.of(report_date, "team", account_id, month, team.team_email)

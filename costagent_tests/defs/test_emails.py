@@ -101,3 +101,19 @@ def test_a_run_over_every_account_adds_the_admin_report_and_a_rerun_sends_nothin
     assert (meta["team_delivered"], meta["team_already_sent"], meta["admin_status"]) == (0, 3, "already_sent")
     assert outbox(again) == written
     assert {n: (again.home.outbox_dir / AS_OF.isoformat() / n).stat().st_mtime_ns for n in written} == stamps
+
+
+def test_an_account_whose_report_fails_is_recorded_and_every_other_email_goes_out(tmp_path):
+    # A's service row lost its month-to-date figure: A's report cannot be built; B's, C's and the admin's can.
+    broken = MOM.with_columns(
+        pl.when((pl.col("account_id") == A) & (pl.col("level") == "service")).then(None)
+        .otherwise(pl.col("current_mtd_usd")).alias("current_mtd_usd"))
+    run = materialize_stage("emails", tmp_path, month=MONTH, accounts=[A, B, C], as_of=AS_OF, teams=TEAMS,
+                            settings=SETTINGS, upstream={"mom_changes": broken})
+    assert run.result.success
+    rows = {r["account_id"]: r for r in run.table("emails").iter_rows(named=True)}
+    assert {a: r["status"] for a, r in rows.items()} == {A: "failed", B: "delivered", C: "delivered"}
+    assert rows[A]["location"].startswith("report unavailable: TypeError")
+    assert f"{MONTH}-team-{A}.eml" not in outbox(run) and f"{MONTH}-team-{B}.eml" in outbox(run)
+    admin = message(run, f"{MONTH}-admin.eml").get_body(("plain",)).get_content()
+    assert f"Platform ({A}) report: TypeError" in admin
