@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import noisy_series  # noqa: E402
 from costagent_assets.demo import organisation as demo  # noqa: E402
-from costagent_assets.forecast import compute_backtest  # noqa: E402
+from costagent_assets.forecast import calibrated, compute_backtest  # noqa: E402
 from costagent_assets.periods import month_start, months_between, period, shift_month  # noqa: E402
 
 
@@ -47,6 +47,7 @@ def summary(rows: pl.DataFrame) -> dict:
         pl.col("ape_pct").median().alias("median_ape"),
         pl.col("error_pct").mean().alias("bias"),
         pl.col("inside").mean().alias("coverage"),
+        pl.col("inside_model").mean().alias("coverage_model"),
         pl.col("ape_last_month_pct").mean().alias("mape_last_month"),
         pl.col("ape_run_rate_pct").mean().alias("mape_run_rate"),
     ).row(0, named=True)
@@ -54,14 +55,21 @@ def summary(rows: pl.DataFrame) -> dict:
 
 
 def print_table(title: str, bt: pl.DataFrame) -> None:
-    """Account totals and main services: the forecast against both baselines, and its interval coverage."""
+    """Account totals and main services: the forecast against both baselines, and its interval coverage: the
+    range as the email shows it (calibrated on the backtests of the months before), and the model's own."""
     print(title)
+    bt = calibrated(bt.rename({"inside": "inside_model"}))
+    scored = bt.filter(pl.col("service").is_null() & pl.col("forecast_usd").is_not_null() & (pl.col("actual_usd") > 0))
+    by_basis = scored.group_by("interval_basis").agg(pl.len(), pl.col("inside").mean()).sort("interval_basis")
+    print("  account totals' 80% range by what it rests on: " + ", ".join(
+        f"{b} backtests {n} months, holds {c * 100:.1f}%" if b != "model" else f"the model alone (no backtest yet) "
+        f"{n} months, holds {c * 100:.1f}%" for b, n, c in by_basis.iter_rows()))
     for level, rows in (("account totals", bt.filter(pl.col("service").is_null())),
                         ("main services", bt.filter(pl.col("service").is_not_null()))):
         s = summary(rows)
         print(f"  {level}: {s['n']} scored, {s['unscored']} without a forecast or with a $0 month")
         print(f"    forecast       MAPE {s['mape']:7.2f}%  median APE {s['median_ape']:5.2f}%  bias {s['bias']:+6.2f}%  "
-              f"80% interval coverage {s['coverage'] * 100:5.1f}%")
+              f"80% range holds {s['coverage'] * 100:5.1f}% (the model's own range: {s['coverage_model'] * 100:5.1f}%)")
         print(f"    last month     MAPE {s['mape_last_month']:7.2f}%")
         print(f"    7-day run rate MAPE {s['mape_run_rate']:7.2f}%")
         print(f"    better than last month by {(1 - s['mape'] / s['mape_last_month']) * 100:.1f}%, than the run rate by "

@@ -284,6 +284,7 @@ class ReportFrames:
             "growth_pct_per_month": any_row["growth_pct_per_month"],
             "track_record": track_record_sentence(any_row["track_months"], any_row["track_inside"],
                                                   any_row["track_mape_pct"]),
+            "interval_note": INTERVAL_NOTES.get(any_row.get("interval_basis")),
         }
 
     def _trend(self, past: Mapping[str, float], current: Mapping) -> list[dict]:
@@ -376,6 +377,14 @@ class ReportFrames:
             "delivery": None,
             "run_cost": None,
         }
+
+
+# What the 80% range rests on (forecast.interval_factors), said where it is less than the account's own record.
+INTERVAL_NOTES = {
+    "organisation": "This account has too few past forecasts of its own yet: its range is as wide as the "
+                    "organisation's past errors.",
+    "model": "Too few past forecasts to check the range against yet: too little history to be sure of it.",
+}
 
 
 def track_record_sentence(months: int | None, inside: int | None, mape: float | None) -> str | None:

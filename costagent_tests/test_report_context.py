@@ -78,6 +78,7 @@ def test_an_account_whose_spend_stopped_still_gets_its_email():
     text = render_team_report(frames.team_context(by_id[A])).text
     assert "Over the last 2 months, the actual fell inside our range" in text
     assert "no % error to measure (no spend in those months)" in text
+    assert "too little history to be sure of it" in text  # its range rests on the model alone
     assert frames.admin_context(TEAMS)["totals"]["accounts"] == 3
 
 
