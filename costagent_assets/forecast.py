@@ -8,8 +8,9 @@ cutoff day:
   forecast up, while a step change is the new level within a week);
 * trend: the median week-on-week ratio of the 8 weekly medians, per month, capped at +/-30% and applied
   from the middle of the level window (a median of ratios, so one step change is not read as growth);
-* interval: 80% from the series' own daily noise (MAD of the log residuals) for the days summed, the
-  uncertainty of the level, and a trend term growing with the horizon; calibrated on the backtest.
+* interval: the model's 80% from the series' own daily noise (MAD of the log residuals) for the days
+  summed, the uncertainty of the level, and a trend term growing with the horizon; then re-scaled so that
+  80% of the account's own backtested months would have fallen inside (:func:`interval_factors`).
 
 A series with less than 14 days of history gets no forecast and says so ("insufficient_history").
 """
