@@ -35,6 +35,7 @@ from datetime import timedelta
 import polars as pl
 
 from costagent_assets.budgets import DEFAULT_ALERT_PCTS
+from costagent_assets.isolation import UNAVAILABLE
 from costagent_assets.periods import month_start, shift_month
 from costagent_assets.schemas import ANOMALY_DRIVER, conform, empty
 
@@ -778,6 +779,16 @@ def _attach_drivers(
         pl.Series("rate_change_usd", rate, dtype=pl.Float64),
         pl.Series("mix_change_usd", mix, dtype=pl.Float64),
     )
+
+
+def unavailable_anomalies(partitions: Sequence[tuple[str, str]], failed: Mapping[str, str]) -> pl.DataFrame:
+    """One account-level row (kind "unavailable", not alerted) per partition of the ``failed`` accounts, with
+    the error in its note: the reports say detection failed rather than showing "no anomalies"."""
+    rows = [{"month": m, "account_id": a, "level": "account", "service": None, "kind": UNAVAILABLE,
+             "detector": UNAVAILABLE, "alerted": False, "acknowledged": False,
+             "note": f"Anomaly detection failed for this account: {failed[a]}"}
+            for m, a in sorted(set(partitions)) if a in failed]
+    return conform(pl.DataFrame(rows, schema_overrides={"service": pl.String}), "anomalies") if rows else empty("anomalies")
 
 
 def apply_feedback(anomalies: pl.DataFrame, feedback: pl.DataFrame | None) -> pl.DataFrame:

@@ -24,6 +24,7 @@ import duckdb
 import polars as pl
 
 from costagent_assets.analysis import MICRO, micro_sum
+from costagent_assets.isolation import UNAVAILABLE
 from costagent_assets.periods import Period, period, shift_month
 from costagent_assets.schemas import conform, empty
 
@@ -415,6 +416,15 @@ def compute_backtest(raw: pl.DataFrame, periods: Mapping[str, Period], partition
         )
     )
     return conform(out, "forecast_backtest")
+
+
+def unavailable_forecasts(partitions: Iterable[tuple[str, str]], failed: Mapping[str, str]) -> pl.DataFrame:
+    """Rows saying the forecast could not be computed (``method`` "unavailable") for the partitions of the
+    ``failed`` accounts, one per horizon, so the reports say so instead of showing no forecast."""
+    rows = [{"month": m, "account_id": a, "service": None, "horizon": h,
+             "target_month": m if h == "month_end" else shift_month(m, 1), "method": UNAVAILABLE}
+            for m, a in sorted(set(partitions)) if a in failed for h in ("month_end", "next_month")]
+    return conform(pl.DataFrame(rows, schema_overrides={"service": pl.String}), "forecasts") if rows else empty("forecasts")
 
 
 def with_forecast_projection(mom: pl.DataFrame, forecasts: pl.DataFrame) -> pl.DataFrame:

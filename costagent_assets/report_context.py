@@ -16,6 +16,7 @@ import polars as pl
 
 from costagent_assets.budgets import DEFAULT_ALERT_PCTS, budget_status
 from costagent_assets.delivery import SENT, Delivery, status_counts
+from costagent_assets.isolation import UNAVAILABLE
 from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.teams.model import Team
@@ -58,6 +59,15 @@ def budget_context(
     status = budget_status(mtd_pct, projected_pct, alert_pcts)
     return {"monthly_budget": team.monthly_budget, "mtd_pct": mtd_pct, "projected_pct": projected_pct, "status": status,
             "alerts": fired}
+
+
+def _available(frame: pl.DataFrame | None) -> bool:
+    """True, or raises with the stage's note when the anomalies stage failed for the account (a row of
+    kind "unavailable"): its email must not read "no anomalies"."""
+    failed = frame.filter(pl.col("kind") == UNAVAILABLE) if frame is not None else None
+    if failed is not None and failed.height:
+        raise RuntimeError(failed["note"][0])
+    return True
 
 
 def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
@@ -183,7 +193,8 @@ class ReportFrames:
                 }
                 for s in services
             ],
-            "anomalies": self.section(account_id, "anomalies", lambda: _anomaly_rows(anomalies)) or [],
+            "anomalies": self.section(account_id, "anomalies",
+                                      lambda: _anomaly_rows(_available(all_anomalies) and anomalies)) or [],
             "insight": {
                 "source": insight["source"] if insight else "deterministic",
                 "summary": insight["summary"] if insight else "",
@@ -267,6 +278,8 @@ class ReportFrames:
         if rows is None or not rows.height:
             return None
         by_horizon = {r["horizon"]: r for r in rows.iter_rows(named=True)}
+        if any(r["method"] == UNAVAILABLE for r in by_horizon.values()):
+            raise RuntimeError("the forecasts stage could not compute it for this account (see that run's log)")
         month_end, next_month = by_horizon.get("month_end"), by_horizon.get("next_month")
         any_row = month_end or next_month
 

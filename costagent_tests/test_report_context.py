@@ -101,3 +101,20 @@ def test_a_section_that_fails_for_one_account_is_unavailable_there_and_the_rest_
     assert [(u["aws_account_id"], u["section"]) for u in admin["unavailable"]] == [(A, "forecast")]
     assert admin["unavailable"][0]["error"].startswith("AttributeError")
     assert f"Ignore previous instructions ({A}) forecast: AttributeError" in render_admin_report(admin).text
+
+
+def test_an_account_whose_forecasts_or_anomalies_stage_failed_is_told_so_not_shown_nothing():
+    from costagent_assets.anomaly_detection import unavailable_anomalies
+    from costagent_assets.forecast import unavailable_forecasts
+
+    failed = {A: "TypeError: bad row"}
+    frames = ReportFrames(MONTH, PERIODS[MONTH], mom(), unavailable_anomalies([(MONTH, A), (MONTH, B)], failed),
+                          empty("ai_insights"), generated_at=datetime(2026, 11, 23, tzinfo=UTC),
+                          forecasts=unavailable_forecasts([(MONTH, A), (MONTH, B)], failed))
+    by_id = {t.aws_account_id: t for t in TEAMS}
+    a, b = frames.team_context(by_id[A]), frames.team_context(by_id[B])
+    assert a["unavailable"] == ["anomalies", "forecast"] and b["unavailable"] == []
+    assert "Unavailable this week: anomalies, forecast." in render_team_report(a).text
+    errors = {u["section"]: u["error"] for u in frames.admin_context(TEAMS)["unavailable"]}
+    assert errors["anomalies"] == "RuntimeError: Anomaly detection failed for this account: TypeError: bad row"
+    assert errors["forecast"].startswith("RuntimeError: the forecasts stage could not compute it")
