@@ -1,6 +1,14 @@
-"""Measured anomaly-detection quality on the demo organisation, whose planted anomalies are ground truth.
+"""Measured anomaly-detection quality on generated noisy series and on the demo organisation.
 
-Runs the pure detector (no Dagster) the way the weekly job would: for every month, reports as of the
+First table: series that look like real billing and usage data (``benchmarks/noisy_series.py``: heavy-tailed
+noise, drifting levels, regime changes that are not anomalies, missing days, partial months, $5 to
+$50,000 a day) with labelled spikes, bursts and steps. Weekly runs as a user would get them; an alert on
+(month, account, service) is a hit when a material labelled anomaly starts there. Printed: precision, recall
+and F1, per alert kind (precision) and per labelled shape (recall), the alert volume per clean
+account-month, and the same for a plain z-score baseline computed in the same run (each day against the
+mean and standard deviation of the 168 days before, 4 sigma, with the same $ floor and % threshold).
+
+Second table: the demo organisation, whose planted anomalies are ground truth. Runs the pure detector (no Dagster) the way the weekly job would: for every month, reports as of the
 8th, 15th and 22nd and as of the 1st of the next month (the whole month). An anomaly counts as found
 when any of those runs alerts it (account, service, month); its kind is the last run's. Prints
 precision, recall and F1 per kind (spike, step, new service), the false alarms on account-months with
@@ -14,7 +22,8 @@ Scoring choices:
   counted apart (the detector reports such rises as "carry-over", not alerted, so it should be ~0).
 - "kind-strict" needs the right kind (spike / step / new_service); "found" accepts any alert kind.
 
-    python benchmarks/anomaly_quality.py [--from 2025-01] [--to 2026-10] [--accounts 84] [--noise 0.03 0.08 0.15]
+    python benchmarks/anomaly_quality.py [--noisy-accounts 120] [--from 2025-01] [--to 2026-10] [--accounts 84]
+                                         [--noise 0.03 0.08 0.15]
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import noisy_series  # noqa: E402
 from costagent_assets.analysis import compute_mom_changes, deduplicate_raw_costs  # noqa: E402
 from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies  # noqa: E402
 from costagent_assets.demo import organisation as demo  # noqa: E402
@@ -165,6 +175,125 @@ def injected_spikes(
     return {"total": total, "daily": found[True], "month_to_date_only": found[False]}
 
 
+# --- Noisy series ----------------------------------------------------------------------------------------
+
+Z_WINDOW, Z_MIN_POINTS, Z_SIGMAS = 168, 28, 4.0
+
+
+def zscore_alerts(raw: pl.DataFrame, rule: AnomalyRule) -> dict[tuple[str, str, str], str]:
+    """The z-score baseline: per service, each day against the mean and standard deviation of the (up to)
+    168 days with data before it; a day more than 4 sigma above is flagged. A (month, account, service) is
+    alerted when its flagged days add at least the $ floor over the mean and one is above the % threshold."""
+    svc = raw.group_by("account_id", "service", "date").agg(pl.col("cost_usd").sum())
+    first = svc.group_by("account_id", "service").agg(pl.col("date").min().alias("first_seen"))
+    grid = (
+        first.join(raw.select("account_id", "date").unique(), on="account_id")
+        .filter(pl.col("date") >= pl.col("first_seen"))
+        .join(svc, on=["account_id", "service", "date"], how="left")
+        .with_columns(pl.col("cost_usd").fill_null(0.0))
+        .sort("account_id", "service", "date")
+    )
+    keys = ["account_id", "service"]
+    before = pl.col("cost_usd").shift(1)
+    grid = grid.with_columns(
+        before.rolling_mean(Z_WINDOW, min_samples=Z_MIN_POINTS).over(keys).alias("mean"),
+        before.rolling_std(Z_WINDOW, min_samples=Z_MIN_POINTS).over(keys).alias("std"),
+    )
+    excess = pl.col("cost_usd") - pl.col("mean")
+    flagged = grid.filter(
+        pl.col("std").is_not_null() & (excess > Z_SIGMAS * pl.col("std")) & (excess > 0)
+    ).with_columns(excess.alias("excess"), pl.col("date").dt.strftime("%Y-%m").alias("month"))
+    months = flagged.group_by("month", *keys).agg(
+        pl.col("excess").sum(), (pl.col("excess") / pl.col("mean") * 100).max().alias("pct")
+    ).filter((pl.col("excess") >= rule.min_usd) & ((pl.col("pct") >= rule.threshold_pct) | pl.col("pct").is_infinite()))
+    return {(m, a, s): "zscore" for m, a, s in months.select("month", *keys).iter_rows()}
+
+
+def detector_alerts(raw: pl.DataFrame, months: list[str], rule: AnomalyRule) -> dict[tuple[str, str, str], str]:
+    """(month, account, service) -> kind of every service alert the weekly runs of ``months`` made (the last
+    run's kind), as a user would get them."""
+    found: dict[tuple[str, str, str], str] = {}
+    for month in months:
+        accounts = raw.filter(pl.col("month") == month)["account_id"].unique().sort().to_list()
+        for as_of in run_dates(month):
+            rows = detect_as_of(raw, accounts, as_of, rule).filter(pl.col("alerted") & (pl.col("level") == "service"))
+            for r in rows.iter_rows(named=True):
+                found[(r["month"], r["account_id"], r["service"])] = r["kind"]
+    return found
+
+
+def score_noisy(org: noisy_series.NoisyOrganisation, months: list[str], found: dict) -> dict:
+    """Precision, recall, F1 of ``found`` against the labels of ``months``; per alert kind and per shape."""
+    labels = [t for t in org.labels if t.month in months]
+    truths = {(t.month, t.account_id, t.service): t for t in labels if t.material}
+    # Not scored either way: labels under the floor, and the month after an anomaly that lasts into it (a
+    # step's new level, a burst across the month's end).
+    ignored = {(t.month, t.account_id, t.service) for t in labels if not t.material}
+    ignored |= {
+        (shift_month(t.month, 1), t.account_id, t.service) for t in org.labels
+        if t.end is None or t.end.strftime("%Y-%m") != t.month
+    }
+    ignored -= set(truths)
+    scored = {k: v for k, v in found.items() if k[0] in months and k not in ignored}
+    hits = {k for k in scored if k in truths}
+    precision = len(hits) / len(scored) if scored else 1.0
+    recall = len(hits) / len(truths) if truths else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    labelled = {(t.month, t.account_id) for t in org.labels} | {(m, a) for m, a, _ in ignored}
+    account_months = org.raw.filter(pl.col("month").is_in(months)).select("month", "account_id").unique()
+    clean = [(m, a) for m, a in account_months.iter_rows() if (m, a) not in labelled]
+    clean_alerts = sum(1 for (m, a, _s) in scored if (m, a) not in labelled)
+    by_kind = Counter(v for v in scored.values())
+    kind_hits = Counter(v for k, v in scored.items() if k in hits)
+    shapes = {}
+    for shape in ("spike", "burst", "step"):
+        keys = {k for k, t in truths.items() if t.kind == shape}
+        shapes[shape] = (len(keys & hits), len(keys))
+    noise = {(r["account_id"], r["service"]): r["noise_scale"] for r in org.series.iter_rows(named=True)}
+    false_by_noise = Counter(noise[(a, s)] for (m, a, s) in scored if (m, a, s) not in truths)
+    return {
+        "truths": len(truths), "alerts": len(scored), "hits": len(hits), "precision": precision, "recall": recall,
+        "f1": f1, "by_kind": {k: (kind_hits[k], n) for k, n in sorted(by_kind.items())}, "shapes": shapes,
+        "clean_account_months": len(clean), "clean_alerts": clean_alerts,
+        "per_clean_account_month": clean_alerts / len(clean) if clean else 0.0,
+        "ignored_alerts": sum(1 for k in found if k[0] in months and k in ignored),
+        "false_by_noise": dict(sorted(false_by_noise.items())),
+    }
+
+
+def print_noisy(org: noisy_series.NoisyOrganisation, months: list[str], ours: dict, z: dict, seconds: float) -> None:
+    series = org.series.height
+    accounts = org.raw["account_id"].n_unique()
+    print(f"noisy series: {accounts} accounts, {series} series, months {months[0]}..{months[-1]}, weekly runs "
+          f"({seconds:.0f} s)")
+    print(f"  {'detector':<22} {'labelled':>8} {'alerts':>6} {'hits':>5} {'precision':>9} {'recall':>7} {'F1':>6} "
+          f"{'alerts per clean account-month':>31}")
+    for name, s in (("costagent", ours), ("z-score (168 d, 4 sd)", z)):
+        print(f"  {name:<22} {s['truths']:>8} {s['alerts']:>6} {s['hits']:>5} {s['precision']:>9.3f} "
+              f"{s['recall']:>7.3f} {s['f1']:>6.3f} {s['per_clean_account_month']:>31.3f}")
+    ratio = ours["f1"] / z["f1"] if z["f1"] else float("inf")
+    print(f"  F1 ratio costagent / z-score: {ratio:.2f}")
+    print("  costagent alerts by kind (hits/alerts): "
+          + ", ".join(f"{k} {h}/{n}" for k, (h, n) in ours["by_kind"].items()))
+    print("  recall by labelled shape (found/labelled): "
+          + ", ".join(f"{k} {h}/{n}" for k, (h, n) in ours["shapes"].items())
+          + "   z-score: " + ", ".join(f"{k} {h}/{n}" for k, (h, n) in z["shapes"].items()))
+    print(f"  false alerts by the series' noise scale: costagent {ours['false_by_noise']}, z-score {z['false_by_noise']}")
+    print(f"  alerts on unscored months (under-floor labels, the month after a step): costagent "
+          f"{ours['ignored_alerts']}, z-score {z['ignored_alerts']}; clean account-months: "
+          f"{ours['clean_account_months']} ({ours['clean_alerts']} false alerts on them)")
+
+
+def evaluate_noisy(accounts: int, rule: AnomalyRule, seed: int = 17) -> None:
+    """Generate the noisy organisation, run both detectors, print the table."""
+    started = time.perf_counter()
+    org = noisy_series.generate(accounts, seed=seed, min_usd=rule.min_usd, threshold_pct=rule.threshold_pct)
+    months = months_between("2025-02", "2025-12")
+    ours = score_noisy(org, months, detector_alerts(org.raw, months, rule))
+    z = score_noisy(org, months, zscore_alerts(org.raw, rule))
+    print_noisy(org, months, ours, z, time.perf_counter() - started)
+
+
 def print_stats(noise: float, stats: dict, seconds: float) -> None:
     print(f"\nnoise +-{noise * 100:.0f}%  ({seconds:.0f} s)")
     print(f"  {'kind':<12} {'truths':>6} {'alerts':>6} {'hits':>5} {'precision':>9} {'recall':>7} {'F1':>6} {'found(any kind)':>16}")
@@ -192,9 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="last", default="2026-10")
     parser.add_argument("--accounts", type=int, default=84)
     parser.add_argument("--noise", type=float, nargs="+", default=[0.03, 0.08, 0.15])
+    parser.add_argument("--noisy-accounts", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=17, help="the noisy series' seed")
     args = parser.parse_args(argv)
-    accounts = [t["aws_account_id"] for t in demo.demo_teams(args.accounts)]
     rule = AnomalyRule()
+    evaluate_noisy(args.noisy_accounts, rule, args.seed)
+    print()
+    accounts = [t["aws_account_id"] for t in demo.demo_teams(args.accounts)]
     print(f"demo organisation: {len(accounts)} accounts, months {args.first}..{args.last}, "
           f"runs as of the {', '.join(map(str, RUN_DAYS))} and the 1st of the next month; "
           f"rule {rule.threshold_pct:g}% and ${rule.min_usd:g}")

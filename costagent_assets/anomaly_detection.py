@@ -3,16 +3,20 @@
 Four detectors feed one ``anomalies`` table, one row per (month, account, service) at most:
 
 - **daily** (``spike`` / ``step``): each service's daily cost against a robust seasonal baseline, the
-  median of the same weekday over the four previous weeks, with its spread (MAD). A day is elevated
-  when it is above the baseline by more than ``ROBUST_Z`` spreads AND by the % threshold; a run of
-  elevated days is a spike while short, a step once it lasts ``STEP_MIN_DAYS`` (a new level that
-  persists until the baseline absorbs it). Its $ impact is the excess over the baseline. A series
-  needs ``MIN_BASELINE_POINTS`` same-weekday days of history before it is judged; otherwise the row
-  says so and the month-to-date rule alone judges it.
+  median of the same weekday over the four previous weeks. A day is elevated when it is above the
+  baseline by more than the series' own volatility allows (``ROBUST_Z`` robust spreads of its log
+  deviations over up to eight weeks, never under a floor relative to the level: a $5 and a $50,000 series
+  are judged alike) AND by the % threshold; a run of elevated days is a spike while short, a step once it
+  lasts ``STEP_MIN_DAYS`` (a new level that persists until the baseline absorbs it). Its $ impact is the
+  excess over the baseline. A series needs ``MIN_BASELINE_POINTS`` same-weekday days of history before it
+  is judged; otherwise the row says so and the month-to-date rule alone judges it.
 - **month_to_date** (``increase`` / ``new_service`` / ``decrease``): the configurable rule, month to
-  date against the same days of last month, % threshold AND $ floor. An increase that only repeats
-  the level the service already had at the end of last month (a step or new service that began last
-  month) is a *carry-over*: reported, not alerted again.
+  date against the same days of last month, % threshold AND $ floor: a *notable change*, shown in the
+  email. An increase is an *anomaly* (alerted) only when it is also outside what the series' history makes
+  usual (:func:`usual_month_to_date`); with too little history and last month's days not all there to
+  compare with (a partial month), it is shown and not alerted. An increase that only repeats the level the
+  service already had at the end of last month (a step or new service that began last month) is a
+  *carry-over*: reported, not alerted again.
 - **budget**: actual spend and the projected month end against the team's monthly budget at the
   configured alert levels (50/80/100%).
 
@@ -31,6 +35,7 @@ from datetime import timedelta
 import polars as pl
 
 from costagent_assets.budgets import DEFAULT_ALERT_PCTS
+from costagent_assets.isolation import UNAVAILABLE
 from costagent_assets.periods import month_start, shift_month
 from costagent_assets.schemas import ANOMALY_DRIVER, conform, empty
 
@@ -38,13 +43,21 @@ from costagent_assets.schemas import ANOMALY_DRIVER, conform, empty
 # ignores one earlier spike.
 DAILY_LAGS = (7, 14, 21, 28)
 MIN_BASELINE_POINTS = 3  # at least three of the four same weekdays must have data
-ROBUST_Z = 5.0  # bounded, wide noise reaches ~4.5 spreads on a month of days; planted spikes are far above
+ROBUST_Z = 7.0  # in robust spreads of log deviations; heavy-tailed series reach 5 every few months
 MAD_SCALE = 1.4826  # MAD to standard deviation for normal noise
 # A very regular series can look noiseless: the spread is never taken below this share of the baseline.
 MIN_SPREAD_PCT = 2.0
+SCALE_DAYS = 56  # the volatility is measured over up to eight weeks where history allows
 STEP_MIN_DAYS = 5  # a run of elevated days this long is a new level, not a spike
 RUN_LOOKBACK_DAYS = 35
-POOLED_DAYS = 28
+# The month-to-date rule's "usual": n-day sums against the same n days four weeks before (same weekdays).
+USUAL_LAG_DAYS = 28
+USUAL_MAX_DAYS = 14
+USUAL_MIN_SAMPLES = 10
+USUAL_Z = 4.0
+USUAL_WEEKS = 8
+USUAL_WEEKLY_Z = 3.0
+MTD_EPSILON_USD = 1.0  # keeps a $0 window from reading as an infinite rise
 CARRY_OVER_DAYS = 14  # the end of last month the current level is compared with (two whole weeks)
 MAX_DRIVERS = 5
 
@@ -114,27 +127,32 @@ def _month_windows(mom: pl.DataFrame) -> pl.DataFrame:
 # --- Daily detector ---------------------------------------------------------------------------------
 
 
-def daily_baselines(raw: pl.DataFrame) -> pl.DataFrame:
-    """Per account, service and day: its cost, the same-weekday baseline, its spread and history.
-
-    baseline_usd is the median of the same weekday 1..4 weeks back (baseline_points of them had data);
-    spread_usd is the series' MAD of relative deviations from its own baseline over the previous four
-    weeks, x 1.4826, in dollars of today's baseline: a noise estimate from up to 28 days, where the four
-    baseline days alone would say little. Days on which the account has no rows at all (a month never
-    loaded) are missing, not $0; a day on which the account has rows but the service none is $0 for that
-    service (once it has started).
-    """
+def daily_grid(raw: pl.DataFrame) -> pl.DataFrame:
+    """account_id, service, date, cost_usd: one row per service and day the account has rows, from the
+    service's first day, sorted. Days on which the account has no rows at all (a month never loaded, a
+    source gap) are missing, not $0; a day on which the account has rows but the service none is $0."""
     svc = raw.group_by("account_id", "service", "date").agg(pl.col("cost_usd").sum())
-    account_days = raw.select("account_id", "date").unique()
     first = svc.group_by("account_id", "service").agg(pl.col("date").min().alias("first_seen"))
-    series = ["account_id", "service"]
-    grid = (
-        first.join(account_days, on="account_id")
+    return (
+        first.join(raw.select("account_id", "date").unique(), on="account_id")
         .filter(pl.col("date") >= pl.col("first_seen"))
         .join(svc, on=["account_id", "service", "date"], how="left")
         .with_columns(pl.col("cost_usd").fill_null(0.0))
-        .sort([*series, "date"])
+        .drop("first_seen")
+        .sort("account_id", "service", "date")
     )
+
+
+def daily_baselines(grid: pl.DataFrame) -> pl.DataFrame:
+    """Per account, service and day of ``grid`` (:func:`daily_grid`): its cost, the same-weekday baseline,
+    how far above it a day may go, and the history behind both.
+
+    baseline_usd is the median of the same weekday 1..4 weeks back (baseline_points of them had data);
+    limit_usd is how far above the baseline the day may be before it is elevated: from the series' own
+    log deviations from its baseline over up to eight weeks before the day, ROBUST_Z robust spreads (MAD),
+    never under ROBUST_Z x MIN_SPREAD_PCT %.
+    """
+    series = ["account_id", "service"]
     # One row per account day, so "k rows back" is "k days back" unless days are missing: checked.
     lags = [
         pl.when(pl.col("date").shift(lag).over(series) == pl.col("date") - pl.duration(days=lag))
@@ -156,21 +174,26 @@ def daily_baselines(raw: pl.DataFrame) -> pl.DataFrame:
         .when(points == 1)
         .then(total)
     )
-    grid = grid.with_columns(median.alias("baseline_usd"), points.alias("baseline_points")).with_columns(
-        pl.when(pl.col("baseline_usd") > 0)
-        .then((pl.col("cost_usd") - pl.col("baseline_usd")).abs() / pl.col("baseline_usd"))
-        .alias("relative_deviation")
+    grid = grid.with_columns(median.alias("baseline_usd"), points.alias("baseline_points"))
+    # Costs vary by a factor, not by dollars: deviations are judged in log space, so a $5 and a $50,000
+    # series with the same volatility get the same limits. A $0 day counts as a 99% drop, not -infinity.
+    deviation = pl.when(pl.col("baseline_usd") > 0).then(
+        (pl.max_horizontal(pl.col("cost_usd"), pl.col("baseline_usd") * 0.01) / pl.col("baseline_usd")).log()
     )
-    spread = (
-        pl.col("relative_deviation").shift(1).rolling_median(window_size=POOLED_DAYS, min_samples=7).over(series)
-        * MAD_SCALE
-        * pl.col("baseline_usd")
-    )
-    return grid.with_columns(spread.alias("spread_usd")).drop([f"lag{i}" for i in range(len(lags))] + ["relative_deviation"])
+    grid = grid.with_columns(deviation.abs().shift(1).over(series).alias("past_deviation"))
+    past = pl.col("past_deviation")
+    # The series' own volatility over up to eight weeks before the day: a robust scale (MAD; a median, so a
+    # step in the window does not widen it until it is half the window, and a spike never does).
+    scale = past.rolling_median(window_size=SCALE_DAYS, min_samples=7).over(series) * MAD_SCALE
+    limit = pl.max_horizontal(ROBUST_Z * scale, pl.lit(math.log1p(ROBUST_Z * MIN_SPREAD_PCT / 100)))
+    return grid.with_columns(
+        pl.when(scale.is_not_null()).then(pl.col("baseline_usd") * (limit.exp() - 1)).alias("limit_usd")
+    ).drop([f"lag{i}" for i in range(len(lags))] + ["past_deviation"])
 
 
-def detect_daily(raw: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Spikes and steps in each month's covered days, and the series not judged for lack of history.
+def detect_daily(grid: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Spikes and steps in each month's covered days of ``grid`` (:func:`daily_grid`), and the series not
+    judged for lack of history.
 
     Returns (findings, unjudged). findings: one row per (month, account, service), its largest run of
     elevated days: kind, start_date, end_date, days, impact_usd (excess over the baseline), baseline_usd
@@ -180,7 +203,7 @@ def detect_daily(raw: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame) 
     # Runs are followed from five weeks before the month, so one that began last month is recognised as
     # the same step continuing (alerted then), not as a new anomaly on the 1st.
     days = (
-        daily_baselines(raw)
+        daily_baselines(grid)
         .join(windows.select("month", "month_start", "through_date"), how="cross")
         .filter(
             (pl.col("date") >= pl.col("month_start") - pl.duration(days=RUN_LOOKBACK_DAYS))
@@ -188,13 +211,12 @@ def detect_daily(raw: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame) 
         )
         .join(rules, on="account_id", how="left")
     )
-    judged = (pl.col("baseline_points") >= MIN_BASELINE_POINTS) & pl.col("spread_usd").is_not_null()
+    judged = (pl.col("baseline_points") >= MIN_BASELINE_POINTS) & pl.col("limit_usd").is_not_null()
     excess = pl.col("cost_usd") - pl.col("baseline_usd")
-    spread = pl.max_horizontal(pl.col("spread_usd"), pl.col("baseline_usd") * MIN_SPREAD_PCT / 100)
     elevated = (
         judged
         & (excess > 0)
-        & (excess > ROBUST_Z * spread)
+        & (excess > pl.col("limit_usd"))
         & (excess > pl.col("baseline_usd") * pl.col("threshold_pct") / 100)
     )
     series = ["month", "account_id", "service"]
@@ -234,19 +256,92 @@ def detect_daily(raw: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame) 
     return runs, unjudged
 
 
-def _carry_over_levels(raw: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
-    """Per (month, account, service): the mean daily cost over the last two weeks of the previous month."""
+def usual_month_to_date(grid: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
+    """Per (month, account, service): how much the month-to-date comparison usually moves for this series.
+
+    Before the month starts, every day t gives one sample: the log ratio of the n days up to t over the same
+    n days four weeks earlier (n = the month's days covered, at most USUAL_MAX_DAYS: later in the month the
+    samples would be too few, and a shorter sum moves more, so the bar is if anything higher). Returns
+    usual_median, usual_scale (MAD x 1.4826) and usual_samples; the month-to-date rule alerts a rise only
+    above usual_median + USUAL_Z x usual_scale, and says so when there are under USUAL_MIN_SAMPLES."""
+    grid = grid.with_columns(pl.col("cost_usd").cum_sum().over("account_id", "service").alias("cum"))
+    cum = grid.select("account_id", "service", "date", "cum")
+    w = windows.select(
+        "month", "month_start", pl.min_horizontal(pl.col("days_covered"), pl.lit(USUAL_MAX_DAYS)).alias("n")
+    )
+    days = grid.join(w, how="cross").filter(pl.col("date") < pl.col("month_start"))
+
+    def cum_at(back: pl.Expr, name: str) -> pl.DataFrame:
+        # cum at ``back`` days before each sample day, by date (a missing day leaves the sample out).
+        return days.select("month", "account_id", "service", "date", (pl.col("date") - back).alias("at")).join(
+            cum.rename({"date": "at", "cum": name}), on=["account_id", "service", "at"], how="inner"
+        ).drop("at")
+
+    n = pl.duration(days=pl.col("n"))
+    lag = pl.duration(days=USUAL_LAG_DAYS)
+    key = ["month", "account_id", "service", "date"]
+    samples = days.select(*key, "cum", "n")
+    for back, name in ((n, "c1"), (lag, "c2"), (lag + n, "c3")):
+        samples = samples.join(cum_at(back, name), on=key, how="inner")
+    now, before = pl.col("cum") - pl.col("c1"), pl.col("c2") - pl.col("c3")
+    ratio = ((now + MTD_EPSILON_USD) / (before + MTD_EPSILON_USD)).log()
+    samples = samples.with_columns(ratio.alias("r"))
+    usual = samples.group_by("month", "account_id", "service").agg(
+        pl.col("r").median().alias("usual_median"),
+        ((pl.col("r") - pl.col("r").median()).abs().median() * MAD_SCALE).alias("usual_scale"),
+        pl.len().alias("usual_samples"),
+    )
+    # Was the series there on every one of last month's same days? If not (it started late last month, the
+    # source has a gap), the month-to-date comparison is not like for like.
+    last = windows.select(
+        "month", pl.col("month_start").dt.offset_by("-1mo").alias("from"),
+        pl.min_horizontal(
+            pl.col("month_start").dt.offset_by("-1mo") + pl.duration(days=pl.col("days_covered")),
+            pl.col("month_start"),
+        ).alias("to"),
+    )
+    compared = (
+        grid.join(last, how="cross")
+        .filter((pl.col("date") >= pl.col("from")) & (pl.col("date") < pl.col("to")))
+        .group_by("month", "account_id", "service")
+        .agg(pl.len().alias("compared_days"), ((pl.col("to") - pl.col("from")).dt.total_days().first()).alias("days"))
+        .select("month", "account_id", "service", (pl.col("compared_days") >= pl.col("days")).alias("like_for_like"))
+    )
+    # Overlapping sums hide heavy tails (neighbouring samples share all but one day): the spread of whole
+    # weeks over the eight before the month says how much n days usually move, spikes and drift included.
+    weeks = (
+        grid.join(windows.select("month", "month_start"), how="cross")
+        .filter((pl.col("date") < pl.col("month_start"))
+                & (pl.col("date") >= pl.col("month_start") - pl.duration(days=7 * USUAL_WEEKS)))
+        .with_columns(((pl.col("month_start") - pl.col("date")).dt.total_days() // 7).alias("week"))
+        .group_by("month", "account_id", "service", "week")
+        .agg(pl.col("cost_usd").sum(), pl.len().alias("days"))
+        .filter(pl.col("days") == 7)
+        .group_by("month", "account_id", "service")
+        .agg((pl.col("cost_usd").std() / pl.col("cost_usd").mean()).alias("weekly_cv"), pl.len().alias("weeks"))
+        .filter(pl.col("weeks") >= 4)
+        .drop("weeks")
+    )
+    key = ["month", "account_id", "service"]
+    return usual.join(compared, on=key, how="full", coalesce=True).join(weeks, on=key, how="left")
+
+
+def _carry_over_levels(grid: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
+    """Per (month, account, service): the mean daily cost over the last two weeks of the previous month, on
+    the days the service existed and the account has rows (a service or account that started late last
+    month, or a source gap, is not averaged with days that were never there), from at least 3 days."""
     prev = windows.select(
         "month",
         (pl.col("month_start") - pl.duration(days=CARRY_OVER_DAYS)).alias("tail_from"),
         pl.col("month_start").alias("tail_to"),
     )
     return (
-        raw.select("account_id", "service", "date", "cost_usd")
-        .join(prev, how="cross")
+        grid.join(prev, how="cross")
         .filter((pl.col("date") >= pl.col("tail_from")) & (pl.col("date") < pl.col("tail_to")))
         .group_by("month", "account_id", "service")
-        .agg((pl.col("cost_usd").sum() / CARRY_OVER_DAYS).alias("tail_daily_usd"))
+        .agg(pl.col("cost_usd").mean().alias("tail_daily_usd"), pl.len().alias("tail_days"))
+        .filter(pl.col("tail_days") >= 3)
+        .drop("tail_days")
     )
 
 
@@ -498,25 +593,30 @@ def detect_anomalies(
     )
     key = ["month", "account_id", "service"]
     if raw is not None and raw.height:
-        findings, unjudged = detect_daily(raw, windows, rules)
-        tails = _carry_over_levels(raw, windows)
+        grid = daily_grid(raw)  # once: the three detectors below share it
+        findings, unjudged = detect_daily(grid, windows, rules)
+        tails = _carry_over_levels(grid, windows)
+        usual = usual_month_to_date(grid, windows)
     else:
         findings = pl.DataFrame(schema={**{k: pl.String for k in key}, "kind": pl.String, "start_date": pl.Date,
                                         "end_date": pl.Date, "days": pl.UInt32, "impact_usd": pl.Float64,
                                         "baseline_usd": pl.Float64, "ongoing": pl.Boolean,
                                         "continued": pl.Boolean})
-        unjudged = tails = None
+        unjudged = tails = usual = None
     frame = frame.join(
         findings.rename({"kind": "daily_kind", "impact_usd": "daily_impact"}), on=key, how="left"
     )
     if tails is not None:
-        frame = frame.join(tails, on=key, how="left")
+        frame = frame.join(tails, on=key, how="left").join(usual, on=key, how="left")
         frame = frame.join(
             unjudged.select(*key, pl.lit(True).alias("unjudged")), on=key, how="left"
         )
     else:
         frame = frame.with_columns(
-            pl.lit(None, dtype=pl.Float64).alias("tail_daily_usd"), pl.lit(None, dtype=pl.Boolean).alias("unjudged")
+            pl.lit(None, dtype=pl.Float64).alias("tail_daily_usd"), pl.lit(None, dtype=pl.Boolean).alias("unjudged"),
+            pl.lit(None, dtype=pl.Float64).alias("usual_median"), pl.lit(None, dtype=pl.Float64).alias("usual_scale"),
+            pl.lit(None, dtype=pl.UInt32).alias("usual_samples"), pl.lit(None, dtype=pl.Boolean).alias("like_for_like"),
+            pl.lit(None, dtype=pl.Float64).alias("weekly_cv"),
         )
 
     change, pct = pl.col("change_usd"), pl.col("change_pct")
@@ -543,6 +643,30 @@ def detect_anomalies(
         & pl.col("tail_daily_usd").is_not_null()
         & (pl.col("current_mtd_usd") / pl.col("days_covered") <= pl.col("tail_daily_usd") * (1 + thr / 100))
     )
+    # A notable change, not an anomaly: a month-to-date rise no larger than this series' own history makes
+    # usual (shown in the email's changes, not alerted). Too little history to know: the plain rule alerts.
+    rise = ((pl.col("current_mtd_usd") + MTD_EPSILON_USD) / (pl.col("previous_same_period_usd") + MTD_EPSILON_USD)).log()
+    # Two views of "usual", the wider wins: the spread of past n-day comparisons, and whole weeks' spread
+    # scaled to n days (the log ratio of two n-day sums moves about sqrt(2 x 7 / n) x the weeks' variation).
+    weekly_bar = USUAL_WEEKLY_Z * (2 * 7 / pl.col("days_covered")).sqrt() * pl.col("weekly_cv").fill_null(0.0)
+    frame = frame.with_columns(
+        pl.max_horizontal(pl.col("usual_median") + USUAL_Z * pl.col("usual_scale"), weekly_bar).alias("usual_bar")
+    )
+    usual = (
+        (pl.col("kind") == "increase")
+        & (pl.col("usual_samples") >= USUAL_MIN_SAMPLES)
+        & (rise <= pl.col("usual_bar"))
+    )
+    # Too little daily history to know what is usual, and last month's same days not all there (a series
+    # that started late last month, a source gap): shown as a notable change, not alerted. With a like-for-like
+    # comparison but little history, the plain rule (% threshold and $ floor) alerts.
+    unknown = (
+        pl.lit(tails is not None)
+        & (pl.col("kind") == "increase")
+        & service
+        & (pl.col("usual_samples").fill_null(0) < USUAL_MIN_SAMPLES)
+        & ~pl.col("like_for_like").fill_null(False)
+    )
     impact = pl.when(pl.col("detector") == "daily").then(pl.col("daily_impact")).otherwise(change)
     out = (
         frame.with_columns(kind.alias("kind"))
@@ -550,7 +674,8 @@ def detect_anomalies(
         .with_columns(
             pl.when(pl.col("kind").is_in(["spike", "step"])).then(pl.lit("daily")).otherwise(pl.lit("month_to_date")).alias("detector")
         )
-        .with_columns(carry_over.fill_null(False).alias("carry_over"))
+        .with_columns(carry_over.fill_null(False).alias("carry_over"), usual.fill_null(False).alias("usual"),
+                      unknown.fill_null(False).alias("usual_unknown"))
         .with_columns(
             pl.col("current_mtd_usd").alias("current_usd"),
             pl.col("previous_same_period_usd").alias("previous_usd"),
@@ -562,7 +687,8 @@ def detect_anomalies(
         .with_columns(
             severity_expr(pl.col("impact_usd"), floor).alias("severity"),
             (
-                (pl.col("kind") != "decrease") & ~pl.col("account_is_new") & ~pl.col("carry_over")
+                (pl.col("kind") != "decrease") & ~pl.col("account_is_new") & ~pl.col("carry_over") & ~pl.col("usual")
+                & ~pl.col("usual_unknown")
             ).alias("alerted"),
             _note_expr().alias("note"),
         )
@@ -597,6 +723,14 @@ def _note_expr() -> pl.Expr:
         .then(daily)
         .when(pl.col("carry_over"))
         .then(pl.lit("Carry-over: the service already ran at this level at the end of last month; not alerted again."))
+        .when(pl.col("usual"))
+        .then(pl.format(
+            "Notable change, not an anomaly: month-to-date moves of up to {}% are usual for this service; not alerted.",
+            (pl.col("usual_bar").exp() * 100 - 100).round(0).cast(pl.Int64).cast(pl.String),
+        ))
+        .when(pl.col("usual_unknown"))
+        .then(pl.lit("Notable change, not alerted: last month's same days are not all there to compare with, and "
+                     "there is too little daily history to tell whether a rise like this is unusual for this service."))
         .when(pl.col("unjudged").fill_null(False))
         .then(pl.lit("Month-to-date rule only: fewer than 3 weeks of daily history for the daily check."))
     )
@@ -645,6 +779,16 @@ def _attach_drivers(
         pl.Series("rate_change_usd", rate, dtype=pl.Float64),
         pl.Series("mix_change_usd", mix, dtype=pl.Float64),
     )
+
+
+def unavailable_anomalies(partitions: Sequence[tuple[str, str]], failed: Mapping[str, str]) -> pl.DataFrame:
+    """One account-level row (kind "unavailable", not alerted) per partition of the ``failed`` accounts, with
+    the error in its note: the reports say detection failed rather than showing "no anomalies"."""
+    rows = [{"month": m, "account_id": a, "level": "account", "service": None, "kind": UNAVAILABLE,
+             "detector": UNAVAILABLE, "alerted": False, "acknowledged": False,
+             "note": f"Anomaly detection failed for this account: {failed[a]}"}
+            for m, a in sorted(set(partitions)) if a in failed]
+    return conform(pl.DataFrame(rows, schema_overrides={"service": pl.String}), "anomalies") if rows else empty("anomalies")
 
 
 def apply_feedback(anomalies: pl.DataFrame, feedback: pl.DataFrame | None) -> pl.DataFrame:

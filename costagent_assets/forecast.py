@@ -8,8 +8,9 @@ cutoff day:
   forecast up, while a step change is the new level within a week);
 * trend: the median week-on-week ratio of the 8 weekly medians, per month, capped at +/-30% and applied
   from the middle of the level window (a median of ratios, so one step change is not read as growth);
-* interval: 80% from the series' own daily noise (MAD of the log residuals) for the days summed, the
-  uncertainty of the level, and a trend term growing with the horizon; calibrated on the backtest.
+* interval: the model's 80% from the series' own daily noise (MAD of the log residuals) for the days
+  summed, the uncertainty of the level, and a trend term growing with the horizon; then re-scaled so that
+  80% of the account's own backtested months would have fallen inside (:func:`interval_factors`).
 
 A series with less than 14 days of history gets no forecast and says so ("insufficient_history").
 """
@@ -23,6 +24,7 @@ import duckdb
 import polars as pl
 
 from costagent_assets.analysis import MICRO, micro_sum
+from costagent_assets.isolation import UNAVAILABLE
 from costagent_assets.periods import Period, period, shift_month
 from costagent_assets.schemas import conform, empty
 
@@ -37,6 +39,10 @@ Z80 = 1.2816
 # that about 80% of actual months fall inside the interval (see benchmarks/forecast_backtest.py).
 TREND_SIGMA_PER_MONTH = 0.01
 MAIN_SERVICES = 5
+# Interval calibration (interval_factors): backtested months looked back on, and how many scores make a basis.
+CALIBRATION_MONTHS = 6
+MIN_ACCOUNT_SCORES = 8
+MIN_POOLED_SCORES = 30
 
 TARGET_SCHEMA = {
     "target_id": pl.Int64,
@@ -144,13 +150,67 @@ def forecast_sums(daily: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
     finally:
         con.close()
     usable = (pl.col("method") != "insufficient_history") & pl.col("point").is_not_null()
-    band = (Z80 * pl.col("sigma_rel").fill_null(0.0)).exp()
-    return out.with_columns(
+    out = out.with_columns(
         pl.when(usable).then(pl.col("point")).alias("point_usd"),
-        pl.when(usable).then(pl.col("point") / band).alias("low_usd"),
-        pl.when(usable).then(pl.col("point") * band).alias("high_usd"),
+        pl.when(usable).then(pl.col("sigma_rel").fill_null(0.0)).alias("sigma_rel"),
         pl.col("n_future").fill_null(0),
-    ).select("target_id", "history_days", "method", "growth", "point_usd", "low_usd", "high_usd", "n_future")
+    ).with_columns(interval(pl.col("point_usd"), pl.col("sigma_rel"), pl.lit(Z80)))
+    return out.select("target_id", "history_days", "method", "growth", "point_usd", "low_usd", "high_usd", "n_future",
+                      "sigma_rel")
+
+
+def interval(point: pl.Expr, sigma_rel: pl.Expr, k: pl.Expr) -> list[pl.Expr]:
+    """low_usd and high_usd: ``point`` divided and multiplied by exp(k x sigma_rel), the model's log-scale
+    uncertainty; ``k`` is Z80 for the model alone, or calibrated on the backtests (:func:`interval_factors`)."""
+    band = (k * sigma_rel).exp()
+    return [(point / band).alias("low_usd"), (point * band).alias("high_usd")]
+
+
+def interval_factors(backtests: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """Per (month, account_id) of ``keys``: how many of the model's sigmas the 80% range must span for 80% of
+    past outcomes to fall inside it (a split-conformal factor), from the backtests of the CALIBRATION_MONTHS
+    before that month, and on what it rests (``interval_basis``):
+
+    - "account": the account's own backtested months (its total and its main services), at least
+      MIN_ACCOUNT_SCORES of them: a noisy account gets a wide range, a smooth one a narrow range;
+    - "organisation": too few of its own, so every account's in those months (at least MIN_POOLED_SCORES);
+    - "model": no backtests yet, the model's own estimate (Z80 sigmas), to be taken with care.
+
+    The factor is the ceil(0.8 (n + 1))-th smallest of the n scores |ln(actual / forecast)| / sigma, so that
+    with n past scores the range holds at least 80% in expectation."""
+    scores = backtests.filter(
+        pl.col("forecast_usd").is_not_null() & (pl.col("forecast_usd") > 0) & (pl.col("actual_usd") > 0)
+        & (pl.col("high_usd") > pl.col("forecast_usd"))
+    ).select(
+        "account_id", pl.col("month").alias("scored_month"),
+        ((pl.col("actual_usd") / pl.col("forecast_usd")).log().abs()
+         / ((pl.col("high_usd") / pl.col("forecast_usd")).log() / Z80)).alias("score"),
+    )
+    keys = keys.select("month", "account_id").unique()
+    windows = keys.select("month").unique().with_columns(
+        pl.col("month").map_elements(lambda m: shift_month(m, -CALIBRATION_MONTHS), return_dtype=pl.String).alias("since")
+    )
+    in_window = (pl.col("scored_month") >= pl.col("since")) & (pl.col("scored_month") < pl.col("month"))
+    pooled = windows.join(scores, how="cross").filter(in_window)
+
+    def conformal(group: list[str], name: str) -> pl.DataFrame:
+        ranked = pooled.sort("score").group_by(group, maintain_order=True).agg(pl.col("score"), pl.len().alias("n"))
+        rank = ((0.8 * (pl.col("n") + 1)).ceil().cast(pl.Int64) - 1).clip(0, None)
+        return ranked.select(*group, pl.col("score").list.get(pl.min_horizontal(rank, pl.col("n") - 1)).alias(name),
+                             pl.col("n").alias(f"{name}_n"))
+
+    own = conformal(["month", "account_id"], "k_account")
+    org = conformal(["month"], "k_org")
+    out = keys.join(own, on=["month", "account_id"], how="left").join(org, on="month", how="left")
+    use_own = pl.col("k_account_n").fill_null(0) >= MIN_ACCOUNT_SCORES
+    use_org = pl.col("k_org_n").fill_null(0) >= MIN_POOLED_SCORES
+    return out.select(
+        "month", "account_id",
+        pl.when(use_own).then(pl.col("k_account")).when(use_org).then(pl.col("k_org")).otherwise(pl.lit(Z80))
+        .alias("interval_k"),
+        pl.when(use_own).then(pl.lit("account")).when(use_org).then(pl.lit("organisation")).otherwise(pl.lit("model"))
+        .alias("interval_basis"),
+    )
 
 
 def series_frame(raw: pl.DataFrame) -> pl.DataFrame:
@@ -219,8 +279,11 @@ def compute_forecasts(
         .group_by("target_id")
         .agg((micro_sum("cost_usd") / MICRO).alias("actual_to_date_usd"))
     )
+    factors = interval_factors(backtests, cutoffs)
     out = (
         meta.join(sums, on="target_id", how="left")
+        .join(factors, on=["month", "account_id"], how="left")
+        .with_columns(interval(pl.col("point_usd"), pl.col("sigma_rel"), pl.col("interval_k")))
         .join(actual, on="target_id", how="left")
         .with_columns(pl.col("actual_to_date_usd").fill_null(0.0))
         .with_columns(
@@ -245,7 +308,8 @@ def track_record(backtests: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
     """Per (month, account_id) of ``keys``: over the account's backtests of the ``TRACK_MONTHS`` months
     before that month, how many, how often inside the 80% range, the median absolute error and the mean
     signed error, in %. Only earlier months count, whatever else ``backtests`` holds."""
-    rows = backtests.filter(pl.col("service").is_null() & pl.col("forecast_usd").is_not_null()).select(
+    # Inside the range as it would have been shown then: calibrated on the months before each one.
+    rows = calibrated(backtests).filter(pl.col("service").is_null() & pl.col("forecast_usd").is_not_null()).select(
         "account_id", pl.col("month").alias("scored_month"), "inside", "ape_pct", "error_pct"
     )
     windows = keys.unique().with_columns(
@@ -261,6 +325,27 @@ def track_record(backtests: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
         pl.col("inside").sum().cast(pl.Int32).alias("track_inside"),
         pl.col("ape_pct").median().alias("track_mape_pct"),
         pl.col("error_pct").mean().alias("track_bias_pct"),
+    )
+
+
+def calibrated(backtests: pl.DataFrame) -> pl.DataFrame:
+    """``backtests`` with each month's range (low_usd, high_usd, inside) as the forecasts stage would have
+    shown it: the model's range re-scaled by :func:`interval_factors` from the rows of the months before it
+    in the same frame, and the ``interval_basis``."""
+    if not backtests.height:
+        return backtests.with_columns(pl.lit(None, dtype=pl.String).alias("interval_basis"))
+    factors = interval_factors(backtests, backtests.select("month", "account_id"))
+    sigma = pl.when(pl.col("high_usd") > pl.col("forecast_usd")).then(
+        (pl.col("high_usd") / pl.col("forecast_usd")).log() / Z80).otherwise(0.0)
+    return (
+        backtests.join(factors, on=["month", "account_id"], how="left")
+        .with_columns(interval(pl.col("forecast_usd"), sigma, pl.col("interval_k")))
+        .with_columns(
+            pl.when(pl.col("forecast_usd").is_not_null())
+            .then(pl.col("actual_usd").is_between(pl.col("low_usd"), pl.col("high_usd")))
+            .alias("inside")
+        )
+        .drop("interval_k")
     )
 
 
@@ -331,6 +416,15 @@ def compute_backtest(raw: pl.DataFrame, periods: Mapping[str, Period], partition
         )
     )
     return conform(out, "forecast_backtest")
+
+
+def unavailable_forecasts(partitions: Iterable[tuple[str, str]], failed: Mapping[str, str]) -> pl.DataFrame:
+    """Rows saying the forecast could not be computed (``method`` "unavailable") for the partitions of the
+    ``failed`` accounts, one per horizon, so the reports say so instead of showing no forecast."""
+    rows = [{"month": m, "account_id": a, "service": None, "horizon": h,
+             "target_month": m if h == "month_end" else shift_month(m, 1), "method": UNAVAILABLE}
+            for m, a in sorted(set(partitions)) if a in failed for h in ("month_end", "next_month")]
+    return conform(pl.DataFrame(rows, schema_overrides={"service": pl.String}), "forecasts") if rows else empty("forecasts")
 
 
 def with_forecast_projection(mom: pl.DataFrame, forecasts: pl.DataFrame) -> pl.DataFrame:

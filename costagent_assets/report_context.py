@@ -6,19 +6,23 @@ another account can reach its email.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 import polars as pl
 
 from costagent_assets.budgets import DEFAULT_ALERT_PCTS, budget_status
 from costagent_assets.delivery import SENT, Delivery, status_counts
+from costagent_assets.isolation import UNAVAILABLE
 from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.teams.model import Team
 from costagent_assets.warehouse.store import Store, read_table
+
+T = TypeVar("T")
 
 # The trend chart covers up to a year; months before the first one with data are left out.
 TREND_MONTHS = 12
@@ -55,6 +59,15 @@ def budget_context(
     status = budget_status(mtd_pct, projected_pct, alert_pcts)
     return {"monthly_budget": team.monthly_budget, "mtd_pct": mtd_pct, "projected_pct": projected_pct, "status": status,
             "alerts": fired}
+
+
+def _available(frame: pl.DataFrame | None) -> bool:
+    """True, or raises with the stage's note when the anomalies stage failed for the account (a row of
+    kind "unavailable"): its email must not read "no anomalies"."""
+    failed = frame.filter(pl.col("kind") == UNAVAILABLE) if frame is not None else None
+    if failed is not None and failed.height:
+        raise RuntimeError(failed["note"][0])
+    return True
 
 
 def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
@@ -95,6 +108,24 @@ class ReportFrames:
         self.forecasts = _split(forecasts.filter(pl.col("service").is_null()), month) if forecasts is not None else {}
         self.optimization = _split(optimization, month) if optimization is not None else {}
         self.budget_alert_pcts = tuple(budget_alert_pcts)
+        # account -> section -> why it could not be built (shown as "unavailable" to the team and the admins).
+        self.unavailable: dict[str, dict[str, str]] = {}
+
+    def section(self, account_id: str, name: str, build: Callable[[], T]) -> T | None:
+        """``build()``, or None when it fails for this account: the failure is recorded in
+        ``unavailable`` (the team's email and the admin report say so) and the other sections and
+        accounts go on. One account's odd rows must never stop every team's email."""
+        try:
+            return build()
+        except Exception as err:  # any failure of one section is reported, not raised
+            self.unavailable.setdefault(account_id, {})[name] = f"{type(err).__name__}: {err}"
+            return None
+
+    def unavailable_rows(self, teams: Sequence[Team]) -> list[dict]:
+        """The sections that could not be built, per team, for the admin report."""
+        names = {t.aws_account_id: t.team_name for t in teams}
+        return [{"team_name": names.get(a, "?"), "aws_account_id": a, "section": name, "error": why}
+                for a in sorted(self.unavailable) for name, why in sorted(self.unavailable[a].items())]
 
     def _common(self) -> dict:
         p = self.period
@@ -128,7 +159,7 @@ class ReportFrames:
         insight = insight_rows.to_dicts()[0] if insight_rows is not None and insight_rows.height else None
         all_anomalies = self.anomalies.get(account_id)
         anomalies = all_anomalies.filter(pl.col("level") == "service") if all_anomalies is not None else None
-        forecast = self.forecast(account_id)
+        forecast = self.section(account_id, "forecast", lambda: self.forecast(account_id))
         # The SQL forecast, where there is one, is the projection everywhere (headline, budget, AI).
         if forecast and forecast["month_end"] and not self.period.complete:
             acct = {**acct, "projected_month_end_usd": forecast["month_end"]["point_usd"]}
@@ -162,21 +193,25 @@ class ReportFrames:
                 }
                 for s in services
             ],
-            "anomalies": _anomaly_rows(anomalies),
+            "anomalies": self.section(account_id, "anomalies",
+                                      lambda: _anomaly_rows(_available(all_anomalies) and anomalies)) or [],
             "insight": {
                 "source": insight["source"] if insight else "deterministic",
                 "summary": insight["summary"] if insight else "",
                 "drivers": list(insight["drivers"] or []) if insight else [],
                 "ai_note": insight["ai_note"] if insight else None,
             },
-            "budget": None if no_data else budget_context(
+            "budget": None if no_data else self.section(account_id, "budget", lambda: budget_context(
                 team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies,
                 self.budget_alert_pcts,
-            ),
-            "trend": self._trend(self.history.get(account_id, {}), acct if not no_data else {}),
+            )),
+            "trend": self.section(account_id, "trend", lambda: self._trend(
+                self.history.get(account_id, {}), acct if not no_data else {})) or [],
             "dashboard_url": dashboard_url(self.dashboard_url_template, team),
             "forecast": None if no_data else forecast,
-            "savings": self.team_savings(account_id),
+            "savings": self.section(account_id, "savings", lambda: self.team_savings(account_id)),
+            # Sections that failed for this account: named in the email rather than stopping it.
+            "unavailable": sorted(self.unavailable.get(account_id, {})),
         }
 
     def team_savings(self, account_id: str) -> dict | None:
@@ -232,7 +267,7 @@ class ReportFrames:
 
     def projected(self, account_id: str, acct: Mapping) -> float | None:
         """The month end: the SQL forecast where there is one, else the run-rate projection."""
-        forecast = self.forecast(account_id)
+        forecast = self.section(account_id, "forecast", lambda: self.forecast(account_id))
         if forecast and forecast["month_end"]:
             return forecast["month_end"]["point_usd"]
         return acct.get("projected_month_end_usd")
@@ -243,6 +278,8 @@ class ReportFrames:
         if rows is None or not rows.height:
             return None
         by_horizon = {r["horizon"]: r for r in rows.iter_rows(named=True)}
+        if any(r["method"] == UNAVAILABLE for r in by_horizon.values()):
+            raise RuntimeError("the forecasts stage could not compute it for this account (see that run's log)")
         month_end, next_month = by_horizon.get("month_end"), by_horizon.get("next_month")
         any_row = month_end or next_month
 
@@ -252,18 +289,15 @@ class ReportFrames:
             return {"point_usd": row["point_usd"], "low_usd": row["low_usd"], "high_usd": row["high_usd"],
                     "target_month": row["target_month"], "label": f"{month_start(row['target_month']):%B %Y}"}
 
-        months, inside, mape = any_row["track_months"], any_row["track_inside"], any_row["track_mape_pct"]
         return {
             "month_end": None if self.period.complete else band(month_end),
             "next_month": band(next_month),
             "method": any_row["method"],
             "history_days": any_row["history_days"],
             "growth_pct_per_month": any_row["growth_pct_per_month"],
-            "track_record": (
-                f"Over the last {months} month{'s' if months != 1 else ''}, the actual fell inside our range "
-                f"{inside} time{'s' if inside != 1 else ''}; typical error {mape:.1f}%."
-                if months else None
-            ),
+            "track_record": track_record_sentence(any_row["track_months"], any_row["track_inside"],
+                                                  any_row["track_mape_pct"]),
+            "interval_note": INTERVAL_NOTES.get(any_row.get("interval_basis")),
         }
 
     def _trend(self, past: Mapping[str, float], current: Mapping) -> list[dict]:
@@ -345,6 +379,7 @@ class ReportFrames:
             "acknowledged_anomalies": acknowledged,
             "budget_alerts": budget_alerts,
             "no_data_accounts": no_data,
+            "unavailable": self.unavailable_rows(teams),
             "trend": self._trend(
                 _sum_months(self.history, {t.aws_account_id for t in teams}),
                 {"current_mtd_usd": mtd if with_data else None,
@@ -355,6 +390,24 @@ class ReportFrames:
             "delivery": None,
             "run_cost": None,
         }
+
+
+# What the 80% range rests on (forecast.interval_factors), said where it is less than the account's own record.
+INTERVAL_NOTES = {
+    "organisation": "This account has too few past forecasts of its own yet: its range is as wide as the "
+                    "organisation's past errors.",
+    "model": "Too few past forecasts to check the range against yet: too little history to be sure of it.",
+}
+
+
+def track_record_sentence(months: int | None, inside: int | None, mape: float | None) -> str | None:
+    """The forecast's track record in one sentence; None without backtested months. A track record whose
+    months all had $0 actuals (an account that stopped spending) has no % error: it says so."""
+    if not months:
+        return None
+    error = f"typical error {mape:.1f}%" if mape is not None else "no % error to measure (no spend in those months)"
+    return (f"Over the last {months} month{'s' if months != 1 else ''}, the actual fell inside our range "
+            f"{inside or 0} time{'s' if inside != 1 else ''}; {error}.")
 
 
 TOP_SAVINGS = 3  # a team email's savings: the three largest

@@ -202,6 +202,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "track_inside": pl.Int32,  # of which the actual fell inside the 80% range
         "track_mape_pct": pl.Float64,  # median absolute % error over those months
         "track_bias_pct": pl.Float64,  # mean signed % error (positive: we forecast too high)
+        "interval_basis": pl.String,  # the 80% range rests on: "account" | "organisation" backtests | "model" alone
     },
     "forecast_backtest": {
         "month": pl.String,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date, timedelta
 
 import polars as pl
@@ -94,7 +95,8 @@ def test_a_series_without_history_is_not_judged_daily_and_says_so():
     rows += series(date(2026, 10, 28), date(2026, 10, 31), 50.0)  # last month: only 4 days of it
     row = service_row(run(rows, date(2026, 11, 11)))
     assert row["detector"] == "month_to_date" and row["kind"] == "increase"
-    assert "fewer than 3 weeks" in row["note"]
+    # Shown as a notable change; with no history to say what is usual, not alerted (issue 17).
+    assert not row["alerted"] and "too little daily history to tell" in row["note"]
 
 
 def test_drivers_are_the_usage_types_and_add_up_to_the_impact():
@@ -219,3 +221,32 @@ def test_raising_demo_noise_is_a_parameter_and_the_default_is_unchanged():
     noisy = demo.generate_costs(ids, date(2026, 10, 1), date(2026, 10, 14), noise=0.2)
     ratio = (noisy["cost_usd"] / base["cost_usd"]).filter(base["cost_usd"] > 1)
     assert ratio.max() > 1.05 and ratio.min() < 0.95 and ratio.max() < 1.21
+
+
+def test_a_day_at_2_2x_is_a_spike_on_a_steady_series_and_usual_on_a_heavy_tailed_one():
+    rng = random.Random(3)
+    spike_day = date(2026, 11, 9)
+    found = {}
+    for name, factors in (("heavy", [0.7, 0.8, 0.9, 1.0, 1.1, 1.3, 1.8]), ("steady", [0.98, 1.0, 1.02])):
+        noise = [rng.choice(factors) for _ in range(110)]
+        rows = series(date(2026, 8, 1), date(2026, 11, 10),
+                      lambda d, n=noise: 500 * n[(d - date(2026, 8, 1)).days] * (2.2 if d == spike_day else 1))
+        found[name] = service_row(run(rows, date(2026, 11, 11)))
+    steady, heavy = found["steady"], found["heavy"]
+    assert steady["kind"] == "spike" and steady["alerted"] and steady["start_date"] == spike_day
+    # The heavy-tailed series often has days at 1.8x: one at 2.2x is within its own volatility.
+    assert heavy is None or (heavy["detector"] == "month_to_date" and not heavy["alerted"])
+
+
+def test_a_month_to_date_rise_within_the_series_usual_swings_is_a_notable_change_not_an_alert():
+    def swinging(d: date) -> float:  # batch jobs every other week: whole weeks at $1,300 or $700 a day
+        return 1300.0 if (d - date(2026, 8, 3)).days // 7 % 2 == 0 else 700.0
+
+    rows = series(date(2026, 8, 3), date(2026, 11, 10), lambda d: swinging(d) * (1.5 if d.month == 11 else 1))
+    row = service_row(run(rows, date(2026, 11, 11)))
+    assert row["kind"] == "increase" and row["change_pct"] > 20 and row["change_usd"] > 100  # notable
+    assert not row["alerted"] and row["note"].startswith("Notable change, not an anomaly: month-to-date moves of up to")
+    # The same +50% on a series that never swings is an anomaly.
+    steady = service_row(run(series(date(2026, 8, 3), date(2026, 11, 10), lambda d: 1500.0 if d.month == 11 else 1000.0),
+                             date(2026, 11, 11)))
+    assert steady["alerted"]

@@ -134,10 +134,12 @@ def test_track_record_counts_only_the_six_months_before_each_month():
     from costagent_assets.forecast import track_record
 
     months = [f"2026-{m:02d}" for m in range(1, 12)]
+    # Month m's actual is m% above a $100 forecast whose range is 100/1.075 .. 107.5: inside up to m = 7 (with
+    # at most 6 scores before any month, too few to re-calibrate the range: it stays the model's).
     backtests = pl.DataFrame({
-        "month": months, "account_id": A, "service": None, "forecast_usd": 100.0,
-        "inside": [m % 2 == 0 for m in range(1, 12)], "ape_pct": [float(m) for m in range(1, 12)],
-        "error_pct": [float(-m) for m in range(1, 12)],
+        "month": months, "account_id": A, "service": None, "forecast_usd": 100.0, "low_usd": 100 / 1.075,
+        "high_usd": 107.5, "actual_usd": [100.0 + m for m in range(1, 12)],
+        "ape_pct": [float(m) for m in range(1, 12)], "error_pct": [float(-m) for m in range(1, 12)],
     }, schema_overrides={"service": pl.String})
     keys = pl.DataFrame({"month": ["2026-11", "2026-03", "2026-01"], "account_id": [A, A, A]})
     track = {r["month"]: r for r in track_record(backtests, keys).iter_rows(named=True)}
@@ -149,3 +151,25 @@ def test_track_record_counts_only_the_six_months_before_each_month():
     assert track["2026-03"]["track_months"] == 2
     assert track["2026-03"]["track_mape_pct"] == pytest.approx(1.5)
     assert "2026-01" not in track
+
+
+def test_the_80pct_range_is_as_wide_as_the_account_own_past_errors():
+    from costagent_assets.forecast import Z80, interval, interval_factors
+
+    months = [f"2026-{m:02d}" for m in range(2, 11)]
+    # Both accounts' model said +-5% (sigma = ln 1.05 / Z80), for the total and its one service; A missed by a
+    # factor 1.2 each month (up or down), B by 1.01.
+    rows = [{"month": m, "account_id": a, "service": service, "forecast_usd": 100.0, "high_usd": 105.0,
+             "actual_usd": 100.0 * miss ** (-1) ** i}
+            for a, miss in ((A, 1.2), ("000000000002", 1.01)) for i, m in enumerate(months) for service in (None, "EC2")]
+    backtests = pl.DataFrame(rows, schema_overrides={"service": pl.String})
+    keys = pl.DataFrame({"month": ["2026-11"] * 3, "account_id": [A, "000000000002", "000000000003"]})
+    factors = {r["account_id"]: r for r in interval_factors(backtests, keys).iter_rows(named=True)}
+    assert factors[A]["interval_basis"] == factors["000000000002"]["interval_basis"] == "account"
+    assert factors["000000000003"]["interval_basis"] == "model" and factors["000000000003"]["interval_k"] == Z80
+    sigma = math.log(1.05) / Z80
+    wide, narrow = (pl.select(interval(pl.lit(100.0), pl.lit(sigma), pl.lit(factors[a]["interval_k"]))).row(0)
+                    for a in (A, "000000000002"))
+    # The 6 months before November give 12 scores, all the same miss: the range is exactly that wide.
+    assert wide == pytest.approx((100 / 1.2, 120.0), rel=1e-6)
+    assert narrow == pytest.approx((100 / 1.01, 101.0), rel=1e-6)

@@ -6,9 +6,10 @@ import polars as pl
 
 from costagent_assets import markdown
 from costagent_assets.analysis import DRIVERS_TOLERANCE_USD, drivers_gap
-from costagent_assets.anomaly_detection import anomaly_rules, detect_anomalies
-from costagent_assets.defs.partitions import month_account_asset, trailing_three_months
+from costagent_assets.anomaly_detection import anomaly_rules, detect_anomalies, unavailable_anomalies
+from costagent_assets.defs.partitions import month_account_asset, run_partitions, trailing_three_months
 from costagent_assets.feedback import read_feedback
+from costagent_assets.isolation import isolate_accounts, of_accounts
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.settings import Settings
@@ -40,15 +41,23 @@ def anomalies(
     teams = teams_registry.teams()
     rule, overrides = anomaly_rules(settings, teams)
     budgets = {t.aws_account_id: t.monthly_budget for t in teams if t.monthly_budget}
-    frame = detect_anomalies(
-        mom_changes,
-        rule,
-        raw=raw_costs,
-        overrides=overrides,
-        budgets=budgets,
-        budget_alert_pcts=settings.budget_alert_pcts,
-        feedback=read_feedback(warehouse.store()),
+    feedback = read_feedback(warehouse.store())
+    partitions = run_partitions(context)
+    frame, failed = isolate_accounts(
+        lambda parts: detect_anomalies(
+            of_accounts(mom_changes, parts),
+            rule,
+            raw=of_accounts(raw_costs, parts),
+            overrides=overrides,
+            budgets=budgets,
+            budget_alert_pcts=settings.budget_alert_pcts,
+            feedback=feedback,
+        ),
+        partitions,
     )
+    for account, error in failed.items():
+        context.log.warning(f"anomalies: detection failed for {account}: {error}")
+    frame = pl.concat([frame, unavailable_anomalies(partitions, failed)], how="diagonal_relaxed")
     alerted = frame.filter(pl.col("alerted"))
     preview = alerted.sort("impact_usd", descending=True, nulls_last=True).head(10)
     gap = drivers_gap(frame, "impact_usd", pl.col("drivers").list.len() > 0)
@@ -61,6 +70,7 @@ def anomalies(
             "by_kind": dg.MetadataValue.json(dict(alerted.group_by("kind").len().iter_rows())),
             "acknowledged": int(frame["acknowledged"].sum()) if frame.height else 0,
             "teams_with_own_rule": len(overrides),
+            "accounts_unavailable": dg.MetadataValue.json(failed),
             "threshold_pct": rule.threshold_pct,
             "min_usd": rule.min_usd,
             "top_alerts": dg.MetadataValue.md(

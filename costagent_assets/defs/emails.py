@@ -43,6 +43,7 @@ from costagent_assets.delivery import (
 from costagent_assets.insights.history import admin_ai_context
 from costagent_assets.report_context import (
     TREND_MONTHS,
+    ReportFrames,
     delivery_summary,
     report_frames,
     run_cost,
@@ -64,6 +65,7 @@ from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform
 from costagent_assets.send_ledger import DELIVERED, LedgerKey
 from costagent_assets.settings import Settings
+from costagent_assets.teams.model import Team
 from costagent_assets.warehouse.log_tables import append_log
 from costagent_assets.warehouse.rollups import read_rollup
 from costagent_assets.warehouse.store import read_table
@@ -109,6 +111,14 @@ def _notify_failures(session, ledger, run_id: str, deliveries, admin_results, *,
     (result,) = deliver_batch(session, [Outgoing(key, message, body, f"{month}-delivery-failures-{fingerprint}")],
                               ledger, run_id)
     return result.status
+
+
+def _team_report(frames: ReportFrames, team: Team, prepare=None) -> tuple[dict, RenderedEmail]:
+    """One team's context (marked by ``prepare``: incomplete data, a correction) and its rendered email."""
+    ctx = frames.team_context(team)
+    if prepare is not None:
+        ctx = prepare(ctx)
+    return ctx, render_team_report(ctx)
 
 
 @month_account_asset(
@@ -189,15 +199,29 @@ def emails(
                                      "data_through": cov.data_through})
                         held.append((month, account_id, cov))
                         continue
-                    ctx = frames.team_context(team)
-                    if basis == INCOMPLETE:
-                        ctx = mark_incomplete(ctx, cov)
-                    kind, earlier = "team", sent_before.get((month, account_id))
+                    kind, earlier, correction = "team", sent_before.get((month, account_id)), None
                     if earlier and earlier[0] in PROVISIONAL and basis == COMPLETE:
                         # The report sent earlier for this date said "no data" or stopped early: correct it, once.
-                        ctx["correction"] = correction_of(*earlier)
-                        kind = CORRECTION
-                    rendered = render_team_report(ctx)
+                        correction, kind = correction_of(*earlier), CORRECTION
+
+                    def prepare(ctx, cov=cov, basis=basis, correction=correction):
+                        if basis == INCOMPLETE:
+                            ctx = mark_incomplete(ctx, cov)
+                        if correction is not None:
+                            ctx["correction"] = correction
+                        return ctx
+
+                    # One account's report failing is recorded (the admin report lists it); the others go out.
+                    built = frames.section(account_id, "report",
+                                           lambda f=frames, t=team, pr=prepare: _team_report(f, t, pr))
+                    if built is None:
+                        why = f"report unavailable: {frames.unavailable[account_id]['report']}"
+                        context.log.warning(f"emails: {account_id}: {why}")
+                        rows.append({"month": month, "account_id": account_id, "kind": "team", "status": "failed",
+                                     "recipient": team.team_email, "location": why, "basis": basis,
+                                     "data_through": cov.data_through})
+                        continue
+                    ctx, rendered = built
                     message = build_message(rendered, sender=sender, to=team.team_email, cc=team.cc_emails,
                                             message_id_domain=domain)
                     key = LedgerKey.of(report_date, kind, account_id, month, team.team_email, channel)

@@ -5,7 +5,8 @@ import polars as pl
 
 from costagent_assets import markdown
 from costagent_assets.defs.partitions import month_account_asset, months_window, run_partitions, run_periods
-from costagent_assets.forecast import compute_forecasts
+from costagent_assets.forecast import compute_forecasts, unavailable_forecasts
+from costagent_assets.isolation import isolate_accounts, of_accounts
 
 
 @month_account_asset(
@@ -25,7 +26,14 @@ def forecasts(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame, foreca
     inside our range 5 times of 6; typical error 4%"). An account with under 14 days of history gets no
     forecast and says so."""
     partitions = run_partitions(context)
-    frame = compute_forecasts(raw_costs, run_periods(context, partitions), partitions, forecast_backtest)
+    periods = run_periods(context, partitions)
+    frame, failed = isolate_accounts(
+        lambda parts: compute_forecasts(of_accounts(raw_costs, parts), periods, parts, of_accounts(forecast_backtest, parts)),
+        partitions,
+    )
+    for account, error in failed.items():
+        context.log.warning(f"forecasts: unavailable for {account}: {error}")
+    frame = pl.concat([frame, unavailable_forecasts(partitions, failed)], how="diagonal_relaxed")
     accounts = frame.filter(pl.col("service").is_null())
     month_end = accounts.filter(pl.col("horizon") == "month_end")
     return dg.Output(
@@ -33,6 +41,7 @@ def forecasts(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame, foreca
         metadata={
             "rows": frame.height,
             "accounts_without_forecast": month_end.filter(pl.col("method") == "insufficient_history").height,
+            "accounts_unavailable": dg.MetadataValue.json(failed),
             "month_end_usd": dg.MetadataValue.float(round(float(month_end["point_usd"].sum() or 0), 2)),
             "preview": dg.MetadataValue.md(
                 markdown.table(

@@ -196,3 +196,18 @@ def test_data_ending_early_before_the_deadline_hold_the_report_and_a_rerun_with_
     assert (row["kind"], row["status"], row["basis"]) == ("team", "delivered", "complete")
     assert [p.name for p in (second.home.outbox_dir / as_of.isoformat()).glob("*.eml")] == [f"{month}-team-{A}.eml"]
 
+
+def test_an_account_whose_report_fails_is_recorded_and_every_other_email_goes_out(tmp_path):
+    # A's service row lost its month-to-date figure: A's report cannot be built; B's, C's and the admin's can.
+    broken = MOM.with_columns(
+        pl.when((pl.col("account_id") == A) & (pl.col("level") == "service")).then(None)
+        .otherwise(pl.col("current_mtd_usd")).alias("current_mtd_usd"))
+    run = materialize_stage("emails", tmp_path, month=MONTH, accounts=[A, B, C], as_of=AS_OF, teams=TEAMS,
+                            settings=SETTINGS, upstream={"mom_changes": broken})
+    assert run.result.success
+    rows = {r["account_id"]: r for r in run.table("emails").iter_rows(named=True)}
+    assert {a: r["status"] for a, r in rows.items()} == {A: "failed", B: "delivered", C: "delivered"}
+    assert rows[A]["location"].startswith("report unavailable: TypeError")
+    assert f"{MONTH}-team-{A}.eml" not in outbox(run) and f"{MONTH}-team-{B}.eml" in outbox(run)
+    admin = message(run, f"{MONTH}-admin.eml").get_body(("plain",)).get_content()
+    assert f"Platform ({A}) report: TypeError" in admin

@@ -1,0 +1,35 @@
+"""isolate_accounts: one account's failure is set aside, the other accounts' rows are kept."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from costagent_assets.isolation import EveryAccountFailed, isolate_accounts, of_accounts
+
+COSTS = pl.DataFrame({"account_id": ["a", "b", "c"], "month": "2026-11", "cost_usd": [10.0, None, 30.0]})
+PARTITIONS = [("2026-11", "a"), ("2026-11", "b"), ("2026-11", "c")]
+
+
+def doubled(partitions: list[tuple[str, str]]) -> pl.DataFrame:
+    """A computation that cannot handle a missing cost (b's)."""
+    rows = of_accounts(COSTS, partitions)
+    if rows["cost_usd"].null_count():
+        raise ValueError(f"no cost for {rows.filter(pl.col('cost_usd').is_null())['account_id'].to_list()}")
+    return rows.with_columns(pl.col("cost_usd") * 2)
+
+
+def test_the_accounts_a_computation_fails_for_are_set_aside_and_the_others_computed():
+    frame, failed = isolate_accounts(doubled, PARTITIONS)
+    assert frame.sort("account_id")["cost_usd"].to_list() == [20.0, 60.0]
+    assert failed == {"b": "ValueError: no cost for ['b']"}
+
+
+def test_nothing_fails_nothing_is_set_aside():
+    frame, failed = isolate_accounts(doubled, [p for p in PARTITIONS if p[1] != "b"])
+    assert (frame.height, failed) == (2, {})
+
+
+def test_a_computation_that_fails_for_every_account_raises():
+    with pytest.raises(EveryAccountFailed, match="failed for every account of the run: ValueError: no cost"):
+        isolate_accounts(doubled, [("2026-11", "b")])
