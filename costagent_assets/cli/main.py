@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from costagent_assets.home import Home, get_home
+from costagent_assets.home import Home, InstanceConfigError, get_home
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -384,7 +384,8 @@ def cmd_status(args, home: Home) -> int:
 
 def cmd_ui(args, home: Home) -> int:
     """Open the Dagster UI on this installation's state, bound to 127.0.0.1."""
-    from costagent_assets.cli.runner import REPO_ROOT, prepare_instance
+    from costagent_assets.cli.runner import prepare_instance
+    from costagent_assets.shipped import shipped_path
 
     prepare_instance(home)
     env = {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "COSTAGENT_HOME": str(home.root)}
@@ -396,7 +397,7 @@ def cmd_ui(args, home: Home) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     beside = Path(sys.executable).with_name("dagster")  # works without an activated venv
     dagster = str(beside) if beside.exists() else shutil.which("dagster") or "dagster"
-    command = [dagster, "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)]
+    command = [dagster, "dev", "-w", str(shipped_path("workspace.yaml")), "-h", "127.0.0.1", "-p", str(args.port)]
     print(f"costagent: {' '.join(command)}  (DAGSTER_HOME={home.dagster_home})", flush=True)
     os.execvpe(dagster, command, env)
 
@@ -497,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     home = get_home(args.home)
     os.environ["COSTAGENT_HOME"] = str(home.root)
-    return args.func(args, home)
+    try:
+        return args.func(args, home)
+    except InstanceConfigError as exc:
+        return _fail(str(exc))
 
 
 if __name__ == "__main__":
