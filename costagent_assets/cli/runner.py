@@ -61,7 +61,7 @@ def write_instance_config(home: Home, profile: str = "embedded", *, force: bool 
 
 def missing_instance_env(text: str, environ: Mapping[str, str]) -> list[str]:
     """The environment variables a dagster.yaml reads through ``{env: NAME}`` entries that are unset."""
-    return sorted({name for name in _ENV_ENTRY.findall(text) if not environ.get(name)})
+    return sorted({name for name in _ENV_ENTRY.findall(text) if name not in environ})
 
 
 def prepare_instance(home: Home) -> dg.DagsterInstance:

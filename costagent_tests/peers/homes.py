@@ -60,8 +60,8 @@ def environment(**values: str | None) -> Iterator[None]:
 def copy_home(source: Path, target: Path) -> Path:
     """A copy of a finished home to change: the state an identical run into ``target`` would leave.
 
-    Nothing in a home names its own path for later (``dagster.yaml`` is rewritten for the home on every
-    command), so the copy is a home of its own.
+    Nothing in a home names its own path (``dagster.yaml`` takes its storage paths from DAGSTER_HOME),
+    so the copy is a home of its own.
     """
     shutil.copytree(source, target, symlinks=True)
     return target
