@@ -174,12 +174,29 @@ def cmd_run(args, home: Home) -> int:
     return _run(home, _as_of(args.as_of))
 
 
+def _months_outside_partitions(first: str, last: str) -> str | None:
+    """Why months ``first``..``last`` cannot be loaded (outside the month partitions), or None."""
+    from costagent_assets.defs.partitions import FIRST_MONTH
+
+    current = _today().strftime("%Y-%m")  # the month in progress is the last partition (end_offset=1)
+    if first < FIRST_MONTH:
+        return (f"--from {first} is before the first month partition, {FIRST_MONTH}: nothing is changed. "
+                f"Load from {FIRST_MONTH}, or move FIRST_MONTH in costagent_assets/defs/partitions.py back to "
+                "your sources' first month (every installation then lists the months from there)")
+    if last > current:
+        return f"--to {last} is after the current month, {current}: nothing is changed"
+    return None
+
+
 def cmd_backfill(args, home: Home) -> int:
     """Past months for every account, oldest first, several months per ranged run."""
     from costagent_assets.cli.runner import backfill, prepare_instance, sync_account_partitions
 
     if args.to < args.from_:
         return _fail("--to must not be before --from")
+    problem = _months_outside_partitions(args.from_, args.to)
+    if problem:
+        return _fail(problem)
     teams = _teams(home)
     if not teams:
         return _fail("no teams registered")
@@ -565,8 +582,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["COSTAGENT_HOME"] = str(home.root)
     try:
         return args.func(args, home)
-    except InstanceConfigError as exc:
-        return _fail(str(exc))
+    except Exception as exc:
+        # A damaged settings file, teams registry or dagster.yaml: the message names the file (and line).
+        from costagent_assets.settings import SettingError
+        from costagent_assets.teams.model import TeamValidationError
+
+        if isinstance(exc, InstanceConfigError | SettingError | TeamValidationError):
+            return _fail(str(exc))
+        raise
 
 
 if __name__ == "__main__":
