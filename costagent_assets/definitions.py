@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 import costagent_assets.defs
-from costagent_assets.defs.automation import build_weekly_schedule
+from costagent_assets.defs.automation import build_failure_sensor, build_weekly_schedule
 from costagent_assets.defs.resources import build_resources
 from costagent_assets.home import get_home
 from costagent_assets.settings import load_settings
@@ -29,5 +29,6 @@ def defs() -> dg.Definitions:
     stages = dg.load_definitions_from_package_module(costagent_assets.defs)
     return dg.Definitions.merge(
         stages,
-        dg.Definitions(schedules=[build_weekly_schedule(settings)], resources=build_resources(home, settings)),
+        dg.Definitions(schedules=[build_weekly_schedule(settings)], sensors=[build_failure_sensor(settings)],
+                       resources=build_resources(home, settings)),
     )
