@@ -46,9 +46,14 @@ def instance_config_path(home: Home) -> Path:
     return home.dagster_home / "dagster.yaml"
 
 
-def write_instance_config(home: Home, profile: str = "embedded", *, force: bool = False) -> bool:
+def write_instance_config(home: Home, profile: str | None = None, *, force: bool = False) -> bool:
     """Write the shipped ``profile``'s dagster.yaml into the home, unless one exists (or ``force``);
-    returns whether it was written. The file is the operator's afterwards: nothing else rewrites it."""
+    returns whether it was written. The file is the operator's afterwards: nothing else rewrites it.
+
+    Without ``profile``: ``$COSTAGENT_INSTANCE_PROFILE`` (so a container's or a unit's first start creates
+    the production instance), else embedded.
+    """
+    profile = profile or os.environ.get("COSTAGENT_INSTANCE_PROFILE") or "embedded"
     if profile not in INSTANCE_PROFILES:
         raise InstanceConfigError(f"unknown instance profile {profile!r} (one of {', '.join(INSTANCE_PROFILES)})")
     home.ensure()
