@@ -19,6 +19,9 @@ def test_weekly_job_backfill_and_schedule_on_postgres(postgres_home: Path, capsy
     assert run_cli("instance", "show") == 0
     shown = capsys.readouterr().out
     assert "PostgresRunStorage" in shown and "PostgresEventLogStorage" in shown and "PostgresScheduleStorage" in shown
+    events = prepare_instance(get_home(postgres_home)).event_log_storage
+    # The profile's event log keeps a pooled connection (stock: a new connection per event outside the webserver).
+    assert type(events._engine.pool).__name__ == "QueuePool"
 
     assert run_cli("demo", "--accounts", "4", "--history-months", "1", "--as-of", "2026-11-23") == 0
     outbox = postgres_home / "outbox" / "2026-11-23"
