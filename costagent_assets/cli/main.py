@@ -430,6 +430,23 @@ def cmd_schedule(args, home: Home) -> int:
     return EXIT_OK
 
 
+def cmd_metrics(args, home: Home) -> int:
+    """Print the Prometheus metrics once, or serve them on /metrics for a scraper."""
+    from prometheus_client import generate_latest, start_http_server
+
+    from costagent_assets.cli.metrics import metrics_registry
+
+    registry = metrics_registry(home)
+    if not args.serve:
+        sys.stdout.write(generate_latest(registry).decode())
+        return EXIT_OK
+    server, thread = start_http_server(args.port, addr=args.host, registry=registry)
+    print(f"costagent: metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
+    thread.join()
+    return EXIT_OK
+
+
 def _exec_dagster(home: Home, program: str, subcommand: list[str], options: list[str]) -> None:
     """Replace this process with ``program SUBCOMMAND -w workspace.yaml OPTIONS`` on this installation."""
     from costagent_assets.cli.runner import BOOKKEEPING_ENV, prepare_instance
@@ -569,6 +586,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="webserver address (default 127.0.0.1: it has no login)")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("metrics", help="Prometheus metrics: per-account figures and the pipeline's health")
+    p.add_argument("--serve", action="store_true", help="serve /metrics until stopped instead of printing once")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9464)
+    p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("ui", help="open the Dagster UI on 127.0.0.1")
     p.add_argument("--port", type=int, default=3000)

@@ -16,9 +16,16 @@ from pathlib import Path
 @contextmanager
 def served(home: Path, service: str, *options: str) -> Iterator[subprocess.Popen]:
     """``costagent --home HOME serve SERVICE OPTIONS`` running until the block ends (SIGTERM, then SIGKILL)."""
+    with running(home, "serve", service, *options) as proc:
+        yield proc
+
+
+@contextmanager
+def running(home: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """``costagent --home HOME ARGS`` running until the block ends (SIGTERM, then SIGKILL)."""
     costagent = Path(sys.executable).with_name("costagent")
-    log = open(home.parent / f"{service}.log", "wb")  # noqa: SIM115  (closed below; read by failing tests)
-    proc = subprocess.Popen([str(costagent), "--home", str(home), "serve", service, *options],
+    log = open(home.parent / f"{'-'.join(args[:2])}.log", "wb")  # noqa: SIM115  (closed below)
+    proc = subprocess.Popen([str(costagent), "--home", str(home), *args],
                             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ), start_new_session=True)
     try:
         yield proc
