@@ -10,11 +10,9 @@ lose the last events, never corrupt the file), and writes a batch (one asset's p
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import dagster as dg
 import sqlalchemy as db
 from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.event_api import EventLogEntry
@@ -42,14 +40,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
-    def config_type(cls):  # type: ignore[override]
-        # base_dir optional, so dagster.yaml names no absolute path and a copied home keeps working.
-        return {"base_dir": dg.Field(dg.StringSource, is_required=False)}
-
-    @classmethod
     def from_config_value(cls, inst_data, config_value):  # type: ignore[override]
-        base_dir = config_value.get("base_dir") or os.path.join(os.environ["DAGSTER_HOME"], "history", "runs")
-        return cls(base_dir, inst_data=inst_data)
+        return cls(inst_data=inst_data, **config_value)
 
     def _engine(self, shard: str) -> db.Engine:
         engine = self._engines.get(shard)

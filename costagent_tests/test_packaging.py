@@ -71,4 +71,5 @@ def test_the_wheel_carries_the_shipped_files_and_runs_the_demo_outside_the_check
     assert len(list(outbox.glob("*-team-*.eml"))) == 3
     assert "<html" in next(outbox.glob("*-admin.html")).read_text(encoding="utf-8").lower()
     shipped = (site / "costagent_assets" / "_shipped" / "dagster.yaml").read_text(encoding="utf-8")
-    assert (home / "dagster" / "dagster.yaml").read_text(encoding="utf-8") == shipped
+    written = (home / "dagster" / "dagster.yaml").read_text(encoding="utf-8")
+    assert written == shipped.replace("__DAGSTER_HOME__", str(home / "dagster"))

@@ -402,13 +402,22 @@ def cmd_status(args, home: Home) -> int:
 def cmd_instance(args, home: Home) -> int:
     """Create (or, with --force, rewrite) the Dagster instance's dagster.yaml from a shipped profile, or show
     which one is in use. The file is the operator's: nothing else ever rewrites it."""
-    from costagent_assets.cli.runner import instance_config_path, prepare_instance, write_instance_config
+    from costagent_assets.cli.runner import (
+        instance_config_path,
+        missing_instance_env,
+        prepare_instance,
+        write_instance_config,
+    )
 
     path = instance_config_path(home)
     if args.instance_cmd == "init":
         if not write_instance_config(home, args.profile, force=args.force):
             return _fail(f"{path} exists (it is yours to edit); --force replaces it with the {args.profile} profile")
         print(f"wrote {path} ({args.profile} profile)")
+        missing = missing_instance_env(path.read_text(encoding="utf-8"), os.environ)
+        if missing:
+            print(f"set {', '.join(missing)} in the environment (the services' EnvironmentFile) before using it")
+            return EXIT_OK
     instance = prepare_instance(home)
     print(f"instance:    {path}")
     print(f"runs:        {type(instance.run_storage).__name__}")

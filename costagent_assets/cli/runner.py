@@ -60,8 +60,14 @@ def write_instance_config(home: Home, profile: str | None = None, *, force: bool
     path = instance_config_path(home)
     if path.exists() and not force:
         return False
-    atomic_write_text(path, shipped_path(INSTANCE_PROFILES[profile]).read_text(encoding="utf-8"))
+    atomic_write_text(path, instance_config_text(home, profile))
     return True
+
+
+def instance_config_text(home: Home, profile: str) -> str:
+    """The shipped profile's dagster.yaml for this home (``__DAGSTER_HOME__``: the instance's directory)."""
+    text = shipped_path(INSTANCE_PROFILES[profile]).read_text(encoding="utf-8")
+    return text.replace("__DAGSTER_HOME__", str(home.dagster_home))
 
 
 def missing_instance_env(text: str, environ: Mapping[str, str]) -> list[str]:
