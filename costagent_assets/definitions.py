@@ -6,7 +6,11 @@ from __future__ import annotations
 import dagster as dg
 
 import costagent_assets.defs
-from costagent_assets.defs.automation import build_held_reports_schedule, build_weekly_schedule
+from costagent_assets.defs.automation import (
+    build_failure_sensor,
+    build_held_reports_schedule,
+    build_weekly_schedule,
+)
 from costagent_assets.defs.resources import build_resources
 from costagent_assets.home import get_home
 from costagent_assets.settings import load_settings
@@ -30,5 +34,6 @@ def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         stages,
         dg.Definitions(schedules=[build_weekly_schedule(settings), build_held_reports_schedule(settings)],
+                       sensors=[build_failure_sensor(settings)],
                        resources=build_resources(home, settings)),
     )

@@ -14,6 +14,10 @@ from pathlib import Path
 DEFAULT_HOME = Path("~/.costagent")
 
 
+class InstanceConfigError(RuntimeError):
+    """The installation's dagster.yaml cannot be used as it stands (the message says what to change)."""
+
+
 @dataclass(frozen=True)
 class Home:
     """The paths of one installation, all derived from its root."""

@@ -16,11 +16,20 @@ from contextlib import contextmanager
 import sqlalchemy as db
 from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.event_api import EventLogEntry
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+from dagster._core.events import (
+    ASSET_CHECK_EVENTS,
+    ASSET_EVENTS,
+    EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
+    DagsterEventType,
+)
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.pool import QueuePool
+
+RUN_END_EVENTS = {
+    DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED,
+}
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
@@ -72,6 +81,16 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines.clear()
         super().dispose()
 
+    def store_event(self, event: EventLogEntry) -> None:
+        """Dagster's store_event; a run's own database engine is closed when the run ends, so a long-lived
+        daemon or webserver does not keep one open per run it ever saw."""
+        super().store_event(event)
+        if event.is_dagster_event and event.dagster_event_type in RUN_END_EVENTS:
+            with self._db_lock:
+                engine = self._engines.pop(event.run_id, None)
+            if engine is not None:
+                engine.dispose()
+
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store a batch with one transaction on the run's database and one on the index."""
         if not events:
@@ -105,3 +124,4 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             latest = {e.dagster_event.asset_key: (e, i) for e, i in zip(events, event_ids, strict=True)}
             for event, event_id in latest.values():
                 self._store_asset_event(conn, event, event_id)
+

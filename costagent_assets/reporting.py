@@ -32,9 +32,11 @@ from typing import Any
 
 import jinja2
 
+from costagent_assets.shipped import shipped_path
 from costagent_assets.validation import HEADER_BREAK, encoded_word_problem
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "reports" / "templates"
+# In a checkout: reports/templates/; in an installed wheel: the copy inside the package.
+TEMPLATES_DIR = shipped_path("reports/templates")
 
 # ASCII hyphen-minus, not U+2212: figures pasted into a spreadsheet must still parse as numbers, and
 # subjects stay pure ASCII (no RFC 2047 encoded words) whenever the team name is.

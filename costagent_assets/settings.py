@@ -389,6 +389,15 @@ def _ca_bundle(value: object) -> str:
     return str(Path(text).expanduser().resolve()) if text else ""
 
 
+def _base_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError
+    text = value.strip().rstrip("/")
+    if not re.fullmatch(r"https?://[^\s\"'<>\\]+", text):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL without spaces or quotes")
+    return text
+
+
 def _url_template(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError
@@ -611,6 +620,11 @@ class Settings(BaseModel):
         "`https://app.datadoghq.com/dashboard/abc-123?tpl_var_account={account_id}`; empty for no link, "
         "default empty."
     ))
+    ui_url: Annotated[str, Custom(_base_url, "an http:// or https:// URL")] = Field(
+        "http://127.0.0.1:3000", description=(
+            "Where operators reach the Dagster UI (behind your proxy in production): the run-failure email links "
+            "a failed run there; default `http://127.0.0.1:3000`."
+        ))
     optimization_scanner: Annotated[str, Choice("auto", "aws", "demo", "off")] = Field("auto", description=(
         "What finds savings ([Savings](#savings-optimization_opportunities)): `aws` (assume "
         "`optimization_role_name` in every account), `demo` (the demo organisation's planted resources), `off`, "

@@ -72,3 +72,27 @@ def bucket(moto_endpoint: str, isolated: Path) -> str:
         for obj in page.get("Contents", []):
             s3.delete_object(Bucket=WAREHOUSE_BUCKET, Key=obj["Key"])
     s3.delete_bucket(Bucket=WAREHOUSE_BUCKET)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server on loopback for the whole session (skipped when not installed)."""
+    from costagent_tests.peers.postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_home(postgres, isolated: Path, monkeypatch: pytest.MonkeyPatch, request) -> Path:
+    """The test's home with the production instance profile on a database of its own."""
+    import re
+
+    from costagent_assets.cli.runner import write_instance_config
+    from costagent_assets.home import get_home
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50] + f"_{os.getpid()}"
+    for key, value in postgres.new_database(name).items():
+        monkeypatch.setenv(key, value)
+    write_instance_config(get_home(isolated), "postgres")
+    return isolated

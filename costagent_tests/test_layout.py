@@ -29,7 +29,7 @@ FORBIDDEN = {
     "cli": set(),
 }
 # Dagster's own instance storage plugin (named in dagster.yaml): infrastructure, not domain code.
-DAGSTER_PLUGINS = {"instance_storage"}
+DAGSTER_PLUGINS = {"instance_storage", "instance_postgres"}
 
 
 def layer_of(module: str) -> str:

@@ -18,7 +18,7 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from costagent_assets.home import Home, get_home
+from costagent_assets.home import Home, InstanceConfigError, get_home
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_PARTIAL, EXIT_BUSY = 3, 4
@@ -278,12 +278,29 @@ def cmd_resend(args, home: Home) -> int:
         return _run(home, week)
 
 
+def _months_outside_partitions(first: str, last: str) -> str | None:
+    """Why months ``first``..``last`` cannot be loaded (outside the month partitions), or None."""
+    from costagent_assets.defs.partitions import FIRST_MONTH
+
+    current = _today().strftime("%Y-%m")  # the month in progress is the last partition (end_offset=1)
+    if first < FIRST_MONTH:
+        return (f"--from {first} is before the first month partition, {FIRST_MONTH}: nothing is changed. "
+                f"Load from {FIRST_MONTH}, or move FIRST_MONTH in costagent_assets/defs/partitions.py back to "
+                "your sources' first month (every installation then lists the months from there)")
+    if last > current:
+        return f"--to {last} is after the current month, {current}: nothing is changed"
+    return None
+
+
 def cmd_backfill(args, home: Home) -> int:
     """Past months for every account, oldest first, several months per ranged run."""
     from costagent_assets.cli.runner import backfill, prepare_instance, sync_account_partitions
 
     if args.to < args.from_:
         return _fail("--to must not be before --from")
+    problem = _months_outside_partitions(args.from_, args.to)
+    if problem:
+        return _fail(problem)
     teams = _teams(home)
     if not teams:
         return _fail("no teams registered")
@@ -496,23 +513,95 @@ def cmd_status(args, home: Home) -> int:
     return EXIT_OK
 
 
-def cmd_ui(args, home: Home) -> int:
-    """Open the Dagster UI on this installation's state, bound to 127.0.0.1."""
-    from costagent_assets.cli.runner import REPO_ROOT, prepare_instance
+def cmd_instance(args, home: Home) -> int:
+    """Create (or, with --force, rewrite) the Dagster instance's dagster.yaml from a shipped profile, or show
+    which one is in use. The file is the operator's: nothing else ever rewrites it."""
+    from costagent_assets.cli.runner import (
+        instance_config_path,
+        missing_instance_env,
+        prepare_instance,
+        write_instance_config,
+    )
+
+    path = instance_config_path(home)
+    if args.instance_cmd == "init":
+        if not write_instance_config(home, args.profile, force=args.force):
+            return _fail(f"{path} exists (it is yours to edit); --force replaces it with the {args.profile} profile")
+        print(f"wrote {path} ({args.profile} profile)")
+        missing = missing_instance_env(path.read_text(encoding="utf-8"), os.environ)
+        if missing:
+            print(f"set {', '.join(missing)} in the environment (the services' EnvironmentFile) before using it")
+            return EXIT_OK
+    instance = prepare_instance(home)
+    print(f"instance:    {path}")
+    print(f"runs:        {type(instance.run_storage).__name__}")
+    print(f"events:      {type(instance.event_log_storage).__name__}")
+    print(f"schedules:   {type(instance.schedule_storage).__name__}")
+    return EXIT_OK
+
+
+def cmd_schedule(args, home: Home) -> int:
+    """Turn the weekly schedule on or off in the instance (as the UI's toggle), or show whether it will tick."""
+    from costagent_assets.cli.runner import prepare_instance
+    from costagent_assets.cli.schedule import schedule_lines, set_schedule
+    from costagent_assets.defs.automation import weekly_cron
+
+    if args.schedule_cmd in ("on", "off"):
+        set_schedule(home, args.schedule_cmd == "on")
+    for line in schedule_lines(prepare_instance(home), weekly_cron(_settings(home))):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_metrics(args, home: Home) -> int:
+    """Print the Prometheus metrics once, or serve them on /metrics for a scraper."""
+    from prometheus_client import generate_latest, start_http_server
+
+    from costagent_assets.cli.metrics import metrics_registry
+
+    registry = metrics_registry(home)
+    if not args.serve:
+        sys.stdout.write(generate_latest(registry).decode())
+        return EXIT_OK
+    server, thread = start_http_server(args.port, addr=args.host, registry=registry)
+    print(f"costagent: metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
+    thread.join()
+    return EXIT_OK
+
+
+def _exec_dagster(home: Home, program: str, subcommand: list[str], options: list[str]) -> None:
+    """Replace this process with ``program SUBCOMMAND -w workspace.yaml OPTIONS`` on this installation."""
+    from costagent_assets.cli.runner import BOOKKEEPING_ENV, prepare_instance
+    from costagent_assets.shipped import shipped_path
 
     prepare_instance(home)
-    env = {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "COSTAGENT_HOME": str(home.root)}
-
-    # Replace this process with dagster dev, so a SIGTERM to it reaches dagster directly. A background
+    env = {**BOOKKEEPING_ENV, **os.environ, "DAGSTER_HOME": str(home.dagster_home), "COSTAGENT_HOME": str(home.root)}
+    # Replace this process, so a SIGTERM to it (systemd, docker stop) reaches dagster directly. A background
     # shell leaves SIGINT ignored and dagster dev maps SIGTERM onto SIGINT: restore both first, or
     # only SIGKILL would stop it (leaving its children behind).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    beside = Path(sys.executable).with_name("dagster")  # works without an activated venv
-    dagster = str(beside) if beside.exists() else shutil.which("dagster") or "dagster"
-    command = [dagster, "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)]
+    beside = Path(sys.executable).with_name(program)  # works without an activated venv
+    found = str(beside) if beside.exists() else shutil.which(program) or program
+    # Always the shipped workspace.yaml: its location name keys the schedule's stored on/off state.
+    command = [found, *subcommand, "-w", str(shipped_path("workspace.yaml")), *options]
     print(f"costagent: {' '.join(command)}  (DAGSTER_HOME={home.dagster_home})", flush=True)
-    os.execvpe(dagster, command, env)
+    os.execvpe(found, command, env)
+
+
+def cmd_ui(args, home: Home) -> int:
+    """Open the Dagster UI on this installation's state, bound to 127.0.0.1."""
+    _exec_dagster(home, "dagster", ["dev"], ["-h", "127.0.0.1", "-p", str(args.port)])
+
+
+def cmd_serve(args, home: Home) -> int:
+    """Run the Dagster daemon (schedule, sensors, run queue) or the webserver in the foreground: what the
+    systemd units and the compose services run (deploy/)."""
+    if args.service == "daemon":
+        _exec_dagster(home, "dagster-daemon", ["run"], [])
+    else:
+        _exec_dagster(home, "dagster-webserver", [], ["-h", args.host, "-p", str(args.port)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -608,6 +697,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="last run, next scheduled run, data coverage")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("instance", help="the Dagster instance's dagster.yaml (embedded SQLite or PostgreSQL)")
+    isub = p.add_subparsers(dest="instance_cmd", required=True)
+    i = isub.add_parser("init", help="write dagster.yaml from a profile (only if missing, unless --force)")
+    i.add_argument("--profile", choices=["embedded", "postgres"], default="embedded",
+                   help="embedded: SQLite under $COSTAGENT_HOME/dagster (default); postgres: DAGSTER_POSTGRES_* "
+                   "environment variables")
+    i.add_argument("--force", action="store_true", help="replace an existing dagster.yaml")
+    isub.add_parser("show", help="which storage the instance uses")
+    p.set_defaults(func=cmd_instance)
+
+    p = sub.add_parser("schedule", help="turn the weekly schedule on or off, or show whether it will run")
+    p.add_argument("schedule_cmd", choices=["on", "off", "status"])
+    p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser("serve", help="run the Dagster daemon or webserver in the foreground (for services)")
+    p.add_argument("service", choices=["daemon", "webserver"])
+    p.add_argument("--host", default="127.0.0.1", help="webserver address (default 127.0.0.1: it has no login)")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("metrics", help="Prometheus metrics: per-account figures and the pipeline's health")
+    p.add_argument("--serve", action="store_true", help="serve /metrics until stopped instead of printing once")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9464)
+    p.set_defaults(func=cmd_metrics)
+
     p = sub.add_parser("ui", help="open the Dagster UI on 127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_ui)
@@ -619,7 +734,7 @@ def _damaged_file_errors() -> tuple[type[BaseException], ...]:
     from costagent_assets.settings import SettingError
     from costagent_assets.teams.model import TeamValidationError
 
-    return SettingError, TeamValidationError
+    return SettingError, TeamValidationError, InstanceConfigError
 
 
 # Errors of the machine rather than of the input: the disk is full, read-only, or not ours to write.
@@ -638,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     except LeaseHeld as exc:
         return _fail(str(exc), EXIT_BUSY)
     except _damaged_file_errors() as exc:
-        # A damaged settings.json or teams.json: the message names the file and the line, no traceback.
+        # A damaged settings.json, teams.json or dagster.yaml: the message names the file and the line.
         return _fail(f"{exc}\n  (fix the file by hand, or move it aside to start from the defaults)")
     except Exception as exc:
         problem = _storage_problem(exc, home)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,11 +19,11 @@ from pathlib import Path
 import dagster as dg
 
 from costagent_assets.fileio import atomic_write_text
-from costagent_assets.home import Home
+from costagent_assets.home import Home, InstanceConfigError
 from costagent_assets.periods import months_between
 from costagent_assets.run_parameters import TRIGGER_TAG, RunParameters
+from costagent_assets.shipped import shipped_path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # Dagster settings that cut its per-partition bookkeeping (`costagent ui` sets them too): one
 # "planned" event per asset instead of one per partition, and a ranged output's materialization
 # events stored as one batch (see instance_storage.py).
@@ -34,13 +35,55 @@ BOOKKEEPING_ENV = {
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def prepare_instance(home: Home) -> dg.DagsterInstance:
-    """The installation's Dagster instance (created on first use, with costagent's dagster.yaml)."""
+# The instance profiles costagent ships (costagent_assets/shipped.py): embedded SQLite, or PostgreSQL
+# through DAGSTER_POSTGRES_* environment variables.
+INSTANCE_PROFILES = {"embedded": "dagster.yaml", "postgres": "deploy/dagster.postgres.yaml"}
+_ENV_ENTRY = re.compile(r"\{\s*env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+
+
+def instance_config_path(home: Home) -> Path:
+    """The installation's dagster.yaml (in DAGSTER_HOME, ``$COSTAGENT_HOME/dagster``)."""
+    return home.dagster_home / "dagster.yaml"
+
+
+def write_instance_config(home: Home, profile: str | None = None, *, force: bool = False) -> bool:
+    """Write the shipped ``profile``'s dagster.yaml into the home, unless one exists (or ``force``);
+    returns whether it was written. The file is the operator's afterwards: nothing else rewrites it.
+
+    Without ``profile``: ``$COSTAGENT_INSTANCE_PROFILE`` (so a container's or a unit's first start creates
+    the production instance), else embedded.
+    """
+    profile = profile or os.environ.get("COSTAGENT_INSTANCE_PROFILE") or "embedded"
+    if profile not in INSTANCE_PROFILES:
+        raise InstanceConfigError(f"unknown instance profile {profile!r} (one of {', '.join(INSTANCE_PROFILES)})")
     home.ensure()
-    config = home.dagster_home / "dagster.yaml"
-    text = (REPO_ROOT / "dagster.yaml").read_text().replace("__DAGSTER_HOME__", str(home.dagster_home))
-    if not config.exists() or config.read_text() != text:
-        atomic_write_text(config, text)
+    path = instance_config_path(home)
+    if path.exists() and not force:
+        return False
+    atomic_write_text(path, instance_config_text(home, profile))
+    return True
+
+
+def instance_config_text(home: Home, profile: str) -> str:
+    """The shipped profile's dagster.yaml for this home (``__DAGSTER_HOME__``: the instance's directory)."""
+    text = shipped_path(INSTANCE_PROFILES[profile]).read_text(encoding="utf-8")
+    return text.replace("__DAGSTER_HOME__", str(home.dagster_home))
+
+
+def missing_instance_env(text: str, environ: Mapping[str, str]) -> list[str]:
+    """The environment variables a dagster.yaml reads through ``{env: NAME}`` entries that are unset."""
+    return sorted({name for name in _ENV_ENTRY.findall(text) if name not in environ})
+
+
+def prepare_instance(home: Home) -> dg.DagsterInstance:
+    """The installation's Dagster instance: its dagster.yaml is created (embedded profile) when missing
+    and otherwise used as the operator left it."""
+    write_instance_config(home)
+    path = instance_config_path(home)
+    missing = missing_instance_env(path.read_text(encoding="utf-8"), os.environ)
+    if missing:
+        raise InstanceConfigError(f"{path} reads {', '.join(missing)} from the environment, and "
+                                  f"{'it is' if len(missing) == 1 else 'they are'} not set")
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     for name, value in BOOKKEEPING_ENV.items():
         os.environ.setdefault(name, value)

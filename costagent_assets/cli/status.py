@@ -12,9 +12,8 @@ from costagent_assets.run_parameters import RunParameters
 
 def status_lines(home: Home, today: date) -> list[str]:
     """Human-readable status of an installation."""
-    from dagster._utils.schedules import cron_string_iterator
-
     from costagent_assets.cli.runner import prepare_instance
+    from costagent_assets.cli.schedule import schedule_lines
     from costagent_assets.defs.automation import weekly_cron
     from costagent_assets.resources.s3_warehouse import home_store
     from costagent_assets.settings import load_settings
@@ -39,10 +38,8 @@ def status_lines(home: Home, today: date) -> list[str]:
         lines += delivery_lines(instance)
     else:
         lines.append("last run:    none yet")
-    cron = weekly_cron(settings)
-    nxt = next(cron_string_iterator(datetime.now(UTC).timestamp(), cron, "UTC"))
-    lines.append(f"next run:    {nxt:%A %Y-%m-%d %H:%M} UTC (cron '{cron}'; the schedule runs when the "
-                 "Dagster daemon is up: `costagent ui`)")
+    # The next run only when the schedule is on and a daemon is alive to tick it.
+    lines.extend(schedule_lines(instance, weekly_cron(settings)))
     store = home_store(home, settings)
     lines.append(f"warehouse:   {store.url('')}")
     months = stored_months(store, "raw_costs")

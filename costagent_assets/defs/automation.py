@@ -11,10 +11,16 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from costagent_assets.completeness import account_coverage
 from costagent_assets.defs.partitions import make_key, month_account_partitions
+from costagent_assets.delivery import Outgoing, deliver_batch
 from costagent_assets.partition_keys import ACCOUNT_DIMENSION
 from costagent_assets.periods import default_as_of, period, report_month, shift_month
+from costagent_assets.reporting import build_message
+from costagent_assets.resources.email_delivery import EmailDelivery
+from costagent_assets.resources.s3_ledger import open_send_ledger
 from costagent_assets.resources.warehouse import WarehouseResource
+from costagent_assets.run_failures import run_failure_email
 from costagent_assets.run_parameters import RunParameters
+from costagent_assets.send_ledger import LedgerKey
 from costagent_assets.settings import Settings
 from costagent_assets.warehouse.rollups import read_rollup
 from costagent_assets.warehouse.store import Store, read_table
@@ -193,3 +199,43 @@ def build_held_reports_schedule(settings: Settings) -> dg.ScheduleDefinition:
         ]
 
     return held_reports_retry
+
+
+def build_failure_sensor(settings: Settings) -> dg.RunFailureSensorDefinition:
+    """A sensor that emails the admins once per failed costagent run, through the same delivery and send
+    ledger as the reports (on by default: it runs whenever the daemon does)."""
+    @dg.run_failure_sensor(
+        name="run_failure_email",
+        monitored_jobs=[weekly_report_job, cost_history_job],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Emails the admins (global_admin_emails) when a weekly or history run fails.",
+    )
+    def run_failure_email_sensor(
+        context: dg.RunFailureSensorContext, email_delivery: EmailDelivery, warehouse: WarehouseResource
+    ):
+        run = context.dagster_run
+        errors = [f"{e.step_key}: {e.event_specific_data.error.message.strip()}"
+                  for e in context.get_step_failure_events() if e.event_specific_data.error]
+        if not errors and context.failure_event.message:
+            errors = [context.failure_event.message]
+        start = run.tags.get(ASSET_PARTITION_RANGE_START_TAG, "").split("|")[-1]
+        end = run.tags.get(ASSET_PARTITION_RANGE_END_TAG, "").split("|")[-1]
+        parameters = RunParameters.from_tags(run.tags)
+        what = f"months {start}..{end}" if start != end else f"month {start}"
+        what += f", launched by {parameters.trigger.replace('_', ' ')}"
+        rendered = run_failure_email(run.job_name, run.run_id, what, errors, f"{settings.ui_url}/runs/{run.run_id}")
+        sender = email_delivery.sender_address()
+        to = ", ".join(settings.global_admin_emails) or sender
+        # Keyed by the run's creation day and id: the ledger sends each run's notice once, whatever the cursor.
+        record = context.instance.get_run_record_by_id(run.run_id)
+        day = record.create_timestamp.date().isoformat() if record else "unknown"
+        key = LedgerKey.of(day, "run_failure", run.run_id, end or "-", to, email_delivery.ledger_channel)
+        message = build_message(rendered, sender=sender, to=to,
+                                message_id_domain=sender.rpartition("@")[2] or "costagent.local")
+        with email_delivery.session(day) as session:
+            (result,) = deliver_batch(session, [Outgoing(key, message, rendered.html, f"run-failure-{run.run_id[:8]}")],
+                                      open_send_ledger(warehouse.root, warehouse.s3_endpoint_url,
+                                                       warehouse.s3_region, warehouse.ledger_dir), run.run_id)
+        context.log.info(f"failure notice of run {run.run_id[:8]} to {to}: {result.status}")
+
+    return run_failure_email_sensor

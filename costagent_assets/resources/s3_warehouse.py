@@ -106,17 +106,26 @@ class S3Store:
             frames = list(pool.map(fetch, keys))
         return pl.concat(frames, how="diagonal_relaxed")
 
+    def resolved_endpoint(self) -> str | None:
+        """The endpoint the writer's boto3 client really uses: the ``s3_endpoint_url`` setting, else what boto3
+        resolved from ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` or the profile; None for AWS's own S3."""
+        url = self.endpoint_url or self.client.meta.endpoint_url
+        return None if (urlparse(url).hostname or "").endswith(".amazonaws.com") else url
+
     def configure_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Point DuckDB's httpfs at the same endpoint, region and credentials as the writer (DuckDB itself
+        reads none of the AWS_* variables boto3 honours)."""
         con.execute(f"LOAD '{httpfs_extension_path()}'")
         credentials = self._session.get_credentials()
         frozen = credentials.get_frozen_credentials() if credentials else None
-        options = {"REGION": self.region or self._session.region_name or "us-east-1"}
+        options = {"REGION": self.region or self.client.meta.region_name or "us-east-1"}
         if frozen:
             options |= {"KEY_ID": frozen.access_key, "SECRET": frozen.secret_key}
             if frozen.token:
                 options["SESSION_TOKEN"] = frozen.token
-        if self.endpoint_url:
-            endpoint = urlparse(self.endpoint_url)
+        resolved = self.resolved_endpoint()
+        if resolved:
+            endpoint = urlparse(resolved)
             options |= {"ENDPOINT": endpoint.netloc, "URL_STYLE": "path", "USE_SSL": endpoint.scheme == "https"}
         body = ", ".join(f"{k} {_sql_literal(v)}" for k, v in options.items())
         # A temporary secret: it lives in this connection only and is never written to disk.

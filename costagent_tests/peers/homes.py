@@ -60,10 +60,13 @@ def environment(**values: str | None) -> Iterator[None]:
 def copy_home(source: Path, target: Path) -> Path:
     """A copy of a finished home to change: the state an identical run into ``target`` would leave.
 
-    Nothing in a home names its own path for later (``dagster.yaml`` is rewritten for the home on every
-    command), so the copy is a home of its own.
+    Only ``dagster.yaml`` names the home's path (its event log directory): the copy's names the copy, so
+    the copy is a home of its own.
     """
     shutil.copytree(source, target, symlinks=True)
+    config = target / "dagster" / "dagster.yaml"
+    if config.exists():
+        config.write_text(config.read_text().replace(str(source.resolve()), str(target.resolve())))
     return target
 
 

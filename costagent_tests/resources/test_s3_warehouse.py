@@ -36,3 +36,17 @@ def test_write_overwrite_read_and_query(bucket: str):
     assert con.execute(
         "select extension_name from duckdb_extensions() where loaded and extension_name = 'httpfs'"
     ).fetchone() == ("httpfs",)
+
+
+def test_reader_resolves_the_endpoint_and_region_as_the_writer_does(bucket: str, monkeypatch):
+    # No s3_endpoint_url setting: boto3 takes AWS_ENDPOINT_URL, and DuckDB (which ignores it) must follow.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", bucket)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    store = S3Store(f"s3://{BUCKET}/by-env")
+    assert store.resolved_endpoint() == bucket
+    write_raw_costs(store, rows("000000000003", 2.5), [("2026-11", "000000000003")])
+    con = connect(store, [])
+    assert con.execute("select sum(cost_usd) from raw_costs").fetchone() == (2.5,)
+    region = con.execute("select value from duckdb_settings() where name = 's3_region'").fetchone()
+    secret = con.execute("select secret_string from duckdb_secrets() where name = 'costagent_s3'").fetchone()[0]
+    assert "eu-west-1" in secret or region == ("eu-west-1",)
