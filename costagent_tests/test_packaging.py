@@ -52,12 +52,14 @@ def test_the_wheel_carries_the_shipped_files_and_runs_the_demo_outside_the_check
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
     (site / "shared_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # The shared venv holds costagent's editable install, which the .pth line makes visible (and so does a
+    # PYTHONPATH at the checkout, through its costagent.egg-info): pip would call the wheel "already installed".
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DAGSTER_HOME", "COSTAGENT_HOME")}
     subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps", "-q",
-                    str(wheel)], check=True, capture_output=True)
+                    "--force-reinstall", str(wheel)], check=True, capture_output=True, env=env)
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DAGSTER_HOME", "COSTAGENT_HOME")}
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import costagent_assets; print(costagent_assets.__file__)"],
                            cwd=elsewhere, env=env, check=True, capture_output=True, text=True).stdout
     assert where.startswith(str(site)), f"costagent imported from {where}, not the installed wheel"
