@@ -64,6 +64,31 @@ def test_trend_is_carried_forward():
     assert out["growth"] == pytest.approx(growth, abs=0.005)
 
 
+def test_a_drifting_level_is_not_projected_as_a_trend_and_widens_the_range():
+    """A level that wanders week to week (as real usage does) has no trend to carry forward: the weeks
+    disagree, so the forecast stays near the recent level instead of extrapolating the median week's
+    rise, and the range is wider than for a steady series."""
+    # Week-on-week log changes, oldest to newest, of the 8 weeks up to the cutoff: their median is +0.04
+    # (+19% a month if taken at face value), their spread (MAD) 0.12.
+    steps = [0.15, -0.12, 0.04, -0.14, 0.16, 0.05, -0.10]
+    levels = [100.0]
+    for step in steps:
+        levels.append(levels[-1] * math.exp(step))
+    levels.reverse()  # by age in weeks: levels[0] is the last week before the cutoff
+
+    def cost(d: date) -> float:
+        return levels[min((CUTOFF - d).days // 7, len(levels) - 1)]
+
+    daily = series(date(2026, 8, 1), CUTOFF, cost)
+    out = next_month(daily, CUTOFF, *NOV)
+    # Shrunk by its standard error (0.12 x 1.48 / sqrt(7)) to about a quarter: under +5% a month.
+    assert 0 < out["growth"] < 0.06
+    recent = daily.filter(pl.col("date") > CUTOFF - timedelta(days=14))["cost_usd"].median()
+    assert out["point_usd"] == pytest.approx(recent * 30, rel=0.05)
+    flat = next_month(series(date(2026, 8, 1), CUTOFF, lambda d: 100), CUTOFF, *NOV)
+    assert out["high_usd"] / out["point_usd"] > 1.2 * flat["high_usd"] / flat["point_usd"]
+
+
 def test_short_history_gets_no_forecast():
     daily = series(date(2026, 10, 22), CUTOFF, lambda d: 100)
     out = next_month(daily, CUTOFF, *NOV)
