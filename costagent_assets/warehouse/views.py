@@ -64,6 +64,20 @@ DERIVED_VIEWS: dict[str, tuple[str, str]] = {
         "recommendations_json AS top_recommendations_json, ai_note, model FROM ai_insight_history "
         "WHERE scope = 'organisation'",
     ),
+    "ai_usage_daily": (
+        "One row per day, account and model of the AI providers (OpenAI, Anthropic, and AI lines with token "
+        "counts from any source): tokens by kind, requests and USD, with the team's name.",
+        "SELECT r.month, r.date, r.account_id, t.team_name, r.source, r.provider, r.service AS model, "
+        "sum(r.usage_quantity) FILTER (WHERE r.usage_type = 'input_tokens') AS input_tokens, "
+        "sum(r.usage_quantity) FILTER (WHERE r.usage_type = 'cached_input_tokens') AS cached_input_tokens, "
+        "sum(r.usage_quantity) FILTER (WHERE r.usage_type = 'cache_write_tokens') AS cache_write_tokens, "
+        "sum(r.usage_quantity) FILTER (WHERE r.usage_type = 'output_tokens') AS output_tokens, "
+        "sum(r.usage_quantity) FILTER (WHERE r.usage_type = 'requests') AS requests, "
+        "sum(r.cost_usd) AS cost_usd "
+        "FROM raw_costs r LEFT JOIN teams t ON t.aws_account_id = r.account_id "
+        "WHERE r.provider IN ('openai', 'anthropic') OR r.usage_unit IN ('tokens', 'requests') "
+        "GROUP BY ALL",
+    ),
     "savings": (
         "One row per savings finding with the team's name, ranked by $/month across the organisation: resource, "
         "evidence, action, estimate and its basis.",

@@ -107,6 +107,31 @@ def test_one_weekly_run_holds_aws_and_ai_spend_side_by_side(
     assert by_source[("anthropic", "2026-10")]["requests"] == 2
     assert by_source[("cost_explorer", "2026-11")]["accounts_requested"] == 4
     assert by_source[("anthropic", "2026-11")]["accounts_with_data"] == 2
+    # ai_usage_daily: tokens and dollars per day, account and model, exactly the peers' totals.
+    daily = pl.DataFrame(sql(isolated, "select * from ai_usage_daily"))
+    assert set(daily["account_id"]) == set(PROJECTS + WORKSPACES)
+    sent = openai.usage.filter(pl.col("date") <= THROUGH)
+    by_model = daily.filter(pl.col("source") == "openai").group_by("account_id", "model").agg(
+        pl.col("input_tokens", "cached_input_tokens", "output_tokens", "requests", "cost_usd").sum())
+    expected = sent.group_by("project_id", "model").agg(
+        (pl.col("input_tokens") - pl.col("input_cached_tokens")).sum().alias("input"),
+        pl.col("input_cached_tokens", "output_tokens", "num_model_requests").sum())
+    billed = bill(sent).with_columns(pl.col("line_item").str.split(", ").list.first().alias("model")).group_by(
+        "project_id", "model").agg(pl.col("usd").sum())
+    assert by_model.height == expected.height
+    for r in expected.join(billed, on=["project_id", "model"]).iter_rows(named=True):
+        got = by_model.filter((pl.col("account_id") == r["project_id"]) & (pl.col("model") == r["model"])).row(
+            0, named=True)
+        assert got["input_tokens"] == r["input"] and got["cached_input_tokens"] == r["input_cached_tokens"]
+        assert (got["output_tokens"] or 0) == r["output_tokens"] and got["requests"] == r["num_model_requests"]
+        assert got["cost_usd"] == pytest.approx(r["usd"], rel=1e-9)
+    claude = daily.filter(pl.col("source") == "anthropic")
+    used = anthropic.usage.filter(pl.col("date") <= THROUGH)
+    assert claude["cache_write_tokens"].sum() == (used["cache_creation.ephemeral_5m_input_tokens"].sum()
+                                                  + used["cache_creation.ephemeral_1h_input_tokens"].sum())
+    assert claude["cached_input_tokens"].sum() == used["cache_read_input_tokens"].sum()
+    assert claude["output_tokens"].sum() == used["output_tokens"].sum()
+    assert claude["cost_usd"].sum() == pytest.approx(anthropic.total_usd(None, THROUGH), rel=1e-9)
     # The team emails: the OpenAI project's report shows its models and dollars next to the AWS ones.
     text = team_text(isolated, PROJECTS[0])
     models = set(openai.usage.filter(pl.col("project_id") == PROJECTS[0])["model"])
