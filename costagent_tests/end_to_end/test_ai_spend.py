@@ -134,9 +134,15 @@ def test_one_weekly_run_holds_aws_and_ai_spend_side_by_side(
     assert claude["cost_usd"].sum() == pytest.approx(anthropic.total_usd(None, THROUGH), rel=1e-9)
     # The team emails: the OpenAI project's report shows its models and dollars next to the AWS ones.
     text = team_text(isolated, PROJECTS[0])
-    models = set(openai.usage.filter(pl.col("project_id") == PROJECTS[0])["model"])
-    assert any(m in text for m in models)
-    assert "claude" in team_text(isolated, WORKSPACES[0]).lower()
+    assert "AI SPEND BY MODEL" in text
+    section = text.split("AI SPEND BY MODEL", 1)[1]
+    nov = daily.filter((pl.col("account_id") == PROJECTS[0]) & (pl.col("month") == "2026-11")).group_by(
+        "model").agg(pl.col("cost_usd").sum()).sort("cost_usd", descending=True)
+    for model, usd in nov.iter_rows():
+        line = next(x for x in section.splitlines() if x.strip().startswith(model))
+        assert f"${usd:,.0f}" in line or f"${usd:,.2f}" in line, (line, usd)
+    assert "AI SPEND BY MODEL" in team_text(isolated, WORKSPACES[0])
+    assert "AI SPEND BY MODEL" not in team_text(isolated, AWS[0])
 
 
 def test_a_refused_key_leaves_only_that_providers_accounts_without_data(
