@@ -524,6 +524,11 @@ class Settings(BaseModel):
     demo_accounts: Annotated[int, Integer(1, 10000)] = Field(84, description=(
         "Accounts in the demo organisation; an integer 1..10000, default 84."
     ))
+    demo_ai_accounts: Annotated[int, Integer(0, 4)] = Field(0, description=(
+        "AI accounts (OpenAI projects and Anthropic workspaces, with a planted runaway key and a new expensive "
+        "model) added to the demo organisation by `costagent demo`; an integer 0..4, default 0 (`make demo` "
+        "uses 4)."
+    ))
     demo_seed: Annotated[int, Integer(0)] = Field(42, description=(
         "Seed of the demo data: the same seed and date give the same costs; an integer >= 0, default 42."
     ))

@@ -133,13 +133,14 @@ def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, wareho
 
 def account_sources(teams: Sequence[Team], names: Sequence[str]) -> Callable[[str], str | None]:
     """Which of the configured sources ``names`` reports an account: the one its registry entry names, else
-    the first AWS source configured; None when it names a source that is not configured."""
+    the first AWS source configured; when it names a source that is not configured, the demo if it is (the
+    demo generates its AI accounts itself), else None."""
     fallback = default_source(",".join(names))
     named = {t.aws_account_id: t.source for t in teams if t.source}
 
     def owner(account_id: str) -> str | None:
         source = named.get(account_id, fallback)
-        return source if source in names else None
+        return source if source in names else ("demo" if "demo" in names else None)
 
     return owner
 
