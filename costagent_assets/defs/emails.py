@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
+from costagent_assets.ai_savings import ai_savings
 from costagent_assets.ai_spend import ai_spend_by_model
 from costagent_assets.completeness import (
     COMPLETE,
@@ -123,10 +124,13 @@ def _team_report(frames: ReportFrames, team: Team, prepare=None) -> tuple[dict, 
 
 
 def ai_spend_of(store, month: str, accounts: list[str]) -> dict[str, dict]:
-    """The "AI spend by model" section of each AI account's report (ai_spend.py), from its stored raw_costs."""
+    """The "AI spend by model" section of each AI account's report (ai_spend.py), with its AI savings
+    (ai_savings.py), from its stored raw_costs."""
     if not accounts:
         return {}
-    return ai_spend_by_model(read_partitions(store, "raw_costs", [(month, a) for a in sorted(accounts)]))
+    raw = read_partitions(store, "raw_costs", [(month, a) for a in sorted(accounts)])
+    sections, savings = ai_spend_by_model(raw), ai_savings(raw)
+    return {a: {**section, "savings": savings.get(a, [])} for a, section in sections.items()}
 
 
 @month_account_asset(
