@@ -352,7 +352,8 @@ def cmd_teams(args, home: Home) -> int:
         elif args.teams_cmd == "add":
             team = Team.from_dict({"team_name": args.name, "aws_account_id": args.account, "team_email": args.email,
                                    "cc_emails": args.cc or [], "monthly_budget": args.budget,
-                                   "anomaly_threshold_pct": args.threshold, "anomaly_min_usd": args.floor})
+                                   "anomaly_threshold_pct": args.threshold, "anomaly_min_usd": args.floor,
+                                   "source": args.source})
             teams = add_team(teams, team)
             home.ensure()
             save_registry(home.teams_path, teams)
@@ -360,7 +361,7 @@ def cmd_teams(args, home: Home) -> int:
         elif args.teams_cmd == "update":
             changes = {k: v for k, v in {"team_name": args.name, "team_email": args.email, "cc_emails": args.cc,
                                          "monthly_budget": args.budget, "anomaly_threshold_pct": args.threshold,
-                                         "anomaly_min_usd": args.floor}.items() if v is not None}
+                                         "anomaly_min_usd": args.floor, "source": args.source}.items() if v is not None}
             teams = update_team(teams, args.account_id, **changes)
             save_registry(home.teams_path, teams)
             print(f"updated {args.account_id}")
@@ -661,6 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--budget", type=float, help="monthly budget in USD")
         t.add_argument("--threshold", type=float, help="the team's own anomaly threshold in %% (default: the setting)")
         t.add_argument("--floor", type=float, help="the team's own anomaly $ floor (default: the setting)")
+        t.add_argument("--source", help="the cost source that reports this account, e.g. openai or anthropic "
+                       "(default: the first AWS source of the source setting)")
     t = tsub.add_parser("remove")
     t.add_argument("account_id")
     p.set_defaults(func=cmd_teams)
