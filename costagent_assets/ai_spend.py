@@ -63,3 +63,27 @@ def ai_spend_by_model(raw: pl.DataFrame) -> dict[str, dict]:
     for section in out.values():
         section["total_tokens_text"] = compact_count(section["total_tokens"])
     return out
+
+
+def organisation_ai_spend(sections: dict[str, dict], names: dict[str, str]) -> dict | None:
+    """The admin report's "AI spend by model": per model across the AI accounts (``ai_spend_by_model``
+    sections, with their ``savings``), dollars, tokens and accounts, largest first; and the AI savings found.
+    None when no account has AI rows."""
+    if not sections:
+        return None
+    models: dict[str, dict] = {}
+    for section in sections.values():
+        for m in section["models"]:
+            row = models.setdefault(m["model"], {"model": m["model"], "cost_usd": 0.0, "tokens": None, "accounts": 0})
+            row["cost_usd"] += m["cost_usd"]
+            row["accounts"] += 1
+            if m["tokens"] is not None:
+                row["tokens"] = (row["tokens"] or 0) + m["tokens"]
+    ranked = sorted(models.values(), key=lambda r: (-r["cost_usd"], r["model"]))
+    for row in ranked:
+        row["tokens_text"] = compact_count(row["tokens"])
+    savings = sorted(({**f, "team_name": names.get(a, a), "account_id": a}
+                      for a, s in sections.items() for f in s.get("savings", [])),
+                     key=lambda f: -f["savings_usd"])
+    return {"models": ranked, "total_usd": sum(r["cost_usd"] for r in ranked), "accounts": len(sections),
+            "savings": savings, "savings_usd": sum(f["savings_usd"] for f in savings)}

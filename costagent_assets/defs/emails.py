@@ -9,7 +9,7 @@ import polars as pl
 
 from costagent_assets import markdown
 from costagent_assets.ai_savings import ai_savings
-from costagent_assets.ai_spend import ai_spend_by_model
+from costagent_assets.ai_spend import ai_spend_by_model, organisation_ai_spend
 from costagent_assets.completeness import (
     COMPLETE,
     INCOMPLETE,
@@ -273,6 +273,7 @@ def emails(
                     # The AI stage's executive summary and this run's AI cost (None without AI output).
                     ctx["ai"] = admin_ai_context(store, month, context.run_id)
                     ctx["run_cost"] = run_cost(ctx["ai"], store, month, context.run_id)
+                    ctx["ai_spend_org"] = organisation_ai_spend(ai_spend, {a: t.team_name for a, t in by_id.items()})
                     rendered = render_admin_report(ctx)
                     table = admin_csv(ctx)
                     to = ", ".join(settings.global_admin_emails) or sender

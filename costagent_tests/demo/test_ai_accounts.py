@@ -59,6 +59,12 @@ def test_make_demo_alerts_the_planted_runaway_key_and_new_model(isolated: Path):
     by_model = sql(isolated, "select account_id, model, sum(output_tokens) as out, sum(cost_usd) as usd "
                              "from ai_usage_daily where month = '2026-11' group by all")
     assert {r["account_id"] for r in by_model} == set(IDS) and all(r["usd"] > 0 for r in by_model)
+    admin = (isolated / "outbox" / AS_OF.isoformat() / "2026-11-admin.eml").read_bytes()
+    admin_text = email.message_from_bytes(admin, policy=email.policy.default).get_body(("plain",)).get_content()
+    section = admin_text.split("AI SPEND BY MODEL", 1)[1]
+    total = sum(r["usd"] for r in by_model)
+    assert f"${total:,.0f} month to date across 4 AI accounts" in section
+    assert NEW_MODEL in section and "AI savings found" in section
     for team in demo_ai_teams(4):
         raw = (isolated / "outbox" / AS_OF.isoformat() / f"2026-11-team-{team['aws_account_id']}.eml").read_bytes()
         text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
