@@ -174,6 +174,12 @@ def _teams_select(teams: Sequence[dict]) -> str:
     return f"SELECT {typed} FROM (VALUES {rows}) AS v({', '.join(TEAM_COLUMNS)})"
 
 
+def _missing_columns(con: duckdb.DuckDBPyConnection, table: str, sql: str) -> list[str]:
+    """The columns of ``table``'s schema that ``sql`` does not give (binding reads only the footers needed)."""
+    have = {row[0] for row in con.execute(f"DESCRIBE {sql}").fetchall()}
+    return [c for c in SCHEMAS[table] if c not in have]
+
+
 def views_needed(query: str) -> set[str] | None:
     """The views ``query`` names, with the views those are built on; None (all of them) when it names
     none, as in ``SHOW TABLES``. Binding a view over the account-month partitions lists every one of its
@@ -214,6 +220,14 @@ def create_views(
             # with DuckDB's "schema mismatch in glob", naming the file; backfilling its month rewrites it.)
             by_name = "true" if table in LOG_TABLES else "false"
             sql = f"SELECT * FROM read_parquet('{glob}', union_by_name = {by_name}, hive_partitioning = false)"
+            if table not in LOG_TABLES and _missing_columns(con, table, sql):
+                # The first file predates a column (a warehouse written before it was added, e.g. raw_costs'
+                # usage_quantity): union by name, which is slower, until the old months are backfilled, and
+                # show a column no file has yet as null.
+                sql = f"SELECT * FROM read_parquet('{glob}', union_by_name = true, hive_partitioning = false)"
+                nulls = [f"CAST(NULL AS {_duck_type(SCHEMAS[table][c])}) AS {c}"
+                         for c in _missing_columns(con, table, sql)]
+                sql = f"SELECT *{''.join(', ' + n for n in nulls)} FROM ({sql})"
         else:
             sql = _empty_select(table)
         con.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
