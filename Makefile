@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/costagent demo
+	$(BIN)/costagent demo --ai-accounts 4
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

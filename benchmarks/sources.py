@@ -4,7 +4,8 @@ Starts the test peers on loopback (the Datadog-like server, moto's server for Co
 runs `costagent run` in-process for the 84-account demo organisation as of a date (two months: the
 previous month and the report month), and prints, per source: HTTP requests seen by the peer, retries,
 $ recorded in `source_usage`, accounts with data, wall time, and for FOCUS the largest difference between
-the warehouse's per-account-month totals and the files' exact sums.
+the warehouse's per-account-month totals and the files' exact sums. The AI providers (OpenAI's and
+Anthropic's peers) run with 4 and 200 projects/workspaces, to show that requests do not grow with them.
 
     python benchmarks/sources.py [--as-of 2026-11-23]
 """
@@ -26,10 +27,14 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from costagent_assets.demo import organisation as demo  # noqa: E402
+from costagent_tests.peers.anthropic_server import AnthropicPeer  # noqa: E402
+from costagent_tests.peers.anthropic_server import sample_usage as anthropic_usage  # noqa: E402
 from costagent_tests.peers.datadog_server import DatadogPeer  # noqa: E402
 from costagent_tests.peers.focus_files import focus_export, write_files  # noqa: E402
 from costagent_tests.peers.homes import demo_accounts, prepare_home, run_weekly, sql  # noqa: E402
 from costagent_tests.peers.moto_server import MotoPeer, cost_and_usage_pages  # noqa: E402
+from costagent_tests.peers.openai_server import OpenAIPeer  # noqa: E402
+from costagent_tests.peers.openai_server import sample_usage as openai_usage  # noqa: E402
 
 _TEMPORARY: list[Path] = []
 
@@ -104,6 +109,31 @@ def focus_files(as_of: date, teams: list[dict], costs: pl.DataFrame) -> None:
           f"{len(export.rows)} rows, {len(stored)}/{len(expected)} account-months, max |error| {worst:.1e}")
 
 
+def ai_provider(provider: str, as_of: date, n_accounts: int, storm: float = 0.0) -> None:
+    """A weekly run of ``n_accounts`` OpenAI projects or Anthropic workspaces against their peer."""
+    start = (date(as_of.year, as_of.month, 1) - timedelta(days=1)).replace(day=1)
+    prefix = "proj_bench" if provider == "openai" else "wrkspc_bench"
+    accounts = [f"{prefix}{i:05d}" for i in range(n_accounts)]
+    if provider == "openai":
+        peer = OpenAIPeer(usage=openai_usage(accounts, start, as_of)).start()
+    else:
+        peer = AnthropicPeer(usage=anthropic_usage(accounts, start, as_of)).start()
+    if storm:
+        peer.storm(storm, seed=3)
+    teams = [{"team_name": f"AI team {i}", "aws_account_id": a, "team_email": f"ai{i}@example.com", "source": provider}
+             for i, a in enumerate(accounts)]
+    home = _home(provider)
+    prepare_home(home, teams, source=provider, source_max_wait_seconds="0.05", **{f"{provider}_base_url": peer.url})
+    os.environ[f"{provider.upper()}_ADMIN_KEY"] = peer.admin_key
+    started = time.perf_counter()
+    assert run_weekly(home, as_of) == 0
+    seconds = time.perf_counter() - started
+    statuses = peer.statuses()
+    _line(f"{provider} {n_accounts} accts ({storm:.0%} 429)", len(statuses), _usage(home), seconds,
+          f"{statuses.count(200)} answered over 2 months, 429s: {statuses.count(429)}")
+    peer.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--as-of", default="2026-11-23")
@@ -125,6 +155,10 @@ def main() -> None:
         datadog(as_of, teams, daily, 0.3)
         cost_explorer(as_of, teams, daily)
         focus_files(as_of, teams, costs)
+        for provider in ("openai", "anthropic"):
+            for n in (4, 200):
+                ai_provider(provider, as_of, n)
+            ai_provider(provider, as_of, 4, storm=0.5)
     finally:
         for path in _TEMPORARY:
             shutil.rmtree(path, ignore_errors=True)

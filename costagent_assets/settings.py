@@ -167,6 +167,39 @@ class Choice(Rule):
         return self._by_key[key]
 
 
+# Cost sources: the AWS ones (and the demo) give account costs; the AI providers give dollars and tokens per model.
+AWS_SOURCES = ("demo", "datadog", "cost_explorer", "focus")
+AI_SOURCES = ("openai", "anthropic")
+
+
+class Sources(Rule):
+    """One cost source or several separated by commas (``cost_explorer,openai,anthropic``), each a Choice of
+    AWS_SOURCES + AI_SOURCES, none twice; stored as the canonical names joined by ",". """
+
+    def __init__(self) -> None:
+        self._choice = Choice(*AWS_SOURCES, *AI_SOURCES)
+        self.allowed = f"one or more of {self._choice.allowed}, separated by commas"
+
+    def read(self, value: object) -> str:
+        if not isinstance(value, str):
+            raise ValueError
+        names = [self._choice.read(part) for part in value.split(",") if part.strip()]
+        if not names or len(set(names)) != len(names):
+            raise ValueError
+        return ",".join(names)
+
+
+def source_names(source: str) -> tuple[str, ...]:
+    """The sources of the ``source`` setting, in order: ``"cost_explorer,openai"`` -> (cost_explorer, openai)."""
+    return tuple(part for part in source.split(",") if part)
+
+
+def default_source(source: str) -> str:
+    """The source of a registry account that names none: the first AWS source of the setting (else the first)."""
+    names = source_names(source)
+    return next((n for n in names if n in AWS_SOURCES), names[0])
+
+
 class Weekday(Rule):
     """A day of the week, or any unambiguous prefix of three letters or more: "wed", "thurs", "Saturday"."""
 
@@ -286,6 +319,15 @@ def _focus_path(value: object) -> str:
 
 
 def _gemini_base_url(value: object) -> str:
+    return _keyed_endpoint(value, "Gemini")
+
+
+def _ai_admin_base_url(value: object) -> str:
+    return _keyed_endpoint(value, "admin API")
+
+
+def _keyed_endpoint(value: object, what: str) -> str:
+    """An endpoint a key is sent to: https, or plain http only on this machine; never a metadata service."""
     text = _GEMINI_URL.read(value)
     if not text:
         return text
@@ -296,7 +338,7 @@ def _gemini_base_url(value: object) -> str:
         raise ValueError(f"{text!r} is plain http: the API key would travel unencrypted; use https "
                          "(plain http only to a gateway on this machine: localhost, 127.0.0.1, [::1])")
     if _is_link_local_or_metadata(host):
-        raise ValueError(f"{text!r} is a link-local address (a cloud metadata service), not a Gemini endpoint")
+        raise ValueError(f"{text!r} is a link-local address (a cloud metadata service), not a {what} endpoint")
     return text
 
 
@@ -467,10 +509,12 @@ class Settings(BaseModel):
         "true. Gemini is used only when `GEMINI_API_KEY` is also set (see [AI insights](#ai-insights-gemini)); "
         "otherwise the insights are the deterministic ones."
     ))
-    source: Annotated[str, Choice("demo", "datadog", "cost_explorer", "focus")] = Field("demo", description=(
+    source: Annotated[str, Sources()] = Field("demo", description=(
         "Where cost data comes from: `demo` (generated data), `datadog` (Cloud Cost Management metrics), "
-        "`cost_explorer` (the AWS Cost Explorer API) or `focus` (FOCUS or CUR export files); default demo. "
-        "See [Cost sources](#cost-sources)."
+        "`cost_explorer` (the AWS Cost Explorer API), `focus` (FOCUS or CUR export files), `openai` (the "
+        "organisation's Costs and Usage APIs, `OPENAI_ADMIN_KEY`) or `anthropic` (the Admin API's cost and usage "
+        "reports, `ANTHROPIC_ADMIN_KEY`), or several separated by commas, e.g. `cost_explorer,openai,anthropic`; "
+        "default demo. See [Cost sources](#cost-sources) and [AI spend](#ai-spend-openai-and-anthropic)."
     ))
     email_mode: Annotated[str, Choice("outbox", "smtp")] = Field("outbox", description=(
         "How reports are delivered: `outbox` (files written to the outbox folder) or `smtp` (STARTTLS, with "
@@ -479,6 +523,11 @@ class Settings(BaseModel):
     ))
     demo_accounts: Annotated[int, Integer(1, 10000)] = Field(84, description=(
         "Accounts in the demo organisation; an integer 1..10000, default 84."
+    ))
+    demo_ai_accounts: Annotated[int, Integer(0, 4)] = Field(0, description=(
+        "AI accounts (OpenAI projects and Anthropic workspaces, with a planted runaway key and a new expensive "
+        "model) added to the demo organisation by `costagent demo`; an integer 0..4, default 0 (`make demo` "
+        "uses 4)."
     ))
     demo_seed: Annotated[int, Integer(0)] = Field(42, description=(
         "Seed of the demo data: the same seed and date give the same costs; an integer >= 0, default 42."
@@ -533,6 +582,18 @@ class Settings(BaseModel):
             "`ContractedCost`; default `BilledCost`."
         )
     )
+    openai_base_url: Annotated[str, Custom(
+        _ai_admin_base_url, "an https URL (http only to localhost/127.0.0.1/[::1]), or empty for OpenAI's endpoint"
+    )] = Field("", description=(
+        "Endpoint of OpenAI's organisation Costs and Usage APIs read by `source=openai`: the `https://` URL of a "
+        "gateway (plain `http://` only on this machine), or empty for `https://api.openai.com`; default empty."
+    ))
+    anthropic_base_url: Annotated[str, Custom(
+        _ai_admin_base_url, "an https URL (http only to localhost/127.0.0.1/[::1]), or empty for Anthropic's endpoint"
+    )] = Field("", description=(
+        "Endpoint of Anthropic's Admin API read by `source=anthropic`: the `https://` URL of a gateway (plain "
+        "`http://` only on this machine), or empty for `https://api.anthropic.com`; default empty."
+    ))
     source_max_retries: Annotated[int, Integer(0, 20)] = Field(6, description=(
         "Retries of a throttled or failing cost-source request before the run fails; an integer 0..20, default 6."
     ))

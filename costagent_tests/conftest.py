@@ -33,7 +33,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("COSTAGENT_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     for name in list(os.environ):
-        if name.startswith(("AWS_", "DATADOG_", "DD_", "GEMINI_", "GOOGLE_", "SMTP_")):
+        if name.startswith(("AWS_", "DATADOG_", "DD_", "GEMINI_", "GOOGLE_", "SMTP_", "OPENAI_", "ANTHROPIC_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -183,6 +183,7 @@ def _demo_history(home: Home, as_of: date, months: int) -> int:
 def cmd_demo(args, home: Home) -> int:
     """Set up the demo organisation (if this home has no teams) and run the weekly job."""
     from costagent_assets.demo import organisation as demo
+    from costagent_assets.demo.ai_accounts import demo_ai_teams
     from costagent_assets.settings import load_settings, save_settings, with_setting
     from costagent_assets.teams.model import Team
     from costagent_assets.teams.registry import save_registry
@@ -191,11 +192,14 @@ def cmd_demo(args, home: Home) -> int:
     settings = load_settings(home.settings_path)
     if args.accounts:
         settings = with_setting(settings, "demo_accounts", str(args.accounts))
+    if args.ai_accounts is not None:
+        settings = with_setting(settings, "demo_ai_accounts", str(args.ai_accounts))
     if settings.source != "demo":
         return _fail(f"this home uses source={settings.source}; `costagent demo` needs an empty or demo home")
-    fresh = not _teams(home) or bool(args.accounts)
+    fresh = not _teams(home) or bool(args.accounts) or args.ai_accounts is not None
     if fresh:
-        teams = [Team.from_dict(t) for t in demo.demo_teams(settings.demo_accounts, seed=settings.demo_seed)]
+        teams = [Team.from_dict(t) for t in demo.demo_teams(settings.demo_accounts, seed=settings.demo_seed)
+                 + demo_ai_teams(settings.demo_ai_accounts)]
         save_registry(home.teams_path, teams)
         if not settings.global_admin_emails:
             settings = with_setting(settings, "global_admin_emails", "finops@demo.costagent.example")
@@ -348,7 +352,8 @@ def cmd_teams(args, home: Home) -> int:
         elif args.teams_cmd == "add":
             team = Team.from_dict({"team_name": args.name, "aws_account_id": args.account, "team_email": args.email,
                                    "cc_emails": args.cc or [], "monthly_budget": args.budget,
-                                   "anomaly_threshold_pct": args.threshold, "anomaly_min_usd": args.floor})
+                                   "anomaly_threshold_pct": args.threshold, "anomaly_min_usd": args.floor,
+                                   "source": args.source})
             teams = add_team(teams, team)
             home.ensure()
             save_registry(home.teams_path, teams)
@@ -356,7 +361,7 @@ def cmd_teams(args, home: Home) -> int:
         elif args.teams_cmd == "update":
             changes = {k: v for k, v in {"team_name": args.name, "team_email": args.email, "cc_emails": args.cc,
                                          "monthly_budget": args.budget, "anomaly_threshold_pct": args.threshold,
-                                         "anomaly_min_usd": args.floor}.items() if v is not None}
+                                         "anomaly_min_usd": args.floor, "source": args.source}.items() if v is not None}
             teams = update_team(teams, args.account_id, **changes)
             save_registry(home.teams_path, teams)
             print(f"updated {args.account_id}")
@@ -612,6 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="set up the demo organisation and run the weekly job")
     p.add_argument("--as-of", help="report date YYYY-MM-DD (default today, UTC)")
     p.add_argument("--accounts", type=int, help="number of demo accounts (default 84)")
+    p.add_argument("--ai-accounts", type=int, metavar="N",
+                   help="also N demo AI accounts, OpenAI projects and Anthropic workspaces (0..4; default 0)")
     p.add_argument("--history-months", type=int, default=6, metavar="N",
                    help="on first set-up, also load the N months before (default 6: a 6-month forecast "
                    "track record in the first emails; 0 for none)")
@@ -655,6 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--budget", type=float, help="monthly budget in USD")
         t.add_argument("--threshold", type=float, help="the team's own anomaly threshold in %% (default: the setting)")
         t.add_argument("--floor", type=float, help="the team's own anomaly $ floor (default: the setting)")
+        t.add_argument("--source", help="the cost source that reports this account, e.g. openai or anthropic "
+                       "(default: the first AWS source of the source setting)")
     t = tsub.add_parser("remove")
     t.add_argument("account_id")
     p.set_defaults(func=cmd_teams)

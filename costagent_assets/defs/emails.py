@@ -8,6 +8,8 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets import markdown
+from costagent_assets.ai_savings import ai_savings
+from costagent_assets.ai_spend import ai_spend_by_model, organisation_ai_spend
 from costagent_assets.completeness import (
     COMPLETE,
     INCOMPLETE,
@@ -64,11 +66,11 @@ from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform
 from costagent_assets.send_ledger import DELIVERED, LedgerKey
-from costagent_assets.settings import Settings
+from costagent_assets.settings import AI_SOURCES, Settings
 from costagent_assets.teams.model import Team
 from costagent_assets.warehouse.log_tables import append_log
 from costagent_assets.warehouse.rollups import read_rollup
-from costagent_assets.warehouse.store import read_table
+from costagent_assets.warehouse.store import read_partitions, read_table
 
 PREVIEW_LINES = 60
 HELD = "held"  # an emails row whose report waits for complete source data (completeness.WAITING)
@@ -119,6 +121,16 @@ def _team_report(frames: ReportFrames, team: Team, prepare=None) -> tuple[dict, 
     if prepare is not None:
         ctx = prepare(ctx)
     return ctx, render_team_report(ctx)
+
+
+def ai_spend_of(store, month: str, accounts: list[str]) -> dict[str, dict]:
+    """The "AI spend by model" section of each AI account's report (ai_spend.py), with its AI savings
+    (ai_savings.py), from its stored raw_costs."""
+    if not accounts:
+        return {}
+    raw = read_partitions(store, "raw_costs", [(month, a) for a in sorted(accounts)])
+    sections, savings = ai_spend_by_model(raw), ai_savings(raw)
+    return {a: {**section, "savings": savings.get(a, [])} for a, section in sections.items()}
 
 
 @month_account_asset(
@@ -180,6 +192,7 @@ def emails(
                                        dashboard_url_template=settings.datadog_dashboard_url,
                                        budget_alert_pcts=settings.budget_alert_pcts)
                 outgoing, info = [], {}
+                ai_spend = ai_spend_of(store, month, [a for a in in_run if a in by_id and by_id[a].source in AI_SOURCES])
                 for account_id in sorted(in_run):
                     team = by_id.get(account_id)
                     if team is None:
@@ -204,7 +217,11 @@ def emails(
                         # The report sent earlier for this date said "no data" or stopped early: correct it, once.
                         correction, kind = correction_of(*earlier), CORRECTION
 
-                    def prepare(ctx, cov=cov, basis=basis, correction=correction):
+                    ai = ai_spend.get(account_id)
+
+                    def prepare(ctx, cov=cov, basis=basis, correction=correction, ai=ai):
+                        if ai and not ctx["no_data"]:
+                            ctx["ai_spend"] = ai
                         if basis == INCOMPLETE:
                             ctx = mark_incomplete(ctx, cov)
                         if correction is not None:
@@ -256,6 +273,7 @@ def emails(
                     # The AI stage's executive summary and this run's AI cost (None without AI output).
                     ctx["ai"] = admin_ai_context(store, month, context.run_id)
                     ctx["run_cost"] = run_cost(ctx["ai"], store, month, context.run_id)
+                    ctx["ai_spend_org"] = organisation_ai_spend(ai_spend, {a: t.team_name for a, t in by_id.items()})
                     rendered = render_admin_report(ctx)
                     table = admin_csv(ctx)
                     to = ", ".join(settings.global_admin_emails) or sender

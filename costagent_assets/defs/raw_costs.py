@@ -1,6 +1,7 @@
 """raw_costs: the daily cost rows of every account-month in the run, from the configured source."""
 
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -8,9 +9,12 @@ import polars as pl
 
 from costagent_assets.analysis import deduplicate_raw_costs
 from costagent_assets.defs.partitions import month_account_asset, run_partitions, run_periods
-from costagent_assets.resources.cost_source import CostSource, SourceFetch
+from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch
+from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform, empty
+from costagent_assets.settings import default_source
+from costagent_assets.teams.model import Team
 from costagent_assets.warehouse.log_tables import append_log
 
 KEY = ["date", "account_id", "service", "region", "usage_type", "charge_category", "currency"]
@@ -29,27 +33,41 @@ KEY = ["date", "account_id", "service", "region", "usage_type", "charge_category
                                       "not silently dropped."),
     ],
 )
-def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, warehouse: WarehouseResource):
-    """Daily cost in USD per account, service, region and usage type, as the cost source reports it.
+def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, warehouse: WarehouseResource,
+              teams_registry: TeamsRegistry):
+    """Daily cost in USD per account, service, region and usage type, as the cost sources report it; for AI
+    providers the service is the model, the usage type the token kind, with the tokens in ``usage_quantity``.
 
-    One query per month covers all of the run's accounts. Days are those of the month up to
-    yesterday (the last complete day); a repeated day from the source is kept once. What the source
-    cost (API calls, retries, $) and what came back (accounts, days) is recorded per month in the
-    run's metadata and in the ``source_usage`` table.
+    One query per month and source covers all of the run's accounts of that source (the registry's
+    ``source`` of each account, else the first AWS source configured). Days are those of the month up to
+    yesterday (the last complete day); a repeated day from the source is kept once. With several sources,
+    one that fails leaves only its accounts without data ("no data", never $0) and the others go on. What
+    each source cost (API calls, retries, $) and what came back (accounts, days) is recorded per month and
+    source in the run's metadata and in the ``source_usage`` table.
     """
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
-    frames, fetches = [], {}
+    parts = cost_source.sources()
+    owner = account_sources(teams_registry.teams(), [p.name for p in parts])
+    frames, fetches, failed = [], {}, {}
     for month, p in periods.items():
         accounts = sorted({a for m, a in partitions if m == month})
         if p.days_covered == 0:
             continue
-        fetched = cost_source.fetch(accounts, p.start, p.through, as_of=p.through + timedelta(days=1))
-        part = fetched.costs.filter(
-            pl.col("account_id").is_in(accounts) & pl.col("date").is_between(p.start, p.through)
-        ).with_columns(pl.lit(month).alias("month"))
-        frames.append(part)
-        fetches[month] = fetched
+        for part in parts:
+            mine = [a for a in accounts if owner(a) == part.name]
+            try:
+                fetched = part.fetch(mine, p.start, p.through, as_of=p.through + timedelta(days=1))
+            except CostSourceError as err:
+                if len(parts) == 1:
+                    raise
+                context.log.warning(f"raw_costs: source {part.name} failed for {month}, its accounts have no data: {err}")
+                failed[part.name] = str(err)
+                fetched = SourceFetch(empty("raw_costs"), notes=[f"unavailable: {err}"])
+            frames.append(fetched.costs.filter(
+                pl.col("account_id").is_in(mine) & pl.col("date").is_between(p.start, p.through)
+            ).with_columns(pl.lit(month).alias("month")))
+            fetches[(part.name, month)] = fetched
     raw = conform(pl.concat(frames, how="diagonal_relaxed"), "raw_costs") if frames else empty("raw_costs")
     # Sources that do not say otherwise report AWS cost in USD.
     raw = deduplicate_raw_costs(
@@ -60,7 +78,13 @@ def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, wareho
     with_data = set(raw.select("month", "account_id").unique().iter_rows())
     missing = sorted({(m, a) for m, a in partitions if periods[m].days_covered} - with_data)
     total = float(raw["cost_usd"].sum()) if raw.height else 0.0
-    usage = source_usage_frame(context.run.run_id, cost_source.name, partitions, periods, raw, fetches)
+    usage = pl.concat([
+        source_usage_frame(context.run.run_id, part.name, [(m, a) for m, a in partitions if owner(a) == part.name],
+                           periods, raw.filter(pl.col("account_id").is_in(
+                               sorted({a for _, a in partitions if owner(a) == part.name}))),
+                           {m: f for (name, m), f in fetches.items() if name == part.name})
+        for part in parts
+    ])
     append_log(warehouse.store(), "source_usage", usage)
     unregistered = sorted({a for cell in usage["unregistered_accounts"].to_list() for a in (cell or "").split(",") if a})
     yield dg.Output(
@@ -73,6 +97,7 @@ def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, wareho
             "total_usd": dg.MetadataValue.float(round(total, 2)),
             "accounts_without_data": len(missing),
             "source": cost_source.name,
+            "sources_unavailable": dg.MetadataValue.json(failed),
             "source_requests": int(usage["requests"].sum()),
             "source_retries": int(usage["retries"].sum()),
             "source_cost_usd": dg.MetadataValue.float(round(float(usage["cost_usd"].sum()), 6)),
@@ -104,6 +129,20 @@ def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, wareho
             "sample": ", ".join(unregistered[:20]) or "none",
         },
     )
+
+
+def account_sources(teams: Sequence[Team], names: Sequence[str]) -> Callable[[str], str | None]:
+    """Which of the configured sources ``names`` reports an account: the one its registry entry names, else
+    the first AWS source configured; when it names a source that is not configured, the demo if it is (the
+    demo generates its AI accounts itself), else None."""
+    fallback = default_source(",".join(names))
+    named = {t.aws_account_id: t.source for t in teams if t.source}
+
+    def owner(account_id: str) -> str | None:
+        source = named.get(account_id, fallback)
+        return source if source in names else ("demo" if "demo" in names else None)
+
+    return owner
 
 
 def source_usage_frame(run_id: str, source: str, partitions: list[tuple[str, str]], periods: dict,

@@ -5,25 +5,56 @@ resource, so a run never sees two versions of them."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 import dagster as dg
 
 from costagent_assets.demo.cost_source import DemoCostSource
 from costagent_assets.demo.scanner import DemoScanner
 from costagent_assets.home import Home
+from costagent_assets.resources.anthropic_costs import AnthropicCostSource
 from costagent_assets.resources.aws_scanner import AwsScanner, DisabledScanner, OptimizationScanner
 from costagent_assets.resources.cost_explorer import CostExplorerCostSource
+from costagent_assets.resources.cost_source import CostSource, SourceFetch
 from costagent_assets.resources.datadog import DatadogCostSource
 from costagent_assets.resources.focus_files import FocusCostSource
 from costagent_assets.resources.gemini import GeminiResource
+from costagent_assets.resources.openai_costs import OpenAICostSource
 from costagent_assets.resources.outbox import OutboxDelivery
 from costagent_assets.resources.run_lease import RunLeaseResource
 from costagent_assets.resources.s3_warehouse import ledger_dir, warehouse_root
 from costagent_assets.resources.smtp import SmtpDelivery
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import ParquetWarehouseIOManager, WarehouseResource
-from costagent_assets.settings import Settings, focus_path_problem
+from costagent_assets.settings import Settings, focus_path_problem, source_names
+
+
+class CombinedCostSource(CostSource):
+    """The configured sources, in the order of the ``source`` setting: ``raw_costs`` asks each for the registry
+    accounts that name it (or, naming none, the first AWS source), and a source that fails leaves only its own
+    accounts without data.
+
+    One field per kind of source, because Dagster configures nested resources by their declared type.
+    """
+
+    order: list[str]
+    demo: DemoCostSource | None = None
+    datadog: DatadogCostSource | None = None
+    cost_explorer: CostExplorerCostSource | None = None
+    focus: FocusCostSource | None = None
+    openai: OpenAICostSource | None = None
+    anthropic: AnthropicCostSource | None = None
+
+    @property
+    def name(self) -> str:
+        return ",".join(self.order)
+
+    def sources(self) -> list[CostSource]:
+        return [getattr(self, name) for name in self.order]
+
+    def fetch(self, account_ids: Sequence[str], start: date, end: date, as_of: date) -> SourceFetch:
+        raise NotImplementedError("raw_costs fetches from each of CombinedCostSource.sources() in turn")
 
 
 def build_resources(home: Home, settings: Settings) -> dict[str, object]:
@@ -47,7 +78,17 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
             path=settings.focus_path, cost_column=settings.focus_cost_column,
             max_retries=settings.source_max_retries,
         ),
+        "openai": lambda: OpenAICostSource(
+            admin_key=dg.EnvVar("OPENAI_ADMIN_KEY"), base_url=settings.openai_base_url or "https://api.openai.com",
+            max_retries=settings.source_max_retries, max_wait_seconds=settings.source_max_wait_seconds,
+        ),
+        "anthropic": lambda: AnthropicCostSource(
+            admin_key=dg.EnvVar("ANTHROPIC_ADMIN_KEY"),
+            base_url=settings.anthropic_base_url or "https://api.anthropic.com",
+            max_retries=settings.source_max_retries, max_wait_seconds=settings.source_max_wait_seconds,
+        ),
     }
+    names = source_names(settings.source)
     deliveries = {
         "outbox": lambda: OutboxDelivery(directory=str(home.outbox_dir)),
         "smtp": lambda: smtp_delivery(settings),
@@ -63,7 +104,8 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
         "teams_registry": TeamsRegistry(path=str(home.teams_path)),
         "warehouse": warehouse,
         "io_manager": ParquetWarehouseIOManager(warehouse=warehouse),
-        "cost_source": sources[settings.source](),
+        "cost_source": (sources[names[0]]() if len(names) == 1
+                        else CombinedCostSource(order=list(names), **{n: sources[n]() for n in names})),
         "email_delivery": deliveries[settings.email_mode](),
         "gemini": build_gemini(settings),
         "aws_scanner": build_scanner(settings),
@@ -74,7 +116,8 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
 
 
 # Environment variables each source reads at run time (as dg.EnvVar); checked before a run starts.
-SOURCE_ENVIRONMENT = {"datadog": ("DATADOG_API_KEY", "DATADOG_APP_KEY", "DATADOG_SITE")}
+SOURCE_ENVIRONMENT = {"datadog": ("DATADOG_API_KEY", "DATADOG_APP_KEY", "DATADOG_SITE"),
+                      "openai": ("OPENAI_ADMIN_KEY",), "anthropic": ("ANTHROPIC_ADMIN_KEY",)}
 
 
 # Required by email_mode=smtp (SMTP_PORT, SMTP_USER and SMTP_PASSWORD are optional), and by smtp_auth=xoauth2.
@@ -88,12 +131,14 @@ def source_setup_problems(settings: Settings, environ: Mapping[str, str]) -> lis
     Only the presence of variables is checked, never their values.
     """
     problems = []
-    missing = [name for name in SOURCE_ENVIRONMENT.get(settings.source, ()) if not environ.get(name)]
-    if missing:
-        problems.append(f"source={settings.source} needs the environment variable(s) {', '.join(missing)}")
-    if settings.source == "focus" and not settings.focus_path:
+    names = source_names(settings.source)
+    for source in names:
+        missing = [name for name in SOURCE_ENVIRONMENT.get(source, ()) if not environ.get(name)]
+        if missing:
+            problems.append(f"source={source} needs the environment variable(s) {', '.join(missing)}")
+    if "focus" in names and not settings.focus_path:
         problems.append("source=focus needs focus_path: `costagent config set focus_path DIR_OR_S3_URI`")
-    elif settings.source == "focus" and focus_path_problem(settings.focus_path):
+    elif "focus" in names and focus_path_problem(settings.focus_path):
         problems.append(focus_path_problem(settings.focus_path))
     return problems
 
@@ -159,7 +204,7 @@ def build_scanner(settings: Settings) -> OptimizationScanner:
     off until the read-only role is deployed in every account and the setting says ``aws``)."""
     mode = settings.optimization_scanner
     if mode == "auto":
-        mode = "demo" if settings.source == "demo" else "off"
+        mode = "demo" if "demo" in source_names(settings.source) else "off"
         off_reason = ("not scanned: deploy the read-only role (README, Savings) and "
                       "`costagent config set optimization_scanner aws`")
     else:

@@ -71,3 +71,7 @@ class CostSource(dg.ConfigurableResource):
         if type(self).daily_costs is CostSource.daily_costs:
             raise NotImplementedError(f"{type(self).__name__} implements neither fetch nor daily_costs")
         return SourceFetch(self.daily_costs(account_ids, start, end, as_of))
+
+    def sources(self) -> list[CostSource]:
+        """The sources a run reads: this one (several for ``CombinedCostSource``)."""
+        return [self]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
@@ -91,7 +91,8 @@ class S3Store:
         page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(prefix), MaxKeys=1)
         return page.get("KeyCount", 0) > 0
 
-    def read_parquet(self, keys: Sequence[str]) -> pl.DataFrame:
+    def read_parquet(self, keys: Sequence[str], schema: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
+        # Each object is read on its own and the frames are unioned by name, so ``schema`` is not needed.
         def fetch(key: str) -> pl.DataFrame:
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
             try:

@@ -21,7 +21,7 @@ from costagent_assets.validation import (
 )
 
 REQUIRED_COLUMNS = ("team_name", "aws_account_id", "team_email")
-OPTIONAL_COLUMNS = ("cc_emails", "monthly_budget", "anomaly_threshold_pct", "anomaly_min_usd")
+OPTIONAL_COLUMNS = ("cc_emails", "monthly_budget", "anomaly_threshold_pct", "anomaly_min_usd", "source")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 MAX_TEAM_NAME_LENGTH = 120
 
@@ -42,6 +42,8 @@ class Team:
     # The team's own anomaly rule; None: the installation's settings apply.
     anomaly_threshold_pct: float | None = None
     anomaly_min_usd: float | None = None
+    # The cost source that reports this account (openai, anthropic, ...); None: the first AWS source configured.
+    source: str | None = None
 
     def to_dict(self) -> dict:
         """The team as a JSON-ready dict, every field present, in column order."""
@@ -53,6 +55,7 @@ class Team:
             "monthly_budget": self.monthly_budget,
             "anomaly_threshold_pct": self.anomaly_threshold_pct,
             "anomaly_min_usd": self.anomaly_min_usd,
+            "source": self.source,
         }
 
     @classmethod
@@ -231,6 +234,15 @@ def _check_cc_emails(value: object) -> tuple[str, ...]:
     return tuple(addresses)
 
 
+def _check_source(value: object) -> str:
+    from costagent_assets.settings import AI_SOURCES, AWS_SOURCES
+
+    text = trim(value).lower().replace("-", "_") if isinstance(value, str) else ""
+    if text not in AWS_SOURCES + AI_SOURCES:
+        raise ValueError(f"must be one of {', '.join(AWS_SOURCES + AI_SOURCES)}, got {value!r}")
+    return text
+
+
 _FIELD_CHECKS = {
     "team_name": _check_team_name,
     "aws_account_id": check_account_id,
@@ -239,6 +251,7 @@ _FIELD_CHECKS = {
     "monthly_budget": parse_usd_amount,
     "anomaly_threshold_pct": check_threshold_pct,
     "anomaly_min_usd": parse_usd_amount,
+    "source": _check_source,
 }
 
 

@@ -53,7 +53,8 @@ def teams_to_csv(teams: Sequence[Team]) -> str:
             "" if value is None else repr(value)
             for value in (team.monthly_budget, team.anomaly_threshold_pct, team.anomaly_min_usd)
         ]
-        writer.writerow([team.team_name, team.aws_account_id, team.team_email, ";".join(team.cc_emails), *optional])
+        writer.writerow([team.team_name, team.aws_account_id, team.team_email, ";".join(team.cc_emails), *optional,
+                         team.source or ""])
     return buffer.getvalue()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from costagent_assets.analysis import MICRO, micro_sum
-from costagent_assets.schemas import conform, empty
+from costagent_assets.schemas import SCHEMAS, conform, empty
 from costagent_assets.warehouse.store import (
     Store,
     as_store,
@@ -95,7 +95,7 @@ def refresh_rollups(root: Path | Store, raw: pl.DataFrame, written: Iterable[tup
         others = [k for k in store.keys(f"raw_costs/{month}/") if Path(k).stem not in accounts]
         parts = [raw.filter(pl.col("month") == month)]
         if others:
-            parts.append(conform(store.read_parquet(others), "raw_costs").select(_ROLLUP_COLUMNS))
+            parts.append(conform(store.read_parquet(others, SCHEMAS["raw_costs"]), "raw_costs").select(_ROLLUP_COLUMNS))
         _put_rollups(store, month, pl.concat(parts))
     return sorted(by_month)
 
@@ -109,7 +109,7 @@ def ensure_rollups(root: Path | Store) -> list[str]:
     for month in store.children("raw_costs/"):
         if month not in have:
             keys = store.keys(f"raw_costs/{month}/")
-            raw = conform(store.read_parquet(keys), "raw_costs") if keys else empty("raw_costs")
+            raw = conform(store.read_parquet(keys, SCHEMAS["raw_costs"]), "raw_costs") if keys else empty("raw_costs")
             _put_rollups(store, month, raw.select(_ROLLUP_COLUMNS))
             built.append(month)
     return built

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -49,8 +49,9 @@ class Store(Protocol):
     def has_any(self, prefix: str) -> bool:
         """Whether any key starts with ``prefix``."""
 
-    def read_parquet(self, keys: Sequence[str]) -> pl.DataFrame:
-        """The rows of these Parquet objects (all of them exist)."""
+    def read_parquet(self, keys: Sequence[str], schema: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
+        """The rows of these Parquet objects (all of them exist); with ``schema``, columns a file lacks (one
+        written before the column existed) are null in its rows, whichever file comes first."""
 
     def configure_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
         """Make ``con`` able to read ``url(...)`` (S3 needs httpfs and a secret)."""
@@ -94,11 +95,19 @@ class LocalStore:
         base = self.root / prefix
         return base.exists() and next(base.rglob("*.parquet"), None) is not None
 
-    def read_parquet(self, keys: Sequence[str]) -> pl.DataFrame:
+    def read_parquet(self, keys: Sequence[str], schema: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
         # One scan over all files: polars reads them in parallel, far faster than a loop of small reads.
+        # Without a schema polars takes the first file's columns and drops the others' extra ones, so a new
+        # column would vanish whenever an older file sorts first.
+        urls = [self.url(k) for k in keys]
         try:
-            return pl.scan_parquet([self.url(k) for k in keys], missing_columns="insert",
-                                   extra_columns="ignore").collect()
+            if schema is not None:
+                try:
+                    return pl.scan_parquet(urls, schema=dict(schema), missing_columns="insert",
+                                           extra_columns="ignore").collect()
+                except pl.exceptions.SchemaError:
+                    pass  # a file with an older type of some column: read by its own columns, conform casts
+            return pl.scan_parquet(urls, missing_columns="insert", extra_columns="ignore").collect()
         except (pl.exceptions.ComputeError, OSError) as exc:
             raise damaged_file_error(self, keys, exc) from exc
 
@@ -210,7 +219,7 @@ def read_partitions(root: Path | Store, table: str, keys: Iterable[tuple[str, st
     for month in sorted({m for m, _ in keys}):
         present.update(store.keys(f"{table}/{month}/"))
     wanted = [k for k in (partition_key(table, m, a) for m, a in keys) if k in present]
-    return conform(store.read_parquet(wanted), table) if wanted else empty(table)
+    return conform(store.read_parquet(wanted, SCHEMAS[table]), table) if wanted else empty(table)
 
 
 def read_table(root: Path | Store, table: str, months: Sequence[str] | None = None) -> pl.DataFrame:
@@ -218,7 +227,7 @@ def read_table(root: Path | Store, table: str, months: Sequence[str] | None = No
     store = as_store(root)
     prefixes = [f"{table}/{m}/" for m in months] if months else [f"{table}/"]
     wanted = [k for prefix in prefixes for k in store.keys(prefix)]
-    return conform(store.read_parquet(wanted), table) if wanted else empty(table)
+    return conform(store.read_parquet(wanted, SCHEMAS[table]), table) if wanted else empty(table)
 
 
 def stored_months(root: Path | Store, table: str) -> list[str]:

@@ -64,6 +64,20 @@ DERIVED_VIEWS: dict[str, tuple[str, str]] = {
         "recommendations_json AS top_recommendations_json, ai_note, model FROM ai_insight_history "
         "WHERE scope = 'organisation'",
     ),
+    "ai_usage_daily": (
+        "One row per day, account and model of the AI providers (OpenAI, Anthropic, and AI lines with token "
+        "counts from any source): tokens by kind, requests and USD, with the team's name.",
+        "SELECT r.month, r.date, r.account_id, t.team_name, r.source, r.provider, r.service AS model, "
+        "sum(r.usage_quantity) FILTER (WHERE r.usage_type = 'input_tokens') AS input_tokens, "
+        "sum(r.usage_quantity) FILTER (WHERE r.usage_type = 'cached_input_tokens') AS cached_input_tokens, "
+        "sum(r.usage_quantity) FILTER (WHERE r.usage_type = 'cache_write_tokens') AS cache_write_tokens, "
+        "sum(r.usage_quantity) FILTER (WHERE r.usage_type = 'output_tokens') AS output_tokens, "
+        "sum(r.usage_quantity) FILTER (WHERE r.usage_type = 'requests') AS requests, "
+        "sum(r.cost_usd) AS cost_usd "
+        "FROM raw_costs r LEFT JOIN teams t ON t.aws_account_id = r.account_id "
+        "WHERE r.provider IN ('openai', 'anthropic') OR r.usage_unit IN ('tokens', 'requests') "
+        "GROUP BY ALL",
+    ),
     "savings": (
         "One row per savings finding with the team's name, ranked by $/month across the organisation: resource, "
         "evidence, action, estimate and its basis.",
@@ -160,6 +174,12 @@ def _teams_select(teams: Sequence[dict]) -> str:
     return f"SELECT {typed} FROM (VALUES {rows}) AS v({', '.join(TEAM_COLUMNS)})"
 
 
+def _missing_columns(con: duckdb.DuckDBPyConnection, table: str, sql: str) -> list[str]:
+    """The columns of ``table``'s schema that ``sql`` does not give (binding reads only the footers needed)."""
+    have = {row[0] for row in con.execute(f"DESCRIBE {sql}").fetchall()}
+    return [c for c in SCHEMAS[table] if c not in have]
+
+
 def views_needed(query: str) -> set[str] | None:
     """The views ``query`` names, with the views those are built on; None (all of them) when it names
     none, as in ``SHOW TABLES``. Binding a view over the account-month partitions lists every one of its
@@ -200,6 +220,14 @@ def create_views(
             # with DuckDB's "schema mismatch in glob", naming the file; backfilling its month rewrites it.)
             by_name = "true" if table in LOG_TABLES else "false"
             sql = f"SELECT * FROM read_parquet('{glob}', union_by_name = {by_name}, hive_partitioning = false)"
+            if table not in LOG_TABLES and _missing_columns(con, table, sql):
+                # The first file predates a column (a warehouse written before it was added, e.g. raw_costs'
+                # usage_quantity): union by name, which is slower, until the old months are backfilled, and
+                # show a column no file has yet as null.
+                sql = f"SELECT * FROM read_parquet('{glob}', union_by_name = true, hive_partitioning = false)"
+                nulls = [f"CAST(NULL AS {_duck_type(SCHEMAS[table][c])}) AS {c}"
+                         for c in _missing_columns(con, table, sql)]
+                sql = f"SELECT *{''.join(', ' + n for n in nulls)} FROM ({sql})"
         else:
             sql = _empty_select(table)
         con.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")

@@ -63,3 +63,20 @@ def test_a_damaged_partition_is_named_with_what_to_do(tmp_path):
     message = str(caught.value)
     assert str(bad) in message and "111111111111" not in message
     assert "costagent backfill --from M --to M` for 2026-11" in message
+
+
+def test_usage_quantity_and_unit_are_kept_and_old_files_read_as_null(tmp_path: Path):
+    keys = [("2026-10", "000000000001"), ("2026-10", "000000000002")]
+    # A partition written before raw_costs had usage_quantity / usage_unit ...
+    old = raw("000000000001", "2026-10", 1.0).drop("usage_quantity", "usage_unit", strict=False)
+    path = partition_path(tmp_path, "raw_costs", *keys[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old.write_parquet(path)
+    assert "usage_quantity" not in pl.read_parquet_schema(path)
+    # ... and one written now, with tokens.
+    new = raw("000000000002", "2026-10", 2.0).with_columns(
+        pl.lit(1500.0).alias("usage_quantity"), pl.lit("tokens").alias("usage_unit"))
+    write_partitions(tmp_path, "raw_costs", new, keys[1:])
+    out = read_partitions(tmp_path, "raw_costs", keys).sort("account_id")
+    assert out["usage_quantity"].to_list() == [None, 1500.0]
+    assert out["usage_unit"].to_list() == [None, "tokens"]
