@@ -48,7 +48,9 @@ def budget_context(
     fired = (
         [
             {"basis": r["detector"].removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"],
-             "amount_usd": r["current_usd"], "note": r["note"], "acknowledged": bool(r["acknowledged"])}
+             "amount_usd": r["current_usd"], "note": r["note"], "acknowledged": bool(r["acknowledged"]),
+             "severity": r["severity"], "start_date": r["start_date"], "impact_usd": r["impact_usd"],
+             "kind": "budget", "alerted": bool(r["alerted"])}
             for r in alerts.filter(pl.col("kind") == "budget").iter_rows(named=True)
         ]
         if alerts is not None
@@ -57,8 +59,12 @@ def budget_context(
     mtd_pct = mtd / team.monthly_budget * 100
     projected_pct = projected / team.monthly_budget * 100 if projected is not None else None
     status = budget_status(mtd_pct, projected_pct, alert_pcts)
+    alert = next((a for a in fired if not a["acknowledged"]), None)
     return {"monthly_budget": team.monthly_budget, "mtd_pct": mtd_pct, "projected_pct": projected_pct, "status": status,
-            "alerts": fired}
+            "mtd_usd": mtd, "over_usd": max(mtd - team.monthly_budget, 0.0), "alerts": fired, "alert": alert,
+            # What the subject line and the first screen say: over it, or projected past it (the alert's rule).
+            "headline": "over" if status == "over" else "projected_over" if alert and alert["basis"] == "forecast"
+            else None}
 
 
 def _available(frame: pl.DataFrame | None) -> bool:
@@ -265,6 +271,25 @@ class ReportFrames:
                             for r in problems.iter_rows(named=True)],
         }
 
+    def org_budgets(self, teams: Sequence[Team], accounts: Sequence[Mapping]) -> list[dict]:
+        """Every team with a budget and data: % used, projected %, the $ over (actual, else projected) and
+        its budget alert; over budget first, then projected over, each by the dollars, then the rest by % used."""
+        by_id = {a["aws_account_id"]: a for a in accounts}
+        rows = []
+        for team in teams:
+            a = by_id.get(team.aws_account_id)
+            if not team.monthly_budget or a is None or a["no_data"]:
+                continue
+            b = budget_context(team, a["mtd_usd"], a["projected_month_end_usd"],
+                               self.anomalies.get(team.aws_account_id), self.budget_alert_pcts)
+            projected = a["projected_month_end_usd"]
+            rows.append({**b, "team_name": team.team_name, "aws_account_id": team.aws_account_id,
+                         "projected_usd": projected,
+                         "projected_over_usd": max(projected - team.monthly_budget, 0.0) if projected is not None else 0.0})
+        rank = {"over": 0, "projected_over": 1}
+        rows.sort(key=lambda r: (rank.get(r["headline"], 2), -(r["over_usd"] or r["projected_over_usd"]), -r["mtd_pct"]))
+        return rows
+
     def projected(self, account_id: str, acct: Mapping) -> float | None:
         """The month end: the SQL forecast where there is one, else the run-rate projection."""
         forecast = self.section(account_id, "forecast", lambda: self.forecast(account_id))
@@ -351,6 +376,7 @@ class ReportFrames:
                 }
             )
         accounts.sort(key=lambda a: (a["no_data"], -(a["change_usd"] or 0.0)))
+        budgets = self.section("(organisation)", "budgets", lambda: self.org_budgets(teams, accounts)) or []
         alerts.sort(key=lambda a: -(a["change_usd"] or 0.0))
         with_data = [a for a in accounts if not a["no_data"]]
         mtd = sum(a["mtd_usd"] for a in with_data)
@@ -378,6 +404,7 @@ class ReportFrames:
             "anomalies": alerts,
             "acknowledged_anomalies": acknowledged,
             "budget_alerts": budget_alerts,
+            "budgets": budgets,
             "no_data_accounts": no_data,
             "unavailable": self.unavailable_rows(teams),
             "trend": self._trend(

@@ -305,6 +305,19 @@ def _refuse_none(value: Any) -> Any:
     return value
 
 
+def budget_headline(budget: Mapping[str, Any] | None) -> str | None:
+    """``Over budget, 163% of $240,000`` or ``Projected over budget, 130% of $240,000``, for the subject line
+    and the first screen; None when the team is within its budget (or has none)."""
+    if not budget or not budget.get("headline"):
+        return None
+    if budget["headline"] == "over":
+        return f"Over budget, {format_pct(budget['mtd_pct'])} of {format_usd(budget['monthly_budget'])}"
+    projected = budget.get("projected_pct")
+    if projected is not None and projected >= 100:
+        return f"Projected over budget, {format_pct(projected)} of {format_usd(budget['monthly_budget'])}"
+    return f"Projected over its {format_usd(budget['monthly_budget'])} budget"
+
+
 FILTERS = {
     "usd": format_usd,
     "usd_signed": format_usd_signed,
@@ -326,6 +339,7 @@ GLOBALS = {
     "previous_period_label": previous_period_label,
     "previous_month_label": previous_month_label,
     "day_of_month": day_of_month,
+    "budget_headline": budget_headline,
     "INCREASE_COLOR": INCREASE_COLOR,
     "DECREASE_COLOR": DECREASE_COLOR,
     "NEUTRAL_COLOR": NEUTRAL_COLOR,
@@ -391,10 +405,13 @@ def team_subject(ctx: Mapping[str, Any]) -> str:
     headline = ctx["headline"]
     if ctx.get("data_gap"):
         return f"{prefix}{team}: {ctx['month_label']} to date {format_usd(headline['mtd_usd'])} ({ctx['data_gap']['text']})"
+    # Over budget, or projected past it, comes before the figures: a phone shows the start of a subject.
+    budget = budget_headline(ctx.get("budget"))
     return (
-        f"{prefix}{team}: {ctx['month_label']} to date {format_usd(headline['mtd_usd'])} "
+        f"{prefix}{team}: {budget + '; ' if budget else ''}{ctx['month_label']} to date {format_usd(headline['mtd_usd'])} "
         f"({format_pct_signed(headline['change_pct'])} vs same period last month)"
     )
+
 
 
 def admin_subject(ctx: Mapping[str, Any]) -> str:

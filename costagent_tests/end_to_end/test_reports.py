@@ -1,0 +1,95 @@
+"""What the demo's reports say, read as a team lead and as a FinOps admin would (issue 13): budgets up front,
+one count of alerts everywhere."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from costagent_assets.cli import main as cli
+from costagent_tests.peers.homes import DEMO_AS_OF
+
+MONTH = f"{DEMO_AS_OF:%Y-%m}"
+
+
+def sql(home: Path, query: str, capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    capsys.readouterr()
+    assert cli.main(["--home", str(home), "sql", query, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def message(home: Path, name: str) -> email.message.EmailMessage:
+    raw = (home / "outbox" / DEMO_AS_OF.isoformat() / f"{MONTH}-{name}.eml").read_bytes()
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def html_of(msg: email.message.EmailMessage) -> str:
+    return msg.get_body(("html",)).get_content()
+
+
+def first_screen(html: str) -> str:
+    """The HTML before the first section heading: the title, any banner and the headline figures."""
+    return html[: html.index("<h2")]
+
+
+def section(html: str, title: str) -> str:
+    """The HTML of one section: from its heading to the next one."""
+    start = html.index(f">{title}</h2>")
+    end = html.find("<h2", start)
+    return html[start: end if end != -1 else None]
+
+
+def budget_rows(home: Path, capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    return sql(home, f"select account_id, team_name, monthly_budget, mtd_usd, used_pct, projected_pct, status "
+                     f"from budgets where month = '{MONTH}' order by used_pct desc", capsys)
+
+
+def test_every_over_budget_team_hears_it_in_the_subject_the_first_screen_and_alerts(demo_home, capsys):
+    rows = budget_rows(demo_home, capsys)
+    over = [r for r in rows if r["status"] == "over"]
+    assert len(over) >= 2  # the demo plants teams over their budgets
+    for r in over:
+        msg = message(demo_home, f"team-{r['account_id']}")
+        html = html_of(msg)
+        assert msg["Subject"].startswith(f"[costagent] {r['team_name']}: Over budget, "), msg["Subject"]
+        assert "Over budget, " in first_screen(html)
+        alerts = section(html, "Alerts")
+        assert "Monthly budget" in alerts and "No alerts" not in alerts
+        assert "OVER BUDGET" in msg.get_body(("plain",)).get_content()
+    # A team within its budget and not projected past it has no budget in its subject.
+    for r in rows:
+        if r["status"] == "ok":
+            assert "budget" not in message(demo_home, f"team-{r['account_id']}")["Subject"].lower()
+
+
+def test_a_budget_alert_is_raised_only_for_an_overrun_or_a_level_crossed_ahead_of_pace(demo_home, capsys):
+    alerts = sql(demo_home, f"select account_id, detector, budget_threshold_pct from anomalies "
+                            f"where month = '{MONTH}' and kind = 'budget'", capsys)
+    by_account = {r["account_id"]: r for r in alerts}
+    assert len(by_account) == len(alerts)  # at most one budget alert per team
+    status = {r["account_id"]: r for r in budget_rows(demo_home, capsys)}
+    for account, r in status.items():
+        if r["status"] == "over":
+            assert by_account[account]["detector"] == "budget_actual"
+        elif r["used_pct"] < 80 and (r["projected_pct"] or 0) < 100:
+            # On pace (about 70% spent on day 23 of 30): the 50% level is no news.
+            assert account not in by_account, r
+
+
+def test_the_admin_report_ranks_every_budget_by_overrun(demo_home, capsys):
+    rows = budget_rows(demo_home, capsys)
+    html = html_of(message(demo_home, "admin"))
+    budgets = section(html, "Budgets")
+    names = [r["team_name"] for r in rows]
+    assert all(n in budgets for n in names)
+    over = sorted((r for r in rows if r["status"] == "over"), key=lambda r: r["monthly_budget"] - r["mtd_usd"])
+    positions = [budgets.index(r["team_name"]) for r in over]
+    assert positions == sorted(positions)  # over budget first, the largest overrun at the top
+    first_ok = min(budgets.index(r["team_name"]) for r in rows if r["status"] == "ok")
+    assert max(positions) < first_ok
+    assert re.search(r"\d+ over budget</strong>", budgets)
