@@ -486,6 +486,43 @@ def _line_totals(raw: pl.DataFrame, windows: pl.DataFrame, spans: pl.DataFrame) 
     return pl.concat([mtd.select(*line, "c0", "c1", "q0", "q1"), runs], how="vertical_relaxed")
 
 
+# --- The alert model ----------------------------------------------------------------------------------
+
+# Every alerted row of the anomalies table is one alert of one of these kinds, counted the same way in the
+# team emails, the admin report, the Dagster metadata and the SQL ``alerts`` view.
+ALERT_KINDS = {
+    "spike": "Spike",
+    "step": "Step",
+    "new_service": "New service",
+    "mtd_rise": "Month-to-date rise",
+    "budget_actual": "Budget",
+    "budget_forecast": "Budget forecast",
+}
+
+
+def alert_kind(kind: str, detector: str | None) -> str:
+    """The alert kind of an anomalies row: ``budget_actual``/``budget_forecast`` from a budget row's detector,
+    ``mtd_rise`` for an increase, else the row's own kind."""
+    if kind == "budget":
+        return detector or "budget_actual"
+    return "mtd_rise" if kind == "increase" else kind
+
+
+def alert_kind_sql(kind: str = "kind", detector: str = "detector") -> str:
+    """:func:`alert_kind` as a SQL CASE over the columns ``kind`` and ``detector``."""
+    return (f"CASE WHEN {kind} = 'budget' THEN coalesce({detector}, 'budget_actual') "
+            f"WHEN {kind} = 'increase' THEN 'mtd_rise' ELSE {kind} END")
+
+
+def alert_kind_expr() -> pl.Expr:
+    """:func:`alert_kind` as a polars expression."""
+    return (
+        pl.when(pl.col("kind") == "budget").then(pl.col("detector").fill_null("budget_actual"))
+        .when(pl.col("kind") == "increase").then(pl.lit("mtd_rise"))
+        .otherwise(pl.col("kind"))
+    )
+
+
 # --- Budgets ------------------------------------------------------------------------------------------
 
 
@@ -634,6 +671,10 @@ def detect_anomalies(
     if raw is not None and raw.height:
         grid = daily_grid(raw)  # once: the three detectors below share it
         findings, unjudged = detect_daily(grid, windows, rules)
+        first_days = (
+            grid.filter(pl.col("cost_usd") > 0).with_columns(pl.col("date").dt.strftime("%Y-%m").alias("month"))
+            .group_by("month", "account_id", "service").agg(pl.col("date").min().alias("first_cost_date"))
+        )
         tails = _carry_over_levels(grid, windows)
         usual = usual_month_to_date(grid, windows)
     else:
@@ -642,9 +683,11 @@ def detect_anomalies(
                                         "baseline_usd": pl.Float64, "ongoing": pl.Boolean,
                                         "continued": pl.Boolean})
         unjudged = tails = usual = None
+        first_days = pl.DataFrame(schema={**{k: pl.String for k in key}, "first_cost_date": pl.Date})
     frame = frame.join(
         findings.rename({"kind": "daily_kind", "impact_usd": "daily_impact"}), on=key, how="left"
-    )
+    ).join(first_days, on=key, how="left").join(
+        windows.select("month", pl.col("month_start").alias("window_start")), on="month", how="left")
     if tails is not None:
         frame = frame.join(tails, on=key, how="left").join(usual, on=key, how="left")
         frame = frame.join(
@@ -719,7 +762,12 @@ def detect_anomalies(
             pl.col("current_mtd_usd").alias("current_usd"),
             pl.col("previous_same_period_usd").alias("previous_usd"),
             impact.alias("impact_usd"),
-            pl.when(pl.col("detector") == "daily").then(pl.col("start_date")).alias("start_date"),
+            # When it began: the first elevated day, a new service's first day with cost, or for a
+            # month-to-date rise the 1st (the rise is measured over the month so far).
+            pl.when(pl.col("detector") == "daily").then(pl.col("start_date"))
+            .when(pl.col("kind") == "new_service").then(pl.coalesce("first_cost_date", "window_start"))
+            .when(pl.col("kind").is_in(["increase", "decrease"])).then(pl.col("window_start"))
+            .alias("start_date"),
             pl.when(pl.col("detector") == "daily").then(pl.col("end_date")).alias("end_date"),
             pl.when(pl.col("detector") == "daily").then(pl.col("baseline_usd")).alias("baseline_usd"),
         )

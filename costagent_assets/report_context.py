@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import polars as pl
 
+from costagent_assets.anomaly_detection import alert_kind
 from costagent_assets.budgets import DEFAULT_ALERT_PCTS, budget_status
 from costagent_assets.delivery import SENT, Delivery, status_counts
 from costagent_assets.isolation import UNAVAILABLE
@@ -77,11 +78,25 @@ def _available(frame: pl.DataFrame | None) -> bool:
 
 
 def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
+    """The rows as the templates show them, with the alert model's fields (``alert_kind``, and for a budget
+    row its ``basis`` and ``threshold_pct``), largest change first."""
     if frame is None:
         return []
-    keys = ("service", "kind", "current_usd", "previous_usd", "change_usd", "change_pct", "severity", "alerted",
-            "impact_usd", "note", "start_date", "acknowledged", "feedback", "drivers")
-    return [{k: r[k] for k in keys} for r in frame.sort("change_usd", descending=True).iter_rows(named=True)]
+    keys = ("service", "kind", "level", "current_usd", "previous_usd", "change_usd", "change_pct", "severity",
+            "alerted", "impact_usd", "note", "start_date", "end_date", "acknowledged", "feedback", "drivers")
+    return [
+        {**{k: r[k] for k in keys}, "alert_kind": alert_kind(r["kind"], r["detector"]),
+         "basis": (r["detector"] or "").removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"]}
+        for r in frame.sort("change_usd", descending=True, nulls_last=True).iter_rows(named=True)
+    ]
+
+
+def team_anomalies(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+    """What a team's Alerts section lists: its services' rows and its whole-account alerts; its budget
+    alert is shown from the budget context (one row, at the top)."""
+    if frame is None:
+        return None
+    return frame.filter((pl.col("level") == "service") | (pl.col("alerted") & (pl.col("kind") != "budget")))
 
 
 class ReportFrames:
@@ -164,7 +179,7 @@ class ReportFrames:
         insight_rows = self.insights.get(account_id)
         insight = insight_rows.to_dicts()[0] if insight_rows is not None and insight_rows.height else None
         all_anomalies = self.anomalies.get(account_id)
-        anomalies = all_anomalies.filter(pl.col("level") == "service") if all_anomalies is not None else None
+        anomalies = team_anomalies(all_anomalies)
         forecast = self.section(account_id, "forecast", lambda: self.forecast(account_id))
         # The SQL forecast, where there is one, is the projection everywhere (headline, budget, AI).
         if forecast and forecast["month_end"] and not self.period.complete:
@@ -355,10 +370,9 @@ class ReportFrames:
                     acknowledged.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
                 for row in _anomaly_rows(an.filter((pl.col("kind") == "budget") & pl.col("alerted"))):
                     budget_alerts.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
-            service_alerts = (
-                an.filter((pl.col("level") == "service") & pl.col("alerted")) if an is not None else None
-            )
-            for row in _anomaly_rows(service_alerts):
+            # Every alert of the account (services, whole account, budget): the same count as its email's.
+            account_alerts = an.filter(pl.col("alerted")) if an is not None else None
+            for row in _anomaly_rows(account_alerts):
                 alerts.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
             if not has:
                 no_data.append({"team_name": team.team_name, "aws_account_id": team.aws_account_id})
@@ -371,13 +385,14 @@ class ReportFrames:
                     "change_usd": acct.get("change_usd") if has else None,
                     "change_pct": acct.get("change_pct") if has else None,
                     "projected_month_end_usd": self.projected(team.aws_account_id, acct) if has else None,
-                    "alerts": service_alerts.height if service_alerts is not None else 0,
+                    "alerts": account_alerts.height if account_alerts is not None else 0,
                     "no_data": not has,
                 }
             )
         accounts.sort(key=lambda a: (a["no_data"], -(a["change_usd"] or 0.0)))
         budgets = self.section("(organisation)", "budgets", lambda: self.org_budgets(teams, accounts)) or []
-        alerts.sort(key=lambda a: -(a["change_usd"] or 0.0))
+        # Needs action first: the most dollars at stake at the top.
+        alerts.sort(key=lambda a: (-(a["impact_usd"] or 0.0), a["team_name"], a["service"] or ""))
         with_data = [a for a in accounts if not a["no_data"]]
         mtd = sum(a["mtd_usd"] for a in with_data)
         # Accounts whose previous month was never loaded have no comparison; they count in the month

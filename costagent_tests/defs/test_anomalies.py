@@ -102,7 +102,7 @@ def test_anomalies_apply_each_teams_rule_and_budget(tmp_path):
     meta = run.metadata("anomalies")
     assert (meta["teams_with_own_rule"], meta["threshold_pct"], meta["min_usd"]) == (1, 20.0, 100.0)
     assert (meta["alerted"], meta["accounts_alerted"]) == (5, 2)
-    assert meta["by_kind"] == {"increase": 3, "new_service": 1, "budget": 1}
+    assert meta["by_kind"] == {"budget_forecast": 1, "mtd_rise": 3, "new_service": 1}
     assert run.checks() == {"drivers_add_up": True}
 
 

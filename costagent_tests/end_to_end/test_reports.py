@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from costagent_assets.cli import main as cli
@@ -93,3 +94,44 @@ def test_the_admin_report_ranks_every_budget_by_overrun(demo_home, capsys):
     first_ok = min(budgets.index(r["team_name"]) for r in rows if r["status"] == "ok")
     assert max(positions) < first_ok
     assert re.search(r"\d+ over budget</strong>", budgets)
+
+
+def email_alerts(msg: email.message.EmailMessage) -> list[str]:
+    """The alert lines of a team email's plain text: its ALERTS section up to the next blank line."""
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    if "\nALERTS\n" not in text:  # an account without data has no Alerts section
+        return []
+    block = text[text.index("\nALERTS\n") + len("\nALERTS\n"):].split("\n\n")[0]
+    return [line for line in block.splitlines() if line.startswith("  [")]
+
+
+def test_the_alert_counts_agree_in_the_emails_the_admin_report_the_ui_and_sql(demo_home, capsys):
+    accounts = [r["account_id"] for r in sql(demo_home, f"select account_id from account_months where month = '{MONTH}'",
+                                             capsys)]
+    per_email = {a: len(email_alerts(message(demo_home, f"team-{a}"))) for a in accounts}
+    per_sql = {r["account_id"]: r["n"] for r in sql(
+        demo_home, f"select account_id, count(*) as n from alerts where month = '{MONTH}' group by all", capsys)}
+    assert {a: n for a, n in per_email.items() if n} == per_sql
+    total = sum(per_sql.values())
+    assert total >= 10  # the demo plants spikes, steps, new services and budget overruns
+
+    admin = message(demo_home, "admin").get_body(("plain",)).get_content()
+    assert int(re.search(r"^  Alerts +(\d+)\r?$", admin, re.M).group(1)) == total
+
+    instance = dg.DagsterInstance.from_config(str(demo_home / "dagster"))
+    try:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("anomalies"), asset_partitions=[f"{accounts[0]}|{MONTH}"]),
+            limit=1).records
+        metadata = records[0].asset_materialization.metadata
+    finally:
+        instance.dispose()
+    assert metadata["alerted"].value == total
+    kinds = {r["alert_kind"]: r["n"] for r in sql(
+        demo_home, f"select alert_kind, count(*) as n from alerts where month = '{MONTH}' group by all", capsys)}
+    assert metadata["by_kind"].value == kinds
+    assert set(kinds) <= {"spike", "step", "new_service", "mtd_rise", "budget_actual", "budget_forecast"}
+    # Each alert says when it began and the dollars at stake.
+    missing = sql(demo_home, f"select count(*) as n from alerts where month = '{MONTH}' and "
+                             "(start_date is null or impact_usd is null or severity is null)", capsys)
+    assert missing == [{"n": 0}]
