@@ -281,6 +281,7 @@ class ReportFrames:
                         for k in by_kind],
             "ranked": [{**_finding_row(r), "team_name": names.get(r["account_id"]), "aws_account_id": r["account_id"]}
                        for r in found.head(ORG_SAVINGS_SHOWN).iter_rows(named=True)],
+            "groups": savings_groups(found, names),
             "not_scanned": [{"team_name": names.get(r["account_id"]), "aws_account_id": r["account_id"],
                              "status": r["scan_status"], "reason": r["reason"]}
                             for r in problems.iter_rows(named=True)],
@@ -453,6 +454,23 @@ def track_record_sentence(months: int | None, inside: int | None, mape: float | 
 
 
 TOP_SAVINGS = 3  # a team email's savings: the three largest
+GROUP_EXAMPLES = 3  # a group of near-identical findings names its largest three
+
+
+def savings_groups(found: pl.DataFrame, names: Mapping[str, str]) -> list[dict]:
+    """The findings grouped by kind ("7 Savings Plan purchases, $X a month"), the largest total first; each
+    group with its count, total, accounts and largest findings. A kind with one finding is that finding."""
+    if not found.height:
+        return []
+    groups = []
+    for (kind,), rows in found.partition_by("kind", as_dict=True).items():
+        rows = rows.sort("monthly_savings_usd", descending=True, nulls_last=True)
+        top = [{**_finding_row(r), "team_name": names.get(r["account_id"]), "aws_account_id": r["account_id"]}
+               for r in rows.head(GROUP_EXAMPLES).iter_rows(named=True)]
+        groups.append({"kind": kind, "label": KIND_LABELS.get(kind, kind), "count": rows.height,
+                       "usd": float(rows["monthly_savings_usd"].sum() or 0.0),
+                       "accounts": rows["account_id"].n_unique(), "top": top})
+    return sorted(groups, key=lambda g: (-g["usd"], g["kind"]))
 ORG_SAVINGS_SHOWN = 15  # the admin report's ranked list
 
 
