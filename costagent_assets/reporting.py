@@ -305,6 +305,26 @@ def _refuse_none(value: Any) -> Any:
     return value
 
 
+def alert_when(a: Mapping[str, Any]) -> str | None:
+    """What kind of alert and since when: ``Spike from 04 Nov (3 days)``, ``Step from 10 Nov (still
+    elevated)``, ``New service from 05 Nov``, ``Month-to-date rise since 01 Nov``; None without a start date."""
+    start, end = a.get("start_date"), a.get("end_date")
+    if start is None:
+        return None
+    kind = a.get("kind")
+    if kind in ("spike", "step") and end is not None:
+        days = (end - start).days + 1
+        label = "Spike" if kind == "spike" else "Step to a new level"
+        return f"{label} from {start:%d %b} ({days} day{'s' if days != 1 else ''})"
+    if kind == "new_service":
+        return f"New service from {start:%d %b}"
+    if kind == "increase":
+        return f"Month-to-date rise since {start:%d %b}"
+    if kind == "decrease":
+        return f"Month-to-date fall since {start:%d %b}"
+    return None
+
+
 def budget_headline(budget: Mapping[str, Any] | None) -> str | None:
     """``Over budget, 163% of $240,000`` or ``Projected over budget, 130% of $240,000``, for the subject line
     and the first screen; None when the team is within its budget (or has none)."""
@@ -340,6 +360,7 @@ GLOBALS = {
     "previous_month_label": previous_month_label,
     "day_of_month": day_of_month,
     "budget_headline": budget_headline,
+    "alert_when": alert_when,
     "INCREASE_COLOR": INCREASE_COLOR,
     "DECREASE_COLOR": DECREASE_COLOR,
     "NEUTRAL_COLOR": NEUTRAL_COLOR,

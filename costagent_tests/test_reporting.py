@@ -8,6 +8,7 @@ import email
 import email.policy
 import io
 import re
+from datetime import date
 
 import jinja2
 import pytest
@@ -16,6 +17,7 @@ from costagent_assets import reporting
 from costagent_assets.reporting import (
     RenderedEmail,
     admin_csv,
+    alert_when,
     build_message,
     csv_cell,
     format_pct_signed,
@@ -384,16 +386,19 @@ def test_admin_report_renders():
         f"({format_pct_signed(t['change_pct'])}); 2 without data"
     )
     text = visible_text(r.html)
-    # The long table last: when Gmail clips a big message, only its tail goes.
+    # In order of action: the headline, what needs action, the movers; the long table last (when Gmail clips
+    # a big message, only its tail goes).
     order = [
         "Organisation total",
-        "2 accounts sent no cost data",
+        "Alerts this week",
         "Alerts",
+        "2 accounts sent no cost data",
+        "Largest movers",
         "Decreases",
         "All accounts by change",
     ]
     position = 0
-    for heading in order:  # each after the one before (the headline's "Alerts this week" comes first)
+    for heading in order:  # each after the one before
         position = text.index(heading, position) + len(heading)
     for a in ctx["accounts"]:
         assert a["aws_account_id"] in r.html and a["aws_account_id"] in r.text
@@ -589,3 +594,19 @@ def test_admin_report_shows_the_executive_summary_and_top_recommendations():
     assert "Right-size idle instances" in text and f"{first['team_name']} · {first['aws_account_id']}" in r.html.replace("&middot;", "·")
     assert "$1,234 a month: Right-size idle instances" in r.text and "1,234 ($12.34)" in r.text
     assert "AI cost" in text and "$0.75" in text and "98,765" in text
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"kind": "spike", "start_date": date(2026, 11, 4), "end_date": date(2026, 11, 6)}, "Spike from 04 Nov (3 days)"),
+        ({"kind": "spike", "start_date": date(2026, 11, 4), "end_date": date(2026, 11, 4)}, "Spike from 04 Nov (1 day)"),
+        ({"kind": "step", "start_date": date(2026, 11, 10), "end_date": date(2026, 11, 22)},
+         "Step to a new level from 10 Nov (13 days)"),
+        ({"kind": "new_service", "start_date": date(2026, 11, 5)}, "New service from 05 Nov"),
+        ({"kind": "increase", "start_date": date(2026, 11, 1)}, "Month-to-date rise since 01 Nov"),
+        ({"kind": "increase", "start_date": None}, None),
+    ],
+)
+def test_an_alert_says_its_kind_and_when_it_began(row, expected):
+    assert alert_when(row) == expected

@@ -7,6 +7,7 @@ import email
 import email.policy
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -135,3 +136,28 @@ def test_the_alert_counts_agree_in_the_emails_the_admin_report_the_ui_and_sql(de
     missing = sql(demo_home, f"select count(*) as n from alerts where month = '{MONTH}' and "
                              "(start_date is null or impact_usd is null or severity is null)", capsys)
     assert missing == [{"n": 0}]
+
+
+def test_each_alert_says_its_kind_and_start_date_in_the_team_email(demo_home, capsys):
+    rows = sql(demo_home, f"select account_id, alert_kind, start_date, end_date from alerts where month = '{MONTH}' "
+                          "and alert_kind in ('spike', 'step', 'new_service', 'mtd_rise')", capsys)
+    assert {r["alert_kind"] for r in rows} >= {"spike", "step", "new_service"}
+    for r in rows:
+        start = date.fromisoformat(r["start_date"])
+        text = message(demo_home, f"team-{r['account_id']}").get_body(("plain",)).get_content()
+        if r["alert_kind"] in ("spike", "step"):
+            days = (date.fromisoformat(r["end_date"]) - start).days + 1
+            label = "Spike" if r["alert_kind"] == "spike" else "Step to a new level"
+            expected = f"{label} from {start:%d %b} ({days} day{'s' if days != 1 else ''})"
+        else:
+            expected = {"new_service": "New service from", "mtd_rise": "Month-to-date rise since"}[r["alert_kind"]]
+            expected += f" {start:%d %b}"
+        assert expected in text, (r, expected)
+
+
+def test_the_admin_report_is_in_order_of_action(demo_home):
+    html = html_of(message(demo_home, "admin"))
+    order = ["Alerts", "Budgets", "Largest movers", "Savings", "All accounts by change"]
+    positions = [html.index(f">{title}</h2>") for title in order]
+    assert positions == sorted(positions)
+    assert html.index(">Alerts</h2>") < html.index("Top recommendations") if "Top recommendations" in html else True
