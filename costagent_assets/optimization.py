@@ -374,7 +374,8 @@ def _rds_rules(r: dict, t: Thresholds) -> list[dict]:
     if enough and r["connections_max"] <= t.rds_idle_max_connections:
         out.append(_finding(
             r, "rds_idle",
-            f"at most {_num(r['connections_max'], 0)} database connections {_window(t)}"
+            (f"no database connections {_window(t)}" if r["connections_max"] <= 0
+             else f"at most {_num(r['connections_max'], 0)} database connections {_window(t)}")
             + (" (Multi-AZ)" if r["multi_az"] else ""),
             f"Stop or delete DB instance {rid} ({size}), after a final snapshot", price, 1.0))
     if r["multi_az"] and r["environment"] in t.nonproduction_environments:

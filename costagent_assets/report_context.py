@@ -154,6 +154,7 @@ class ReportFrames:
             "month": self.month,
             "month_label": p.label,
             "through_date": p.through.isoformat(),
+            "complete": p.complete,
             "generated_at": self.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
         }
 

@@ -218,3 +218,11 @@ def test_a_savings_plan_is_sized_from_the_accounts_eligible_on_demand_spend():
     assert row["suggested"] == f"${3.223 * factor:,.3f}/hour" and row["suggested"] in row["action"]
     assert "eligible on-demand compute" in row["evidence"]
     assert row["monthly_savings_usd"] < eligible
+
+
+def test_an_idle_database_has_no_connections_not_at_most_zero():
+    db = {"account_id": ACCOUNT, "region": "us-east-1", "resource_type": "rds_instance", "resource_id": "db",
+          "size": "db.r5.large", "state": "available", "multi_az": False, "metric_days": 14}
+    got = findings([{**db, "connections_max": 0.0}])
+    [evidence] = got["evidence"].to_list()
+    assert evidence.startswith("no database connections over 14 days") and "at most 0" not in evidence

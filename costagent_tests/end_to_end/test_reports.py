@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from costagent_assets.cli import main as cli
+from costagent_assets.cli.main import FIRST_QUERY
 from costagent_tests.peers.homes import DEMO_AS_OF
 
 MONTH = f"{DEMO_AS_OF:%Y-%m}"
@@ -161,3 +162,22 @@ def test_the_admin_report_is_in_order_of_action(demo_home):
     positions = [html.index(f">{title}</h2>") for title in order]
     assert positions == sorted(positions)
     assert html.index(">Alerts</h2>") < html.index("Top recommendations") if "Top recommendations" in html else True
+
+
+def test_a_preview_of_a_finished_month_is_not_to_date(demo_home, capsys):
+    account = sql(demo_home, "select account_id from account_months where month = '2026-10' limit 1", capsys)[0]
+    capsys.readouterr()
+    assert cli.main(["--home", str(demo_home), "preview", "team", account["account_id"], "--month", "2026-10"]) == 0
+    subject = capsys.readouterr().out.splitlines()[0]
+    assert "October 2026 $" in subject and "to date" not in subject
+
+
+def test_the_suggested_first_query_shows_this_months_movers_in_short_rows(demo_home, capsys):
+    capsys.readouterr()
+    assert cli.main(["--home", str(demo_home), "sql", FIRST_QUERY]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    rows = sql(demo_home, FIRST_QUERY, capsys)
+    top = sql(demo_home, f"select team_name from account_months where month = '{MONTH}' "
+                         "order by change_usd desc limit 10", capsys)
+    assert [r["team_name"] for r in rows] == [r["team_name"] for r in top]
