@@ -285,7 +285,8 @@ def explain_changes(mom: pl.DataFrame, anomalies: pl.DataFrame, periods: Mapping
     the account's total change.
     """
     alerts = (
-        anomalies.filter(pl.col("alerted") & (pl.col("level") == "service"))
+        # Every alert of the account (services, whole account, budget): the count its email shows.
+        anomalies.filter(pl.col("alerted"))
         .group_by(["month", "account_id"])
         .agg(pl.len().alias("alerts"))
     )

@@ -17,8 +17,9 @@ Four detectors feed one ``anomalies`` table, one row per (month, account, servic
   compare with (a partial month), it is shown and not alerted. An increase that only repeats the level the
   service already had at the end of last month (a step or new service that began last month) is a
   *carry-over*: reported, not alerted again.
-- **budget**: actual spend and the projected month end against the team's monthly budget at the
-  configured alert levels (50/80/100%).
+- **budget**: at most one row per account: over the monthly budget (every week while it is), projected
+  past it, or a lower alert level (50/80%) crossed this week ahead of the month's pace
+  (:func:`budgets.budget_alert`).
 
 Every anomaly carries drivers that add up to its $ impact, split into usage, rate and mix where the
 source has usage quantities. Severity comes from the $ impact; decreases are reported, never alerted;
@@ -34,7 +35,7 @@ from datetime import timedelta
 
 import polars as pl
 
-from costagent_assets.budgets import DEFAULT_ALERT_PCTS
+from costagent_assets.budgets import DEFAULT_ALERT_PCTS, budget_alert
 from costagent_assets.isolation import UNAVAILABLE
 from costagent_assets.periods import month_start, shift_month
 from costagent_assets.schemas import ANOMALY_DRIVER, conform, empty
@@ -485,48 +486,122 @@ def _line_totals(raw: pl.DataFrame, windows: pl.DataFrame, spans: pl.DataFrame) 
     return pl.concat([mtd.select(*line, "c0", "c1", "q0", "q1"), runs], how="vertical_relaxed")
 
 
+# --- The alert model ----------------------------------------------------------------------------------
+
+# Every alerted row of the anomalies table is one alert of one of these kinds, counted the same way in the
+# team emails, the admin report, the Dagster metadata and the SQL ``alerts`` view.
+ALERT_KINDS = {
+    "spike": "Spike",
+    "step": "Step",
+    "new_service": "New service",
+    "mtd_rise": "Month-to-date rise",
+    "budget_actual": "Budget",
+    "budget_forecast": "Budget forecast",
+}
+
+
+def alert_kind(kind: str, detector: str | None) -> str:
+    """The alert kind of an anomalies row: ``budget_actual``/``budget_forecast`` from a budget row's detector,
+    ``mtd_rise`` for an increase, else the row's own kind."""
+    if kind == "budget":
+        return detector or "budget_actual"
+    return "mtd_rise" if kind == "increase" else kind
+
+
+def alert_kind_sql(kind: str = "kind", detector: str = "detector") -> str:
+    """:func:`alert_kind` as a SQL CASE over the columns ``kind`` and ``detector``."""
+    return (f"CASE WHEN {kind} = 'budget' THEN coalesce({detector}, 'budget_actual') "
+            f"WHEN {kind} = 'increase' THEN 'mtd_rise' ELSE {kind} END")
+
+
+def alert_kind_expr() -> pl.Expr:
+    """:func:`alert_kind` as a polars expression."""
+    return (
+        pl.when(pl.col("kind") == "budget").then(pl.col("detector").fill_null("budget_actual"))
+        .when(pl.col("kind") == "increase").then(pl.lit("mtd_rise"))
+        .otherwise(pl.col("kind"))
+    )
+
+
 # --- Budgets ------------------------------------------------------------------------------------------
 
 
 def budget_alerts(
-    mom: pl.DataFrame, budgets: Mapping[str, float], alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS
+    mom: pl.DataFrame,
+    budgets: Mapping[str, float],
+    alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
+    raw: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Budget rows (kind "budget", level "account"): the highest alert level crossed by actual spend,
-    and by the projected month end when that is higher ("projected to exceed by $X on the 24th")."""
+    """Budget rows (kind "budget", level "account", at most one per account and month), by the rule of
+    :func:`budgets.budget_alert`: over the budget, projected past it, or a lower level crossed this week
+    ahead of the month's pace. ``raw`` (daily rows, where loaded) dates the crossing (``start_date``) and
+    tells whether a lower level was already crossed a week earlier."""
     rows = []
-    levels = sorted(float(p) for p in alert_pcts)
     accounts = mom.filter((pl.col("level") == "account") & pl.col("has_data"))
+    daily = _account_days(raw, accounts) if raw is not None and raw.height else {}
     for a in accounts.iter_rows(named=True):
         budget = budgets.get(a["account_id"])
         if not budget or a["current_mtd_usd"] is None:
             continue
-        mtd, projected = a["current_mtd_usd"], a["projected_month_end_usd"]
+        mtd = a["current_mtd_usd"]
         complete = a["days_covered"] >= a["days_in_month"]
-        actual_level = max((p for p in levels if mtd >= budget * p / 100), default=None)
-        if actual_level is not None:
+        projected = None if complete else a["projected_month_end_usd"]
+        days = daily.get((a["month"], a["account_id"]), [])
+        week_ago = a["through_date"] - timedelta(days=7)
+        week_ago_mtd = sum(usd for d, usd in days if d <= week_ago) if days else None
+        found = budget_alert(mtd, projected, budget, elapsed_pct=a["days_covered"] / a["days_in_month"] * 100,
+                             week_ago_mtd=week_ago_mtd, alert_pcts=alert_pcts)
+        if found is None:
+            continue
+        basis, level = found
+        if basis == "actual":
             over = mtd - budget
             note = (
                 f"Spent ${mtd:,.0f}, {mtd / budget * 100:.0f}% of the ${budget:,.0f} budget"
-                + (f", over it by ${over:,.0f}." if over > 0 else f" (the {actual_level:.0f}% alert).")
+                + (f", over it by ${over:,.0f}." if over > 0 else
+                   f": past {level:.0f}% with {(1 - a['days_covered'] / a['days_in_month']) * 100:.0f}% of the month to go.")
             )
-            rows.append(_budget_row(a, "actual", actual_level, mtd, budget, note))
-        if complete or projected is None:
+            start = _crossing_date(days, budget * level / 100)
+            rows.append(_budget_row(a, "actual", level, mtd, budget, note, start))
             continue
-        forecast_level = max((p for p in levels if projected >= budget * p / 100), default=None)
-        if forecast_level is None or (actual_level is not None and forecast_level <= actual_level):
-            continue
-        note = f"Projected to reach ${projected:,.0f} by month end, {projected / budget * 100:.0f}% of the ${budget:,.0f} budget"
+        note = f"Projected to reach ${projected:,.0f} by month end, {projected / budget * 100:.0f}% of the ${budget:,.0f} budget."
         remaining = a["days_in_month"] - a["days_covered"]
-        if projected > budget and remaining > 0 and mtd < budget:
+        crossing = None
+        if remaining > 0 and projected > mtd:
             per_day = (projected - mtd) / remaining
             crossing = a["through_date"] + timedelta(days=math.ceil((budget - mtd) / per_day))
-            note = f"Projected to exceed the ${budget:,.0f} budget by ${projected - budget:,.0f} on the {_ordinal(crossing.day)}."
-        else:
-            note += "."
-        rows.append(_budget_row(a, "forecast", forecast_level, projected, budget, note))
+            note = (f"Projected to exceed the ${budget:,.0f} budget by ${projected - budget:,.0f} on the "
+                    f"{_ordinal(crossing.day)} (spent {mtd / budget * 100:.0f}% so far).")
+        rows.append(_budget_row(a, "forecast", level, projected, budget, note, crossing))
     if not rows:
         return empty("anomalies")
     return conform(pl.DataFrame(rows), "anomalies")
+
+
+def _account_days(raw: pl.DataFrame, accounts: pl.DataFrame) -> dict[tuple[str, str], list[tuple]]:
+    """(month, account) -> [(date, usd)] of the month's days up to its through date, sorted."""
+    windows = accounts.select("month", "account_id", "through_date").with_columns(
+        pl.col("month").map_elements(month_start, return_dtype=pl.Date).alias("month_start"))
+    days = (
+        raw.group_by("account_id", "date").agg(pl.col("cost_usd").sum())
+        .join(windows, on="account_id")
+        .filter((pl.col("date") >= pl.col("month_start")) & (pl.col("date") <= pl.col("through_date")))
+        .sort("date")
+    )
+    out: dict[tuple[str, str], list[tuple]] = {}
+    for month, account, day, usd in days.select("month", "account_id", "date", "cost_usd").iter_rows():
+        out.setdefault((month, account), []).append((day, usd))
+    return out
+
+
+def _crossing_date(days: Sequence[tuple], amount: float):
+    """The first day on which the month to date reached ``amount``; None without daily rows."""
+    total = 0.0
+    for day, usd in days:
+        total += usd
+        if total >= amount - 0.005:
+            return day
+    return None
 
 
 def _ordinal(day: int) -> str:
@@ -534,7 +609,7 @@ def _ordinal(day: int) -> str:
     return f"{day}{suffix}"
 
 
-def _budget_row(acct: dict, basis: str, level: float, amount: float, budget: float, note: str) -> dict:
+def _budget_row(acct: dict, basis: str, level: float, amount: float, budget: float, note: str, start=None) -> dict:
     return {
         "month": acct["month"],
         "account_id": acct["account_id"],
@@ -553,6 +628,7 @@ def _budget_row(acct: dict, basis: str, level: float, amount: float, budget: flo
         "note": note,
         "budget_usd": budget,
         "budget_threshold_pct": level,
+        "start_date": start,
     }
 
 
@@ -595,6 +671,10 @@ def detect_anomalies(
     if raw is not None and raw.height:
         grid = daily_grid(raw)  # once: the three detectors below share it
         findings, unjudged = detect_daily(grid, windows, rules)
+        first_days = (
+            grid.filter(pl.col("cost_usd") > 0).with_columns(pl.col("date").dt.strftime("%Y-%m").alias("month"))
+            .group_by("month", "account_id", "service").agg(pl.col("date").min().alias("first_cost_date"))
+        )
         tails = _carry_over_levels(grid, windows)
         usual = usual_month_to_date(grid, windows)
     else:
@@ -603,9 +683,11 @@ def detect_anomalies(
                                         "baseline_usd": pl.Float64, "ongoing": pl.Boolean,
                                         "continued": pl.Boolean})
         unjudged = tails = usual = None
+        first_days = pl.DataFrame(schema={**{k: pl.String for k in key}, "first_cost_date": pl.Date})
     frame = frame.join(
         findings.rename({"kind": "daily_kind", "impact_usd": "daily_impact"}), on=key, how="left"
-    )
+    ).join(first_days, on=key, how="left").join(
+        windows.select("month", pl.col("month_start").alias("window_start")), on="month", how="left")
     if tails is not None:
         frame = frame.join(tails, on=key, how="left").join(usual, on=key, how="left")
         frame = frame.join(
@@ -680,7 +762,12 @@ def detect_anomalies(
             pl.col("current_mtd_usd").alias("current_usd"),
             pl.col("previous_same_period_usd").alias("previous_usd"),
             impact.alias("impact_usd"),
-            pl.when(pl.col("detector") == "daily").then(pl.col("start_date")).alias("start_date"),
+            # When it began: the first elevated day, a new service's first day with cost, or for a
+            # month-to-date rise the 1st (the rise is measured over the month so far).
+            pl.when(pl.col("detector") == "daily").then(pl.col("start_date"))
+            .when(pl.col("kind") == "new_service").then(pl.coalesce("first_cost_date", "window_start"))
+            .when(pl.col("kind").is_in(["increase", "decrease"])).then(pl.col("window_start"))
+            .alias("start_date"),
             pl.when(pl.col("detector") == "daily").then(pl.col("end_date")).alias("end_date"),
             pl.when(pl.col("detector") == "daily").then(pl.col("baseline_usd")).alias("baseline_usd"),
         )
@@ -695,7 +782,7 @@ def detect_anomalies(
     )
     out = _attach_drivers(out, raw, mom, windows)
     if budgets:
-        out = pl.concat([conform(out, "anomalies"), budget_alerts(mom, budgets, budget_alert_pcts)])
+        out = pl.concat([conform(out, "anomalies"), budget_alerts(mom, budgets, budget_alert_pcts, raw)])
     out = apply_feedback(conform(out, "anomalies"), feedback)
     # Deterministic tie-breaks: a rerun writes the same partition byte for byte.
     return out.sort(

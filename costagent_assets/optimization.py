@@ -185,6 +185,9 @@ KIND_LABELS = {
 _DAYS_PER_MONTH = prices.HOURS_PER_MONTH / 24  # 30.42, the month the list prices use
 
 
+BILLED_MAX_OVER_LIST = 1.5  # see resource_findings
+
+
 def _money(x: float) -> str:
     return f"${x:,.2f}"
 
@@ -371,7 +374,8 @@ def _rds_rules(r: dict, t: Thresholds) -> list[dict]:
     if enough and r["connections_max"] <= t.rds_idle_max_connections:
         out.append(_finding(
             r, "rds_idle",
-            f"at most {_num(r['connections_max'], 0)} database connections {_window(t)}"
+            (f"no database connections {_window(t)}" if r["connections_max"] <= 0
+             else f"at most {_num(r['connections_max'], 0)} database connections {_window(t)}")
             + (" (Multi-AZ)" if r["multi_az"] else ""),
             f"Stop or delete DB instance {rid} ({size}), after a final snapshot", price, 1.0))
     if r["multi_az"] and r["environment"] in t.nonproduction_environments:
@@ -451,7 +455,9 @@ def resource_findings(inventory: pl.DataFrame, raw_costs: pl.DataFrame, days_cov
         unit_cost = billed.get((r["account_id"], r["region"], key)) if key else None
         for f in found:
             current, basis = f["list_usd"], "list_price"
-            if unit_cost is not None:
+            # A billed cost per unit far above the on-demand list price means the scan did not see every
+            # unit the usage type bills (or the cost data lumps several together): the list price stands.
+            if unit_cost is not None and (current is None or unit_cost * units <= current * BILLED_MAX_OVER_LIST):
                 current, basis = unit_cost * units, "billed"
             savings = current * f["fraction"] if current is not None and f["fraction"] is not None else None
             rows.append({
@@ -560,6 +566,146 @@ def _window_days(days: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Savings a team believes: never more than the account spends where the saving would come from
+
+# Spend families of the cost data: each service, in any source's spelling, in one family (first match wins).
+_FAMILIES = (
+    ("rds", re.compile(r"(?i)relational database|\brds\b")),
+    ("lambda", re.compile(r"(?i)lambda")),
+    ("s3", re.compile(r"(?i)simple storage service|\bs3\b")),
+    ("ebs", re.compile(r"(?i)ec2 - other|elastic block store|\bebs\b")),
+    ("ec2", re.compile(r"(?i)elastic compute cloud|\bec2\b")),
+    ("vpc", re.compile(r"(?i)virtual private cloud|\bvpc\b")),
+)
+# The families whose spend a finding's saving comes out of (an idle address is billed under VPC or EC2).
+FINDING_FAMILIES = {
+    "ec2_instance": ("ec2",), "auto_scaling_group": ("ec2",), "ebs_volume": ("ebs",), "ebs_snapshot": ("ebs",),
+    "elastic_ip": ("vpc", "ebs", "ec2"), "rds_instance": ("rds",), "lambda_function": ("lambda",),
+    "s3_bucket": ("s3",), "reserved_instance": ("ec2",), "savings_plan": ("ec2", "lambda"),
+}
+# A Savings Plan is sized to cover at most this share of the eligible on-demand spend: usage dips, and a
+# commitment above the floor of the usage is paid for unused.
+SP_MAX_COVERAGE = 0.8
+_NO_REGION = ("global", "", None)
+
+
+def family_of(service: str | None) -> str | None:
+    """The spend family of a cost-data service name (``Amazon Elastic Compute Cloud - Compute`` -> ``ec2``)."""
+    return next((name for name, pattern in _FAMILIES if service and pattern.search(service)), None)
+
+
+def monthly_spend(raw_costs: pl.DataFrame, days_covered: int) -> pl.DataFrame:
+    """account_id, family, region, usd: each account's spend per family and region, brought to a month."""
+    if not raw_costs.height or days_covered <= 0:
+        return pl.DataFrame(schema={"account_id": pl.String, "family": pl.String, "region": pl.String, "usd": pl.Float64})
+    services = raw_costs["service"].unique().to_list()
+    families = pl.DataFrame({"service": services, "family": [family_of(s) for s in services]},
+                            schema={"service": pl.String, "family": pl.String})
+    return (
+        raw_costs.join(families, on="service", how="left")
+        .group_by("account_id", pl.col("family").fill_null("other"), pl.col("region").fill_null("global"))
+        .agg((pl.col("cost_usd").sum() / days_covered * _DAYS_PER_MONTH).alias("usd"))
+    )
+
+
+def relevant_spend(spend: pl.DataFrame) -> tuple[dict, dict, dict]:
+    """(per (account, family, region), per (account, family), per account) monthly spend, from :func:`monthly_spend`."""
+    by_region: dict[tuple, float] = {}
+    by_family: dict[tuple, float] = {}
+    total: dict[str, float] = {}
+    for account, family, region, usd in spend.iter_rows():
+        by_region[(account, family, region)] = by_region.get((account, family, region), 0.0) + usd
+        by_family[(account, family)] = by_family.get((account, family), 0.0) + usd
+        total[account] = total.get(account, 0.0) + usd
+    return by_region, by_family, total
+
+
+def believable(findings: pl.DataFrame, raw_costs: pl.DataFrame, days_covered: int) -> pl.DataFrame:
+    """The findings an account's own spend supports (accounts without cost data are left as they are).
+
+    A finding in a region or service where the account has no cost is dropped: the resource is not its, or
+    not billed to it. The findings drawing on the same spend (family, and region where the cost data has
+    regions) never add up to more than it: larger ones are scaled down, saying so. A Savings Plan purchase is
+    sized to at most ``SP_MAX_COVERAGE`` of the account's eligible on-demand compute (EC2 and Lambda), its
+    hourly commitment scaled with it. Last, an account's findings never add up to more than its whole spend.
+    """
+    if not findings.height or not raw_costs.height or days_covered <= 0:
+        return findings
+    by_region, by_family, total = relevant_spend(monthly_spend(raw_costs, days_covered))
+    regional = {(a, f) for a, f, r in by_region if r not in _NO_REGION}
+    rows, groups = [], {}
+    for r in findings.iter_rows(named=True):
+        account = r["account_id"]
+        families = FINDING_FAMILIES.get(r["resource_type"])
+        if account not in total or families is None:
+            rows.append(r)
+            continue
+        by_place = r["region"] not in _NO_REGION and any((account, f) in regional for f in families)
+        region = r["region"] if by_place else None
+        bound = sum(by_region.get((account, f, region), 0.0) if by_place else by_family.get((account, f), 0.0)
+                    for f in families)
+        if bound <= 0:
+            continue  # no cost there: not a saving this account can make
+        where = f" in {region}" if region else ""
+        if r["kind"] == "sp_purchase":
+            r = _size_savings_plan(r, bound)
+            if r is None:
+                continue
+        groups.setdefault((account, families, region), (bound, where, []))[2].append(len(rows))
+        rows.append(r)
+    for (_account, families, _region), (bound, where, members) in groups.items():
+        known = sum(rows[i]["monthly_savings_usd"] or 0.0 for i in members)
+        if known > bound:
+            label = "/".join(f.upper() if len(f) <= 3 else f.capitalize() for f in families)
+            for i in members:
+                rows[i] = _scaled(rows[i], bound / known,
+                                  f"scaled to this account's {_money(bound)} a month of {label} spend{where}")
+    out = frame(rows, FINDING_COLUMNS)
+    sums = out.group_by("account_id").agg(pl.col("monthly_savings_usd").sum()).iter_rows()
+    for account, usd in list(sums):
+        if account in total and usd and usd > total[account]:
+            out = pl.concat([out.filter(pl.col("account_id") != account), frame(
+                (_scaled(r, total[account] / usd, f"scaled to this account's {_money(total[account])} a month in all")
+                 for r in out.filter(pl.col("account_id") == account).iter_rows(named=True)), FINDING_COLUMNS)])
+    return out
+
+
+def _scaled(r: dict, factor: float, why: str) -> dict:
+    def scale(x: float | None) -> float | None:
+        return None if x is None else x * factor
+
+    return {**r, "monthly_savings_usd": scale(r["monthly_savings_usd"]),
+            "current_monthly_usd": scale(r["current_monthly_usd"]), "evidence": f"{r['evidence']}; {why}"}
+
+
+def _size_savings_plan(r: dict, eligible: float) -> dict | None:
+    """A Savings Plan purchase no larger than ``SP_MAX_COVERAGE`` of the eligible on-demand spend."""
+    saved = r["monthly_savings_usd"] or 0.0
+    hourly = _hourly(r["suggested"])
+    if hourly is None or saved <= 0:
+        return r
+    covered = hourly * prices.HOURS_PER_MONTH + saved  # the on-demand spend the commitment replaces
+    cap = eligible * SP_MAX_COVERAGE
+    if covered <= cap:
+        return r
+    factor = cap / covered
+    new_hourly = hourly * factor
+    if new_hourly < 0.001:
+        return None
+    old, new = f"${hourly:,.3f}/hour", f"${new_hourly:,.3f}/hour"
+    return {**r, "monthly_savings_usd": saved * factor, "suggested": new,
+            "action": r["action"].replace(old, new),
+            "evidence": r["evidence"].replace(old, new) + (
+                f"; sized to {SP_MAX_COVERAGE:.0%} of this account's {_money(eligible)} a month of eligible "
+                f"on-demand compute (Cost Explorer suggested {old})")}
+
+
+def _hourly(suggested: str | None) -> float | None:
+    match = re.fullmatch(r"\$([\d,]+\.?\d*)/hour", suggested or "")
+    return float(match.group(1).replace(",", "")) if match else None
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Together
 
 
@@ -567,10 +713,11 @@ def find_opportunities(inventory: pl.DataFrame, commitments: pl.DataFrame, raw_c
                        days_covered: int, end: datetime, t: Thresholds) -> pl.DataFrame:
     """Every finding of the scanned accounts, ranked by $/month within each account (1 = largest).
 
-    Findings below ``min_monthly_usd`` are dropped; those without an estimate are kept, ranked last.
+    Findings the account's own spend does not support are dropped or scaled down (:func:`believable`);
+    findings below ``min_monthly_usd`` are dropped; those without an estimate are kept, ranked last.
     """
-    both = pl.concat([resource_findings(inventory, raw_costs, days_covered, end, t),
-                      commitment_findings(commitments, end, t)])
+    both = believable(pl.concat([resource_findings(inventory, raw_costs, days_covered, end, t),
+                                 commitment_findings(commitments, end, t)]), raw_costs, days_covered)
     kept = both.filter(pl.col("monthly_savings_usd").is_null() | (pl.col("monthly_savings_usd") >= t.min_monthly_usd))
     return rank(kept)
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import polars as pl
 
+from costagent_assets.anomaly_detection import alert_kind
 from costagent_assets.budgets import DEFAULT_ALERT_PCTS, budget_status
 from costagent_assets.delivery import SENT, Delivery, status_counts
 from costagent_assets.isolation import UNAVAILABLE
@@ -48,7 +49,9 @@ def budget_context(
     fired = (
         [
             {"basis": r["detector"].removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"],
-             "amount_usd": r["current_usd"], "note": r["note"], "acknowledged": bool(r["acknowledged"])}
+             "amount_usd": r["current_usd"], "note": r["note"], "acknowledged": bool(r["acknowledged"]),
+             "severity": r["severity"], "start_date": r["start_date"], "impact_usd": r["impact_usd"],
+             "kind": "budget", "alerted": bool(r["alerted"])}
             for r in alerts.filter(pl.col("kind") == "budget").iter_rows(named=True)
         ]
         if alerts is not None
@@ -57,8 +60,12 @@ def budget_context(
     mtd_pct = mtd / team.monthly_budget * 100
     projected_pct = projected / team.monthly_budget * 100 if projected is not None else None
     status = budget_status(mtd_pct, projected_pct, alert_pcts)
+    alert = next((a for a in fired if not a["acknowledged"]), None)
     return {"monthly_budget": team.monthly_budget, "mtd_pct": mtd_pct, "projected_pct": projected_pct, "status": status,
-            "alerts": fired}
+            "mtd_usd": mtd, "over_usd": max(mtd - team.monthly_budget, 0.0), "alerts": fired, "alert": alert,
+            # What the subject line and the first screen say: over it, or projected past it (the alert's rule).
+            "headline": "over" if status == "over" else "projected_over" if alert and alert["basis"] == "forecast"
+            else None}
 
 
 def _available(frame: pl.DataFrame | None) -> bool:
@@ -71,11 +78,25 @@ def _available(frame: pl.DataFrame | None) -> bool:
 
 
 def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
+    """The rows as the templates show them, with the alert model's fields (``alert_kind``, and for a budget
+    row its ``basis`` and ``threshold_pct``), largest change first."""
     if frame is None:
         return []
-    keys = ("service", "kind", "current_usd", "previous_usd", "change_usd", "change_pct", "severity", "alerted",
-            "impact_usd", "note", "start_date", "acknowledged", "feedback", "drivers")
-    return [{k: r[k] for k in keys} for r in frame.sort("change_usd", descending=True).iter_rows(named=True)]
+    keys = ("service", "kind", "level", "current_usd", "previous_usd", "change_usd", "change_pct", "severity",
+            "alerted", "impact_usd", "note", "start_date", "end_date", "acknowledged", "feedback", "drivers")
+    return [
+        {**{k: r[k] for k in keys}, "alert_kind": alert_kind(r["kind"], r["detector"]),
+         "basis": (r["detector"] or "").removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"]}
+        for r in frame.sort("change_usd", descending=True, nulls_last=True).iter_rows(named=True)
+    ]
+
+
+def team_anomalies(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+    """What a team's Alerts section lists: its services' rows and its whole-account alerts; its budget
+    alert is shown from the budget context (one row, at the top)."""
+    if frame is None:
+        return None
+    return frame.filter((pl.col("level") == "service") | (pl.col("alerted") & (pl.col("kind") != "budget")))
 
 
 class ReportFrames:
@@ -133,6 +154,7 @@ class ReportFrames:
             "month": self.month,
             "month_label": p.label,
             "through_date": p.through.isoformat(),
+            "complete": p.complete,
             "generated_at": self.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
         }
 
@@ -158,7 +180,7 @@ class ReportFrames:
         insight_rows = self.insights.get(account_id)
         insight = insight_rows.to_dicts()[0] if insight_rows is not None and insight_rows.height else None
         all_anomalies = self.anomalies.get(account_id)
-        anomalies = all_anomalies.filter(pl.col("level") == "service") if all_anomalies is not None else None
+        anomalies = team_anomalies(all_anomalies)
         forecast = self.section(account_id, "forecast", lambda: self.forecast(account_id))
         # The SQL forecast, where there is one, is the projection everywhere (headline, budget, AI).
         if forecast and forecast["month_end"] and not self.period.complete:
@@ -260,10 +282,30 @@ class ReportFrames:
                         for k in by_kind],
             "ranked": [{**_finding_row(r), "team_name": names.get(r["account_id"]), "aws_account_id": r["account_id"]}
                        for r in found.head(ORG_SAVINGS_SHOWN).iter_rows(named=True)],
+            "groups": savings_groups(found, names),
             "not_scanned": [{"team_name": names.get(r["account_id"]), "aws_account_id": r["account_id"],
                              "status": r["scan_status"], "reason": r["reason"]}
                             for r in problems.iter_rows(named=True)],
         }
+
+    def org_budgets(self, teams: Sequence[Team], accounts: Sequence[Mapping]) -> list[dict]:
+        """Every team with a budget and data: % used, projected %, the $ over (actual, else projected) and
+        its budget alert; over budget first, then projected over, each by the dollars, then the rest by % used."""
+        by_id = {a["aws_account_id"]: a for a in accounts}
+        rows = []
+        for team in teams:
+            a = by_id.get(team.aws_account_id)
+            if not team.monthly_budget or a is None or a["no_data"]:
+                continue
+            b = budget_context(team, a["mtd_usd"], a["projected_month_end_usd"],
+                               self.anomalies.get(team.aws_account_id), self.budget_alert_pcts)
+            projected = a["projected_month_end_usd"]
+            rows.append({**b, "team_name": team.team_name, "aws_account_id": team.aws_account_id,
+                         "projected_usd": projected,
+                         "projected_over_usd": max(projected - team.monthly_budget, 0.0) if projected is not None else 0.0})
+        rank = {"over": 0, "projected_over": 1}
+        rows.sort(key=lambda r: (rank.get(r["headline"], 2), -(r["over_usd"] or r["projected_over_usd"]), -r["mtd_pct"]))
+        return rows
 
     def projected(self, account_id: str, acct: Mapping) -> float | None:
         """The month end: the SQL forecast where there is one, else the run-rate projection."""
@@ -330,10 +372,9 @@ class ReportFrames:
                     acknowledged.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
                 for row in _anomaly_rows(an.filter((pl.col("kind") == "budget") & pl.col("alerted"))):
                     budget_alerts.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
-            service_alerts = (
-                an.filter((pl.col("level") == "service") & pl.col("alerted")) if an is not None else None
-            )
-            for row in _anomaly_rows(service_alerts):
+            # Every alert of the account (services, whole account, budget): the same count as its email's.
+            account_alerts = an.filter(pl.col("alerted")) if an is not None else None
+            for row in _anomaly_rows(account_alerts):
                 alerts.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
             if not has:
                 no_data.append({"team_name": team.team_name, "aws_account_id": team.aws_account_id})
@@ -346,12 +387,14 @@ class ReportFrames:
                     "change_usd": acct.get("change_usd") if has else None,
                     "change_pct": acct.get("change_pct") if has else None,
                     "projected_month_end_usd": self.projected(team.aws_account_id, acct) if has else None,
-                    "alerts": service_alerts.height if service_alerts is not None else 0,
+                    "alerts": account_alerts.height if account_alerts is not None else 0,
                     "no_data": not has,
                 }
             )
         accounts.sort(key=lambda a: (a["no_data"], -(a["change_usd"] or 0.0)))
-        alerts.sort(key=lambda a: -(a["change_usd"] or 0.0))
+        budgets = self.section("(organisation)", "budgets", lambda: self.org_budgets(teams, accounts)) or []
+        # Needs action first: the most dollars at stake at the top.
+        alerts.sort(key=lambda a: (-(a["impact_usd"] or 0.0), a["team_name"], a["service"] or ""))
         with_data = [a for a in accounts if not a["no_data"]]
         mtd = sum(a["mtd_usd"] for a in with_data)
         # Accounts whose previous month was never loaded have no comparison; they count in the month
@@ -378,6 +421,7 @@ class ReportFrames:
             "anomalies": alerts,
             "acknowledged_anomalies": acknowledged,
             "budget_alerts": budget_alerts,
+            "budgets": budgets,
             "no_data_accounts": no_data,
             "unavailable": self.unavailable_rows(teams),
             "trend": self._trend(
@@ -411,6 +455,23 @@ def track_record_sentence(months: int | None, inside: int | None, mape: float | 
 
 
 TOP_SAVINGS = 3  # a team email's savings: the three largest
+GROUP_EXAMPLES = 3  # a group of near-identical findings names its largest three
+
+
+def savings_groups(found: pl.DataFrame, names: Mapping[str, str]) -> list[dict]:
+    """The findings grouped by kind ("7 Savings Plan purchases, $X a month"), the largest total first; each
+    group with its count, total, accounts and largest findings. A kind with one finding is that finding."""
+    if not found.height:
+        return []
+    groups = []
+    for (kind,), rows in found.partition_by("kind", as_dict=True).items():
+        rows = rows.sort("monthly_savings_usd", descending=True, nulls_last=True)
+        top = [{**_finding_row(r), "team_name": names.get(r["account_id"]), "aws_account_id": r["account_id"]}
+               for r in rows.head(GROUP_EXAMPLES).iter_rows(named=True)]
+        groups.append({"kind": kind, "label": KIND_LABELS.get(kind, kind), "count": rows.height,
+                       "usd": float(rows["monthly_savings_usd"].sum() or 0.0),
+                       "accounts": rows["account_id"].n_unique(), "top": top})
+    return sorted(groups, key=lambda g: (-g["usd"], g["kind"]))
 ORG_SAVINGS_SHOWN = 15  # the admin report's ranked list
 
 

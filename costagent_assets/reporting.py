@@ -139,6 +139,23 @@ def trend_color(x: float | None) -> str:
     return INCREASE_COLOR if x > 0 else DECREASE_COLOR
 
 
+NEGLIGIBLE_PCT = 1.0  # a change smaller than this (+0.2%) is shown in grey: no alarm red for noise
+
+
+def change_color(usd: float | None, pct: float | None = None) -> str:
+    """:func:`trend_color`, grey when the change is under ``NEGLIGIBLE_PCT`` percent."""
+    if pct is not None and math.isfinite(pct) and abs(pct) < NEGLIGIBLE_PCT:
+        return NEUTRAL_COLOR
+    return trend_color(usd)
+
+
+def shares_meaningful(drivers: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether "share of change" means something: every driver moved the way the total did (each share in
+    0..100%). Drivers that offset each other give 85.8% and -49.2% of a $211 change: left out."""
+    shares = [d.get("share_of_change_pct") for d in drivers]
+    return bool(shares) and all(s is not None and 0 <= s <= 100.05 for s in shares)
+
+
 def bar_width(pct: float | None) -> int:
     """A CSS bar width in whole percent, 0..100; any non-zero share gets at least 1% so it stays visible."""
     if pct is not None:
@@ -165,6 +182,8 @@ def top_services(services: Sequence[Mapping[str, Any]], limit: int = SERVICES_SH
     warehouse keep every service) and the email decides only what fits on a phone.
     """
     services = list(services)
+    if len(services) == limit + 1:  # "Other services (1)" would hide a name to save no space
+        limit += 1
     rest = services[limit:]
     other = None
     if rest:
@@ -221,17 +240,25 @@ STACK_COLORS = ("#1570ef", "#f79009", "#12b76a", "#7a5af8", "#ee46bc")
 STACK_OTHER_COLOR = "#98a2b3"
 
 
+def other_services_label(count: int) -> str:
+    """``Other services (6)``: one wording for the rest, in the bar, the table and the AI drivers alike."""
+    return f"Other services ({count})"
+
+
 def stack_segments(services: Sequence[Mapping[str, Any]], limit: int = len(STACK_COLORS)) -> list[dict[str, Any]]:
     """The service breakdown as one stacked bar: the top ``limit`` services and "Other", each with its
     share, a colour and a whole-percent width; the widths add up to exactly 100 (largest remainders)."""
     services = list(services)
+    if len(services) == limit + 1:
+        limit += 1
+    colors = (*STACK_COLORS, STACK_OTHER_COLOR)
     segments = [
         {"name": s["service"], "share_pct": s["share_pct"], "color": color}
-        for s, color in zip(services[:limit], STACK_COLORS, strict=False)
+        for s, color in zip(services[:limit], colors, strict=False)
     ]
     rest = services[limit:]
     if rest:
-        label = f"Other {len(rest)} service{'s' if len(rest) != 1 else ''}"
+        label = other_services_label(len(rest))
         segments.append({"name": label, "share_pct": sum(s["share_pct"] for s in rest), "color": STACK_OTHER_COLOR})
     total = sum(max(seg["share_pct"], 0.0) for seg in segments)
     if total <= 0:
@@ -305,6 +332,39 @@ def _refuse_none(value: Any) -> Any:
     return value
 
 
+def alert_when(a: Mapping[str, Any]) -> str | None:
+    """What kind of alert and since when: ``Spike from 04 Nov (3 days)``, ``Step from 10 Nov (still
+    elevated)``, ``New service from 05 Nov``, ``Month-to-date rise since 01 Nov``; None without a start date."""
+    start, end = a.get("start_date"), a.get("end_date")
+    if start is None:
+        return None
+    kind = a.get("kind")
+    if kind in ("spike", "step") and end is not None:
+        days = (end - start).days + 1
+        label = "Spike" if kind == "spike" else "Step to a new level"
+        return f"{label} from {start:%d %b} ({days} day{'s' if days != 1 else ''})"
+    if kind == "new_service":
+        return f"New service from {start:%d %b}"
+    if kind == "increase":
+        return f"Month-to-date rise since {start:%d %b}"
+    if kind == "decrease":
+        return f"Month-to-date fall since {start:%d %b}"
+    return None
+
+
+def budget_headline(budget: Mapping[str, Any] | None) -> str | None:
+    """``Over budget, 163% of $240,000`` or ``Projected over budget, 130% of $240,000``, for the subject line
+    and the first screen; None when the team is within its budget (or has none)."""
+    if not budget or not budget.get("headline"):
+        return None
+    if budget["headline"] == "over":
+        return f"Over budget, {format_pct(budget['mtd_pct'])} of {format_usd(budget['monthly_budget'])}"
+    projected = budget.get("projected_pct")
+    if projected is not None and projected >= 100:
+        return f"Projected over budget, {format_pct(projected)} of {format_usd(budget['monthly_budget'])}"
+    return f"Projected over its {format_usd(budget['monthly_budget'])} budget"
+
+
 FILTERS = {
     "usd": format_usd,
     "usd_signed": format_usd_signed,
@@ -326,6 +386,11 @@ GLOBALS = {
     "previous_period_label": previous_period_label,
     "previous_month_label": previous_month_label,
     "day_of_month": day_of_month,
+    "change_color": change_color,
+    "shares_meaningful": shares_meaningful,
+    "other_services_label": other_services_label,
+    "budget_headline": budget_headline,
+    "alert_when": alert_when,
     "INCREASE_COLOR": INCREASE_COLOR,
     "DECREASE_COLOR": DECREASE_COLOR,
     "NEUTRAL_COLOR": NEUTRAL_COLOR,
@@ -387,14 +452,22 @@ def team_subject(ctx: Mapping[str, Any]) -> str:
     # A correction says so first; a report on incomplete data gives the real data-through date instead of a change.
     prefix = "[costagent] Correction: " if ctx.get("correction") else "[costagent] "
     if ctx["no_data"]:
-        return f"{prefix}{team}: {ctx['month_label']} to date: no cost data received"
+        return f"{prefix}{team}: {ctx['month_label']}{_to_date(ctx)}: no cost data received"
     headline = ctx["headline"]
     if ctx.get("data_gap"):
-        return f"{prefix}{team}: {ctx['month_label']} to date {format_usd(headline['mtd_usd'])} ({ctx['data_gap']['text']})"
+        return f"{prefix}{team}: {ctx['month_label']}{_to_date(ctx)} {format_usd(headline['mtd_usd'])} ({ctx['data_gap']['text']})"
+    # Over budget, or projected past it, comes before the figures: a phone shows the start of a subject.
+    budget = budget_headline(ctx.get("budget"))
     return (
-        f"{prefix}{team}: {ctx['month_label']} to date {format_usd(headline['mtd_usd'])} "
+        f"{prefix}{team}: {budget + '; ' if budget else ''}{ctx['month_label']}{_to_date(ctx)} {format_usd(headline['mtd_usd'])} "
         f"({format_pct_signed(headline['change_pct'])} vs same period last month)"
     )
+
+
+
+def _to_date(ctx: Mapping[str, Any]) -> str:
+    """`` to date`` while the month runs; nothing once it is complete ("August 2026 $X", not "to date")."""
+    return "" if ctx.get("complete") else " to date"
 
 
 def admin_subject(ctx: Mapping[str, Any]) -> str:

@@ -642,8 +642,10 @@ class Settings(BaseModel):
     budget_alert_pcts: Annotated[tuple[float, ...], Custom(
         _alert_levels, "percentages > 0 and <= 1000 separated by commas, e.g. 50,80,100"
     )] = Field(DEFAULT_ALERT_PCTS, description=(
-        "Percentages of a team's monthly budget at which budget alerts fire, on actual spend and on the projected "
-        "month end; the highest level below 100 is also where a budget shows as at risk (\"warning\") in the "
+        "Levels, in percent of a team's monthly budget, of its budget alerts: over the budget (every week while "
+        "it is), projected past it, or a level below 100 crossed this week while spend runs ahead of the month's "
+        "pace (72% spent on day 27 of 30 is on pace: no alert); the highest level below 100 is also where a "
+        "budget shows as at risk (\"warning\") in the "
         "emails and the `budgets` view; comma-separated numbers > 0 and <= 1000, default `50,80,100`."
     ))
     smtp_rate_per_minute: Annotated[float, Number(

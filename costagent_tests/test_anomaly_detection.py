@@ -152,9 +152,10 @@ def _account_mom(mtd: float, projected: float, days: int = 10) -> pl.DataFrame:
 @pytest.mark.parametrize(
     ("mtd", "projected", "expected"),
     [
-        (400.0, 900.0, {("budget_forecast", 80.0)}),
-        (500.0, 1500.0, {("budget_actual", 50.0), ("budget_forecast", 100.0)}),
-        (850.0, 2550.0, {("budget_actual", 80.0), ("budget_forecast", 100.0)}),
+        (400.0, 900.0, set()),  # a projection under the budget is no alert, whatever level it reaches
+        (500.0, 1500.0, {("budget_forecast", 100.0)}),  # one row: the overrun, not also the 50% level
+        (850.0, 2550.0, {("budget_forecast", 100.0)}),
+        (550.0, 900.0, {("budget_actual", 50.0)}),  # 55% on day 10 of 30: ahead of pace
         (1100.0, 3300.0, {("budget_actual", 100.0)}),  # the forecast adds nothing once it is over
         (300.0, 450.0, set()),
     ],
@@ -169,14 +170,31 @@ def test_budget_forecast_names_the_day_it_is_exceeded():
     # $500 in 10 days, projected $1,500: $50/day, so $1,000 is crossed 10 days after the 10th.
     note = budget_alerts(_account_mom(500.0, 1500.0), {A: 1000.0}).filter(
         pl.col("detector") == "budget_forecast")["note"][0]
-    assert note == "Projected to exceed the $1,000 budget by $500 on the 20th."
+    assert note == "Projected to exceed the $1,000 budget by $500 on the 20th (spent 50% so far)."
 
 
 def test_custom_budget_levels_and_budgets_in_detect_anomalies():
     mom = _account_mom(700.0, 2100.0)
     out = detect_anomalies(mom, AnomalyRule(), budgets={A: 1000.0}, budget_alert_pcts=(60.0, 90.0))
     assert {(r["detector"], r["budget_threshold_pct"]) for r in out.iter_rows(named=True)} == {
-        ("budget_actual", 60.0), ("budget_forecast", 90.0)}
+        ("budget_forecast", 100.0)}
+    ahead = detect_anomalies(_account_mom(650.0, 950.0), AnomalyRule(), budgets={A: 1000.0},
+                             budget_alert_pcts=(60.0, 90.0))
+    assert ahead.select("detector", "budget_threshold_pct").rows() == [("budget_actual", 60.0)]
+
+
+def test_a_budget_level_crossed_before_this_week_is_not_alerted_again():
+    # $40 a day for 20 of 30 days: 80% spent, projected 120%: the overrun alerts, dated when it will happen.
+    rows = pl.DataFrame(series(date(2026, 11, 1), date(2026, 11, 20), lambda d: 40.0))
+    over = budget_alerts(_account_mom(800.0, 1200.0, days=20), {A: 1000.0}, raw=rows)
+    assert over.select("detector", "start_date").rows() == [("budget_forecast", date(2026, 11, 25))]
+    # Projected under the budget: 80% was crossed on the 20th, this week, ahead of a 67% pace.
+    crossed = budget_alerts(_account_mom(800.0, 990.0, days=20), {A: 1000.0}, raw=rows)
+    assert crossed.select("detector", "budget_threshold_pct", "start_date").rows() == [
+        ("budget_actual", 80.0, date(2026, 11, 20))]
+    # A week later 80% is old news (and spend is behind pace): nothing to say while it stays under budget.
+    later = pl.DataFrame(series(date(2026, 11, 1), date(2026, 11, 27), lambda d: 40.0 if d.day <= 20 else 1.0))
+    assert budget_alerts(_account_mom(807.0, 810.0, days=27), {A: 1000.0}, raw=later).height == 0
 
 
 def test_a_team_override_changes_the_threshold_and_floor():

@@ -119,11 +119,12 @@ def test_billed_cost_replaces_the_list_price_where_the_usage_type_is_billed():
                   "size": "db.r5.large", "state": "available", "multi_az": False, "metric_days": 14,
                   "connections_max": 0.0}]
     raw = pl.DataFrame({
-        "account_id": [ACCOUNT] * 3, "region": ["us-east-1"] * 3,
+        "account_id": [ACCOUNT] * 4, "region": ["us-east-1"] * 4,
         "service": ["Amazon Elastic Compute Cloud", "Amazon DocumentDB (with MongoDB compatibility)",
-                    "Amazon Elastic Compute Cloud"],
-        "usage_type": ["USE1-BoxUsage:m5.large", "USE1-InstanceUsage:db.r5.large", "USE1-BoxUsage:c5.large"],
-        "cost_usd": [50.0, 999.0, 7.0],
+                    "Amazon Elastic Compute Cloud", "Amazon Relational Database Service"],
+        "usage_type": ["USE1-BoxUsage:m5.large", "USE1-InstanceUsage:db.r5.large", "USE1-BoxUsage:c5.large",
+                       "USE1-RDS:GP3-Storage"],
+        "cost_usd": [50.0, 999.0, 7.0, 200.0],
     })
     got = findings(inventory, raw=raw)
     idle = got.filter(pl.col("resource_id") == "i-idle").row(0, named=True)
@@ -173,3 +174,55 @@ def test_price_table_is_dated_and_sizes_step_down_within_a_family():
     assert P.smaller_size("m5.4xlarge", P.EC2_HOURLY) == "m5.2xlarge"
     assert P.smaller_size("t3.nano", P.EC2_HOURLY) is None and P.smaller_size("x9.large", P.EC2_HOURLY) is None
     assert P.smaller_size("db.r5.xlarge", P.RDS_HOURLY) == "db.r5.large"
+
+
+def spend(*lines: tuple[str, str, float], account: str = ACCOUNT) -> pl.DataFrame:
+    """Cost rows over the 10 days ``findings`` covers: (service, region, USD over the 10 days)."""
+    return pl.DataFrame({"account_id": [account] * len(lines), "region": [r for _, r, _ in lines],
+                         "service": [s for s, _, _ in lines], "usage_type": ["Usage"] * len(lines),
+                         "cost_usd": [usd for _, _, usd in lines]})
+
+
+MONTH_OF_10_DAYS = 730 / 24 / 10  # what findings() brings 10 days of cost to
+
+
+def test_no_finding_where_the_account_has_no_cost():
+    inventory = [instance("i-here", "m5.xlarge"), {**instance("i-there", "m5.xlarge"), "region": "eu-west-2"},
+                 {"account_id": ACCOUNT, "region": "us-east-1", "resource_type": "rds_instance", "resource_id": "db",
+                  "size": "db.r5.large", "state": "available", "multi_az": False, "metric_days": 14,
+                  "connections_max": 0.0}]
+    got = by_resource(findings(inventory, raw=spend(("Amazon Elastic Compute Cloud - Compute", "us-east-1", 1000.0))))
+    assert set(got) == {"i-here"}  # no EC2 cost in eu-west-2, no RDS cost at all
+
+
+def test_findings_never_add_up_to_more_than_the_spend_they_come_from():
+    # Two idle m5.4xlarge ($560 a month each at list price) in an account spending ~$304 a month on EC2.
+    inventory = [instance("i-a", "m5.4xlarge"), instance("i-b", "m5.4xlarge")]
+    got = findings(inventory, raw=spend(("Amazon Elastic Compute Cloud - Compute", "us-east-1", 100.0),
+                                        ("Amazon Simple Storage Service", "us-east-1", 900.0)))
+    ec2 = 100.0 * MONTH_OF_10_DAYS
+    assert got["monthly_savings_usd"].sum() == pytest.approx(ec2, abs=0.02)
+    assert all("a month of EC2 spend in us-east-1" in e for e in got["evidence"])
+
+
+def test_a_savings_plan_is_sized_from_the_accounts_eligible_on_demand_spend():
+    sp = {"account_id": ACCOUNT, "kind": "sp_purchase", "resource_id": "rec", "quantity": 3.223, "size": "Compute",
+          "monthly_savings_usd": 600.0, "window_days": 30.0}
+    # About $608 a month of EC2 and Lambda: a $3.223/hour (~$2,350 a month) commitment is not believable.
+    got = findings([], commitments=[sp], raw=spend(("Amazon Elastic Compute Cloud - Compute", "us-east-1", 150.0),
+                                                   ("AWS Lambda", "us-east-1", 50.0)))
+    [row] = got.iter_rows(named=True)
+    eligible = 200.0 * MONTH_OF_10_DAYS
+    factor = eligible * 0.8 / (3.223 * 730 + 600.0)
+    assert row["monthly_savings_usd"] == pytest.approx(round(600.0 * factor, 2))
+    assert row["suggested"] == f"${3.223 * factor:,.3f}/hour" and row["suggested"] in row["action"]
+    assert "eligible on-demand compute" in row["evidence"]
+    assert row["monthly_savings_usd"] < eligible
+
+
+def test_an_idle_database_has_no_connections_not_at_most_zero():
+    db = {"account_id": ACCOUNT, "region": "us-east-1", "resource_type": "rds_instance", "resource_id": "db",
+          "size": "db.r5.large", "state": "available", "multi_az": False, "metric_days": 14}
+    got = findings([{**db, "connections_max": 0.0}])
+    [evidence] = got["evidence"].to_list()
+    assert evidence.startswith("no database connections over 14 days") and "at most 0" not in evidence

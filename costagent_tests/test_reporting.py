@@ -8,6 +8,7 @@ import email
 import email.policy
 import io
 import re
+from datetime import date
 
 import jinja2
 import pytest
@@ -16,6 +17,7 @@ from costagent_assets import reporting
 from costagent_assets.reporting import (
     RenderedEmail,
     admin_csv,
+    alert_when,
     build_message,
     csv_cell,
     format_pct_signed,
@@ -262,7 +264,7 @@ def test_team_report_renders_sections_in_order():
     assert mtd in text and format_usd(ctx["headline"]["previous_same_period_usd"]) in text
     assert "1–22 November 2026" in text and "1–22 October 2026" in text
     # 14 services: the top 10 and one row for the other 4.
-    assert "Service 09" in text and "Service 10" not in text and "Other 4 services" in text
+    assert "Service 09" in text and "Service 10" not in text and "Other services (4)" in text
     assert (
         'width="100%"' in r.html and "#b42318" in r.html and "#067647" in r.html
     )  # increase red, decrease green
@@ -288,7 +290,7 @@ def test_text_alternative_contains_headline_figures():
         format_usd(h["projected_month_end_usd"]),
     ):
         assert figure in r.text
-    assert "Other 4 services" in r.text and "<" not in r.text.replace("<script>", "")
+    assert "Other services (4)" in r.text and "<" not in r.text.replace("<script>", "")
 
 
 def test_no_data_says_so_and_shows_no_dollars():
@@ -384,16 +386,20 @@ def test_admin_report_renders():
         f"({format_pct_signed(t['change_pct'])}); 2 without data"
     )
     text = visible_text(r.html)
-    # The long table last: when Gmail clips a big message, only its tail goes.
+    # In order of action: the headline, what needs action, the movers; the long table last (when Gmail clips
+    # a big message, only its tail goes).
     order = [
         "Organisation total",
-        "2 accounts sent no cost data",
+        "Alerts this week",
         "Alerts",
+        "2 accounts sent no cost data",
+        "Largest movers",
         "Decreases",
         "All accounts by change",
     ]
-    positions = [text.index(heading) for heading in order]
-    assert positions == sorted(positions)
+    position = 0
+    for heading in order:  # each after the one before
+        position = text.index(heading, position) + len(heading)
     for a in ctx["accounts"]:
         assert a["aws_account_id"] in r.html and a["aws_account_id"] in r.text
     assert "&lt;script&gt;" in r.html and "<script" not in r.html
@@ -507,7 +513,7 @@ def test_stack_segments_add_up_to_100_and_group_the_rest():
     services = [{"service": f"S{i}", "share_pct": share} for i, share in enumerate([33.4, 33.3, 13.3, 10, 5, 3, 2])]
     segments = stack_segments(services)
     assert sum(s["width"] for s in segments) == 100
-    assert [s["name"] for s in segments] == ["S0", "S1", "S2", "S3", "S4", "Other 2 services"]
+    assert [s["name"] for s in segments] == ["S0", "S1", "S2", "S3", "S4", "Other services (2)"]
     assert segments[-1]["share_pct"] == 5 and len({s["color"] for s in segments}) == 6
 
 
@@ -525,7 +531,7 @@ def test_team_report_has_trend_stacked_bar_and_escaped_dashboard_link():
     assert "<script" not in r.html and ctx["dashboard_url"] in r.text
     assert "November 2026" in r.text and "projected $15,000" in r.text
     # The stacked bar: the top five services and the rest, as table cells.
-    assert r.html.count('height:14px;') == 6 and "Other 9 services" in r.html
+    assert r.html.count('height:14px;') == 6 and "Other services (9)" in r.html
 
 
 def test_admin_report_states_delivery_and_run_cost_only_when_present():
@@ -588,3 +594,58 @@ def test_admin_report_shows_the_executive_summary_and_top_recommendations():
     assert "Right-size idle instances" in text and f"{first['team_name']} · {first['aws_account_id']}" in r.html.replace("&middot;", "·")
     assert "$1,234 a month: Right-size idle instances" in r.text and "1,234 ($12.34)" in r.text
     assert "AI cost" in text and "$0.75" in text and "98,765" in text
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"kind": "spike", "start_date": date(2026, 11, 4), "end_date": date(2026, 11, 6)}, "Spike from 04 Nov (3 days)"),
+        ({"kind": "spike", "start_date": date(2026, 11, 4), "end_date": date(2026, 11, 4)}, "Spike from 04 Nov (1 day)"),
+        ({"kind": "step", "start_date": date(2026, 11, 10), "end_date": date(2026, 11, 22)},
+         "Step to a new level from 10 Nov (13 days)"),
+        ({"kind": "new_service", "start_date": date(2026, 11, 5)}, "New service from 05 Nov"),
+        ({"kind": "increase", "start_date": date(2026, 11, 1)}, "Month-to-date rise since 01 Nov"),
+        ({"kind": "increase", "start_date": None}, None),
+    ],
+)
+def test_an_alert_says_its_kind_and_when_it_began(row, expected):
+    assert alert_when(row) == expected
+
+
+# --- the small things that cost trust (issue 13, point 7) -----------------------------------------------
+
+
+def test_one_leftover_service_is_named_not_other_services_1():
+    services = [{"service": f"S{i}", "mtd_usd": 10.0 - i, "previous_same_period_usd": 5.0, "change_usd": 5.0 - i,
+                 "change_pct": 10.0, "share_pct": 10.0} for i in range(6)]
+    assert reporting.top_services(services, limit=5) == {"shown": services, "other": None}
+    assert [s["name"] for s in reporting.stack_segments(services, limit=5)] == [f"S{i}" for i in range(6)]
+    assert reporting.top_services(services + services[:1], limit=5)["other"]["count"] == 2
+    assert reporting.other_services_label(2) == "Other services (2)"
+
+
+def test_a_change_under_one_percent_is_grey_not_alarm_red():
+    assert reporting.change_color(50.0, 0.2) == reporting.NEUTRAL_COLOR
+    assert reporting.change_color(-50.0, -0.9) == reporting.NEUTRAL_COLOR
+    assert reporting.change_color(50.0, 1.5) == reporting.INCREASE_COLOR
+    assert reporting.change_color(50.0, None) == reporting.INCREASE_COLOR  # a new service has no %
+
+
+def test_share_of_change_is_shown_only_when_every_driver_moved_with_the_total():
+    assert reporting.shares_meaningful([{"share_of_change_pct": 70.0}, {"share_of_change_pct": 30.0}])
+    assert not reporting.shares_meaningful([{"share_of_change_pct": 85.8}, {"share_of_change_pct": -49.2}])
+    assert not reporting.shares_meaningful([{"share_of_change_pct": 104.6}, {"share_of_change_pct": -3.2}])
+    ctx = team_ctx()
+    ctx["insight"]["drivers"] = [{"service": "A", "change_usd": 400.0, "change_pct": 40.0, "share_of_change_pct": 189.6},
+                                 {"service": "B", "change_usd": -189.0, "change_pct": -9.0, "share_of_change_pct": -89.6}]
+    r = render_team_report(ctx)
+    assert "Share of change" not in r.html and "Share of change" not in r.text and "189.6%" not in r.text
+
+
+def test_a_finished_month_is_not_to_date():
+    ctx = team_ctx()
+    assert " to date " in render_team_report(ctx).subject
+    ctx["complete"] = True
+    r = render_team_report(ctx)
+    assert "to date" not in r.subject and r.subject.startswith("[costagent] Platform: November 2026 $")
+    assert "Month total" in visible_text(r.html)

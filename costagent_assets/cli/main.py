@@ -24,6 +24,12 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_PARTIAL, EXIT_BUSY = 3, 4
 
 
+# The query `costagent demo` suggests: this month only, the columns a reader wants, rounded to fit a terminal.
+FIRST_QUERY = ("select team_name, round(mtd_usd) as mtd, round(change_usd) as change, round(change_pct, 1) as pct "
+               "from account_months where month = (select max(month) from account_months) "
+               "order by change_usd desc limit 10")
+
+
 def _today() -> date:
     return datetime.now(UTC).date()
 
@@ -216,7 +222,7 @@ def cmd_demo(args, home: Home) -> int:
     print(f"\n  outbox:        {outbox} ({len(list(outbox.glob('*-team-*.eml')))} team emails)")
     print(f"  admin report:  {admin[-1] if admin else 'not written'}")
     print(f"  warehouse:     {_store(home).url('')}")
-    print("  SQL:           costagent sql \"select * from account_months order by change_usd desc limit 10\"")
+    print(f"  SQL:           costagent sql \"{FIRST_QUERY}\"")
     print(f"  DuckDB file:   {home.duckdb_path}")
     return code
 

@@ -561,6 +561,18 @@ def _account(seed: int, account_id: str) -> _Account:
     return _Account(account_id, created, scale, growth, home, tuple(lines), tuple(natural_new))
 
 
+def account_home_region(seed: int, account_id: str) -> str:
+    """The region where the account's regional services run (a second region may carry some lines)."""
+    return _account(seed, _validate_account_id(account_id)).home_region
+
+
+def account_lines(seed: int, account_id: str) -> list[tuple[str, str, float]]:
+    """(service, region, usual USD a month) of the account's natural lines: what the demo's savings scanner
+    sizes its planted resources from."""
+    acct = _account(seed, _validate_account_id(account_id))
+    return [(seg.service, seg.region, seg.level * _DAYS_PER_MONTH) for seg in acct.lines]
+
+
 def _plant_segment(
     seed: int,
     account_id: str,

@@ -28,6 +28,6 @@ class DemoScanner(OptimizationScanner):
         commitments = planted.demo_commitments(account_ids, self.seed, lookback_days)
         counts = dict(inventory.group_by("account_id").len().iter_rows()) if inventory.height else {}
         status = frame(({"account_id": a, "status": "ok", "api_calls": 0, "retries": 0,
-                         "regions": ",".join(planted.DEMO_REGIONS), "resources": counts.get(a, 0),
+                         "regions": planted.home_region(self.seed, a), "resources": counts.get(a, 0),
                          "seconds": 0.0} for a in account_ids), STATUS_SCHEMA)
         return ScanResult(inventory, commitments, status, seconds=time.perf_counter() - started)

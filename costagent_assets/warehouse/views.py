@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from costagent_assets.anomaly_detection import alert_kind_sql
 from costagent_assets.budgets import DEFAULT_ALERT_PCTS, status_sql
 from costagent_assets.schemas import SCHEMAS
 from costagent_assets.warehouse.log_tables import LOG_TABLES
@@ -47,6 +48,15 @@ DERIVED_VIEWS: dict[str, tuple[str, str]] = {
         "projected_month_end_usd, projected_month_end_usd / monthly_budget * 100 AS projected_pct, "
         f"{BUDGET_STATUS} AS status "
         "FROM account_months WHERE monthly_budget > 0",
+    ),
+    "alerts": (
+        "One row per alert (the alerted rows of anomalies), as the emails and the admin report count them: "
+        "its kind (spike, step, new_service, mtd_rise, budget_actual, budget_forecast), severity, start date, "
+        "the dollars at stake (impact_usd) and the note saying why.",
+        "SELECT a.month, a.account_id, t.team_name, a.level, a.service, "
+        f"{alert_kind_sql('a.kind', 'a.detector')} AS alert_kind, a.severity, a.start_date, a.end_date, "
+        "a.impact_usd, a.current_usd, a.previous_usd, a.change_usd, a.change_pct, a.note, a.through_date "
+        "FROM anomalies a LEFT JOIN teams t ON t.aws_account_id = a.account_id WHERE a.alerted",
     ),
     "ai_run_costs": (
         "One row per run that used the AI stage: Gemini calls made, cache hits, tokens in and out, USD.",

@@ -72,7 +72,8 @@ def test_anomalies_apply_each_teams_rule_and_budget(tmp_path):
         (B, "AmazonEC2", "increase"), (B, "AWSLambda", "new_service"), (B, None, "increase"),
         (B, None, "budget"),
     }
-    assert table.filter(pl.col("kind") == "budget").height == 2  # the actual level and the forecast one
+    # One budget row: 55% spent on day 5 is ahead of pace, but the forecast overrun is the news.
+    assert table.filter(pl.col("kind") == "budget").height == 1
 
     rds = found[A, "AmazonRDS", "increase"]
     assert (rds["threshold_pct"], rds["min_usd"]) == (50.0, 500.0)  # the team's rule, not the organisation's
@@ -90,19 +91,18 @@ def test_anomalies_apply_each_teams_rule_and_budget(tmp_path):
     assert sorted((d["service"], d["change_usd"]) for d in whole["drivers"]) == [("AWSLambda", 150.0),
                                                                                 ("AmazonEC2", 150.0)]
 
-    budgets = {r["detector"]: r for r in table.filter(pl.col("kind") == "budget").iter_rows(named=True)}
-    actual, forecast = budgets["budget_actual"], budgets["budget_forecast"]
-    assert (actual["budget_threshold_pct"], actual["current_usd"], actual["impact_usd"]) == (50.0, 550.0, 0.0)
-    assert actual["severity"] == "low" and actual["alerted"]
+    [forecast] = table.filter(pl.col("kind") == "budget").iter_rows(named=True)
+    assert forecast["detector"] == "budget_forecast" and forecast["alerted"]
     assert (forecast["budget_threshold_pct"], forecast["current_usd"], forecast["impact_usd"]) == (100.0, 3410.0, 2410.0)
     # 1,000 - 550 = 450 left at 110 a day: crossed 5 days after the 5th.
-    assert forecast["note"] == "Projected to exceed the $1,000 budget by $2,410 on the 10th."
+    assert forecast["note"] == "Projected to exceed the $1,000 budget by $2,410 on the 10th (spent 55% so far)."
+    assert forecast["start_date"] == date(2025, 3, 10)
     assert forecast["budget_usd"] == 1000.0 and forecast["severity"] == "medium"
 
     meta = run.metadata("anomalies")
     assert (meta["teams_with_own_rule"], meta["threshold_pct"], meta["min_usd"]) == (1, 20.0, 100.0)
-    assert (meta["alerted"], meta["accounts_alerted"]) == (6, 2)
-    assert meta["by_kind"] == {"increase": 3, "new_service": 1, "budget": 2}
+    assert (meta["alerted"], meta["accounts_alerted"]) == (5, 2)
+    assert meta["by_kind"] == {"budget_forecast": 1, "mtd_rise": 3, "new_service": 1}
     assert run.checks() == {"drivers_add_up": True}
 
 

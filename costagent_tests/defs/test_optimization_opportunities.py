@@ -11,14 +11,19 @@ from datetime import date, datetime
 
 import polars as pl
 
+from costagent_assets.demo import organisation as demo
 from costagent_assets.optimization import COMMITMENT_SCHEMA, INVENTORY_SCHEMA, STATUS_SCHEMA, frame
 from costagent_assets.resources.aws_scanner import OptimizationScanner, ScanResult
 from costagent_assets.run_parameters import TRIGGER_TAG
-from costagent_tests.peers.stages import daily_costs, materialize_stage
+from costagent_assets.schemas import conform
+from costagent_tests.peers.stages import materialize_stage
 
 A, B = "111111111111", "222222222222"
 MONTH, AS_OF = "2025-03", date(2025, 3, 6)
-RAW = daily_costs(date(2025, 3, 1), {A: {"AmazonEC2": [10] * 5}, B: {"AWSLambda": [4] * 5}})
+# The demo scanner plants resources where the demo's own costs are (home region, sized to the spend): the
+# accounts' costs here are the demo's, or no finding would be believable.
+RAW = conform(demo.generate_costs([A, B], date(2025, 3, 1), date(2025, 3, 5)).with_columns(
+    pl.col("date").dt.strftime("%Y-%m").alias("month")), "raw_costs")
 
 
 def status_rows(run) -> dict[str, dict]:
