@@ -16,9 +16,10 @@ from costagent_assets.defs.partitions import (
 )
 from costagent_assets.optimization import STATUS_SCHEMA, Thresholds, account_rows, find_opportunities, frame
 from costagent_assets.resources.aws_scanner import DisabledScanner, OptimizationScanner, ScanResult
+from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.schemas import conform, empty
-from costagent_assets.settings import Settings
+from costagent_assets.settings import AI_SOURCES, Settings
 from costagent_assets.warehouse.log_tables import append_log
 
 
@@ -40,6 +41,7 @@ def optimization_opportunities(
     settings: dg.ResourceParam[Settings],
     warehouse: WarehouseResource,
     aws_scanner: OptimizationScanner,
+    teams_registry: TeamsRegistry,
 ):
     """Savings per account, ranked by $/month: idle, oversized and Spot-eligible EC2 instances, unattached
     and gp2 EBS volumes, old snapshots, idle RDS instances and Multi-AZ on non-production ones, Lambda memory
@@ -58,12 +60,20 @@ def optimization_opportunities(
     end = min(datetime.combine(run_as_of(context), time(), UTC),
               datetime.combine(datetime.now(UTC).date(), time(), UTC))
     accounts = sorted({a for m, a in partitions if m == latest})
+    # An AI provider's project or workspace has no AWS resources to scan: its savings are the AI spend
+    # section's (ai_savings.py), and its status row says so instead of "the scanner returned nothing".
+    ai_source = {t.aws_account_id: t.source for t in teams_registry.teams() if t.source in AI_SOURCES}
+    aws_accounts = [a for a in accounts if a not in ai_source]
     if run_parameters(context).trigger == "backfill":
         # A backfill rebuilds history; today's resources say nothing about a past month.
         result = DisabledScanner(reason="backfills do not scan: a scan shows resources as they are now").scan(
-            accounts, end, thresholds.lookback_days, "")
+            aws_accounts, end, thresholds.lookback_days, "")
     else:
-        result = aws_scanner.scan(accounts, end, thresholds.lookback_days, context.run_id[:8])
+        result = aws_scanner.scan(aws_accounts, end, thresholds.lookback_days, context.run_id[:8])
+    not_aws = frame(({"account_id": a, "status": "not_scanned", "api_calls": 0, "retries": 0, "resources": 0,
+                      "reason": f"an {ai_source[a]} account: the savings scan covers AWS accounts"}
+                     for a in accounts if a in ai_source), STATUS_SCHEMA)
+    scan_status = pl.concat([result.status, not_aws], how="diagonal_relaxed") if not_aws.height else result.status
     scanned_at = datetime.now(UTC).isoformat(timespec="seconds")
     frames = []
     for month, p in periods.items():
@@ -77,7 +87,7 @@ def optimization_opportunities(
             continue
         raw = raw_costs.filter(pl.col("month") == month) if raw_costs.height else raw_costs
         findings = find_opportunities(result.inventory, result.commitments, raw, p.days_covered, end, thresholds)
-        frames.append(_table(month, findings, account_rows(in_month, result.status, findings, aws_scanner.name),
+        frames.append(_table(month, findings, account_rows(in_month, scan_status, findings, aws_scanner.name),
                              scanned_at))
     table = pl.concat(frames, how="diagonal_relaxed") if frames else empty("optimization_opportunities")
     table = conform(table, "optimization_opportunities")
