@@ -200,6 +200,8 @@ class ReportFrames:
                 "summary": insight["summary"] if insight else "",
                 "drivers": list(insight["drivers"] or []) if insight else [],
                 "ai_note": insight["ai_note"] if insight else None,
+                # What to do, ranked by $ a month: computed, reworded by Gemini where it was on.
+                "recommendations": list(insight.get("recommendations") or []) if insight else [],
             },
             "budget": None if no_data else self.section(account_id, "budget", lambda: budget_context(
                 team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies,
