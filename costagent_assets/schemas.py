@@ -41,6 +41,8 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "service": pl.String,
         "region": pl.String,
         "usage_type": pl.String,
+        "usage_quantity": pl.Float64,  # in usage_unit; null when the source gives no quantity
+        "usage_unit": pl.String,  # "Hrs", "GB-Mo", "tokens", "requests", ...; null when unknown
         "cost_usd": pl.Float64,
         "source": pl.String,
         "provider": pl.String,  # "aws", "azure", "gcp", ... (FOCUS carries several)

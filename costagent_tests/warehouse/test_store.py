@@ -63,3 +63,16 @@ def test_a_damaged_partition_is_named_with_what_to_do(tmp_path):
     message = str(caught.value)
     assert str(bad) in message and "111111111111" not in message
     assert "costagent backfill --from M --to M` for 2026-11" in message
+
+
+def test_raw_costs_stored_before_usage_quantities_read_with_nulls(tmp_path: Path):
+    from costagent_assets.warehouse.store import read_table
+
+    old = raw("111111111111", "2025-03", 10.0).drop("usage_quantity", "usage_unit")
+    new = raw("222222222222", "2025-03", 10.0).with_columns(
+        pl.lit(5.0).alias("usage_quantity"), pl.lit("Hrs").alias("usage_unit"))
+    write_partitions(tmp_path, "raw_costs", old, [("2025-03", "111111111111")])
+    write_partitions(tmp_path, "raw_costs", new, [("2025-03", "222222222222")])
+    got = read_table(tmp_path, "raw_costs").sort("account_id", "date")
+    assert got["usage_quantity"].to_list() == [None, 5.0]
+    assert got["usage_unit"].to_list() == [None, "Hrs"]
