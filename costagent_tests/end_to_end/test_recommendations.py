@@ -28,6 +28,7 @@ def rises(home: Path) -> dict[str, float]:
 
 
 def advice(text: str) -> list[str]:
+    text = text.replace("\r\n", "\n")
     section = text.split("WHAT TO DO", 1)[1].split("\n\n", 1)[0] if "WHAT TO DO" in text else ""
     return ADVICE.findall(section)
 
@@ -64,3 +65,39 @@ def test_the_demo_emails_sent_carry_the_advice_and_the_admin_summary_counts_righ
     admin = email.message_from_bytes((folder / f"{MONTH}-admin.eml").read_bytes(), policy=email.policy.default)
     text = admin.get_body(("plain",)).get_content()
     assert not re.search(r"\b1 (alerted anomalies|accounts)\b", text)
+
+
+def test_forecasts_say_how_sure_they_are_and_the_admin_report_gives_next_month(
+    demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    folder = demo_home / "outbox" / DEMO_AS_OF.isoformat()
+    levels, risky = [], 0
+    for path in sorted(folder.glob(f"{MONTH}-team-*.eml")):
+        text = email.message_from_bytes(path.read_bytes(), policy=email.policy.default).get_body(
+            ("plain",)).get_content().replace("\r\n", "\n")
+        if "FORECAST (80% range)" not in text:
+            continue
+        found = re.search(r"^  Confidence: (high|medium|low) \((.+)\)\.$", text, re.MULTILINE)
+        assert found, text[:2500]
+        levels.append(found[1])
+        risky += "What could move it: " in text
+    assert len(levels) >= 80 and len(set(levels)) >= 2  # graded, not one word for everyone
+    assert risky >= 1  # the demo plants steps and new services
+    # The admin report's next month is the sum of the accounts' next-month forecasts.
+    rows = sql(demo_home, "select sum(point_usd) as usd, count(*) as n from forecasts where month = "
+                          f"'{MONTH}' and service is null and horizon = 'next_month' and point_usd is not null")
+    admin = email.message_from_bytes((folder / f"{MONTH}-admin.eml").read_bytes(), policy=email.policy.default)
+    text = admin.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    shown = re.search(r"Forecast December 2026\s+\$([\d,]+)\s+\((\d+) of 84 accounts with a forecast\)", text)
+    assert shown and int(shown[2]) == rows[0]["n"]
+    assert abs(int(shown[1].replace(",", "")) - rows[0]["usd"]) <= 0.5
+
+    # With a dashboard URL template, the admin report links every account's dashboard.
+    home = copy_home(demo_home, tmp_path / "home")
+    assert run_cli("--home", str(home), "config", "set", "datadog_dashboard_url",
+                   "https://app.datadoghq.com/dashboard/abc?tpl_var_account={account_id}") == 0
+    capsys.readouterr()
+    assert run_cli("--home", str(home), "preview", "admin", "--month", MONTH) == 0
+    out = capsys.readouterr().out
+    assert "DATADOG DASHBOARDS" in out
+    assert len(re.findall(r"tpl_var_account=\d{12}$", out, re.MULTILINE)) == 84
