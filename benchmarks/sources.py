@@ -32,7 +32,7 @@ from costagent_tests.peers.anthropic_server import sample_usage as anthropic_usa
 from costagent_tests.peers.datadog_server import DatadogPeer  # noqa: E402
 from costagent_tests.peers.focus_files import focus_export, write_files  # noqa: E402
 from costagent_tests.peers.homes import demo_accounts, prepare_home, run_weekly, sql  # noqa: E402
-from costagent_tests.peers.moto_server import MotoPeer, cost_and_usage_pages  # noqa: E402
+from costagent_tests.peers.moto_server import MotoPeer, cost_and_usage_pages, usage_type_answers  # noqa: E402
 from costagent_tests.peers.openai_server import OpenAIPeer  # noqa: E402
 from costagent_tests.peers.openai_server import sample_usage as openai_usage  # noqa: E402
 
@@ -70,21 +70,29 @@ def datadog(as_of: date, teams: list[dict], costs: pl.DataFrame, storm: float) -
     peer.stop()
 
 
-def cost_explorer(as_of: date, teams: list[dict], costs: pl.DataFrame) -> None:
+def cost_explorer(as_of: date, teams: list[dict], costs: pl.DataFrame, usage_types: bool = False) -> None:
+    """``usage_types``: also the per-service requests by usage type (one page each here), as by default."""
     moto = MotoPeer()
     moto.start()
     os.environ["AWS_ENDPOINT_URL"] = moto.url
     previous = date(as_of.year, as_of.month, 1) - timedelta(days=1)
-    moto.queue_cost_and_usage(cost_and_usage_pages(costs, previous.replace(day=1), previous, "UnblendedCost", 3)
-                              + cost_and_usage_pages(costs, date(as_of.year, as_of.month, 1), as_of - timedelta(days=1),
-                                      "UnblendedCost", 3))
+    months = [(previous.replace(day=1), previous), (date(as_of.year, as_of.month, 1), as_of - timedelta(days=1))]
+    daily = costs.group_by(["date", "account_id", "service"]).agg(pl.col("cost_usd").sum())
+    answers = []
+    for start, end in months:
+        answers += cost_and_usage_pages(daily, start, end, "UnblendedCost", 3)
+        if usage_types:
+            answers += usage_type_answers(costs, start, end, "UnblendedCost")
+    moto.queue_cost_and_usage(answers)
     moto.throttle_ce = 1
     home = _home("ce")
-    prepare_home(home, teams, source="cost_explorer")
+    prepare_home(home, teams, source="cost_explorer", cost_explorer_usage_types=str(usage_types).lower())
     started = time.perf_counter()
     assert run_weekly(home, as_of) == 0
-    _line("cost_explorer (3 pages/month)", len(moto.ce_calls), _usage(home), time.perf_counter() - started,
-          f"throttled: {moto.ce_calls.count('throttled')}")
+    with_quantity = sql(home, "select count(*) as n from raw_costs where usage_quantity is not null")[0]["n"]
+    _line(f"cost_explorer ({'+ usage types' if usage_types else '3 pages/month'})", len(moto.ce_calls),
+          _usage(home), time.perf_counter() - started,
+          f"throttled: {moto.ce_calls.count('throttled')}, rows with a quantity: {with_quantity}")
     moto.stop()
     os.environ.pop("AWS_ENDPOINT_URL")
 
@@ -153,7 +161,8 @@ def main() -> None:
     try:
         datadog(as_of, teams, daily, 0.0)
         datadog(as_of, teams, daily, 0.3)
-        cost_explorer(as_of, teams, daily)
+        cost_explorer(as_of, teams, costs)
+        cost_explorer(as_of, teams, costs, usage_types=True)
         focus_files(as_of, teams, costs)
         for provider in ("openai", "anthropic"):
             for n in (4, 200):

@@ -420,6 +420,10 @@ def _line_totals(raw: pl.DataFrame, windows: pl.DataFrame, spans: pl.DataFrame) 
     """
     has_q = "usage_quantity" in raw.columns
     q = pl.col("usage_quantity") if has_q else pl.lit(None, dtype=pl.Float64)
+
+    def qsum(name: str) -> pl.Expr:
+        # A sum of no quantities is unknown (null), not 0: polars' sum of nulls is 0.
+        return pl.when(pl.col("qty").count() > 0).then(pl.col("qty").sum()).alias(name)
     line = ["month", "account_id", "service", "region", "usage_type"]
     base = raw.select("account_id", "service", "region", "usage_type", "date", "cost_usd", q.alias("qty"))
     w = windows.select("month", "month_start", "through_date", "days_covered")
@@ -430,7 +434,7 @@ def _line_totals(raw: pl.DataFrame, windows: pl.DataFrame, spans: pl.DataFrame) 
         base.join(mtd_keys.join(w, on="month"), on=["account_id", "service"])
         .filter((pl.col("date") >= pl.col("month_start")) & (pl.col("date") <= pl.col("through_date")))
         .group_by(line)
-        .agg(pl.col("cost_usd").sum().alias("c1"), pl.col("qty").sum().alias("q1"))
+        .agg(pl.col("cost_usd").sum().alias("c1"), qsum("q1"))
     )
     prev = (
         base.join(mtd_keys.join(w, on="month"), on=["account_id", "service"])
@@ -439,26 +443,33 @@ def _line_totals(raw: pl.DataFrame, windows: pl.DataFrame, spans: pl.DataFrame) 
             (pl.col("date").dt.strftime("%Y-%m") == pl.col("pm")) & (pl.col("date").dt.day() <= pl.col("days_covered"))
         )
         .group_by(line)
-        .agg(pl.col("cost_usd").sum().alias("c0"), pl.col("qty").sum().alias("q0"))
+        .agg(pl.col("cost_usd").sum().alias("c0"), qsum("q0"))
     )
-    mtd = cur.join(prev, on=line, how="full", coalesce=True).with_columns(pl.col("c0", "c1").fill_null(0.0))
+    # Sources without a region or usage type (Cost Explorer by usage type has no region) leave them null:
+    # a null must meet its null, or the same line would be two.
+    mtd = cur.join(prev, on=line, how="full", coalesce=True, nulls_equal=True).with_columns(
+        pl.col("c0", "c1").fill_null(0.0),
+        # A line that appeared (or went) had no quantity on the other side: 0 where the source gives quantities.
+        pl.when(pl.col("q0").is_null() & pl.col("q1").is_not_null()).then(0.0).otherwise(pl.col("q0")).alias("q0"),
+        pl.when(pl.col("q1").is_null() & pl.col("q0").is_not_null()).then(0.0).otherwise(pl.col("q1")).alias("q1"),
+    )
 
     on_days = (
         base.join(daily_keys.select("month", "account_id", "service", "start_date", "end_date", "impact_usd"),
                   on=["account_id", "service"])
         .filter((pl.col("date") >= pl.col("start_date")) & (pl.col("date") <= pl.col("end_date")))
         .group_by(line)
-        .agg(pl.col("cost_usd").sum().alias("c1"), pl.col("qty").sum().alias("q1"), pl.col("impact_usd").first())
+        .agg(pl.col("cost_usd").sum().alias("c1"), qsum("q1"), pl.col("impact_usd").first())
     )
     before = (
         base.join(daily_keys.select("month", "account_id", "service", "start_date"), on=["account_id", "service"])
         .filter((pl.col("date") < pl.col("start_date")) & (pl.col("date") >= pl.col("start_date") - pl.duration(days=28)))
         .group_by(line)
-        .agg(pl.col("cost_usd").sum().alias("before"), pl.col("qty").sum().alias("before_q"))
+        .agg(pl.col("cost_usd").sum().alias("before"), qsum("before_q"))
     )
     key = ["month", "account_id", "service"]
     runs = (
-        on_days.join(before, on=line, how="left")
+        on_days.join(before, on=line, how="left", nulls_equal=True)
         .with_columns(pl.col("before").fill_null(0.0))
         .with_columns(
             pl.col("before").sum().over(key).alias("before_total"),
@@ -477,7 +488,7 @@ def _line_totals(raw: pl.DataFrame, windows: pl.DataFrame, spans: pl.DataFrame) 
         .with_columns(
             pl.when(pl.col("before_q") > 0)
             .then(pl.col("c0") / (pl.col("before") / pl.col("before_q")))
-            .when(pl.col("before_q").is_not_null())
+            .when(pl.col("before_q").is_not_null() | pl.col("q1").is_not_null())
             .then(0.0)
             .alias("q0")
         )

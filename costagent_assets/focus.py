@@ -30,6 +30,10 @@ _FOCUS_COLUMNS = {
     "ProviderName": "providername",
     "BillingCurrency": "billingcurrency",
     "x_UsageType": "x_usagetype",
+    "ConsumedQuantity": "consumedquantity",
+    "ConsumedUnit": "consumedunit",
+    "PricingQuantity": "pricingquantity",
+    "PricingUnit": "pricingunit",
 }
 _CUR_COLUMNS = {
     "account": ("lineitem/usageaccountid", "line_item_usage_account_id"),
@@ -39,6 +43,8 @@ _CUR_COLUMNS = {
     "type": ("lineitem/lineitemtype", "line_item_line_item_type"),
     "region": ("product/regioncode", "product_region_code", "product/region", "product_region"),
     "usage_type": ("lineitem/usagetype", "line_item_usage_type"),
+    "quantity": ("lineitem/usageamount", "line_item_usage_amount"),
+    "unit": ("pricing/unit", "pricing_unit"),
     "currency": ("lineitem/currencycode", "line_item_currency_code"),
     "billing_start": ("bill/billingperiodstartdate", "bill_billing_period_start_date"),
     "billing_end": ("bill/billingperiodenddate", "bill_billing_period_end_date"),
@@ -63,6 +69,8 @@ ROW_SCHEMA = {
     "charge_category": pl.String,
     "currency": pl.String,
     "cost_usd": pl.Float64,
+    "usage_quantity": pl.Float64,
+    "usage_unit": pl.String,
 }
 DAILY_KEY = ["date", "account_id", "provider", "service", "region", "usage_type", "charge_category", "currency"]
 
@@ -147,6 +155,10 @@ def _normalize_focus(frame: pl.DataFrame, lower: dict[str, str], name: str, cost
         service=_text(frame, col["ServiceName"]),
         region=_text(frame, col["RegionId"]),
         usage_type=_text(frame, col["x_UsageType"]),
+        # What was consumed, in its unit; the pricing quantity where a file has only that.
+        quantity=pl.coalesce(_text(frame, col["ConsumedQuantity"]), _text(frame, col["PricingQuantity"])),
+        unit=pl.when(_text(frame, col["ConsumedQuantity"]).is_not_null()).then(_text(frame, col["ConsumedUnit"]))
+        .otherwise(_text(frame, col["PricingUnit"])),
         category=_text(frame, col["ChargeCategory"]).str.to_lowercase(),
         currency=_text(frame, col["BillingCurrency"]).str.to_uppercase(),
         cost=_text(frame, cost),
@@ -172,6 +184,8 @@ def _normalize_cur(frame: pl.DataFrame, lower: dict[str, str], name: str) -> pl.
                                                                              "line_item_product_code"))),
         region=_text(frame, col["region"]),
         usage_type=_text(frame, col["usage_type"]),
+        quantity=_text(frame, col["quantity"]),
+        unit=_text(frame, col["unit"]),
         category=pl.when(line_type.is_null()).then(pl.lit("usage")).otherwise(category),
         currency=_text(frame, col["currency"]).str.to_uppercase(),
         cost=_text(frame, col["cost"]),
@@ -215,7 +229,7 @@ def account_id_expr(account: pl.Expr, provider: pl.Expr) -> pl.Expr:
 
 def _finish(frame: pl.DataFrame, name: str, *, start: pl.Expr, billing_start: pl.Expr, billing_end: pl.Expr,
             account: pl.Expr, provider: pl.Expr, service: pl.Expr, region: pl.Expr, usage_type: pl.Expr,
-            category: pl.Expr, currency: pl.Expr, cost: pl.Expr) -> pl.DataFrame:
+            category: pl.Expr, currency: pl.Expr, cost: pl.Expr, quantity: pl.Expr, unit: pl.Expr) -> pl.DataFrame:
     rows = frame.select(
         start.alias("_start_text"),
         utc_timestamp(start).alias("_start"),
@@ -230,6 +244,8 @@ def _finish(frame: pl.DataFrame, name: str, *, start: pl.Expr, billing_start: pl
         currency.fill_null("USD").alias("currency"),
         cost.alias("_cost_text"),
         cost.cast(pl.Float64, strict=False).alias("cost_usd"),
+        quantity.cast(pl.Float64, strict=False).alias("usage_quantity"),
+        unit.alias("usage_unit"),
     )
     _refuse_bad_values(rows, name)
     # The day the charge period starts, kept inside the billing period: a period straddling the boundary
@@ -244,6 +260,8 @@ def _finish(frame: pl.DataFrame, name: str, *, start: pl.Expr, billing_start: pl
         account_id_expr(pl.col("_account"), pl.col("provider")).fill_null("(unknown account)").alias("account_id"),
         *[pl.col(c) for c in ("provider", "service", "region", "usage_type", "charge_category", "currency")],
         pl.col("cost_usd").fill_null(0.0),
+        pl.col("usage_quantity"),
+        pl.col("usage_unit"),
     )
 
 
@@ -266,8 +284,12 @@ def daily_rollup(rows: pl.DataFrame) -> pl.DataFrame:
     """
     if rows.is_empty():
         return pl.DataFrame(schema=ROW_SCHEMA)
-    return rows.group_by(DAILY_KEY).agg(pl.col("cost_usd").sum()).select(list(ROW_SCHEMA)).sort(DAILY_KEY,
-                                                                                               nulls_last=True)
+    return rows.group_by(DAILY_KEY).agg(
+        pl.col("cost_usd").sum(),
+        # No quantity on any of the day's rows is unknown (null), not 0.
+        pl.when(pl.col("usage_quantity").count() > 0).then(pl.col("usage_quantity").sum()).alias("usage_quantity"),
+        pl.col("usage_unit").drop_nulls().first().alias("usage_unit"),
+    ).select(list(ROW_SCHEMA)).sort(DAILY_KEY, nulls_last=True)
 
 
 _EXPORT_NAME = re.compile(r"\.(csv|csv\.gz|gz|parquet|pq)$", re.IGNORECASE)

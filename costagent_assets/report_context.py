@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import polars as pl
 
+from costagent_assets import forecast_confidence
 from costagent_assets.anomaly_detection import alert_kind
 from costagent_assets.budgets import DEFAULT_ALERT_PCTS, budget_status
 from costagent_assets.delivery import SENT, Delivery, status_counts
@@ -185,6 +186,15 @@ class ReportFrames:
         # The SQL forecast, where there is one, is the projection everywhere (headline, budget, AI).
         if forecast and forecast["month_end"] and not self.period.complete:
             acct = {**acct, "projected_month_end_usd": forecast["month_end"]["point_usd"]}
+        budget = None if no_data else self.section(account_id, "budget", lambda: budget_context(
+            team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies,
+            self.budget_alert_pcts,
+        ))
+        if forecast and not no_data:
+            forecast = {**forecast, "risks": forecast_confidence.risks(
+                anomalies.to_dicts() if anomalies is not None else [],
+                [s["service"] for s in services if s.get("is_new")], budget,
+                forecast["month_end"] or forecast["next_month"], self.period.through)}
         return {
             **self._common(),
             "team": {
@@ -222,11 +232,10 @@ class ReportFrames:
                 "summary": insight["summary"] if insight else "",
                 "drivers": list(insight["drivers"] or []) if insight else [],
                 "ai_note": insight["ai_note"] if insight else None,
+                # What to do, ranked by $ a month: computed, reworded by Gemini where it was on.
+                "recommendations": list(insight.get("recommendations") or []) if insight else [],
             },
-            "budget": None if no_data else self.section(account_id, "budget", lambda: budget_context(
-                team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies,
-                self.budget_alert_pcts,
-            )),
+            "budget": budget,
             "trend": self.section(account_id, "trend", lambda: self._trend(
                 self.history.get(account_id, {}), acct if not no_data else {})) or [],
             "dashboard_url": dashboard_url(self.dashboard_url_template, team),
@@ -314,6 +323,11 @@ class ReportFrames:
             return forecast["month_end"]["point_usd"]
         return acct.get("projected_month_end_usd")
 
+    def next_month(self, account_id: str) -> float | None:
+        """The account's next-month forecast (point), None without one."""
+        forecast = self.section(account_id, "forecast", lambda: self.forecast(account_id))
+        return forecast["next_month"]["point_usd"] if forecast and forecast["next_month"] else None
+
     def forecast(self, account_id: str) -> dict | None:
         """The account's forecasts (month end while the month runs, next month) and its track record."""
         rows = self.forecasts.get(account_id)
@@ -340,6 +354,10 @@ class ReportFrames:
             "track_record": track_record_sentence(any_row["track_months"], any_row["track_inside"],
                                                   any_row["track_mape_pct"]),
             "interval_note": INTERVAL_NOTES.get(any_row.get("interval_basis")),
+            # How sure, in words (risks are added by team_context, which has the anomalies and budget).
+            "confidence": forecast_confidence.confidence(any_row["history_days"], any_row["track_months"],
+                                                         any_row["track_mape_pct"]),
+            "risks": [],
         }
 
     def _trend(self, past: Mapping[str, float], current: Mapping) -> list[dict]:
@@ -389,6 +407,8 @@ class ReportFrames:
                     "projected_month_end_usd": self.projected(team.aws_account_id, acct) if has else None,
                     "alerts": account_alerts.height if account_alerts is not None else 0,
                     "no_data": not has,
+                    "next_month_usd": self.next_month(team.aws_account_id) if has else None,
+                    "dashboard_url": dashboard_url(self.dashboard_url_template, team),
                 }
             )
         accounts.sort(key=lambda a: (a["no_data"], -(a["change_usd"] or 0.0)))
@@ -416,6 +436,10 @@ class ReportFrames:
                 if self.period.complete
                 else sum(a["projected_month_end_usd"] or 0.0 for a in with_data),
                 "alerted_anomalies": len(alerts),
+                # Next month: the sum of the accounts' SQL forecasts, and how many accounts have one.
+                "next_month_usd": sum(a["next_month_usd"] for a in with_data if a["next_month_usd"] is not None),
+                "next_month_accounts": sum(a["next_month_usd"] is not None for a in with_data),
+                "next_month_label": f"{month_start(shift_month(self.month, 1)):%B %Y}",
             },
             "accounts": accounts,
             "anomalies": alerts,

@@ -570,6 +570,10 @@ class Settings(BaseModel):
         "Cost Explorer metric read by `source=cost_explorer`: `UnblendedCost`, `AmortizedCost`, "
         "`NetAmortizedCost`, `NetUnblendedCost` or `BlendedCost`; default `UnblendedCost`."
     ))
+    cost_explorer_usage_types: Bool = Field(True, description=(
+        "Also read Cost Explorer by usage type with `UsageQuantity`, so that drivers name usage types and the "
+        "usage / rate / mix split fills: one more request ($0.01) per service per month loaded; default true."
+    ))
     focus_path: Annotated[str, Custom(
         _focus_path, "a local file or directory, or s3://bucket/prefix; empty for none"
     )] = Field("", description=(

@@ -136,19 +136,29 @@ def _source_problem(home: Home, emails: bool = True) -> str | None:
     return "; ".join(problems) or None
 
 
-def _run(home: Home, as_of: date) -> int:
+def _run(home: Home, as_of: date, team: str | None = None) -> int:
     from costagent_assets.cli.runner import prepare_instance, run_weekly, sync_account_partitions
 
     teams = _teams(home)
     if not teams:
         return _fail("no teams registered: run `costagent teams import FILE` (or `costagent demo`)")
+    if team is not None and team not in {t.aws_account_id for t in teams}:
+        return _fail(f"account {team} is not in the teams registry (`costagent teams list`)")
     problem = _source_problem(home)
     if problem:
         return _fail(problem)
+    settings = _settings(home)
+    if settings.email_mode == "smtp" and not settings.global_admin_emails:
+        print("costagent: warning: global_admin_emails is empty, so no admin report or failure notice is mailed "
+              "(`costagent config set global_admin_emails finops@example.com`)", file=sys.stderr)
     instance = prepare_instance(home)
     sync_account_partitions(instance, [t.aws_account_id for t in teams])
-    print(f"costagent: weekly run as of {as_of} for {len(teams)} accounts (home {home.root})")
-    code = _report_runs(run_weekly(instance, as_of, [t.aws_account_id for t in teams]))
+    if team is not None:
+        print(f"costagent: weekly run as of {as_of} for account {team} only (home {home.root})")
+    else:
+        print(f"costagent: weekly run as of {as_of} for {len(teams)} accounts (home {home.root})")
+    code = _report_runs(run_weekly(instance, as_of, [t.aws_account_id for t in teams],
+                                   only=[team] if team is not None else None))
     _refresh_duckdb(home)
     _report_held(home, as_of)
     return code
@@ -228,8 +238,8 @@ def cmd_demo(args, home: Home) -> int:
 
 
 def cmd_run(args, home: Home) -> int:
-    """The weekly job for the configured source."""
-    return _run(home, _as_of(args.as_of))
+    """The weekly job for the configured source (``--team``: one account's analysis and email only)."""
+    return _run(home, _as_of(args.as_of), args.team)
 
 
 def _ledger(home: Home, settings):
@@ -329,6 +339,7 @@ def cmd_backfill(args, home: Home) -> int:
 
 def cmd_teams(args, home: Home) -> int:
     """List, import, add, update and remove teams; the account partitions follow."""
+    from costagent_assets.teams.importing import seed_notes
     from costagent_assets.teams.model import Team, TeamValidationError
     from costagent_assets.teams.registry import (
         add_team,
@@ -353,6 +364,8 @@ def cmd_teams(args, home: Home) -> int:
             home.ensure()
             result = import_teams(home.teams_path, Path(args.file), replace=args.replace)
             teams = result.teams
+            for note in seed_notes(Path(args.file)):
+                print(f"note: {note}")
             print(f"imported {args.file}: {len(result.added)} added, {len(result.updated)} updated, "
                   f"{len(result.removed)} removed, {len(result.unchanged)} unchanged")
         elif args.teams_cmd == "add":
@@ -615,9 +628,20 @@ def cmd_serve(args, home: Home) -> int:
         _exec_dagster(home, "dagster-webserver", [], ["-h", args.host, "-p", str(args.port)])
 
 
+def _version() -> str:
+    """The installed package's version (pyproject.toml's), or "unknown" when run from an uninstalled tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("costagent")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="costagent", description=__doc__)
     parser.add_argument("--home", help="installation directory (default: $COSTAGENT_HOME or ~/.costagent)")
+    parser.add_argument("--version", action="version", version=f"costagent {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="set up the demo organisation and run the weekly job")
@@ -632,6 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the weekly job for the configured source")
     p.add_argument("--as-of", help="report date YYYY-MM-DD (default today, UTC)")
+    p.add_argument("--team", metavar="ACCOUNT_ID",
+                   help="only this team's account: its email is sent once, recorded like the weekly send's")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("resend", help="send a week's emails again on purpose (says what it will do; --yes to do it)")

@@ -190,13 +190,17 @@ def delivery_mode(events) -> str:
     return str(metadata["delivery"].value) if metadata is not None and "delivery" in metadata else ""
 
 
-def run_weekly(instance: dg.DagsterInstance, as_of: date, account_ids: Sequence[str]) -> list[RunOutcome]:
-    """The weekly job as of a date: the same plan as the schedule's tick."""
+def run_weekly(instance: dg.DagsterInstance, as_of: date, account_ids: Sequence[str],
+               only: Sequence[str] | None = None) -> list[RunOutcome]:
+    """The weekly job as of a date: the same plan as the schedule's tick. ``only``: those accounts alone
+    (``costagent run --team``): their emails are sent and recorded in the send ledger as the weekly run's
+    would be, so neither a second call nor that week's scheduled run sends them again; the admin report,
+    which needs every account, is left to the weekly run."""
     from costagent_assets.defs.automation import plan_weekly_runs, previous_month_needs_loading
     from costagent_assets.resources.s3_warehouse import home_store
     from costagent_assets.settings import load_settings
 
-    accounts = list(instance.get_dynamic_partitions("account"))
+    accounts = list(only) if only else list(instance.get_dynamic_partitions("account"))
     home = Home(Path(instance.root_directory).parent)
     store = home_store(home, load_settings(home.settings_path))
     plan = plan_weekly_runs(as_of, accounts, previous_month_needs_loading(instance, store, as_of, accounts))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def status_lines(home: Home, today: date) -> list[str]:
     teams = load_registry(home.teams_path)
     lines = [f"home:        {home.root}", f"source:      {settings.source}   email: {settings.email_mode}",
              f"teams:       {len(teams)}"]
+    lines += configured_lines(settings, os.environ)
     instance = prepare_instance(home)
     for dead, pid in mark_dead_runs(instance):
         lines.append(f"dead run:    {dead.job_name} run {dead.run_id[:8]}: its process (pid {pid}) is gone; "
@@ -51,6 +53,55 @@ def status_lines(home: Home, today: date) -> list[str]:
     else:
         lines.append("coverage:    nothing stored yet")
     return lines
+
+
+# Where boto3 finds AWS credentials in the environment, in its own order (instance profiles and ~/.aws aside).
+AWS_CREDENTIAL_VARIABLES = (("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), ("AWS_PROFILE",),
+                            ("AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"),
+                            ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",), ("AWS_CONTAINER_CREDENTIALS_FULL_URI",))
+
+
+def _yes_no(names: Sequence[str], environ: Mapping[str, str]) -> str:
+    """"yes (A, B)" when every variable is set, else "no (A unset)": names only, never a value."""
+    unset = [n for n in names if not environ.get(n)]
+    return f"yes ({', '.join(names)})" if not unset else f"no ({', '.join(unset)} unset)"
+
+
+def _aws_credentials(environ: Mapping[str, str]) -> str:
+    for names in AWS_CREDENTIAL_VARIABLES:
+        if all(environ.get(n) for n in names):
+            return f"yes ({', '.join(names)})"
+    return "not in the environment (an instance profile or ~/.aws may provide them; not checked)"
+
+
+def configured_lines(settings, environ: Mapping[str, str]) -> list[str]:
+    """The ``configured:`` block of ``costagent status``: whether the AI key, the source's credentials, SMTP,
+    S3 and the admin addresses are set, naming the environment variable or setting. Only presence is
+    looked at: no value is ever printed (nor its length)."""
+    from costagent_assets.defs.resources import SMTP_ENVIRONMENT, SOURCE_ENVIRONMENT
+
+    ai = _yes_no(("GEMINI_API_KEY",), environ) if settings.ai_enabled else "off (ai_enabled=false)"
+    if settings.source in SOURCE_ENVIRONMENT:
+        source = _yes_no(SOURCE_ENVIRONMENT[settings.source], environ)
+    elif settings.source == "cost_explorer":
+        source = f"AWS credentials {_aws_credentials(environ)}"
+    elif settings.source == "focus":
+        source = "yes (focus_path)" if settings.focus_path else "no (focus_path not set)"
+    else:
+        source = "yes (the demo needs no credentials)"
+    smtp = _yes_no(SMTP_ENVIRONMENT, environ) if settings.email_mode == "smtp" else "not used (email_mode=outbox)"
+    if settings.email_mode == "smtp" and environ.get("SMTP_USER"):
+        smtp += "; login " + _yes_no(("SMTP_USER", "SMTP_PASSWORD"), environ)
+    s3 = (f"AWS credentials {_aws_credentials(environ)}" if settings.warehouse_uri.startswith("s3://")
+          else "not used (local warehouse)")
+    admins = (f"yes ({len(settings.global_admin_emails)} in global_admin_emails)" if settings.global_admin_emails
+              else "no (global_admin_emails empty: no admin report is mailed)")
+    return ["configured:",
+            f"  AI key:             {ai}",
+            f"  source credentials: {source}",
+            f"  SMTP:               {smtp}",
+            f"  S3 warehouse:       {s3}",
+            f"  admin addresses:    {admins}"]
 
 
 def coverage_line(store, month: str, accounts: list[str], today: date) -> str:

@@ -225,7 +225,10 @@ def build_failure_sensor(settings: Settings) -> dg.RunFailureSensorDefinition:
         what += f", launched by {parameters.trigger.replace('_', ' ')}"
         rendered = run_failure_email(run.job_name, run.run_id, what, errors, f"{settings.ui_url}/runs/{run.run_id}")
         sender = email_delivery.sender_address()
-        to = ", ".join(settings.global_admin_emails) or sender
+        to = ", ".join(settings.global_admin_emails) or (sender if email_delivery.mode == "outbox" else None)
+        if to is None:  # never to the sender, a mailbox nobody reads: no admins, no notice, and the log says so
+            context.log.warning(f"run {run.run_id[:8]} failed; no failure notice mailed: global_admin_emails is empty")
+            return
         # Keyed by the run's creation day and id: the ledger sends each run's notice once, whatever the cursor.
         record = context.instance.get_run_record_by_id(run.run_id)
         day = record.create_timestamp.date().isoformat() if record else "unknown"

@@ -178,6 +178,12 @@ def emails(
     now = datetime.now(UTC)
     today, report_day, wait_days = now.date(), run_as_of(context), settings.incomplete_data_wait_days
     sent_before = sent_report_bases(store, report_day, list(periods))
+    # Mail for the admins goes to global_admin_emails only: with none set nothing is mailed to them (never to
+    # the sender, who is often a no-reply mailbox nobody reads). The outbox still gets the file to read.
+    admin_to = ", ".join(settings.global_admin_emails) or (sender if email_delivery.mode == "outbox" else None)
+    if admin_to is None:
+        context.log.warning("global_admin_emails is empty: the admin report and failure notices are not mailed "
+                            "(`costagent config set global_admin_emails finops@example.com`)")
     rows, team_results, admin_results, admin_locations, previews = [], [], [], [], {}
     held, coverage_rows = [], []
     try:
@@ -276,21 +282,23 @@ def emails(
                     ctx["ai_spend_org"] = organisation_ai_spend(ai_spend, {a: t.team_name for a, t in by_id.items()})
                     rendered = render_admin_report(ctx)
                     table = admin_csv(ctx)
-                    to = ", ".join(settings.global_admin_emails) or sender
-                    message = build_message(rendered, sender=sender, to=to, message_id_domain=domain,
+                    previews.setdefault(month, {})["admin"] = rendered
+                    if admin_to is None:
+                        admin_locations.append("not sent: no global_admin_emails")
+                        continue
+                    message = build_message(rendered, sender=sender, to=admin_to, message_id_domain=domain,
                                             attachments=[(f"costagent-{month}-accounts.csv", table, "text/csv")])
-                    key = LedgerKey.of(report_date, "admin", "organisation", month, to, channel)
+                    key = LedgerKey.of(report_date, "admin", "organisation", month, admin_to, channel)
                     admin = deliver_batch(
                         session, [Outgoing(key, message, rendered.html, f"{month}-admin", (("csv", table),))],
                         ledger, context.run_id,
                     )
                     admin_results += admin
                     admin_locations += [d.location or d.status for d in admin]
-                    previews.setdefault(month, {})["admin"] = rendered
-            notice = _notify_failures(session, ledger, context.run_id, team_results + admin_results, admin_results,
-                                      report_date=report_date, month=next(iter(periods), ""), teams=teams,
-                                      to=", ".join(settings.global_admin_emails) or sender, sender=sender,
-                                      domain=domain, channel=channel)
+            notice = "no admin address" if admin_to is None else _notify_failures(
+                session, ledger, context.run_id, team_results + admin_results, admin_results,
+                report_date=report_date, month=next(iter(periods), ""), teams=teams, to=admin_to, sender=sender,
+                domain=domain, channel=channel)
     except SmtpError as err:
         # Raised before anything was handed to the server: nothing claimed, nothing sent.
         raise dg.Failure(f"emails: {err}") from None
@@ -327,7 +335,7 @@ def emails(
             f"{retry_date(report_day, wait_days)} they go out marked incomplete."
         ) if held else "none",
         "corrections_sent": sum(1 for d in team_results if d.key.kind == CORRECTION and d.sent_now),
-        "admin_reports": len(admin_locations),
+        "admin_reports": len(admin_results),
         "admin_status": ", ".join(d.status for d in admin_results) or "not sent (partial run)",
         "admin_report": admin_locations[0] if admin_locations else "not written (partial run)",
         "delivery": email_delivery.mode,

@@ -72,7 +72,8 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
             max_wait_seconds=settings.source_max_wait_seconds,
         ),
         "cost_explorer": lambda: CostExplorerCostSource(
-            metric=settings.cost_explorer_metric, max_retries=settings.source_max_retries
+            metric=settings.cost_explorer_metric, max_retries=settings.source_max_retries,
+            usage_types=settings.cost_explorer_usage_types,
         ),
         "focus": lambda: FocusCostSource(
             path=settings.focus_path, cost_column=settings.focus_cost_column,

@@ -19,6 +19,7 @@ from costagent_assets.budgets import DEFAULT_ALERT_PCTS
 from costagent_assets.insights.prompts import PROMPT_VERSION, SAVINGS_IN_ORG_PACK, SAVINGS_IN_PACK
 from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
+from costagent_assets.recommendations import compute_recommendations
 from costagent_assets.report_context import budget_context  # the budget exactly as the team's email shows it
 from costagent_assets.teams.model import Team
 
@@ -66,8 +67,11 @@ def evidence_packs(
     findings: pl.DataFrame | None = None,
     overrides: Mapping[str, AnomalyRule] | None = None,
     budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
+    everyone: bool = False,
 ) -> dict[tuple[str, str], dict]:
-    """One evidence pack per (month, account_id) with something to explain; flat accounts get none.
+    """One evidence pack per (month, account_id) with something to explain; flat accounts get none
+    (``everyone``: a pack for every account with a comparison, its ``why_this_account`` empty when flat,
+    for the computed recommendations).
 
     A pack holds that account's figures only, rounded to cents (and % to one decimal), from the same
     frames the emails show: totals, the drivers of ``insights`` (they add up to the change), the
@@ -94,12 +98,14 @@ def evidence_packs(
         # The account is judged by the rule the detector used: its team's own where the registry sets one.
         account_rule = (overrides or {}).get(acct["account_id"], rule)
         reasons = explain_reasons(acct, alerted.height, budget, account_rule)
-        if not reasons:
+        if not reasons and not everyone:
             continue
         svc = services.get(key, pl.DataFrame(schema=mom.schema))
         packs[key] = _account_pack(acct, p, team, svc, an, drivers.get(key, []), budget, projected, reasons,
                                    account_rule)
         packs[key]["savings_findings"] = savings.get(key, [])
+        # What to do, computed: Gemini may reword these, never drop them (``recommendations``).
+        packs[key]["recommendations"] = compute_recommendations(packs[key], account_rule.min_usd)
     return packs
 
 
@@ -204,7 +210,8 @@ def _account_pack(acct, p: Period, team, svc, an, drivers, budget, projected, re
         "anomalies": [
             {"service": r["service"], "kind": r["kind"], "severity": r["severity"], "alerted": r["alerted"],
              "current_usd": _r2(r["current_usd"]), "previous_usd": _r2(r["previous_usd"]),
-             "change_usd": _r2(r["change_usd"]), "change_pct": _r1(r["change_pct"])}
+             "change_usd": _r2(r["change_usd"]), "change_pct": _r1(r["change_pct"]),
+             "top_line": _top_line(r.get("drivers"))}
             for r in (an.iter_rows(named=True) if an.height else [])
         ],
         "budget": None if budget is None else {
@@ -212,8 +219,20 @@ def _account_pack(acct, p: Period, team, svc, an, drivers, budget, projected, re
             "projected_pct": _r1(budget["projected_pct"]), "status": budget["status"],
         },
         "savings_candidates": candidates,
+        "new_services": sorted(s["service"] for s in svc.filter(pl.col("is_new").fill_null(False)).iter_rows(named=True)),
         "alert_rule": {"threshold_pct": rule.threshold_pct, "min_usd": rule.min_usd},
     }
+
+def _top_line(drivers: Sequence[dict] | None) -> dict | None:
+    """The (usage type, region) line that moved most within an anomaly's service, where the source gave one,
+    with its usage / rate / mix split when the source gave quantities."""
+    for d in drivers or []:
+        if d.get("usage_type") or d.get("region"):
+            return {"usage_type": d.get("usage_type"), "region": d.get("region"), "change_usd": _r2(d["change_usd"]),
+                    "usage_usd": _r2(d.get("usage_usd")), "rate_usd": _r2(d.get("rate_usd")),
+                    "mix_usd": _r2(d.get("mix_usd"))}
+    return None
+
 
 def _range(low: float | None, high: float | None) -> list[float] | None:
     return None if low is None or high is None else [_r2(low), _r2(high)]

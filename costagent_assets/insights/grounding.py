@@ -32,7 +32,7 @@ _FREE_INTEGER = 12
 # Keys whose text is untrusted input (names): its digits are not figures the pack vouches for.
 _UNTRUSTED_KEYS = {"team_name", "service", "top_driver", "action",
                    # savings findings: ids and names the reply may quote as they are (i-0abc, m5.2xlarge)
-                   "resource_id", "name", "region", "size", "suggested"}
+                   "resource_id", "name", "region", "size", "suggested", "usage_type"}
 
 
 # Contact details and links: a reply may repeat one only when the pack holds it.

@@ -37,8 +37,9 @@ def deterministic_outlook(pack: dict) -> str:
     return text
 
 
-def _recommendation_text(r: dict) -> str:
-    return f"Recommendation: {r['action'].rstrip('.')} (estimated {money(r['estimated_monthly_usd'])}/month)."
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """"1 account", "2 accounts", "1 alerted anomaly", "3 alerted anomalies"."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 @dataclass
@@ -81,7 +82,7 @@ def merge_account_reply(deterministic_summary: str, pack: dict, reply: dict) -> 
         parts = [reply["explanation"].strip(), outlook]
     else:
         outlook, parts = deterministic_outlook(pack), [deterministic_summary]
-    parts += [_recommendation_text(r) for r in recs]
+    # The recommendations are shown in their own section of the email (``recommendations``), not repeated here.
     ai_used = explained or bool(recs)
     note = None
     if rejections:
@@ -102,7 +103,8 @@ def deterministic_org_summary(pack: dict) -> dict:
     if t["change_usd"] is not None and t["change_pct"] is not None:
         direction = "up" if t["change_usd"] >= 0 else "down"
         text += f", {direction} {money(t['change_usd'])} ({t['change_pct']:+.1f}%) on the same days of last month"
-    text += f". {t['alerted_anomalies']} alerted anomalies; {t['accounts_explained']} accounts had a change to explain."
+    text += (f". {plural(t['alerted_anomalies'], 'alerted anomaly', 'alerted anomalies')}; "
+             f"{plural(t['accounts_explained'], 'account')} had a change to explain.")
     if t["projected_month_end_usd"] is not None:
         text += f" The month is projected to end near {money(t['projected_month_end_usd'])}."
     return {"executive_summary": text, "top_recommendations": rank_recommendations(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pydantic
 
 # Part of every cache key: changing the instructions or the reply schema makes every insight new.
-PROMPT_VERSION = "2026-11-23.2"  # .2: savings findings in the packs
+PROMPT_VERSION = "2026-11-29.1"  # .2: savings findings in the packs; 11-29: computed recommendations
 MAX_RECOMMENDATIONS = 3
 MAX_ORG_RECOMMENDATIONS = 5
 ORGANISATION = "organisation"  # account_id of the organisation's row in the history tables
@@ -59,10 +59,11 @@ ACCOUNT_INSTRUCTIONS = (
     "month to date against the same days of last month, naming the drivers with their $ change); outlook "
     "(1-2 sentences: next month's outlook, stated in the words of the pack's projection: the projected "
     "month end, its method, and how it compares with last month's total); recommendations (at most 3, "
-    "each an action and estimated_monthly_usd: first from savings_findings, largest first, naming the resource "
-    "and its evidence (each is a scanned resource with the action and its estimated $ a month); then from "
-    "savings_candidates, whose figure is a service's rise this month brought to a full month, i.e. what "
-    "reversing it saves; an empty list if there are none)."
+    "each an action and estimated_monthly_usd: the pack's recommendations (computed from the data, largest "
+    "first) reworded so a team knows what to do and why, keeping each one's estimated_monthly_usd exactly; "
+    "savings_findings are scanned resources with the action and its estimated $ a month; savings_candidates "
+    "are a service's rise this month brought to a full month, i.e. what reversing it saves; an empty list if "
+    "there are none)."
 )
 ORG_INSTRUCTIONS = (
     "You are a FinOps analyst writing the executive summary of an organisation's weekly cloud-cost report "

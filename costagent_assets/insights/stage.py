@@ -24,12 +24,14 @@ from costagent_assets.insights.merge import (
 )
 from costagent_assets.insights.prompts import (
     ACCOUNT_INSTRUCTIONS,
+    MAX_RECOMMENDATIONS,
     ORG_INSTRUCTIONS,
     ORGANISATION,
     AccountInsightReply,
     OrgSummaryReply,
 )
 from costagent_assets.periods import Period
+from costagent_assets.recommendations import merge_recommendations
 from costagent_assets.schemas import DRIVER, RECOMMENDATION, conform
 from costagent_assets.teams.model import Team
 
@@ -137,7 +139,10 @@ def run_ai_insights(
     of teams with their own threshold or floor (``anomaly_detection.anomaly_rules``); ``budget_alert_pcts``:
     the configured budget levels (``budgets``).
     """
-    packs = evidence_packs(mom, anomalies, deterministic, periods, teams, rule, findings, overrides, budget_alert_pcts)
+    everyone = evidence_packs(mom, anomalies, deterministic, periods, teams, rule, findings, overrides,
+                              budget_alert_pcts, everyone=True)
+    # Only an account with something to explain is sent to Gemini; every account gets its computed advice.
+    packs = {k: p for k, p in everyone.items() if p["why_this_account"]}
     use_ai = unavailable is None and generate is not None
     results = _calls_for(
         [(k, p, "account") for k, p in packs.items()], AccountInsightReply, cached,
@@ -148,7 +153,8 @@ def run_ai_insights(
     for row in deterministic.iter_rows(named=True):
         key = (row["month"], row["account_id"])
         pack = packs.get(key)
-        row = {**row, "outlook": None, "recommendations": [], "ai_model": None}
+        computed = everyone[key]["recommendations"] if key in everyone else []
+        row = {**row, "outlook": None, "recommendations": computed, "ai_model": None}
         if pack is not None:
             row["outlook"] = deterministic_outlook(pack)
             reply, record = results.get(key, (None, None))
@@ -160,14 +166,15 @@ def run_ai_insights(
                 merged = merge_account_reply(row["summary"], pack, reply)
                 record.rejections = merged.rejections
                 row.update(source=merged.source, summary=merged.summary, outlook=merged.outlook,
-                           recommendations=merged.recommendations, ai_note=merged.ai_note, ai_model=model)
+                           recommendations=merge_recommendations(computed, merged.recommendations),
+                           ai_note=merged.ai_note, ai_model=model)
             if record is not None:
                 calls.append(record)
             top = next((d for d in pack["drivers"] if not d["service"].startswith("Other services")), None)
             org_inputs[key[0]][key[1]] = {
                 "change_usd": pack["totals"]["change_usd"], "change_pct": pack["totals"]["change_pct"],
                 "top_driver": top and top["service"], "reasons": pack["why_this_account"],
-                "recommendations": row["recommendations"] or [
+                "recommendations": row["recommendations"][:MAX_RECOMMENDATIONS] or [
                     {"action": f["action"], "estimated_monthly_usd": f["estimated_monthly_usd"]}
                     for f in pack["savings_findings"][:1]
                 ] or [

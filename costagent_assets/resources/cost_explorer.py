@@ -25,6 +25,9 @@ class CostExplorerCostSource(CostSource):
     max_retries: int = 6
     region_name: str = "us-east-1"  # Cost Explorer's one endpoint
     timeout_seconds: float = 60.0
+    # Also read each service by linked account and usage type, with UsageQuantity, for the usage / rate /
+    # mix split: one more billed request (and its pages) per service in the month.
+    usage_types: bool = False
 
     @property
     def name(self) -> str:
@@ -42,9 +45,8 @@ class CostExplorerCostSource(CostSource):
         return boto3.session.Session().client("ce", region_name=self.region_name, config=config)
 
     def fetch(self, account_ids: Sequence[str], start: date, end: date, as_of: date) -> SourceFetch:
-        """Daily rows from ``start`` to ``end`` inclusive for every linked account, following every page."""
-        import botocore.exceptions
-
+        """Daily rows from ``start`` to ``end`` inclusive for every linked account, following every page;
+        with ``usage_types``, per usage type with its quantity (one more request per service)."""
         client = self._client()
         request = {
             # CE's End is exclusive.
@@ -53,6 +55,38 @@ class CostExplorerCostSource(CostSource):
             "Metrics": [self.metric],
             "GroupBy": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}, {"Type": "DIMENSION", "Key": "SERVICE"}],
         }
+        pages, attempts = self._pages(client, request)
+        frame = results_frame(pages, self.metric)
+        requests = len(pages)
+        if self.usage_types and frame.height:
+            # CE groups by two dimensions at most: one more query per service, grouped by linked account and
+            # usage type, with UsageQuantity. Services are far fewer than accounts at every size we run.
+            details = []
+            for service in sorted(frame["service"].unique().to_list()):
+                detail_request = {
+                    **request, "Metrics": [self.metric, "UsageQuantity"],
+                    "Filter": {"Dimensions": {"Key": "SERVICE", "Values": [service]}},
+                    "GroupBy": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
+                                {"Type": "DIMENSION", "Key": "USAGE_TYPE"}],
+                }
+                detail_pages, detail_attempts = self._pages(client, detail_request)
+                requests += len(detail_pages)
+                attempts += detail_attempts
+                details.append(usage_frame(detail_pages, self.metric, service))
+            frame = with_usage_detail(frame, details)
+        frame = frame.filter(pl.col("date").is_between(start, end))
+        costs, unregistered = split_registered(frame, account_ids)
+        costs = costs.with_columns(
+            pl.lit("cost_explorer").alias("source"), pl.lit("aws").alias("provider")
+        )
+        # Throttled attempts are refused before CE does any work; AWS bills the requests it answers.
+        return SourceFetch(costs, requests=requests, cost_usd=round(requests * USD_PER_REQUEST, 2),
+                           retries=attempts - requests, unregistered=unregistered)
+
+    def _pages(self, client, request: dict) -> tuple[list[dict], int]:
+        """Every page of one GetCostAndUsage request, and the attempts it took (retries included)."""
+        import botocore.exceptions
+
         pages, attempts, token = [], 0, None
         while True:
             try:
@@ -73,15 +107,7 @@ class CostExplorerCostSource(CostSource):
             pages.append(page)
             token = page.get("NextPageToken")
             if not token:
-                break
-        frame = results_frame(pages, self.metric).filter(pl.col("date").is_between(start, end))
-        costs, unregistered = split_registered(frame, account_ids)
-        costs = costs.with_columns(
-            pl.lit("cost_explorer").alias("source"), pl.lit("aws").alias("provider")
-        )
-        # Throttled attempts are refused before CE does any work; AWS bills the requests it answers.
-        return SourceFetch(costs, requests=len(pages), cost_usd=round(len(pages) * USD_PER_REQUEST, 2),
-                           retries=attempts - len(pages), unregistered=unregistered)
+                return pages, attempts
 
 
 def results_frame(pages: Sequence[dict], metric: str) -> pl.DataFrame:
@@ -108,3 +134,38 @@ def results_frame(pages: Sequence[dict], metric: str) -> pl.DataFrame:
                                        "cost_usd": pl.Float64, "currency": pl.String})
     # Pages split a day's groups and never repeat one; should a group come twice, count it once.
     return frame.unique(subset=["date", "account_id", "service"], keep="last").sort(["date", "account_id", "service"])
+
+
+def usage_frame(pages: Sequence[dict], metric: str, service: str) -> pl.DataFrame:
+    """Daily rows per (account, usage type) of one service, with the cost, UsageQuantity and its unit."""
+    rows = []
+    for page in pages:
+        for result in page.get("ResultsByTime", []):
+            day = date.fromisoformat(result["TimePeriod"]["Start"])
+            for group in result.get("Groups", []):
+                keys, metrics = group.get("Keys", []), group.get("Metrics", {})
+                if len(keys) != 2 or metric not in metrics:
+                    continue
+                quantity = metrics.get("UsageQuantity") or {}
+                unit = quantity.get("Unit")
+                rows.append({"date": day, "account_id": keys[0], "service": service, "usage_type": keys[1],
+                             "cost_usd": float(metrics[metric]["Amount"]), "currency": metrics[metric].get("Unit", "USD"),
+                             "usage_quantity": float(quantity["Amount"]) if "Amount" in quantity else None,
+                             # CE says "N/A" when a group mixes units: no quantity to compare then.
+                             "usage_unit": None if unit in (None, "N/A") else unit})
+    return pl.DataFrame(rows, schema=USAGE_SCHEMA)
+
+
+USAGE_SCHEMA = {"date": pl.Date, "account_id": pl.String, "service": pl.String, "usage_type": pl.String,
+                "cost_usd": pl.Float64, "currency": pl.String, "usage_quantity": pl.Float64, "usage_unit": pl.String}
+
+
+def with_usage_detail(frame: pl.DataFrame, details: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """The service-level rows with each (day, account, service) that has usage-type rows replaced by them.
+    Where a detail query gave nothing for a day the service row stays, so the totals never change."""
+    detail = pl.concat([d for d in details if d.height], how="vertical") if any(d.height for d in details) else None
+    if detail is None:
+        return frame
+    key = ["date", "account_id", "service"]
+    kept = frame.join(detail.select(key).unique(), on=key, how="anti")
+    return pl.concat([kept, detail], how="diagonal_relaxed").sort([*key, "usage_type"], nulls_last=False)

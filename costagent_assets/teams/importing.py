@@ -34,6 +34,36 @@ SUPPORTED_SUFFIXES = (".csv", ".json", ".txt")
 # addresses stay well under 10 MB; a 200 MB file is a wrong file (it took 10 GB and minutes to refuse).
 MAX_TEAMS = 10_000
 MAX_TEAMS_FILE_BYTES = 10 * 1024 * 1024
+# The original cost agent's seed file named two columns differently: read as ours, with a note (``seed_notes``).
+SEED_COLUMNS = {"id": "aws_account_id", "admin_emails": "cc_emails"}
+
+
+def _seed_name(name: str, present: Iterable[str]) -> str:
+    """Our name for a seed-format column, unless the file also has ours (then the seed one stays unknown)."""
+    ours = SEED_COLUMNS.get(name)
+    return ours if ours and ours not in set(present) else name
+
+
+def seed_notes(path: Path) -> list[str]:
+    """One line per seed-format column the file uses ("column id read as aws_account_id"), for the import's
+    output; empty for a file in our own format."""
+    try:
+        text = _read_text(Path(path))
+    except (OSError, TeamValidationError):
+        return []
+    if text.lstrip().startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return []
+        items = data.get("teams", []) if isinstance(data, dict) else data
+        names = {k for item in items if isinstance(item, dict) for k in item} if isinstance(items, list) else set()
+    else:
+        first = next((line for line in text.splitlines() if line.strip(", ;\t")), "")
+        delimiter = "," if "," in first else ";" if ";" in first else "\t" if "\t" in first else ","
+        names = {trim(c).lower() for c in next(csv.reader([first], delimiter=delimiter), [])}
+    return [f"column {seed} read as {ours} (the original cost agent's seed format)"
+            for seed, ours in SEED_COLUMNS.items() if seed in names and ours not in names]
 
 
 def _validate_records(
@@ -115,8 +145,9 @@ def _csv_records(
 def _read_header(row: list[str], line: int, problems: list[Problem]) -> tuple[list[str | None], set[str]]:
     """Column names by position: a known name, "" for an unnamed column, None for a rejected one."""
     columns: list[str | None] = []
+    header = [trim(cell).lower() for cell in row]
     for cell in row:
-        name = trim(cell).lower()
+        name = _seed_name(trim(cell).lower(), header)
         if not name:
             columns.append("")  # Excel often adds unnamed columns; fine while their cells stay empty
         elif name in columns:
@@ -186,7 +217,7 @@ def _json_records(
     records, problems = [], []
     for item_line, item in zip(_json_element_lines(text, start), items, strict=True):
         if isinstance(item, dict):
-            records.append((item_line, item))
+            records.append((item_line, {_seed_name(k, item): v for k, v in item.items()}))
         else:
             problems.append(
                 Problem(

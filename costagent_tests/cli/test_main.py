@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from costagent_assets.cli import main as cli
+from costagent_assets.cli.status import configured_lines
+from costagent_assets.settings import Settings
 
 GOOD = (
     "team_name,aws_account_id,team_email,monthly_budget\n"
@@ -197,3 +199,68 @@ def test_a_full_disk_is_reported_as_such_without_a_traceback(
     code, out, err = run(capsys, "--home", str(home), "demo", "--accounts", "5")
     assert code == 1 and "cannot be written (database or disk is full)" in err and str(home / "dagster") in err
     assert "Traceback" not in err
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"costagent {version('costagent')}"
+
+
+def test_status_says_what_is_configured_and_never_a_secret(
+    isolated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    code, out, _ = run(capsys, "status")
+    assert code == 0
+    assert "configured:" in out
+    assert "  AI key:             no (GEMINI_API_KEY unset)" in out
+    assert "  source credentials: yes (the demo needs no credentials)" in out
+    assert "  SMTP:               not used (email_mode=outbox)" in out
+    secrets = {"GEMINI_API_KEY": "gem-SECRET-4242", "DATADOG_API_KEY": "dd-api-SECRET-77",
+               "DATADOG_APP_KEY": "dd-app-SECRET-88", "DATADOG_SITE": "datadoghq.eu",
+               "SMTP_HOST": "smtp.SECRET-host.example", "SENDER_EMAIL": "costs@SECRET.example",
+               "SMTP_USER": "user-SECRET", "SMTP_PASSWORD": "pw-SECRET-99",
+               "AWS_ACCESS_KEY_ID": "AKIASECRET123", "AWS_SECRET_ACCESS_KEY": "aws-SECRET-xyz"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    for key, value in (("source", "datadog"), ("email_mode", "smtp")):
+        assert run(capsys, "config", "set", key, value)[0] == 0
+    code, out, err = run(capsys, "status")
+    assert "  AI key:             yes (GEMINI_API_KEY)" in out
+    assert "  source credentials: yes (DATADOG_API_KEY, DATADOG_APP_KEY, DATADOG_SITE)" in out
+    assert "  SMTP:               yes (SMTP_HOST, SENDER_EMAIL); login yes (SMTP_USER, SMTP_PASSWORD)" in out
+    assert "  S3 warehouse:       not used (local warehouse)" in out
+    assert "  admin addresses:    no (global_admin_emails empty: no admin report is mailed)" in out
+    for value in secrets.values():
+        assert value not in out and value not in err
+    # With the warehouse on S3 (not reached here: status would list it), the credentials it would use.
+    lines = configured_lines(Settings(warehouse_uri="s3://bucket/prefix", source="cost_explorer"), secrets)
+    assert "  S3 warehouse:       AWS credentials yes (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)" in lines
+    assert "  source credentials: AWS credentials yes (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)" in lines
+    assert not any(v in line for v in secrets.values() for line in lines)
+
+
+def test_the_seed_team_file_format_is_mapped_with_a_note(isolated: Path, tmp_path: Path, capsys):
+    seed = tmp_path / "seed.csv"
+    seed.write_text("id,team_name,team_email,admin_emails\n"
+                    "012345678901,Payments,payments@example.com,cfo@example.com; ops@example.com\n")
+    code, out, _ = run(capsys, "teams", "import", str(seed))
+    assert code == 0
+    assert "note: column id read as aws_account_id (the original cost agent's seed format)" in out
+    assert "note: column admin_emails read as cc_emails (the original cost agent's seed format)" in out
+    code, out, _ = run(capsys, "teams", "list", "--json")
+    [team] = json.loads(out)
+    assert (team["aws_account_id"], team["cc_emails"]) == ("012345678901", ["cfo@example.com", "ops@example.com"])
+    seed_json = tmp_path / "seed.json"
+    seed_json.write_text(json.dumps([{"id": "123456789012", "team_name": "Search", "team_email": "s@example.com",
+                                      "admin_emails": ["lead@example.com"]}]))
+    code, out, _ = run(capsys, "teams", "import", str(seed_json))
+    assert code == 0 and "note: column id read as aws_account_id" in out
+    # A file with both names keeps ours and refuses the other, as before.
+    both = tmp_path / "both.csv"
+    both.write_text("id,aws_account_id,team_name,team_email\n1,012345678901,Payments,payments@example.com\n")
+    code, _, err = run(capsys, "teams", "import", str(both))
+    assert code == 2 and "id" in err

@@ -78,7 +78,14 @@ def test_without_a_gemini_key_the_insights_are_computed_and_say_why(tmp_path):
     assert b["ai_note"] == ("AI analysis was unavailable this week (no GEMINI_API_KEY is set); "
                             "the summary above is computed from the figures.")
     assert b["outlook"].startswith("March 2025 is forecast to end near $3,000")
-    assert b["ai_model"] is None and b["recommendations"] == []
+    assert b["ai_model"] is None
+    # Advice without a key: each rising driver, its rise brought to the full month (31/5 days), largest first.
+    assert b["recommendations"] == [
+        {"action": "Confirm that the new service AWSLambda is intended: $150.00 so far this month, about $930.00 "
+                   "a month at this pace", "estimated_monthly_usd": 930.0},
+        {"action": "Review the rise in AmazonEC2: +$150.00 against the same days of last month; reversing it saves "
+                   "about $930.00 a month", "estimated_monthly_usd": 930.0},
+    ]
     # A is flat: nothing to explain, so no pack and no note about AI.
     a = rows[A]
     assert a["summary"] == ("March 2025 to date: $500.00, unchanged on the same days of February 2025. "

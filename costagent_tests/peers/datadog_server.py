@@ -60,11 +60,14 @@ class DatadogPeer:
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
-        daily = self.costs.group_by(["date", "account_id", "service"]).agg(pl.col("cost_usd").sum())
-        self._points: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
-        for day, account, service, usd in daily.iter_rows():
+        # Usage type and region where the costs have them (tags usage_type, region), "N/A" otherwise.
+        costs = self.costs.with_columns([pl.lit(None, pl.String).alias(c) for c in ("usage_type", "region")
+                                         if c not in self.costs.columns])
+        daily = costs.group_by(["date", "account_id", "service", "usage_type", "region"]).agg(pl.col("cost_usd").sum())
+        self._points: dict[tuple, dict[int, float]] = defaultdict(dict)
+        for day, account, service, usage_type, region, usd in daily.iter_rows():
             ms = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
-            self._points[(account, service)][ms] = usd
+            self._points[(account, service, usage_type or "N/A", region or "N/A")][ms] = usd
         self._server: ThreadingHTTPServer | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -156,15 +159,22 @@ class DatadogPeer:
         series, values = [], []
         template = RECORDING["response"]["body"]["data"]["attributes"]["series"][0]
         if match["metric"] == self.metric:  # an unknown metric has no series, as in Datadog
-            for (account, service), points in sorted(self._points.items()):
+            grouped: dict[tuple, dict[int, float]] = defaultdict(dict)
+            for (account, service, usage_type, region), points in self._points.items():
+                by_tag = {self.account_tag: account, self.service_tag: service, "usage_type": usage_type,
+                          "region": region}
+                group = tuple(f"{t}:{by_tag.get(t, 'N/A')}" for t in tags)  # Datadog sums what the tags merge
+                for t, usd in points.items():
+                    grouped[group][t] = grouped[group].get(t, 0.0) + usd
+            for group, points in sorted(grouped.items()):
+                account = dict(g.split(":", 1) for g in group).get(self.account_tag)
                 if account in self.omit_accounts:
                     continue
                 row = [points.get(t) for t in times][: self.points_per_series]
                 if all(v is None for v in row):
                     continue
-                by_tag = {self.account_tag: account, self.service_tag: service}
                 entry = copy.deepcopy(template)
-                entry["group_tags"] = [f"{t}:{by_tag.get(t, 'N/A')}" for t in tags]
+                entry["group_tags"] = list(group)
                 entry["query_index"] = 0
                 series.append(entry)
                 values.append(row)

@@ -88,3 +88,26 @@ def cost_and_usage_pages(costs: pl.DataFrame, start: date, end: date, metric: st
             page["NextPageToken"] = f"page-{i + 2}"
         out.append(page)
     return out
+
+
+def usage_type_answers(costs: pl.DataFrame, start: date, end: date, metric: str,
+                       price_per_unit: float = 0.1) -> list[dict]:
+    """GetCostAndUsage answers to the source's per-service usage-type requests for [start, end], one page each,
+    services in name order. ``costs`` has date, account_id, service, usage_type and cost_usd; the quantity
+    is the cost at ``price_per_unit`` (hours)."""
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    rows = costs.filter(pl.col("date").is_between(start, end)).group_by(
+        ["service", "date", "account_id", "usage_type"]).agg(pl.col("cost_usd").sum()).sort(
+        ["service", "date", "account_id", "usage_type"])
+    out = []
+    for _, frame in rows.group_by(["service"], maintain_order=True):
+        by_day = {d: [] for d in days}
+        for _, day, account, usage_type, usd in frame.iter_rows():
+            by_day[day].append({"Keys": [account, usage_type], "Metrics": {
+                metric: {"Amount": repr(usd), "Unit": "USD"},
+                "UsageQuantity": {"Amount": repr(usd / price_per_unit), "Unit": "Hrs"}}})
+        out.append({"ResultsByTime": [{"TimePeriod": {"Start": d.isoformat(),
+                                                      "End": (d + timedelta(days=1)).isoformat()},
+                                       "Total": {}, "Groups": by_day[d], "Estimated": False} for d in days],
+                    "DimensionValueAttributes": []})
+    return out

@@ -81,7 +81,8 @@ def test_weekly_run_from_cost_explorer(
     moto.queue_cost_and_usage(cost_and_usage_pages(org_costs, date(2026, 10, 1), date(2026, 10, 31), "NetAmortizedCost", 3)
                               + cost_and_usage_pages(org_costs, date(2026, 11, 1), date(2026, 11, 22), "NetAmortizedCost", 3))
     moto.throttle_ce = 1
-    prepare_home(isolated, TEAMS, source="cost_explorer", cost_explorer_metric="NetAmortizedCost")
+    prepare_home(isolated, TEAMS, source="cost_explorer", cost_explorer_metric="NetAmortizedCost",
+                 cost_explorer_usage_types="false")
     assert run_weekly(isolated, AS_OF) == 0
     assert moto.ce_calls == ["throttled"] + ["ok"] * 6
     stored = sql(isolated, "select account_id, month, sum(cost_usd) as usd from raw_costs group by all")
@@ -97,3 +98,78 @@ def test_weekly_run_from_cost_explorer(
     metadata = raw_costs_metadata(isolated)
     assert sorted(m["source_cost_usd"] for m in metadata) == [0.03, 0.03]
     assert all(m["source_requests"] == 3 and m["unregistered_accounts"] == 1 for m in metadata)
+
+
+# One account whose EC2 moved on two usage lines, 1-22 November against 1-22 October: m5.large ran 150 hours a
+# day instead of 100 at $0.12 instead of $0.10 (usage +$110, rate +$66), and m5.xlarge appeared at 20 hours a
+# day for $0.20 (mix +$88); S3 stayed flat. Change: +$264.00, all of it EC2's.
+EC2, S3 = "Amazon Elastic Compute Cloud - Compute", "Amazon Simple Storage Service"
+LINES = {  # (service, usage type, unit) -> (October hours/day, price), (November hours/day, price)
+    (EC2, "USE1-BoxUsage:m5.large", "Hrs"): ((100.0, 0.10), (150.0, 0.12)),
+    (EC2, "USE1-BoxUsage:m5.xlarge", "Hrs"): ((0.0, 0.20), (20.0, 0.20)),
+    (S3, "USE1-TimedStorage-ByteHrs", "GB-Mo"): ((1000.0, 0.005), (1000.0, 0.005)),
+}
+
+
+def usage_answers(account: str, start: date, end: date, metric: str = "UnblendedCost") -> list[dict]:
+    """GetCostAndUsage answers as the source asks them: by account and service, then each service (in name
+    order) by account and usage type with UsageQuantity."""
+    days = [date.fromordinal(d) for d in range(start.toordinal(), end.toordinal() + 1)]
+    october = start.month == 10
+
+    def lines(service=None):
+        for (svc, usage_type, unit), (before, after) in LINES.items():
+            qty, price = before if october else after
+            if qty and service in (None, svc):
+                yield svc, usage_type, unit, qty, round(qty * price, 2)
+
+    def answer(groups):
+        return {"ResultsByTime": [{"TimePeriod": {"Start": d.isoformat(), "End": date.fromordinal(d.toordinal() + 1)
+                                                  .isoformat()}, "Total": {}, "Groups": groups, "Estimated": False}
+                                  for d in days], "DimensionValueAttributes": []}
+
+    by_service: dict[str, float] = {}
+    for svc, _, _, _, usd in lines():
+        by_service[svc] = by_service.get(svc, 0.0) + usd
+    main = answer([{"Keys": [account, svc], "Metrics": {metric: {"Amount": repr(usd), "Unit": "USD"}}}
+                   for svc, usd in sorted(by_service.items())])
+    details = [answer([{"Keys": [account, usage_type], "Metrics": {
+        metric: {"Amount": repr(usd), "Unit": "USD"}, "UsageQuantity": {"Amount": repr(qty), "Unit": unit}}}
+        for _, usage_type, unit, qty, usd in lines(svc)]) for svc in sorted(by_service)]
+    return [main, *details]
+
+
+def test_usage_types_and_quantities_split_the_change_exactly(
+    isolated: Path, moto: MotoPeer, capsys: pytest.CaptureFixture[str]
+):
+    team = TEAMS[0]
+    account = team["aws_account_id"]
+    moto.queue_cost_and_usage(usage_answers(account, date(2026, 10, 1), date(2026, 10, 31))
+                              + usage_answers(account, date(2026, 11, 1), date(2026, 11, 22)))
+    prepare_home(isolated, [team], source="cost_explorer")
+    assert run_weekly(isolated, AS_OF) == 0
+    # One request per month by service, one per service by usage type: 3 a month, counted and billed.
+    usage = sql(isolated, "select month, requests, cost_usd from source_usage order by month")
+    assert usage == [{"month": "2026-10", "requests": 3, "cost_usd": 0.03},
+                     {"month": "2026-11", "requests": 3, "cost_usd": 0.03}]
+    stored = sql(isolated, "select usage_type, usage_unit, sum(usage_quantity) as qty from raw_costs "
+                           "where month = '2026-11' group by all order by usage_type")
+    assert stored == [{"usage_type": "USE1-BoxUsage:m5.large", "usage_unit": "Hrs", "qty": 3300.0},
+                      {"usage_type": "USE1-BoxUsage:m5.xlarge", "usage_unit": "Hrs", "qty": 440.0},
+                      {"usage_type": "USE1-TimedStorage-ByteHrs", "usage_unit": "GB-Mo", "qty": 22000.0}]
+    [row] = sql(isolated, "select impact_usd, usage_change_usd, rate_change_usd, mix_change_usd, drivers "
+                          f"from anomalies where month = '2026-11' and service = '{EC2}'")
+    # The daily detector reports the step of 1 November against its usual day: m5.large's hours and price both
+    # rose (usage, rate), m5.xlarge is new (mix); the three add up to the anomaly's $ impact to the cent.
+    assert (row["usage_change_usd"], row["rate_change_usd"], row["mix_change_usd"]) == (63.0, 63.0, 84.0)
+    assert round(row["usage_change_usd"] + row["rate_change_usd"] + row["mix_change_usd"], 2) == row["impact_usd"]
+    assert [(d["usage_type"], d["usage_usd"], d["rate_usd"], d["mix_usd"]) for d in row["drivers"]] == [
+        ("USE1-BoxUsage:m5.large", 63.0, 63.0, 0.0), ("USE1-BoxUsage:m5.xlarge", 0.0, 0.0, 84.0)]
+    assert round(sum(d["change_usd"] for d in row["drivers"]), 2) == row["impact_usd"]
+    # The team's email names the usage type behind the rise in what to do about it.
+    capsys.readouterr()
+    from costagent_assets.cli import main as cli
+
+    assert cli.main(["--home", str(isolated), "preview", "team", account]) == 0
+    text = capsys.readouterr().out
+    assert f"Review the rise in {EC2} (USE1-BoxUsage:m5." in text

@@ -83,7 +83,8 @@ def test_one_grouped_request_returns_every_account_and_service(peer: DatadogPeer
     assert got.requests == 1 and got.retries == 0 and len(peer.received) == 1
     query = peer.received[0].body["data"]["attributes"]["queries"][0]
     assert query["data_source"] == "cloud_cost"
-    assert query["query"] == "sum:aws.cost.amortized{*} by {aws_member_account_id,aws_product}.rollup(sum, 86400)"
+    assert query["query"] == ("sum:aws.cost.amortized{*} by {aws_member_account_id,aws_product,usage_type,region}"
+                              ".rollup(sum, 86400)")
     assert got.costs["account_id"].n_unique() == 84
     totals = got.costs.group_by("account_id").agg(pl.col("cost_usd").sum())
     expected = expected_month_totals(org_costs)
@@ -161,7 +162,7 @@ def test_null_points_are_days_without_data_not_zero():
     }}}
     frame = series_frame(payload, "aws_member_account_id", "aws_product")
     assert frame.to_dicts() == [{"date": date(2026, 11, 1), "account_id": "000000000001", "service": "ec2",
-                                 "cost_usd": 1.5}]
+                                 "usage_type": None, "region": None, "cost_usd": 1.5}]
 
 
 @pytest.mark.parametrize(("site", "url"), [
@@ -278,3 +279,29 @@ def test_unset_credentials_are_named_before_any_run(isolated: Path, monkeypatch:
     monkeypatch.setenv("DATADOG_API_KEY", "set")
     assert run_weekly(isolated, AS_OF) == 2
     assert "DATADOG_APP_KEY, DATADOG_SITE" in capsys.readouterr().err
+
+
+def test_usage_type_and_region_tags_name_the_lines_behind_a_rise(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """The demo's own lines (service, region, usage type) served with their tags: the stored rows and the
+    anomalies' drivers carry them, and the team email names the usage type behind a rise. Datadog's cost
+    metrics hold no quantity, so the usage / rate / mix split stays empty for this source."""
+    accounts = ACCOUNTS[:6]
+    costs = demo.generate_costs(accounts, date(2026, 10, 1), date(2026, 11, 22), seed=42, as_of=AS_OF)
+    server = DatadogPeer(costs).start()
+    try:
+        configure(isolated, server, monkeypatch)
+        prepare_home(isolated, TEAMS[:6], source="datadog", source_max_wait_seconds="0.01")
+        assert run_weekly(isolated, AS_OF) == 0
+    finally:
+        server.stop()
+    stored = sql(isolated, "select count(*) as n, count(usage_type) as typed, count(region) as regions, "
+                           "count(usage_quantity) as quantities from raw_costs")[0]
+    assert stored["n"] == stored["typed"] == stored["regions"] > 0 and stored["quantities"] == 0
+    drivers = sql(isolated, "select d.usage_type, d.region, d.usage_usd from (select unnest(drivers) as d "
+                            "from anomalies where month = '2026-11' and level = 'service') where d.usage_type "
+                            "is not null")
+    assert drivers and all(d["region"] and d["usage_usd"] is None for d in drivers)
+    known = set(costs["usage_type"].unique().to_list())
+    assert {d["usage_type"] for d in drivers} <= known

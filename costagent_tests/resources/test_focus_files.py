@@ -213,3 +213,39 @@ def test_weekly_run_from_focus_files_on_s3(
         assert usage[0]["requests"] == 1 + len(files) and 0 < usage[0]["cost_usd"] < 0.001
     finally:
         moto.stop()
+
+
+def test_consumed_quantity_is_read_and_splits_a_rise_into_usage_rate_and_mix(isolated: Path, tmp_path: Path):
+    """One account, 1-22 November against 1-22 October: m5.large 100 -> 150 hours a day at $0.10 -> $0.12,
+    m5.xlarge new at 20 hours a day for $0.20. FOCUS ConsumedQuantity/ConsumedUnit carry the hours."""
+    team = _teams()[0]
+    account = team["aws_account_id"]
+    lines = {("USE1-BoxUsage:m5.large",): ((100.0, 0.10), (150.0, 0.12)),
+             ("USE1-BoxUsage:m5.xlarge",): ((0.0, 0.20), (20.0, 0.20))}
+    rows = []
+    for month, last, side in (("2026-10", 31, 0), ("2026-11", 22, 1)):
+        for day in range(1, last + 1):
+            for (usage_type,), sides in lines.items():
+                hours, price = sides[side]
+                if hours:
+                    rows.append({"ChargePeriodStart": f"{month}-{day:02d}T00:00:00Z", "SubAccountId": account,
+                                 "ServiceName": "Amazon Elastic Compute Cloud", "ProviderName": "AWS",
+                                 "ChargeCategory": "Usage", "BilledCost": repr(round(hours * price, 2)),
+                                 "RegionId": "us-east-1", "x_UsageType": usage_type,
+                                 "ConsumedQuantity": repr(hours), "ConsumedUnit": "Hours"})
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    pl.DataFrame(rows).write_csv(exports / "focus.csv")
+    normalized = focus.daily_rollup(focus.normalize_export(focus.read_export_bytes(
+        (exports / "focus.csv").read_bytes(), "focus.csv"), "focus.csv"))
+    assert normalized.filter(pl.col("date") == date(2026, 11, 1)).select(
+        "usage_type", "usage_quantity", "usage_unit").rows() == [
+        ("USE1-BoxUsage:m5.large", 150.0, "Hours"), ("USE1-BoxUsage:m5.xlarge", 20.0, "Hours")]
+
+    prepare_home(isolated, [team], source="focus", focus_path=str(exports))
+    assert run_weekly(isolated, AS_OF) == 0
+    [row] = sql(isolated, "select impact_usd, usage_change_usd, rate_change_usd, mix_change_usd, drivers "
+                          "from anomalies where month = '2026-11' and level = 'service'")
+    assert round(row["usage_change_usd"] + row["rate_change_usd"] + row["mix_change_usd"], 2) == row["impact_usd"]
+    assert row["mix_change_usd"] == 84.0 and row["usage_change_usd"] > 0 and row["rate_change_usd"] > 0
+    assert {d["usage_type"] for d in row["drivers"]} == {"USE1-BoxUsage:m5.large", "USE1-BoxUsage:m5.xlarge"}

@@ -80,3 +80,16 @@ def test_usage_quantity_and_unit_are_kept_and_old_files_read_as_null(tmp_path: P
     out = read_partitions(tmp_path, "raw_costs", keys).sort("account_id")
     assert out["usage_quantity"].to_list() == [None, 1500.0]
     assert out["usage_unit"].to_list() == [None, "tokens"]
+
+
+def test_raw_costs_stored_before_usage_quantities_read_with_nulls(tmp_path: Path):
+    from costagent_assets.warehouse.store import read_table
+
+    old = raw("111111111111", "2025-03", 10.0).drop("usage_quantity", "usage_unit")
+    new = raw("222222222222", "2025-03", 10.0).with_columns(
+        pl.lit(5.0).alias("usage_quantity"), pl.lit("Hrs").alias("usage_unit"))
+    write_partitions(tmp_path, "raw_costs", old, [("2025-03", "111111111111")])
+    write_partitions(tmp_path, "raw_costs", new, [("2025-03", "222222222222")])
+    got = read_table(tmp_path, "raw_costs").sort("account_id", "date")
+    assert got["usage_quantity"].to_list() == [None, 5.0]
+    assert got["usage_unit"].to_list() == [None, "Hrs"]
