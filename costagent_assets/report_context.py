@@ -29,6 +29,8 @@ T = TypeVar("T")
 # The trend chart covers up to a year; months before the first one with data are left out.
 TREND_MONTHS = 12
 
+ACCOUNT_LABELS = {"openai": "OpenAI project", "anthropic": "Anthropic workspace"}
+
 
 def _split(frame: pl.DataFrame, month: str) -> dict[str, pl.DataFrame]:
     rows = frame.filter(pl.col("month") == month)
@@ -201,6 +203,8 @@ class ReportFrames:
                 "team_name": team.team_name,
                 "aws_account_id": account_id,
                 "team_email": team.team_email,
+                # What the id is: an OpenAI project or an Anthropic workspace is not an AWS account.
+                "account_label": ACCOUNT_LABELS.get(team.source or "", "AWS account"),
             },
             "days_covered": self.period.days_covered,
             "days_in_month": self.period.days_in_month,

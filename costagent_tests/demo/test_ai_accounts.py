@@ -69,6 +69,9 @@ def test_make_demo_alerts_the_planted_runaway_key_and_new_model(isolated: Path):
         raw = (isolated / "outbox" / AS_OF.isoformat() / f"2026-11-team-{team['aws_account_id']}.eml").read_bytes()
         text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
         assert "AI SPEND BY MODEL" in text
+        # An OpenAI project or Anthropic workspace is called what it is, never an AWS account.
+        label = {"openai": "OpenAI project", "anthropic": "Anthropic workspace"}[team["source"]]
+        assert f"{label} {team['aws_account_id']}" in text and "AWS account" not in text
         for account, model in truth:
             if account == team["aws_account_id"]:
                 assert model in text.split("ALERTS", 1)[1].split("WHAT CHANGED", 1)[0]
