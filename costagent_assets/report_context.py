@@ -31,6 +31,17 @@ TREND_MONTHS = 12
 
 ACCOUNT_LABELS = {"openai": "OpenAI project", "anthropic": "Anthropic workspace"}
 
+# An 80% range wider than a factor of this either side of the forecast tells a reader nothing ("$63 to
+# $1,261,385"): the email says the forecast is too uncertain for a range instead (the confidence line says why).
+USEFUL_RANGE_FACTOR = 3.0
+
+
+def range_is_useful(point: float | None, low: float | None, high: float | None) -> bool:
+    """Whether an 80% range is narrow enough to print: within USEFUL_RANGE_FACTOR of the point both ways."""
+    if point is None or low is None or high is None or point <= 0:
+        return low is not None and high is not None
+    return high <= point * USEFUL_RANGE_FACTOR and low >= point / USEFUL_RANGE_FACTOR
+
 
 def _split(frame: pl.DataFrame, month: str) -> dict[str, pl.DataFrame]:
     rows = frame.filter(pl.col("month") == month)
@@ -347,7 +358,8 @@ class ReportFrames:
             if row is None or row["point_usd"] is None:
                 return None
             return {"point_usd": row["point_usd"], "low_usd": row["low_usd"], "high_usd": row["high_usd"],
-                    "target_month": row["target_month"], "label": f"{month_start(row['target_month']):%B %Y}"}
+                    "target_month": row["target_month"], "label": f"{month_start(row['target_month']):%B %Y}",
+                    "range_shown": range_is_useful(row["point_usd"], row["low_usd"], row["high_usd"])}
 
         return {
             "month_end": None if self.period.complete else band(month_end),

@@ -649,3 +649,22 @@ def test_a_finished_month_is_not_to_date():
     r = render_team_report(ctx)
     assert "to date" not in r.subject and r.subject.startswith("[costagent] Platform: November 2026 $")
     assert "Month total" in visible_text(r.html)
+
+
+def test_a_forecast_range_too_wide_to_mean_anything_is_not_printed():
+    """A series whose past errors are huge (a key that costs 10x every other month) gets an 80% range like
+    "$63 - $1,261,385": the email says the forecast is too uncertain for a range instead of printing it,
+    and still prints a range that is narrow enough to use."""
+    from costagent_assets.report_context import range_is_useful
+
+    wide = {"point_usd": 8895.0, "low_usd": 62.73, "high_usd": 1_261_385.0, "label": "December 2026"}
+    narrow = {"point_usd": 9817.0, "low_usd": 9582.0, "high_usd": 10_400.0, "label": "November 2026"}
+    for band in (wide, narrow):
+        band["range_shown"] = range_is_useful(band["point_usd"], band["low_usd"], band["high_usd"])
+    assert (wide["range_shown"], narrow["range_shown"]) == (False, True)
+    ctx = team_ctx() | {"forecast": {"month_end": narrow, "next_month": wide, "method": "level_seasonal_trend",
+                                     "track_record": None, "interval_note": None}}
+    r = render_team_report(ctx)
+    for body in (visible_text(r.html), r.text):
+        assert "1,261,385" not in body and "too uncertain for a useful range" in body
+        assert "$9,582" in body and "$10,400" in body
