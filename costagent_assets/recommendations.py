@@ -26,7 +26,9 @@ def _line(top: dict | None) -> str:
     """" (usage type in region)" for the line behind a service's change, where the source gave it."""
     if not top:
         return ""
-    where = [p for p in (top.get("usage_type"), top.get("region")) if p]
+    # "global" is where a global service (and every AI provider's row) is billed: no place to name.
+    region = top.get("region") if top.get("region") != "global" else None
+    where = [p for p in (top.get("usage_type"), region) if p]
     return f" ({' in '.join(where)})" if where else ""
 
 

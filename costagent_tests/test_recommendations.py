@@ -51,3 +51,12 @@ def test_gemini_rewords_an_item_but_never_drops_the_others():
     assert [r["action"] for r in merged][0] == ai[0]["action"]
     assert [r["estimated_monthly_usd"] for r in merged] == [750.0, 150.0]
     assert merge_recommendations(computed, []) == computed
+
+
+def test_a_global_line_names_its_usage_type_without_a_region():
+    """AI providers' rows (and AWS's global services) are billed in "global": "(output_tokens)", never
+    "(output_tokens in global)"."""
+    anomalies = [{"service": "o1", "kind": "increase", "top_line": {"usage_type": "output_tokens", "region": "global"}}]
+    recs = compute_recommendations(pack(drivers=[{"service": "o1", "change_usd": 250.0}], anomalies=anomalies),
+                                   min_usd=100.0)
+    assert recs[0]["action"].startswith("Review the rise in o1 (output_tokens): +$250.00")
