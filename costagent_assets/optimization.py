@@ -751,8 +751,9 @@ def account_rows(accounts: Sequence[str], status: pl.DataFrame, findings: pl.Dat
             "regions": s["regions"] if s else None,
             "resources_scanned": s["resources"] if s else 0,
             "findings": counts.get(account, 0),
-            # Unavailable: unknown, never $0.
-            "monthly_savings_usd": None if (s is None or s["status"] == "unavailable") else round(totals.get(account, 0.0), 2),
+            # Unavailable or not scanned: unknown, never $0.
+            "monthly_savings_usd": (None if (s is None or s["status"] in ("unavailable", "not_scanned"))
+                                    else round(totals.get(account, 0.0), 2)),
             "scanner": scanner,
         })
     return pl.DataFrame(rows, schema={

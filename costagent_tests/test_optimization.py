@@ -159,14 +159,17 @@ def test_commitments_below_the_utilisation_floor_and_purchases():
 
 def test_an_unscanned_account_has_no_total_not_zero():
     status = frame([{"account_id": ACCOUNT, "status": "unavailable", "reason": "AccessDenied", "api_calls": 1},
-                    {"account_id": "111111111111", "status": "ok", "api_calls": 9}],
+                    {"account_id": "111111111111", "status": "ok", "api_calls": 9},
+                    {"account_id": "333333333333", "status": "not_scanned", "reason": "an openai account", "api_calls": 0}],
                    {"account_id": pl.String, "status": pl.String, "reason": pl.String, "api_calls": pl.Int64,
                     "retries": pl.Int64, "regions": pl.String, "resources": pl.Int64})
-    rows = {r["account_id"]: r for r in account_rows([ACCOUNT, "111111111111", "222222222222"], status,
+    rows = {r["account_id"]: r for r in account_rows([ACCOUNT, "111111111111", "222222222222", "333333333333"], status,
                                                      findings([]), "aws").iter_rows(named=True)}
     assert rows[ACCOUNT]["monthly_savings_usd"] is None and rows[ACCOUNT]["reason"] == "AccessDenied"
     assert rows["111111111111"]["monthly_savings_usd"] == 0.0  # scanned, nothing found
     assert rows["222222222222"]["scan_status"] == "not_scanned" and rows["222222222222"]["monthly_savings_usd"] is None
+    # A status row that says "not scanned" (a past month, a disabled scanner, an AI provider's account) too.
+    assert rows["333333333333"]["scan_status"] == "not_scanned" and rows["333333333333"]["monthly_savings_usd"] is None
 
 
 def test_price_table_is_dated_and_sizes_step_down_within_a_family():
