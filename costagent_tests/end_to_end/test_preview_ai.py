@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from costagent_assets.cli import main as cli
@@ -69,6 +70,15 @@ def test_ai_makes_one_call_for_that_account_and_previews_its_text(keyless, tmp_p
     assert {r["source"] for r in sql(home, f"select source from ai_insights where month = '{MONTH}' "
                                            f"and account_id <> '{account}'", capsys)} == {"deterministic"}
     assert sent_files(home) == before
+    # The run is the installation's own: the UI shows ai_insights materialized for that one partition.
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    try:
+        [record] = instance.fetch_materializations(dg.AssetKey("ai_insights"), limit=1).records
+        assert record.asset_materialization.partition == f"{account}|{MONTH}"
+        assert instance.get_run_by_id(record.run_id).tags["costagent/trigger"] == "preview"
+        assert record.asset_materialization.metadata["ai_calls"].value == 1
+    finally:
+        instance.dispose()
     [org] = sql(home, "select source from ai_org_summaries", capsys)
     assert org["source"] == "deterministic"  # the organisation's summary is the weekly run's
 
