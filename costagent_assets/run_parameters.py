@@ -15,9 +15,10 @@ from typing import Literal
 
 AS_OF_TAG = "costagent/as_of"  # the report date, YYYY-MM-DD; today (UTC) when absent
 AI_TAG = "costagent/ai"  # "off": deterministic insights, no Gemini calls (history runs mail nobody)
-TRIGGER_TAG = "costagent/trigger"  # who launched it: "cli" or "backfill"; absent for the schedule and the UI
+# who launched it: "cli", "backfill" or "preview" (`preview team --ai`); absent for the schedule and the UI
+TRIGGER_TAG = "costagent/trigger"
 
-Trigger = Literal["cli", "backfill", "schedule_or_ui"]
+Trigger = Literal["cli", "backfill", "preview", "schedule_or_ui"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class RunParameters:
         return cls(
             as_of=as_of,
             ai_off=tags.get(AI_TAG) == "off",
-            trigger=trigger if trigger in ("cli", "backfill") else "schedule_or_ui",
+            trigger=trigger if trigger in ("cli", "backfill", "preview") else "schedule_or_ui",
         )
 
     def to_tags(self) -> dict[str, str]:

@@ -508,11 +508,41 @@ def cmd_sql(args, home: Home) -> int:
     return EXIT_OK
 
 
+def _refresh_one_team(home: Home, account_id: str, month: str | None) -> str | None:
+    """``preview team --ai``: analyse one account now with Gemini (its ``ai_insights`` partition
+    materialized alone, so the UI records the run); returns what went wrong, if anything. Without a key
+    or with AI off it says so and the stored, computed summary is previewed."""
+    from costagent_assets.cli.preview import stored_report_date, team_of
+    from costagent_assets.cli.runner import prepare_instance, refresh_ai_insights, sync_account_partitions
+
+    team_of(home, account_id)
+    month, as_of = stored_report_date(home, month)
+    reason = ("AI is switched off in the settings (ai_enabled)" if not _settings(home).ai_enabled
+              else "no GEMINI_API_KEY is set" if not os.environ.get("GEMINI_API_KEY") else None)
+    if reason:
+        print(f"costagent: {reason}: no analysis was made; previewing the computed summary stored for "
+              f"{month}", file=sys.stderr)
+        return None
+    instance = prepare_instance(home)
+    sync_account_partitions(instance, [t.aws_account_id for t in _teams(home)])
+    outcome = refresh_ai_insights(instance, month, account_id, as_of)
+    if not outcome.success:
+        return (f"the ai_insights run for {account_id} ({month}) failed at {', '.join(outcome.failed_steps)}; "
+                f"run {outcome.run_id} in the Dagster UI has the details")
+    print(f"costagent: ai_insights refreshed for {account_id} ({month}) in {outcome.seconds:.1f}s, run "
+          f"{outcome.run_id}", file=sys.stderr)
+    return None
+
+
 def cmd_preview(args, home: Home) -> int:
     """Render a team's or the admin report from the warehouse, without sending anything."""
     from costagent_assets.cli.preview import PreviewError, preview_admin, preview_team
 
     try:
+        if args.kind == "team" and args.ai:
+            problem = _refresh_one_team(home, args.account_id, args.month)
+            if problem:
+                return _fail(problem, EXIT_FAILED)
         if args.kind == "team":
             rendered = preview_team(home, args.account_id, args.month)
         else:
@@ -718,6 +748,11 @@ def build_parser() -> argparse.ArgumentParser:
     psub = p.add_subparsers(dest="kind", required=True)
     pt = psub.add_parser("team")
     pt.add_argument("account_id")
+    pt.add_argument("--ai", action="store_true",
+                    help="analyse this account now with Gemini (one model call; none when its figures are "
+                         "unchanged since the last analysis) and preview the result; the stored ai_insights "
+                         "are refreshed, nothing is sent. Without GEMINI_API_KEY it says so and previews "
+                         "the computed summary")
     pa = psub.add_parser("admin")
     for q in (pt, pa):
         q.add_argument("--month", type=_month_arg, help="YYYY-MM (default: the latest month stored)")

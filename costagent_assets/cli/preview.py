@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
@@ -58,12 +58,31 @@ def _frames(home: Home, month: str | None) -> tuple[ReportFrames, Store, dict[st
 
 def preview_team(home: Home, account_id: str, month: str | None = None) -> RenderedEmail:
     """The team report of ``account_id`` for ``month`` (default: the latest stored)."""
-    team = next((t for t in load_registry(home.teams_path) if t.aws_account_id == account_id), None)
-    if team is None:
-        raise PreviewError(f"account {account_id} is not in the teams registry")
+    team = team_of(home, account_id)
     frames, _, gaps = _frames(home, month)
     ctx = frames.team_context(team)
     return render_team_report(mark_incomplete(ctx, gaps[account_id]) if account_id in gaps else ctx)
+
+
+def stored_report_date(home: Home, month: str | None = None) -> tuple[str, date]:
+    """The month to preview (default: the latest stored) and the report date its analysis was computed for."""
+    store = home_store(home, load_settings(home.settings_path))
+    stored = stored_months(store, "mom_changes")
+    if not stored:
+        raise PreviewError("the warehouse is empty: run `costagent run` or `costagent demo` first")
+    month = month or stored[-1]
+    if month not in stored:
+        raise PreviewError(f"no analysis stored for {month}; stored months: {', '.join(stored[-6:])}")
+    through = read_table(store, "mom_changes", [month])["through_date"].max()
+    return month, through + timedelta(days=1)
+
+
+def team_of(home: Home, account_id: str):
+    """The registry's team of ``account_id``; PreviewError naming it when there is none."""
+    team = next((t for t in load_registry(home.teams_path) if t.aws_account_id == account_id), None)
+    if team is None:
+        raise PreviewError(f"account {account_id} is not in the teams registry")
+    return team
 
 
 def preview_admin(home: Home, month: str | None = None) -> RenderedEmail:

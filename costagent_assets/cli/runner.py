@@ -139,8 +139,9 @@ class RunOutcome:
         return self.success and self.delivery is not None and is_partial(self.delivery)
 
 
-def execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], month: str) -> RunOutcome:
-    """Execute one planned run in this process."""
+def execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], month: str,
+            asset_selection: Sequence[dg.AssetKey] | None = None) -> RunOutcome:
+    """Execute one planned run in this process (``asset_selection``: only those assets of the job)."""
     from costagent_assets.run_lease import hold
 
     job = _definitions(str(Path(instance.root_directory).parent)).resolve_job_def(job_name)
@@ -148,7 +149,8 @@ def execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], m
     # One writer at a time: raises run_lease.LeaseHeld, naming the holder, before anything runs.
     with hold(installation_lease(instance), f"costagent {job_name} {month}"):
         result = job.execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG,
+            asset_selection=asset_selection,
         )
     failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key]
     events = result.get_asset_materialization_events()
@@ -212,6 +214,18 @@ def run_weekly(instance: dg.DagsterInstance, as_of: date, account_ids: Sequence[
         if not outcome.success:
             break
     return outcomes
+
+
+def refresh_ai_insights(instance: dg.DagsterInstance, month: str, account_id: str, as_of: date) -> RunOutcome:
+    """Materialize ``ai_insights`` alone for one (month, account) partition, from the stored analysis
+    (``costagent preview team --ai``): Gemini is asked about that account only (no organisation summary),
+    and nothing downstream runs, so no email is rendered, sent or recorded."""
+    from costagent_assets.defs.automation import range_tags
+
+    parameters = RunParameters(as_of=as_of, trigger="preview")
+    tags = {**range_tags(month, [account_id]), **parameters.to_tags()}
+    return execute(instance, "cost_history", tags, f"{month} {account_id}",
+                   asset_selection=[dg.AssetKey("ai_insights")])
 
 
 # Account-months per history run. Dagster's bookkeeping costs ~2 s per run plus ~2.5 ms per partition

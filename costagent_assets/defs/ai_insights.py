@@ -58,6 +58,8 @@ def ai_insights(
     deterministic = explain_changes(mom_changes, anomalies, periods)
     # History runs (backfills, the previous month's refresh) mail nobody: paying for prose there buys nothing.
     history_run = run_parameters(context).ai_off
+    # `costagent preview team --ai` refreshes one account: no organisation summary of that account alone.
+    one_account = run_parameters(context).trigger == "preview"
     unavailable = (
         "not requested for this run" if history_run
         else "it is switched off in the settings (ai_enabled)" if not settings.ai_enabled
@@ -78,12 +80,14 @@ def ai_insights(
         cached={} if unavailable else cached_replies(root, list(periods)),
         model=gemini.model, prices={m: tuple(p) for m, p in settings.ai_prices.items()},
         findings=optimization_opportunities, budget_alert_pcts=settings.budget_alert_pcts,
+        with_organisation=not one_account,
     )
     report_date = run_as_of(context)
     # Nobody is mailed from a history run: no "AI unavailable" note to store either.
     frame = outcome.insights.with_columns(pl.lit(None, pl.String).alias("ai_note")) if history_run else outcome.insights
     usage = write_usage(root, context.run_id, report_date, gemini.model, [] if history_run else outcome.calls)
-    if not history_run:
+    # The history keeps one file per month and report date: one account's rows would replace the week's.
+    if not history_run and not one_account:
         write_history(root, context.run_id, report_date, gemini.model, frame, outcome.organisation, outcome.calls)
     billed = usage.filter(pl.col("status").is_in(["called", "failed"]))
     rejections = [f"{c.account_id}: {r}" for c in outcome.calls for r in c.rejections]

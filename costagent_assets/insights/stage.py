@@ -128,6 +128,7 @@ def run_ai_insights(
     findings: pl.DataFrame | None = None,
     overrides: Mapping[str, AnomalyRule] | None = None,
     budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
+    with_organisation: bool = True,
 ) -> AiOutcome:
     """The AI stage for a run: account calls (only where there is something to explain), then one call per
     month for the organisation; every reply grounded or replaced.
@@ -137,7 +138,8 @@ def run_ai_insights(
     ``cached`` maps cache keys to stored replies, reused without a call; ``findings``: the
     ``optimization_opportunities`` rows, whose savings go into the packs; ``overrides``: the per-account rules
     of teams with their own threshold or floor (``anomaly_detection.anomaly_rules``); ``budget_alert_pcts``:
-    the configured budget levels (``budgets``).
+    the configured budget levels (``budgets``); ``with_organisation=False``: no organisation summary (a run
+    over one account, whose summary of "the organisation" would be that account alone).
     """
     everyone = evidence_packs(mom, anomalies, deterministic, periods, teams, rule, findings, overrides,
                               budget_alert_pcts, everyone=True)
@@ -185,7 +187,7 @@ def run_ai_insights(
         rows.append(row)
     organisation = {}
     org_items = []
-    for month, p in periods.items():
+    for month, p in periods.items() if with_organisation else ():
         alerts = anomalies.filter((pl.col("month") == month) & pl.col("alerted") & (pl.col("level") == "service")).height
         pack = organisation_pack(month, p, mom, teams, org_inputs[month], alerts, findings)
         organisation[month] = {**deterministic_org_summary(pack), "source": "deterministic", "ai_note": None}
