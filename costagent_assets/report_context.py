@@ -7,7 +7,7 @@ another account can reach its email.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
@@ -22,12 +22,16 @@ from costagent_assets.isolation import UNAVAILABLE
 from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.teams.model import Team
+from costagent_assets.warehouse.rollups import read_rollup
 from costagent_assets.warehouse.store import Store, read_table
 
 T = TypeVar("T")
 
 # The trend chart covers up to a year; months before the first one with data are left out.
 TREND_MONTHS = 12
+# An alert's daily chart: five weeks, so a spike or step shows against about a month of ordinary days.
+ALERT_CHART_DAYS = 35
+ALERT_CHART_PX = 36
 
 ACCOUNT_LABELS = {"openai": "OpenAI project", "anthropic": "Anthropic workspace"}
 
@@ -105,6 +109,30 @@ def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
     ]
 
 
+def alert_chart(daily: pl.DataFrame | None, service: str | None, through: date, start: date | None,
+                end: date | None, days: int = ALERT_CHART_DAYS) -> list[dict] | None:
+    """The daily bars of one alert's series for the ``days`` days to ``through``: the service's cost, or the
+    account total when ``service`` is None. Each point has its ``date``, ``usd``, bar height ``h`` (px, 0 for
+    a day without cost) and ``marked`` (from ``start`` to ``end``, or to ``through`` while it lasts).
+    ``daily`` is one account's rows of the daily rollup (``date``, ``service``, ``cost_usd``); None without cost."""
+    if daily is None or daily.height == 0:
+        return None
+    first = through - timedelta(days=days - 1)
+    rows = daily if service is None else daily.filter(pl.col("service") == service)
+    sums = rows.filter(pl.col("date").is_between(first, through)).group_by("date").agg(pl.col("cost_usd").sum())
+    by_day = dict(zip(sums["date"].to_list(), sums["cost_usd"].to_list(), strict=True))
+    top = max(by_day.values(), default=0.0)
+    if top <= 0:
+        return None
+    points = []
+    for i in range(days):
+        d = first + timedelta(days=i)
+        usd = max(by_day.get(d, 0.0), 0.0)
+        points.append({"date": d, "usd": usd, "h": max(round(usd / top * ALERT_CHART_PX), 1) if usd > 0 else 0,
+                       "marked": start is not None and start <= d <= (end or through)})
+    return points
+
+
 def team_anomalies(frame: pl.DataFrame | None) -> pl.DataFrame | None:
     """What a team's Alerts section lists: its services' rows and its whole-account alerts; its budget
     alert is shown from the budget context (one row, at the top)."""
@@ -129,10 +157,12 @@ class ReportFrames:
         forecasts: pl.DataFrame | None = None,
         optimization: pl.DataFrame | None = None,
         budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
+        daily: pl.DataFrame | None = None,
     ):
         """``history``: ``mom_changes`` rows of earlier months (account level is enough), for the trend
         chart; ``dashboard_url_template``: the ``datadog_dashboard_url`` setting; ``optimization``: the
-        ``optimization_opportunities`` rows (savings), optional."""
+        ``optimization_opportunities`` rows (savings), optional; ``daily``: the daily rollup of this month and
+        the previous one (all accounts), for each alert's daily chart, optional."""
         self.month, self.period, self.generated_at = month, period, generated_at
         self.mom = _split(mom_changes, month)
         self.anomalies = _split(anomalies, month)
@@ -143,6 +173,8 @@ class ReportFrames:
         self.forecasts = _split(forecasts.filter(pl.col("service").is_null()), month) if forecasts is not None else {}
         self.optimization = _split(optimization, month) if optimization is not None else {}
         self.budget_alert_pcts = tuple(budget_alert_pcts)
+        self.daily = ({a: f for (a,), f in daily.partition_by("account_id", as_dict=True).items()}
+                      if daily is not None and daily.height else {})
         # account -> section -> why it could not be built (shown as "unavailable" to the team and the admins).
         self.unavailable: dict[str, dict[str, str]] = {}
 
@@ -208,6 +240,9 @@ class ReportFrames:
                 anomalies.to_dicts() if anomalies is not None else [],
                 [s["service"] for s in services if s.get("is_new")], budget,
                 forecast["month_end"] or forecast["next_month"], self.period.through)}
+        anomaly_rows = self.section(account_id, "anomalies",
+                                    lambda: _anomaly_rows(_available(all_anomalies) and anomalies)) or []
+        self.section(account_id, "alert charts", lambda: self._add_charts(account_id, anomaly_rows, budget))
         return {
             **self._common(),
             "team": {
@@ -240,8 +275,7 @@ class ReportFrames:
                 }
                 for s in services
             ],
-            "anomalies": self.section(account_id, "anomalies",
-                                      lambda: _anomaly_rows(_available(all_anomalies) and anomalies)) or [],
+            "anomalies": anomaly_rows,
             "insight": {
                 "source": insight["source"] if insight else "deterministic",
                 "summary": insight["summary"] if insight else "",
@@ -259,6 +293,18 @@ class ReportFrames:
             # Sections that failed for this account: named in the email rather than stopping it.
             "unavailable": sorted(self.unavailable.get(account_id, {})),
         }
+
+    def _add_charts(self, account_id: str, rows: list[dict], budget: dict | None) -> None:
+        """Give each alerted row, and the budget alert, its daily chart (``chart``): a service's own series, the
+        account total for whole-account and budget alerts; a budget alert marks the month's days from its start."""
+        daily, through = self.daily.get(account_id), self.period.through
+        for r in rows:
+            if r["alerted"]:
+                r["chart"] = alert_chart(daily, r["service"] if r["level"] == "service" else None, through,
+                                         r["start_date"], r["end_date"])
+        alert = budget and budget["alert"]
+        if alert:
+            alert["chart"] = alert_chart(daily, None, through, alert["start_date"] or month_start(self.month), None)
 
     def team_savings(self, account_id: str) -> dict | None:
         """The account's savings for its email: the scan's status, the total, and the top 3 by $/month.
@@ -540,20 +586,30 @@ def report_frames(
     generated_at: datetime,
     dashboard_url_template: str,
     budget_alert_pcts: Sequence[float] = DEFAULT_ALERT_PCTS,
+    daily: pl.DataFrame | None = None,
 ) -> ReportFrames:
     """The frames of one month's reports, for the emails stage and ``costagent preview`` alike.
 
     ``tables`` holds the analysis tables by asset name: ``mom_changes`` (with the months of
     :func:`trend_months` for the trend chart), ``anomalies``, ``ai_insights``, ``forecasts`` and
-    ``optimization_opportunities``.
+    ``optimization_opportunities``; ``daily`` the daily rollup of ``month`` and the month before (for the
+    alerts' daily charts, as :func:`alert_chart_daily` reads it).
     """
     mom = tables["mom_changes"]
     return ReportFrames(
         month, period, mom, tables["anomalies"], tables["ai_insights"], generated_at=generated_at,
         history=mom.filter(pl.col("level") == "account"), dashboard_url_template=dashboard_url_template,
         forecasts=tables["forecasts"], optimization=tables["optimization_opportunities"],
-        budget_alert_pcts=budget_alert_pcts,
+        budget_alert_pcts=budget_alert_pcts, daily=daily,
     )
+
+
+def alert_chart_daily(store: Store, month: str) -> pl.DataFrame | None:
+    """The daily rollup of ``month`` and the month before, all accounts, for the alerts' daily charts: two
+    reads per report month, not one per team; None when neither month has costs."""
+    frames = [read_rollup(store, "daily", m) for m in (shift_month(month, -1), month)]
+    frames = [f.select("account_id", "service", "date", "cost_usd") for f in frames if f.height]
+    return pl.concat(frames) if frames else None
 
 
 def dashboard_url(template: str, team: Team) -> str | None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
-from costagent_assets.report_context import ReportFrames
+from costagent_assets.report_context import ALERT_CHART_DAYS, ALERT_CHART_PX, ReportFrames
 from costagent_assets.reporting import render_admin_report, render_team_report
 from costagent_assets.schemas import conform, empty
 from costagent_tests.insights.small_org import MONTH, PERIODS, TEAMS, A, B, C, mom
@@ -118,3 +118,63 @@ def test_an_account_whose_forecasts_or_anomalies_stage_failed_is_told_so_not_sho
     errors = {u["section"]: u["error"] for u in frames.admin_context(TEAMS)["unavailable"]}
     assert errors["anomalies"] == "RuntimeError: Anomaly detection failed for this account: TypeError: bad row"
     assert errors["forecast"].startswith("RuntimeError: the forecasts stage could not compute it")
+
+
+def chart_daily() -> pl.DataFrame:
+    """Daily costs of A (EC2 and Route 53) and C (Lambda) from 1 October to 22 November: EC2 jumps on 18-20 Nov."""
+    rows = []
+    for i in range(53):
+        d = date(2026, 10, 1) + timedelta(days=i)
+        month = f"{d:%Y-%m}"
+        ec2 = 300.0 if date(2026, 11, 18) <= d <= date(2026, 11, 20) else 100.0
+        rows += [{"month": month, "account_id": A, "service": "Amazon Elastic Compute Cloud - Compute", "date": d, "cost_usd": ec2},
+                 {"month": month, "account_id": A, "service": "Amazon Route 53", "date": d, "cost_usd": 2.0},
+                 {"month": month, "account_id": C, "service": "AWS Lambda", "date": d, "cost_usd": 40.0}]
+    return pl.DataFrame(rows)
+
+
+def chart_alerts() -> pl.DataFrame:
+    """An EC2 spike (18-20 Nov) and an account-level rise since 15 Nov for A; C's budget reached."""
+    rows = [
+        {"account_id": A, "level": "service", "service": "Amazon Elastic Compute Cloud - Compute", "kind": "spike",
+         "detector": "daily_spike", "start_date": date(2026, 11, 18), "end_date": date(2026, 11, 20),
+         "current_usd": 900.0, "previous_usd": 300.0, "change_usd": 600.0, "change_pct": 200.0, "severity": "high",
+         "alerted": True},
+        {"account_id": A, "level": "account", "service": None, "kind": "increase", "detector": "mom",
+         "start_date": date(2026, 11, 15), "current_usd": 3053.0, "previous_usd": 1850.0, "change_usd": 1203.0,
+         "change_pct": 65.0, "severity": "high", "alerted": True},
+        {"account_id": A, "level": "service", "service": "Amazon Route 53", "kind": "increase", "detector": "mom",
+         "current_usd": 53.0, "previous_usd": 50.0, "change_usd": 3.0, "change_pct": 6.0, "severity": "low",
+         "alerted": False},
+        {"account_id": C, "level": "account", "service": None, "kind": "budget", "detector": "budget_actual",
+         "budget_threshold_pct": 80.0, "current_usd": 900.0, "severity": "medium", "alerted": True,
+         "acknowledged": False, "note": "90% of the $1,000 monthly budget spent"},
+    ]
+    return conform(pl.DataFrame([{"month": MONTH, **r} for r in rows], infer_schema_length=None), "anomalies")
+
+
+def test_each_alert_gets_its_daily_chart_with_its_days_marked():
+    frames = ReportFrames(MONTH, PERIODS[MONTH], mom(), chart_alerts(), empty("ai_insights"),
+                          generated_at=datetime(2026, 11, 23, tzinfo=UTC), daily=chart_daily())
+    by_id = {t.aws_account_id: t for t in TEAMS}
+    ctx = frames.team_context(by_id[A])
+    rows = {(r["service"], r["kind"]): r for r in ctx["anomalies"]}
+    spike = rows[("Amazon Elastic Compute Cloud - Compute", "spike")]["chart"]
+    assert len(spike) == ALERT_CHART_DAYS and spike[0]["date"] == date(2026, 10, 19) and spike[-1]["date"] == date(2026, 11, 22)
+    assert [p["date"].day for p in spike if p["marked"]] == [18, 19, 20]
+    assert {p["h"] for p in spike} == {ALERT_CHART_PX, round(ALERT_CHART_PX / 3)}  # the service's own series
+    total = rows[(None, "increase")]["chart"]
+    assert [p["date"].day for p in total if p["marked"]] == list(range(15, 23))  # still going on the last day
+    assert total[0]["usd"] == 102.0  # the account total: EC2 and Route 53
+    assert "chart" not in rows[("Amazon Route 53", "increase")]  # reported, not alerted: no chart
+    html = render_team_report(ctx).html
+    assert html.count('bgcolor="#f04438"') == 3 + 8 and html.count("per day, 19 Oct to 22 Nov") == 2
+    # The budget alert: the account total, this month's days marked.
+    c = frames.team_context(by_id[C])
+    assert [p["date"] for p in c["budget"]["alert"]["chart"] if p["marked"]][0] == date(2026, 11, 1)
+    assert render_team_report(c).html.count('bgcolor="#f04438"') == 22
+    # Without the daily rollup there is no chart, and the email is otherwise the same.
+    plain = ReportFrames(MONTH, PERIODS[MONTH], mom(), chart_alerts(), empty("ai_insights"),
+                         generated_at=datetime(2026, 11, 23, tzinfo=UTC)).team_context(by_id[A])
+    assert 'bgcolor="#f04438"' not in render_team_report(plain).html
+    assert render_team_report(plain).text == render_team_report(ctx).text

@@ -16,7 +16,7 @@ from costagent_assets.completeness import (
 from costagent_assets.home import Home
 from costagent_assets.insights.history import admin_ai_context
 from costagent_assets.periods import Period, period
-from costagent_assets.report_context import ReportFrames, report_frames, trend_months
+from costagent_assets.report_context import ReportFrames, alert_chart_daily, report_frames, trend_months
 from costagent_assets.reporting import RenderedEmail, render_admin_report, render_team_report
 from costagent_assets.resources.s3_warehouse import home_store
 from costagent_assets.settings import load_settings
@@ -52,7 +52,7 @@ def _frames(home: Home, month: str | None) -> tuple[ReportFrames, Store, dict[st
     gaps = {a: c for a, c in coverage.items() if not c.no_data and not c.complete}
     frames = report_frames(month, p, without_missing_days(tables, month, gaps), generated_at=datetime.now(UTC),
                            dashboard_url_template=settings.datadog_dashboard_url,
-                           budget_alert_pcts=settings.budget_alert_pcts)
+                           budget_alert_pcts=settings.budget_alert_pcts, daily=alert_chart_daily(store, month))
     return frames, store, gaps
 
 

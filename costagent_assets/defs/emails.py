@@ -46,6 +46,7 @@ from costagent_assets.insights.history import admin_ai_context
 from costagent_assets.report_context import (
     TREND_MONTHS,
     ReportFrames,
+    alert_chart_daily,
     delivery_summary,
     report_frames,
     run_cost,
@@ -196,7 +197,8 @@ def emails(
                 gaps = {a: c for a, c in coverage.items() if not c.no_data and not c.complete}
                 frames = report_frames(month, p, without_missing_days(tables, month, gaps), generated_at=now,
                                        dashboard_url_template=settings.datadog_dashboard_url,
-                                       budget_alert_pcts=settings.budget_alert_pcts)
+                                       budget_alert_pcts=settings.budget_alert_pcts,
+                                       daily=alert_chart_daily(store, month))
                 outgoing, info = [], {}
                 ai_spend = ai_spend_of(store, month, [a for a in in_run if a in by_id and by_id[a].source in AI_SOURCES])
                 for account_id in sorted(in_run):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html as html_lib
 import json
 import re
 from datetime import date
@@ -181,3 +182,23 @@ def test_the_suggested_first_query_shows_this_months_movers_in_short_rows(demo_h
     top = sql(demo_home, f"select team_name from account_months where month = '{MONTH}' "
                          "order by change_usd desc limit 10", capsys)
     assert [r["team_name"] for r in rows] == [r["team_name"] for r in top]
+
+
+def test_each_alert_in_a_team_email_has_its_daily_chart_with_its_days_marked(demo_home, capsys):
+    accounts = [r["account_id"] for r in sql(demo_home, f"select account_id from account_months where month = '{MONTH}'",
+                                             capsys)]
+    charts = {}
+    for a in accounts:
+        msg = message(demo_home, f"team-{a}")
+        page = html_of(msg)
+        # One chart per alert: each chart ends with its caption "<series> per day, <first> to <last>".
+        assert page.count(" per day, ") == len(email_alerts(msg)), a
+        chunks = page.split(" per day, ")
+        charts[a] = {html_lib.unescape(chunk.rsplit(">", 1)[1]): chunk.count('bgcolor="#f04438"')
+                     for chunk in chunks[:-1]}
+    spikes = sql(demo_home, f"select account_id, service, start_date, end_date from alerts where month = '{MONTH}' "
+                            "and alert_kind = 'spike' and service is not null", capsys)
+    assert spikes
+    for r in spikes:
+        days = (date.fromisoformat(r["end_date"]) - date.fromisoformat(r["start_date"])).days + 1
+        assert charts[r["account_id"]][r["service"]] == days, (r, charts[r["account_id"]])
