@@ -343,8 +343,11 @@ def test_weekly_run_scans_the_organisation_and_mails_the_savings(org, isolated, 
         ["date", "account_id", "service"]).agg(pl.col("cost_usd").sum())
     peer.queue_cost_and_usage(cost_and_usage_pages(costs, p_prev.start, p_prev.through, "UnblendedCost", 1)
                               + cost_and_usage_pages(costs, p_now.start, p_now.through, "UnblendedCost", 1))
+    # The queued answers are the by-service pages only: the by-usage-type requests (one per service) are
+    # test_cost_explorer's subject, and moto's answer queue is shared by the whole test process.
     prepare_home(isolated, teams, source="cost_explorer", optimization_scanner="aws",
-                 optimization_regions="us-east-1,eu-west-1", optimization_role_name=ROLE)
+                 optimization_regions="us-east-1,eu-west-1", optimization_role_name=ROLE,
+                 cost_explorer_usage_types="false")
     assert run_weekly(isolated, as_of) == 0
 
     stored = sql(isolated, "select account_id, kind, resource_id, monthly_savings_usd, org_rank from savings "
