@@ -304,7 +304,10 @@ class ReportFrames:
                                          r["start_date"], r["end_date"])
         alert = budget and budget["alert"]
         if alert:
-            alert["chart"] = alert_chart(daily, None, through, alert["start_date"] or month_start(self.month), None)
+            # Over budget: from the day it went over. Projected over: the crossing is still ahead (its date is
+            # after the data), so the month's days so far, the spend that is heading over, are marked.
+            start = alert["start_date"] if alert["start_date"] and alert["start_date"] <= through else None
+            alert["chart"] = alert_chart(daily, None, through, start or month_start(self.month), None)
 
     def team_savings(self, account_id: str) -> dict | None:
         """The account's savings for its email: the scan's status, the total, and the top 3 by $/month.

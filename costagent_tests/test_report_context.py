@@ -173,6 +173,10 @@ def test_each_alert_gets_its_daily_chart_with_its_days_marked():
     c = frames.team_context(by_id[C])
     assert [p["date"] for p in c["budget"]["alert"]["chart"] if p["marked"]][0] == date(2026, 11, 1)
     assert render_team_report(c).html.count('bgcolor="#f04438"') == 22
+    # Projected over: the crossing date is after the data, so the month so far is marked, not nothing.
+    projected = {"alert": {"start_date": date(2026, 11, 29)}}
+    frames._add_charts(C, [], projected)
+    assert [p["date"].day for p in projected["alert"]["chart"] if p["marked"]] == list(range(1, 23))
     # Without the daily rollup there is no chart, and the email is otherwise the same.
     plain = ReportFrames(MONTH, PERIODS[MONTH], mom(), chart_alerts(), empty("ai_insights"),
                          generated_at=datetime(2026, 11, 23, tzinfo=UTC)).team_context(by_id[A])
