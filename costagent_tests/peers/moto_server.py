@@ -58,7 +58,16 @@ class MotoPeer(ThreadedMotoServer):
         return f"http://{host}:{port}"
 
     def queue_cost_and_usage(self, results: list[dict]) -> None:
-        """Queue GetCostAndUsage answers, one per distinct request, in the order they will be asked."""
+        """Queue GetCostAndUsage answers, one per distinct request, in the order they will be asked: these are
+        all the answers from now on. moto's backends live in this process, whichever server answers, and moto
+        keeps each answer for any later identical request: answers queued or given for an earlier test (the
+        same dates, the same grouping) are dropped first, so they never answer this one."""
+        from moto.ce.models import ce_backends
+
+        for backends in ce_backends.values():
+            for backend in backends.values():
+                backend.cost_usage_results_queue.clear()
+                backend.cost_usage_results.clear()
         response = httpx.post(f"{self.url}/moto-api/static/ce/cost-and-usage-results", json={"results": results})
         assert response.status_code == 201, response.text
 
