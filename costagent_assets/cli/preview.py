@@ -32,17 +32,23 @@ class PreviewError(ValueError):
     """Nothing to preview: unknown account, or a month the warehouse does not hold."""
 
 
-def _frames(home: Home, month: str | None) -> tuple[ReportFrames, Store, dict[str, Coverage]]:
-    """The report frames of ``month`` (default: the latest stored), the store they were read from, and the
-    accounts with missing days (their figures gated as the emails stage gates them)."""
-    settings = load_settings(home.settings_path)
-    store = home_store(home, settings)
+def _stored_month(store: Store, month: str | None) -> str:
+    """``month``, or the latest stored, once the warehouse is known to hold its analysis."""
     stored = stored_months(store, "mom_changes")
     if not stored:
         raise PreviewError("the warehouse is empty: run `costagent run` or `costagent demo` first")
     month = month or stored[-1]
     if month not in stored:
         raise PreviewError(f"no analysis stored for {month}; stored months: {', '.join(stored[-6:])}")
+    return month
+
+
+def _frames(home: Home, month: str | None) -> tuple[ReportFrames, Store, dict[str, Coverage]]:
+    """The report frames of ``month`` (default: the latest stored), the store they were read from, and the
+    accounts with missing days (their figures gated as the emails stage gates them)."""
+    settings = load_settings(home.settings_path)
+    store = home_store(home, settings)
+    month = _stored_month(store, month)
     tables = {name: read_table(store, name, [month]) for name in REPORT_TABLES}
     tables["mom_changes"] = read_table(store, "mom_changes", trend_months(month))
     through = tables["mom_changes"].filter(pl.col("month") == month)["through_date"].max()
@@ -67,12 +73,7 @@ def preview_team(home: Home, account_id: str, month: str | None = None) -> Rende
 def stored_report_date(home: Home, month: str | None = None) -> tuple[str, date]:
     """The month to preview (default: the latest stored) and the report date its analysis was computed for."""
     store = home_store(home, load_settings(home.settings_path))
-    stored = stored_months(store, "mom_changes")
-    if not stored:
-        raise PreviewError("the warehouse is empty: run `costagent run` or `costagent demo` first")
-    month = month or stored[-1]
-    if month not in stored:
-        raise PreviewError(f"no analysis stored for {month}; stored months: {', '.join(stored[-6:])}")
+    month = _stored_month(store, month)
     through = read_table(store, "mom_changes", [month])["through_date"].max()
     return month, through + timedelta(days=1)
 
