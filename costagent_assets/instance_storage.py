@@ -5,7 +5,8 @@ weekly run: ~1,000 materialization events, each opening a fresh SQLAlchemy engin
 statements), writing two databases and fsyncing each. This subclass keeps one engine per database,
 keeps its connection open, lets WAL-mode SQLite sync at checkpoints instead of every commit (``synchronous=NORMAL``: a crash can
 lose the last events, never corrupt the file), and writes a batch (one asset's partitions, when
-``DAGSTER_EVENT_BATCH_SIZE`` is set) in one transaction per database. Everything else is Dagster's.
+``DAGSTER_EVENT_BATCH_SIZE`` is set) in one transaction per database, one executemany each. Everything else
+is Dagster's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dagster._core.events import (
     EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
     DagsterEventType,
 )
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
@@ -107,17 +109,19 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             for event in events:
                 self.store_event(event)
             return
-        statements = [self.prepare_insert_event(e) for e in events]
+        # One executemany per database, the index's returning the new ids in order: a statement built,
+        # compiled and executed per event was about half of this method at 1,000 accounts.
+        rows = [self._event_to_row(e) for e in events]
         with self.run_connection(events[0].run_id) as conn:
-            for statement in statements:
-                conn.execute(statement)
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
         with self.index_transaction() as conn:
-            event_ids = []
-            for statement in statements:
-                event_id = conn.execute(statement).inserted_primary_key[0]
-                if event_id is None:
-                    raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
-                event_ids.append(event_id)
+            inserted = conn.execute(
+                SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id, sort_by_parameter_order=True),
+                rows,
+            )
+            event_ids = [row[0] for row in inserted]
+            if len(event_ids) != len(events) or None in event_ids:
+                raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
             self._store_asset_event_tags(conn, events, event_ids)
             # The asset-key row keeps only the latest event per asset, so the last one of the batch
             # leaves it exactly as storing each in turn would.

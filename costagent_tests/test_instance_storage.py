@@ -63,3 +63,20 @@ def test_a_finished_run_leaves_no_engine_open(isolated: Path):
     assert outcomes and all(o.success for o in outcomes)
     storage = instance.event_log_storage
     assert not {o.run_id for o in outcomes} & set(storage._engines), "a finished run's engine is still open"
+
+
+def test_each_batched_event_gets_its_own_id_and_index_tags(tmp_path: Path):
+    # The batch is inserted with one executemany per database: the index's ids come back in order, so each
+    # materialization's indexed tags (its partition's dimensions) belong to that materialization.
+    assert run_cli("--home", str(tmp_path), "demo", "--accounts", "3", "--history-months", "0",
+                   "--as-of", "2026-11-23") == 0
+    instance = prepare_instance(get_home(tmp_path))
+    storage = instance.event_log_storage
+    for asset in REPORT_ASSETS:
+        records = instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
+        assert len(records) >= 3 and len({r.storage_id for r in records}) == len(records)
+        for record in records:
+            [tags] = storage.get_event_tags_for_asset(dg.AssetKey(asset), filter_event_id=record.storage_id)
+            account, month = record.asset_materialization.partition.split("|")
+            assert tags["dagster/partition/account"] == account and tags["dagster/partition/month"] == month
+            assert record.event_log_entry.run_id in {r.run_id for r in instance.get_runs()}

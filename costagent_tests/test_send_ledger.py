@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from costagent_assets import send_ledger
 from costagent_assets.delivery import SENT, UNKNOWN, Outgoing, SendResult, deliver_batch
 from costagent_assets.home import Home
 from costagent_assets.reporting import RenderedEmail, build_message
@@ -162,3 +163,103 @@ def test_release_also_drops_the_retry_claims(tmp_path):
     ledger.release(KEY)  # `costagent resend`
     assert list((tmp_path / "2026-11-23").iterdir()) == []
     assert ledger.claim(KEY, "run-4") is None
+
+
+class _Failing(_Answers):
+    """A transport session that loses its connection at one message (raises, as a dropped socket does)."""
+
+    def __init__(self, fail_at: int):
+        super().__init__()
+        self.fail_at = fail_at
+
+    def send(self, outgoing: Outgoing) -> SendResult:
+        if len(self.sent) == self.fail_at:
+            self.sent.append(outgoing.key.recipient)
+            raise ConnectionResetError("connection reset by peer")
+        self.sent.append(outgoing.key.recipient)
+        return SendResult(SENT)
+
+
+def test_a_run_makes_its_claims_durable_a_batch_at_a_time(tmp_path, monkeypatch):
+    syncs: list[int] = []
+    real = send_ledger.sync_files
+    monkeypatch.setattr(send_ledger, "sync_files", lambda paths: (syncs.append(len(paths)), real(paths)))
+    ledger = SendLedger(tmp_path)
+    results = deliver_batch(_Answers(*[SendResult(SENT)] * 120), _outgoing(120), ledger, "run-1")
+    assert [r.status for r in results] == ["delivered"] * 120
+    assert syncs == [send_ledger.CLAIM_BATCH, send_ledger.CLAIM_BATCH, 120 - 2 * send_ledger.CLAIM_BATCH]
+    # Every claim is on disk, exclusive: another run's ledger finds them all taken.
+    other = SendLedger(tmp_path)
+    assert all(other.claim(item.key, "run-2") is not None for item in _outgoing(120))
+
+
+def test_a_batch_claim_stops_a_racing_run_before_anything_is_sent(tmp_path):
+    ledger, racer = SendLedger(tmp_path), SendLedger(tmp_path)
+    items = _outgoing(3)
+    assert racer.claim(items[1].key, "run-racer") is None
+    assert ledger.claim_batch([i.key for i in items], "run-1") == [None, racer.entry(items[1].key), None]
+
+
+def test_a_transport_error_keeps_the_claim_in_hand_and_releases_the_unsent_ones(tmp_path):
+    ledger = SendLedger(tmp_path)
+    items = _outgoing(10)
+    with pytest.raises(ConnectionResetError):
+        deliver_batch(_Failing(fail_at=2), items, ledger, "run-1")
+    assert [ledger.entry(i.key).status for i in items[:3]] == ["delivered", "delivered", "unconfirmed"]
+    assert [ledger.entry(i.key) for i in items[3:]] == [None] * 7
+    # The retried run sends only the messages that certainly did not leave, and never the one in doubt.
+    again = _Answers(*[SendResult(SENT)] * 7)
+    results = deliver_batch(again, _outgoing(10), ledger, "run-2")
+    assert [r.status for r in results] == ["already_sent"] * 2 + ["unconfirmed"] + ["delivered"] * 7
+    assert again.sent == [f"t{i}@example.com" for i in range(3, 10)]
+
+
+def test_a_killed_run_leaves_its_unsent_batch_to_the_next_run_which_sends_each_once(tmp_path):
+    ledger = SendLedger(tmp_path)
+    items = _outgoing(10)
+    # Killed (SIGKILL) while sending the 3rd message of a batch claimed ahead: nothing was released.
+    assert ledger.claim_batch([i.key for i in items], "run-1") == [None] * 10
+    for item in items[:3]:
+        assert ledger.begin(item.key, "run-1")
+    for item in items[:2]:
+        ledger.confirm(item.key, "delivered")
+    assert [e.status for e in SendLedger(tmp_path).entries("2026-11-23")] == ["delivered", "delivered", "unconfirmed"]
+    again = _Answers(*[SendResult(SENT)] * 7)
+    results = deliver_batch(again, _outgoing(10), SendLedger(tmp_path), "run-2")
+    assert [r.status for r in results] == ["already_sent"] * 2 + ["unconfirmed"] + ["delivered"] * 7
+    assert again.sent == [f"t{i}@example.com" for i in range(3, 10)]
+
+
+def test_after_a_restart_an_unmarked_batch_claim_stays_unconfirmed(tmp_path):
+    # A crash of the machine may have lost the (unsynced) mark of a message that was handed over.
+    ledger = SendLedger(tmp_path)
+    [item] = _outgoing(1)
+    assert ledger.claim_batch([item.key], "run-1") == [None]
+    [claim] = tmp_path.glob("*/*.claim")
+    record = json.loads(claim.read_text())
+    assert record["reserved_boot"] == send_ledger.BOOT_ID
+    claim.write_text(json.dumps({**record, "reserved_boot": "an-earlier-boot"}))
+    again = _Answers()
+    assert [r.status for r in deliver_batch(again, [item], SendLedger(tmp_path), "run-2")] == ["unconfirmed"]
+    assert again.sent == []
+
+
+def test_an_abandoned_batch_claim_is_taken_over_by_exactly_one_run(tmp_path):
+    [item] = _outgoing(1)
+    assert SendLedger(tmp_path).claim_batch([item.key], "run-dead") == [None]
+    winners, barrier = [], threading.Barrier(6)
+
+    def race(n: int) -> None:
+        ledger = SendLedger(tmp_path)
+        barrier.wait()
+        if ledger.claim(item.key, f"run-{n}") is None:
+            winners.append(n)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+    # The dead run, were it only slow, would find the message taken and not send it.
+    assert not SendLedger(tmp_path).begin(item.key, "run-dead")

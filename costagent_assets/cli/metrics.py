@@ -71,6 +71,7 @@ class CostagentCollector(Collector):
     def _pipeline(self) -> Iterator[GaugeMetricFamily]:
         import dagster as dg
 
+        from costagent_assets import run_metadata
         from costagent_assets.cli.runner import prepare_instance
 
         instance = prepare_instance(self.home)
@@ -87,14 +88,14 @@ class CostagentCollector(Collector):
         yield success
         yield duration
         calls = GaugeMetricFamily("costagent_source_requests", "Cost-source requests of the latest raw_costs run.")
-        event = instance.get_latest_materialization_event(dg.AssetKey("raw_costs"))
-        requests = event.asset_materialization.metadata.get("source_requests") if event else None
+        metadata = run_metadata.latest_metadata(instance, "raw_costs") or {}
+        requests = metadata.get("source_requests")
         if requests is not None:
             calls.add_metric([], float(requests.value))
         yield calls
         ai = GaugeMetricFamily("costagent_ai_usd", "AI (Gemini) dollars of the latest ai_insights run.")
-        event = instance.get_latest_materialization_event(dg.AssetKey("ai_insights"))
-        spent = event.asset_materialization.metadata.get("ai_cost_usd") if event else None
+        metadata = run_metadata.latest_metadata(instance, "ai_insights") or {}
+        spent = metadata.get("ai_cost_usd")
         # A text value means the model had no price: no figure rather than a wrong $0.
         if spent is not None and isinstance(spent.value, int | float):
             ai.add_metric([], float(spent.value))

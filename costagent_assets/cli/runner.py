@@ -152,8 +152,8 @@ def execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], m
             instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG,
             asset_selection=asset_selection,
         )
-    failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key]
-    events = result.get_asset_materialization_events()
+    events = result.all_events
+    failed = [e.step_key for e in events if e.is_step_failure and e.step_key]
     return RunOutcome(job_name, month, result.run_id, result.success, time.perf_counter() - started, failed,
                       delivery_counts(events), delivery_mode(events))
 
@@ -170,16 +170,14 @@ def installation_lease(instance: dg.DagsterInstance):
 
 
 def _emails_metadata(events) -> dict | None:
-    for event in events:
-        if event.is_step_materialization:
-            materialization = event.step_materialization_data.materialization
-            if materialization.asset_key == dg.AssetKey("emails") and "emails_sent" in materialization.metadata:
-                return materialization.metadata
-    return None
+    from costagent_assets.run_metadata import from_events
+
+    metadata = from_events(events, "emails")
+    return metadata if metadata is not None and "emails_sent" in metadata else None
 
 
 def delivery_counts(events) -> dict[str, int] | None:
-    """The emails step's delivery counts from its materialization events; None when it did not run."""
+    """The emails step's delivery counts from a run's events (its run-wide record); None when it did not run."""
     from costagent_assets.delivery import SUMMARY_FIELDS
 
     metadata = _emails_metadata(events)

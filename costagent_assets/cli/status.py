@@ -179,28 +179,28 @@ SHOWN_PROBLEMS = 10
 def delivery_lines(instance) -> list[str]:
     """What the last run that sent emails delivered: complete or partial, its counts and, when partial,
     which emails have not (certainly) arrived."""
-    import dagster as dg
 
+    from costagent_assets import run_metadata
     from costagent_assets.cli.runner import delivery_counts, delivery_mode
     from costagent_assets.defs.emails import DELIVERY_TAG
     from costagent_assets.delivery import summary_text
 
-    records = instance.fetch_materializations(dg.AssetKey("emails"), limit=1).records
-    if not records:
+    record = run_metadata.latest(instance, "emails")
+    if record is None:
         return ["emails:      no run has sent emails yet"]
-    event = records[0].event_log_entry.dagster_event
+    event = record.event_log_entry.dagster_event
     counts = delivery_counts([event])
     if counts is None:
         return []
-    run = instance.get_run_by_id(records[0].run_id)
+    run = instance.get_run_by_id(record.run_id)
     outcome = (run.tags.get(DELIVERY_TAG) if run else None) or "?"
-    line = (f"emails:      {outcome} ({delivery_mode([event]) or '?'}), run {records[0].run_id[:8]}: "
+    line = (f"emails:      {outcome} ({delivery_mode([event]) or '?'}), run {record.run_id[:8]}: "
             f"{summary_text(counts)}")
     if outcome != "partial" or run is None:
         return [line]
     lines = [line, "             not delivered (deferred ones are retried by the next run; unconfirmed ones "
              "are re-sent only by `costagent resend`):"]
-    listed = records[0].asset_materialization.metadata.get("undelivered")
+    listed = record.asset_observation.metadata.get("undelivered")
     problems = list(listed.value) if listed is not None else []
     for p in problems[:SHOWN_PROBLEMS]:
         lines.append(f"               {p['kind']} {p['subject']} to {p['recipient']}: {p['status']}")

@@ -20,6 +20,7 @@ from costagent_assets.insights.stage import run_ai_insights
 from costagent_assets.resources.gemini import GeminiRequest, GeminiResource
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
+from costagent_assets.run_metadata import run_output
 from costagent_assets.settings import Settings
 
 
@@ -98,8 +99,8 @@ def ai_insights(
         context.log.warning(f"{len(failures)} AI call(s) without a usable answer; first: {failures[0]}")
     cost = None if billed.filter(pl.col("cost_usd").is_null()).height else float(billed["cost_usd"].sum() or 0.0)
     gap = drivers_gap(frame, "total_change_usd", pl.col("total_change_usd").is_not_null())
-    yield dg.Output(
-        frame,
+    yield run_output(
+        context, frame,
         metadata={
             "rows": frame.height,
             "source": "gemini" if frame.height and (frame["source"] == "gemini").any() else "deterministic",

@@ -18,6 +18,7 @@ from costagent_assets.feedback import read_feedback
 from costagent_assets.isolation import isolate_accounts, of_accounts
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
+from costagent_assets.run_metadata import run_output
 from costagent_assets.settings import Settings
 
 
@@ -67,8 +68,8 @@ def anomalies(
     alerted = frame.filter(pl.col("alerted"))
     preview = alerted.sort("impact_usd", descending=True, nulls_last=True).head(10)
     gap = drivers_gap(frame, "impact_usd", pl.col("drivers").list.len() > 0)
-    yield dg.Output(
-        frame,
+    yield run_output(
+        context, frame,
         metadata={
             "rows": frame.height,
             # The alerts, counted as the emails, the admin report and the SQL ``alerts`` view count them.

@@ -65,6 +65,7 @@ from costagent_assets.resources.s3_ledger import open_send_ledger
 from costagent_assets.resources.smtp import SmtpError
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
+from costagent_assets.run_metadata import run_output
 from costagent_assets.schemas import conform
 from costagent_assets.send_ledger import DELIVERED, LedgerKey
 from costagent_assets.settings import AI_SOURCES, Settings
@@ -362,4 +363,4 @@ def emails(
         metadata["preview_admin"] = _preview(f"Subject: {first['admin'].subject}\n\n{first['admin'].text}")
     if "team" in first:
         metadata["preview_team"] = _preview(f"Subject: {first['team'].subject}\n\n{first['team'].text}")
-    return dg.Output(frame, metadata=metadata)
+    return run_output(context, frame, metadata=metadata)

@@ -5,6 +5,7 @@ import polars as pl
 
 from costagent_assets.defs.partitions import month_account_asset, months_window, run_partitions, run_periods
 from costagent_assets.forecast import compute_backtest
+from costagent_assets.run_metadata import run_output
 
 
 @month_account_asset(
@@ -33,4 +34,4 @@ def forecast_backtest(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame
             "mape_run_rate_pct": round(stats[2], 2),
             "interval_coverage_pct": round(stats[3] * 100, 1),
         }
-    return dg.Output(frame, metadata=metadata)
+    return run_output(context, frame, metadata=metadata)

@@ -7,6 +7,7 @@ from costagent_assets import markdown
 from costagent_assets.defs.partitions import month_account_asset, months_window, run_partitions, run_periods
 from costagent_assets.forecast import compute_forecasts, unavailable_forecasts
 from costagent_assets.isolation import isolate_accounts, of_accounts
+from costagent_assets.run_metadata import run_output
 
 
 @month_account_asset(
@@ -36,8 +37,8 @@ def forecasts(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame, foreca
     frame = pl.concat([frame, unavailable_forecasts(partitions, failed)], how="diagonal_relaxed")
     accounts = frame.filter(pl.col("service").is_null())
     month_end = accounts.filter(pl.col("horizon") == "month_end")
-    return dg.Output(
-        frame,
+    return run_output(
+        context, frame,
         metadata={
             "rows": frame.height,
             "accounts_without_forecast": month_end.filter(pl.col("method") == "insufficient_history").height,

@@ -13,6 +13,7 @@ from costagent_assets.defs.partitions import (
     run_periods,
 )
 from costagent_assets.periods import shift_month
+from costagent_assets.run_metadata import run_output
 
 
 @month_account_asset(
@@ -57,8 +58,8 @@ def mom_changes(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame, serv
         .item()
     ) or 0.0
     with_data = accounts.filter(pl.col("has_data"))
-    yield dg.Output(
-        frame,
+    yield run_output(
+        context, frame,
         metadata={
             "rows": frame.height,
             "accounts_with_data": with_data.height,

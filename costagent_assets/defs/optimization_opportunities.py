@@ -18,6 +18,7 @@ from costagent_assets.optimization import STATUS_SCHEMA, Thresholds, account_row
 from costagent_assets.resources.aws_scanner import DisabledScanner, OptimizationScanner, ScanResult
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
+from costagent_assets.run_metadata import run_output
 from costagent_assets.schemas import conform, empty
 from costagent_assets.settings import AI_SOURCES, Settings
 from costagent_assets.warehouse.log_tables import append_log
@@ -100,8 +101,8 @@ def optimization_opportunities(
     calls = accounts_rows["api_calls"] if accounts_rows.height else pl.Series([0])
     problems = accounts_rows.filter(pl.col("scan_status").is_in(["unavailable", "partial"]))
     top = found.sort("monthly_savings_usd", descending=True, nulls_last=True).head(10)
-    yield dg.Output(
-        table,
+    yield run_output(
+        context, table,
         metadata={
             "scanner": aws_scanner.name,
             "accounts": len(accounts),

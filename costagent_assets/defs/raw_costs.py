@@ -12,6 +12,7 @@ from costagent_assets.defs.partitions import month_account_asset, run_partitions
 from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
+from costagent_assets.run_metadata import run_output
 from costagent_assets.schemas import conform, empty
 from costagent_assets.settings import default_source
 from costagent_assets.teams.model import Team
@@ -87,8 +88,8 @@ def raw_costs(context: dg.AssetExecutionContext, cost_source: CostSource, wareho
     ])
     append_log(warehouse.store(), "source_usage", usage)
     unregistered = sorted({a for cell in usage["unregistered_accounts"].to_list() for a in (cell or "").split(",") if a})
-    yield dg.Output(
-        raw,
+    yield run_output(
+        context, raw,
         metadata={
             "rows": raw.height,
             "accounts": len({a for _, a in partitions}),

@@ -6,6 +6,7 @@ import polars as pl
 
 from costagent_assets.analysis import TOLERANCE_USD, compute_service_breakdown
 from costagent_assets.defs.partitions import month_account_asset, run_partitions, run_periods
+from costagent_assets.run_metadata import run_output
 
 
 @month_account_asset(
@@ -30,8 +31,8 @@ def service_breakdown(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame
         if raw_costs.height
         else 0.0
     )
-    yield dg.Output(
-        frame,
+    yield run_output(
+        context, frame,
         metadata={
             "rows": frame.height,
             "services": frame["service"].n_unique() if frame.height else 0,

@@ -14,8 +14,9 @@ import polars as pl
 
 from costagent_assets.partition_keys import split_key
 from costagent_assets.resources.s3_warehouse import open_store
+from costagent_assets.run_metadata import add_partition_metadata
 from costagent_assets.warehouse.rollups import write_raw_costs
-from costagent_assets.warehouse.store import Store, read_partitions, write_partitions
+from costagent_assets.warehouse.store import Store, partition_key, read_partitions, write_partitions
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -68,13 +69,12 @@ class ParquetWarehouseIOManager(dg.ConfigurableIOManager):
             written = write_raw_costs(store, obj, keys)
         else:
             written = write_partitions(store, table, obj, keys)
-        context.add_output_metadata(
-            {
-                "partitions_written": len(written),
-                "empty_partitions": sum(1 for n in written.values() if n == 0),
-                "location": dg.MetadataValue.path(store.url(table)),
-            }
-        )
+        # Each partition's materialization says only what is its own; the run-wide figures are recorded
+        # once per run (run_metadata.py), not copied onto every partition.
+        add_partition_metadata(context, {
+            key: {"rows": written[part], "path": dg.MetadataValue.path(store.url(partition_key(table, *part)))}
+            for key, part in zip(context.asset_partition_keys, keys, strict=True)
+        })
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         keys = [split_key(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []

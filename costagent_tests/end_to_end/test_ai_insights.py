@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from costagent_assets import run_metadata
 from costagent_assets.cli import main as cli
 from costagent_assets.cli.preview import preview_admin
 from costagent_assets.home import Home
@@ -151,8 +152,7 @@ def test_the_run_cost_is_in_the_warehouse_and_the_admin_context(happy, capsys):
     # And in the run's metadata, on the ai_insights materialization.
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     try:
-        [record] = instance.fetch_materializations(dg.AssetKey("ai_insights"), limit=1).records
-        metadata = record.asset_materialization.metadata
+        metadata = run_metadata.latest_metadata(instance, "ai_insights")
         assert metadata["ai_calls"].value == run["calls"]
         assert metadata["ai_cost_usd"].value == pytest.approx(expected)
         assert metadata["ai_tokens_in"].value == run["input_tokens"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from costagent_assets import run_metadata
 from costagent_assets.cli import main as cli
 from costagent_assets.send_ledger import SendLedger
 from costagent_assets.teams.registry import load_registry
@@ -94,8 +95,7 @@ def test_the_ui_shows_previews_of_the_emails(sent):
     home, _ = sent
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     try:
-        event = instance.get_latest_materialization_event(dg.AssetKey("emails"))
-        metadata = event.asset_materialization.metadata
+        metadata = run_metadata.latest_metadata(instance, "emails")
     finally:
         instance.dispose()
     assert "ORGANISATION COST REPORT" in metadata["preview_admin"].value

@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from costagent_assets import run_metadata
 from costagent_assets.cli import main as cli
 from costagent_tests.end_to_end.test_ai_insights import ACCOUNTS, EXPLAINED_SQL, MONTH, demo, sql
 from costagent_tests.peers.gemini_server import GeminiPeer
@@ -76,7 +77,7 @@ def test_ai_makes_one_call_for_that_account_and_previews_its_text(keyless, tmp_p
         [record] = instance.fetch_materializations(dg.AssetKey("ai_insights"), limit=1).records
         assert record.asset_materialization.partition == f"{account}|{MONTH}"
         assert instance.get_run_by_id(record.run_id).tags["costagent/trigger"] == "preview"
-        assert record.asset_materialization.metadata["ai_calls"].value == 1
+        assert run_metadata.latest_metadata(instance, "ai_insights")["ai_calls"].value == 1
     finally:
         instance.dispose()
     [org] = sql(home, "select source from ai_org_summaries", capsys)

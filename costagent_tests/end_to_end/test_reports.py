@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from costagent_assets import run_metadata
 from costagent_assets.cli import main as cli
 from costagent_assets.cli.main import FIRST_QUERY
 from costagent_tests.peers.homes import DEMO_AS_OF
@@ -123,10 +124,7 @@ def test_the_alert_counts_agree_in_the_emails_the_admin_report_the_ui_and_sql(de
 
     instance = dg.DagsterInstance.from_config(str(demo_home / "dagster"))
     try:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("anomalies"), asset_partitions=[f"{accounts[0]}|{MONTH}"]),
-            limit=1).records
-        metadata = records[0].asset_materialization.metadata
+        metadata = run_metadata.latest_metadata(instance, "anomalies")
     finally:
         instance.dispose()
     assert metadata["alerted"].value == total

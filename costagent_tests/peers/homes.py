@@ -99,17 +99,15 @@ def warehouse_month_totals(home: Path) -> pl.DataFrame:
 
 
 def raw_costs_metadata(home: Path) -> list[dict]:
-    """The metadata of the latest raw_costs materialization of each run, newest first."""
+    """The run-wide metadata raw_costs recorded in each run, newest first."""
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     try:
-        records = instance.fetch_materializations(dg.AssetKey("raw_costs"), limit=10000).records
-        seen, out = set(), []
+        records = instance.fetch_observations(dg.AssetKey("raw_costs"), limit=10000).records
+        out = []
         for record in records:
-            if record.run_id in seen:
-                continue
-            seen.add(record.run_id)
-            meta = record.asset_materialization.metadata
-            out.append({"run_id": record.run_id, **{k: getattr(v, "value", v) for k, v in meta.items()}})
+            if record.asset_observation.partition is None:
+                meta = record.asset_observation.metadata
+                out.append({"run_id": record.run_id, **{k: getattr(v, "value", v) for k, v in meta.items()}})
         return out
     finally:
         instance.dispose()

@@ -21,6 +21,7 @@ from costagent_assets.defs.automation import range_tags
 from costagent_assets.defs.partitions import make_key
 from costagent_assets.defs.resources import build_resources
 from costagent_assets.home import Home
+from costagent_assets.run_metadata import from_events
 from costagent_assets.run_parameters import RunParameters
 from costagent_assets.schemas import conform
 from costagent_assets.settings import Settings
@@ -41,8 +42,10 @@ class StageRun:
         return read_table(self.home.warehouse_dir, name)
 
     def metadata(self, stage: str) -> dict:
-        [event] = [e for e in self.result.get_asset_materialization_events() if e.asset_key.path[-1] == stage][:1]
-        return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+        """The stage's run-wide metadata (recorded once per run, run_metadata.py)."""
+        metadata = from_events(self.result.all_events, stage)
+        assert metadata is not None, f"{stage} recorded no run-wide metadata"
+        return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
     def checks(self) -> dict[str, bool]:
         return {e.check_name: e.passed for e in self.result.get_asset_check_evaluations()}

@@ -21,6 +21,7 @@ import polars as pl
 import pytest
 
 from costagent_assets import aws_prices as P
+from costagent_assets import run_metadata
 from costagent_assets.demo import organisation as demo
 from costagent_assets.optimization import Thresholds, account_rows, find_opportunities
 from costagent_assets.periods import period, report_month, shift_month
@@ -363,8 +364,8 @@ def test_weekly_run_scans_the_organisation_and_mails_the_savings(org, isolated, 
     assert scans["organisation"]["api_calls"] == 6 and scans["organisation"]["cost_usd"] == pytest.approx(0.06)
     instance = dg.DagsterInstance.from_config(str(isolated / "dagster"))
     try:
-        record = instance.fetch_materializations(dg.AssetKey("optimization_opportunities"), limit=1).records[0]
-        meta = {k: getattr(v, "value", v) for k, v in record.asset_materialization.metadata.items()}
+        metadata = run_metadata.latest_metadata(instance, "optimization_opportunities")
+        meta = {k: getattr(v, "value", v) for k, v in metadata.items()}
     finally:
         instance.dispose()
     assert meta["api_calls"] == sum(scans[a]["api_calls"] for a in (A, B, DENIED))
