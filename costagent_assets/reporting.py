@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import calendar
 import csv
+import email.contentmanager
+import email.generator
 import email.parser
 import email.policy
 import email.utils
@@ -568,12 +570,36 @@ def _verify_header_block(msg: EmailMessage, expected: Sequence[str]) -> None:
     above can have added a header line or ended the header block early."""
     # The header block exactly as the generator writes it (BytesGenerator folds each header with
     # policy.fold_binary), without serializing the ~60 KB body.
-    head = b"".join(msg.policy.fold_binary(name, value) for name, value in msg.items())
+    _verify_header_lines(b"".join(msg.policy.fold_binary(name, value) for name, value in msg.items()), expected)
+
+
+def _verify_header_lines(head: bytes, expected: Sequence[str]) -> None:
+    """Parse a folded header block and check its header lines are exactly ``expected`` (each once)."""
     parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(head + b"\r\n")
     found = sorted(k.lower() for k in parsed.keys())
     if found != sorted(k.lower() for k in expected):
         raise ValueError(f"refusing message: its header lines came out as {sorted(parsed.keys())}, "
                          f"not {sorted(expected)} (header injection)")
+
+
+def _check_message_headers(rendered: RenderedEmail, sender: str, to: str, cc: Sequence[str],
+                           message_id_domain: str, extra: Mapping[str, str]) -> None:
+    """Refuse an empty sender or recipient and any header value that could break the header block."""
+    for name, value in (("From", sender), ("To", to)):
+        if not value.strip():
+            raise ValueError(f"{name} must not be empty")
+    _check_header("Subject", rendered.subject)
+    _check_header("From", sender)
+    _check_header("To", to)
+    for address in cc:
+        _check_header("Cc", address)
+    _check_header("Message-ID domain", message_id_domain)
+    for name, value in extra.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"refusing header name {name!r}")
+        if name.lower() in _OWN_HEADERS:
+            raise ValueError(f"header {name!r} is set by build_message; pass it as an argument")
+        _check_header(name, value)
 
 
 def build_message(
@@ -594,22 +620,8 @@ def build_message(
     """
     if isinstance(cc, str):
         cc = (cc,)
-    for name, value in (("From", sender), ("To", to)):
-        if not value.strip():
-            raise ValueError(f"{name} must not be empty")
-    _check_header("Subject", rendered.subject)
-    _check_header("From", sender)
-    _check_header("To", to)
-    for address in cc:
-        _check_header("Cc", address)
-    _check_header("Message-ID domain", message_id_domain)
     extra = dict(headers or {})
-    for name, value in extra.items():
-        if not _HEADER_NAME.match(name):
-            raise ValueError(f"refusing header name {name!r}")
-        if name.lower() in _OWN_HEADERS:
-            raise ValueError(f"header {name!r} is set by build_message; pass it as an argument")
-        _check_header(name, value)
+    _check_message_headers(rendered, sender, to, cc, message_id_domain, extra)
 
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["Subject"] = rendered.subject
@@ -630,3 +642,95 @@ def build_message(
     _verify_header_block(msg, ["Subject", "From", "To", *(["Cc"] if cc else []), "Date", "Message-ID", *extra,
                                "MIME-Version", "Content-Type"])
     return msg
+
+
+class MimeMessage:
+    """A built message as the bytes that go on the wire (``bytes(m)``, ``m.as_bytes()``) and its top-level
+    headers (``m["To"]``, ``m.get_all("Cc")``, ``m.items()``): what the outbox and SMTP deliveries read.
+
+    Made by :func:`build_mime_message`, which writes the bytes the ``email`` package would write for
+    :func:`build_message`'s message, without building and re-parsing its object tree."""
+
+    __slots__ = ("_headers", "_raw")
+
+    def __init__(self, raw: bytes, headers: Sequence[tuple[str, str]]):
+        self._raw, self._headers = raw, tuple(headers)
+
+    def __bytes__(self) -> bytes:
+        return self._raw
+
+    def as_bytes(self) -> bytes:
+        return self._raw
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._headers)
+
+    def get_all(self, name: str, failobj: Any = None) -> list[str] | Any:
+        found = [v for k, v in self._headers if k.lower() == name.lower()]
+        return found or failobj
+
+    def get(self, name: str, failobj: Any = None) -> str | Any:
+        return next((v for k, v in self._headers if k.lower() == name.lower()), failobj)
+
+    def __getitem__(self, name: str) -> str | None:
+        return self.get(name)
+
+
+_WIRE = email.policy.SMTP
+_NL = re.compile(r"\r\n|\r|\n")  # what the email package's generator turns into CRLF (generator.NLCRE)
+_BOUNDARY_SHAPE = "=" * 15 + "0" * 19 + "=="  # email.generator's boundaries: 15 "=", 19 digits, "=="
+
+
+@lru_cache(maxsize=4096)
+def _folded(name: str, value: str) -> tuple[bytes, str]:
+    """One header line (folded) as the email package writes it, and the value its parsed header reads as:
+    the same header object ``msg[name] = value`` makes, folded as the generator folds it. Cached: the
+    sender, the date and the MIME headers repeat from message to message."""
+    header = _WIRE.header_factory(name, value)
+    return _WIRE.fold_binary(name, header), str(header)
+
+
+def _text_part(text: str, subtype: str, alternative: bool) -> bytes:
+    """One text part of a ``multipart/alternative`` message, as ``EmailMessage.set_content`` (the first part) or
+    ``add_alternative`` (the others, which carry their own MIME-Version) encode it and the generator writes it."""
+    cte, payload = email.contentmanager._encode_text(text, "utf-8", None, _WIRE)
+    head = _folded("Content-Type", f'text/{subtype}; charset="utf-8"')[0] + _folded("Content-Transfer-Encoding", cte)[0]
+    if alternative:
+        head += _folded("MIME-Version", "1.0")[0]
+    return head + b"\r\n" + _NL.sub("\r\n", payload).encode("ascii", "surrogateescape")
+
+
+def build_mime_message(
+    rendered: RenderedEmail,
+    *,
+    sender: str,
+    to: str,
+    cc: Sequence[str] = (),
+    message_id_domain: str = "costagent.local",
+) -> MimeMessage:
+    """:func:`build_message`'s message (no extra headers, no attachments), byte for byte as the ``email``
+    package writes it, at a fraction of the cost: the team reports of a whole organisation go through here.
+    The same checks refuse the same header values."""
+    if isinstance(cc, str):
+        cc = (cc,)
+    _check_message_headers(rendered, sender, to, cc, message_id_domain, {})
+    fields = [("Subject", rendered.subject), ("From", sender), ("To", to)]
+    if cc:
+        fields.append(("Cc", ", ".join(cc)))
+    fields += [("Date", email.utils.format_datetime(datetime.now(UTC))),
+               ("Message-ID", email.utils.make_msgid(domain=message_id_domain)), ("MIME-Version", "1.0")]
+    parts = [_text_part(rendered.text, "plain", False), _text_part(rendered.html, "html", True)]
+    boundary = email.generator.BytesGenerator._make_boundary(b"\r\n".join(parts))
+    if len(boundary) == len(_BOUNDARY_SHAPE):
+        content_type = _folded("Content-Type", f'multipart/alternative; boundary="{_BOUNDARY_SHAPE}"')[0].replace(
+            _BOUNDARY_SHAPE.encode(), boundary.encode())
+    else:  # a boundary that had to be made unique in the text (never seen in practice)
+        content_type = _folded("Content-Type", f'multipart/alternative; boundary="{boundary}"')[0]
+    lines = [_folded(name, value) for name, value in fields]
+    head = b"".join(line for line, _ in lines) + content_type
+    _verify_header_lines(head, [name for name, _ in fields] + ["Content-Type"])
+    delimiter = f"--{boundary}".encode()
+    raw = (head + b"\r\n" + delimiter + b"\r\n" + parts[0] + b"\r\n" + delimiter + b"\r\n" + parts[1]
+           + b"\r\n" + delimiter + b"--\r\n")
+    headers = [(name, value) for (name, _), (_, value) in zip(fields, lines, strict=True)]
+    return MimeMessage(raw, [*headers, ("Content-Type", f'multipart/alternative; boundary="{boundary}"')])
