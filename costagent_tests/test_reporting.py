@@ -715,3 +715,19 @@ def test_build_mime_message_refuses_what_build_message_refuses():
     with pytest.raises(ValueError, match="decodes to a line break"):
         build_mime_message(RenderedEmail("=?UTF-8?Q?B=0D=0ACc:_x@evil.example?=", "h", "t"), sender="a@example.com",
                            to="b@example.com")
+
+
+def test_one_line_turns_every_control_format_and_separator_character_into_a_space():
+    import random
+    import unicodedata
+
+    def by_category(value: str) -> str:
+        cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value)
+        return " ".join(cleaned.split())
+
+    rng = random.Random(15)
+    alphabet = [chr(i) for i in range(0x2100)] + ["\u2028", "\u2029", "\u200b", "\u202e", "\ufeff", "\U0001f600"]
+    for _ in range(20000):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+        assert reporting.one_line(value) == by_category(value), repr(value)
+    assert reporting.one_line("a\u2028b\u200bc\x00d  e\u202e") == "a b c d e"
