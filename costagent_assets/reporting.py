@@ -11,12 +11,13 @@ render instead of reaching a reader as a blank or the word "None".
 
 from __future__ import annotations
 
+import binascii
 import calendar
 import csv
-import email.contentmanager
 import email.generator
 import email.parser
 import email.policy
+import email.quoprimime
 import email.utils
 import io
 import math
@@ -694,10 +695,80 @@ def _folded(name: str, value: str) -> tuple[bytes, str]:
     return _WIRE.fold_binary(name, header), str(header)
 
 
+# Quoted-printable as email.quoprimime.body_encode writes it: each character its table does not keep is "=XX".
+_QP_KEPT = "".join(chr(c) for c, out in enumerate(email.quoprimime._QUOPRI_BODY_ENCODE_MAP) if out == chr(c))
+_QP_QUOTED = re.compile("[^" + re.escape(_QP_KEPT + "=") + "]")
+
+
+def _qp_body(body: str, maxlinelen: int) -> str:
+    """``email.quoprimime.body_encode(body, maxlinelen)``, the same text, quoting with C string methods instead of
+    one table look-up per character (most of the cost of a 40 KB report)."""
+    if not body:
+        return body
+    body = _QP_QUOTED.sub(lambda m: f"={ord(m.group()):02X}", body.replace("=", "=3D"))
+    soft_break = "=\n"
+    maxlinelen1 = maxlinelen - 1
+    encoded = []
+    append = encoded.append
+    for line in body.splitlines():
+        # Below: body_encode's line breaking, unchanged (never inside an "=XX", a trailing blank quoted).
+        start = 0
+        laststart = len(line) - 1 - maxlinelen
+        while start <= laststart:
+            stop = start + maxlinelen1
+            if line[stop - 2] == "=":
+                append(line[start:stop - 1])
+                start = stop - 2
+            elif line[stop - 1] == "=":
+                append(line[start:stop])
+                start = stop - 1
+            else:
+                append(line[start:stop] + "=")
+                start = stop
+        if line and line[-1] in " \t":
+            room = start - laststart
+            if room >= 3:
+                q = email.quoprimime.quote(line[-1])
+            elif room == 2:
+                q = line[-1] + soft_break
+            else:
+                q = soft_break + email.quoprimime.quote(line[-1])
+            append(line[start:-1] + q)
+        else:
+            append(line[start:])
+    if body[-1] in "\r\n":
+        append("")
+    return "\n".join(encoded)
+
+
+def _encode_text(string: str, policy: email.policy.EmailPolicy) -> tuple[str, str]:
+    """``email.contentmanager._encode_text(string, "utf-8", None, policy)``: the transfer encoding
+    ``set_content`` picks for a UTF-8 text (7bit, 8bit, quoted-printable or base64) and the encoded payload."""
+    lines = string.encode("utf-8").splitlines()
+    linesep = policy.linesep.encode("ascii")
+    if max((len(x) for x in lines), default=0) <= policy.max_line_length:
+        normal = b"\n".join(lines) + b"\n"
+        try:
+            return "7bit", normal.decode("ascii")
+        except UnicodeDecodeError:
+            pass
+        if policy.cte_type == "8bit":
+            return "8bit", normal.decode("ascii", "surrogateescape")
+    sniff = linesep.join(lines[:10]) + linesep
+    sniff_qp = _qp_body(sniff.decode("latin-1"), policy.max_line_length)
+    if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
+        data, per_line = linesep.join(lines) + linesep, policy.max_line_length // 4 * 3
+        return "base64", "".join(binascii.b2a_base64(data[i:i + per_line]).decode("ascii")
+                                 for i in range(0, len(data), per_line))
+    if len(lines) <= 10:
+        return "quoted-printable", sniff_qp
+    return "quoted-printable", _qp_body((b"\n".join(lines) + b"\n").decode("latin-1"), policy.max_line_length)
+
+
 def _text_part(text: str, subtype: str, alternative: bool) -> bytes:
     """One text part of a ``multipart/alternative`` message, as ``EmailMessage.set_content`` (the first part) or
     ``add_alternative`` (the others, which carry their own MIME-Version) encode it and the generator writes it."""
-    cte, payload = email.contentmanager._encode_text(text, "utf-8", None, _WIRE)
+    cte, payload = _encode_text(text, _WIRE)
     head = _folded("Content-Type", f'text/{subtype}; charset="utf-8"')[0] + _folded("Content-Transfer-Encoding", cte)[0]
     if alternative:
         head += _folded("MIME-Version", "1.0")[0]

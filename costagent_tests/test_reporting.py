@@ -731,3 +731,17 @@ def test_one_line_turns_every_control_format_and_separator_character_into_a_spac
         value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
         assert reporting.one_line(value) == by_category(value), repr(value)
     assert reporting.one_line("a\u2028b\u200bc\x00d  e\u202e") == "a b c d e"
+
+
+def test_the_transfer_encoding_of_a_text_is_the_email_packages():
+    """Random texts around the quoted-printable edge cases (an "=" or a blank at the line-length limit, non-ASCII,
+    control characters, long lines) encode as email.contentmanager encodes them."""
+    import random
+    from email.contentmanager import _encode_text as package_encode
+
+    rng = random.Random(15)
+    pieces = ["=", " ", "\t", "a", "Z", "é", "€", "\x0b", "\x85", "\r", "\n", "\r\n", "x" * 70, "=" * 3, "<td>", "\x00"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
+        assert reporting._encode_text(text, email.policy.SMTP) == package_encode(text, "utf-8", None,
+                                                                                   email.policy.SMTP), repr(text)
