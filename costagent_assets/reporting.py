@@ -95,7 +95,17 @@ def _sign(d: Decimal, signed: bool) -> str:
 
 
 def _format_usd(x: float | None, *, signed: bool) -> str:
-    d = None if x is None else _decimal(x)
+    if x is None:
+        return NOT_AVAILABLE
+    _check_number(x)
+    return _usd_text(x, signed)
+
+
+# A report prints most figures twice (HTML and text) and an organisation's reports share many: formatted once.
+# typed=True keeps 1, 1.0 and Decimal(1) apart; equal numbers of one type always format alike.
+@lru_cache(maxsize=65536, typed=True)
+def _usd_text(x: float, signed: bool) -> str:
+    d = _decimal(x)
     if d is None:
         return NOT_AVAILABLE
     d = d.quantize(_CENT, ROUND_HALF_UP)
@@ -114,7 +124,15 @@ def format_usd_signed(x: float | None) -> str:
 
 
 def _format_pct(x: float | None, *, signed: bool) -> str:
-    d = None if x is None else _decimal(x)
+    if x is None:
+        return NOT_AVAILABLE
+    _check_number(x)
+    return _pct_text(x, signed)
+
+
+@lru_cache(maxsize=65536, typed=True)
+def _pct_text(x: float, signed: bool) -> str:
+    d = _decimal(x)
     if d is None:
         return NOT_AVAILABLE
     d = d.quantize(_TENTH, ROUND_HALF_UP)
