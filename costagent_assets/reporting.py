@@ -22,7 +22,9 @@ import email.utils
 import io
 import math
 import os
+import random
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -764,7 +766,7 @@ def _encode_text(string: str, policy: email.policy.EmailPolicy) -> tuple[str, st
     ``set_content`` picks for a UTF-8 text (7bit, 8bit, quoted-printable or base64) and the encoded payload."""
     lines = string.encode("utf-8").splitlines()
     linesep = policy.linesep.encode("ascii")
-    if max((len(x) for x in lines), default=0) <= policy.max_line_length:
+    if max(map(len, lines), default=0) <= policy.max_line_length:
         normal = b"\n".join(lines) + b"\n"
         try:
             return "7bit", normal.decode("ascii")
@@ -783,6 +785,29 @@ def _encode_text(string: str, policy: email.policy.EmailPolicy) -> tuple[str, st
     return "quoted-printable", _qp_body((b"\n".join(lines) + b"\n").decode("latin-1"), policy.max_line_length)
 
 
+def _on_a_line_alone(text: bytes, delimiter: bytes) -> bool:
+    """Whether ``delimiter`` (or it followed by "--") is a whole line of ``text``: what the generator's
+    ``^--boundary(--)?$`` multiline search finds, without compiling a pattern per message."""
+    for found in (delimiter, delimiter + b"--"):
+        at = text.find(found)
+        while at >= 0:
+            end = at + len(found)
+            if (at == 0 or text[at - 1] == 10) and (end == len(text) or text[end] == 10):
+                return True
+            at = text.find(found, at + 1)
+    return False
+
+
+def _make_boundary(text: bytes) -> str:
+    """``email.generator.Generator._make_boundary(text)``: a random boundary, suffixed until no line is it."""
+    boundary = "=" * 15 + email.generator._fmt % random.randrange(sys.maxsize) + "=="
+    b, counter = boundary, 0
+    while _on_a_line_alone(text, f"--{b}".encode()):
+        b = f"{boundary}.{counter}"
+        counter += 1
+    return b
+
+
 def _text_part(text: str, subtype: str, alternative: bool) -> bytes:
     """One text part of a ``multipart/alternative`` message, as ``EmailMessage.set_content`` (the first part) or
     ``add_alternative`` (the others, which carry their own MIME-Version) encode it and the generator writes it."""
@@ -790,7 +815,8 @@ def _text_part(text: str, subtype: str, alternative: bool) -> bytes:
     head = _folded("Content-Type", f'text/{subtype}; charset="utf-8"')[0] + _folded("Content-Transfer-Encoding", cte)[0]
     if alternative:
         head += _folded("MIME-Version", "1.0")[0]
-    return head + b"\r\n" + _NL.sub("\r\n", payload).encode("ascii", "surrogateescape")
+    payload = payload.replace("\n", "\r\n") if "\r" not in payload else _NL.sub("\r\n", payload)
+    return head + b"\r\n" + payload.encode("ascii", "surrogateescape")
 
 
 def build_mime_message(
@@ -813,7 +839,7 @@ def build_mime_message(
     fields += [("Date", email.utils.format_datetime(datetime.now(UTC))),
                ("Message-ID", email.utils.make_msgid(domain=message_id_domain)), ("MIME-Version", "1.0")]
     parts = [_text_part(rendered.text, "plain", False), _text_part(rendered.html, "html", True)]
-    boundary = email.generator.BytesGenerator._make_boundary(b"\r\n".join(parts))
+    boundary = _make_boundary(b"\r\n".join(parts))
     if len(boundary) == len(_BOUNDARY_SHAPE):
         content_type = _folded("Content-Type", f'multipart/alternative; boundary="{_BOUNDARY_SHAPE}"')[0].replace(
             _BOUNDARY_SHAPE.encode(), boundary.encode())

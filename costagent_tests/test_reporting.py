@@ -745,3 +745,20 @@ def test_the_transfer_encoding_of_a_text_is_the_email_packages():
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
         assert reporting._encode_text(text, email.policy.SMTP) == package_encode(text, "utf-8", None,
                                                                                    email.policy.SMTP), repr(text)
+
+
+def test_mime_boundaries_are_chosen_as_the_email_package_chooses_them():
+    import email.generator
+    import random
+    import sys
+
+    for seed in range(20):
+        random.seed(seed)
+        first = "=" * 15 + email.generator._fmt % random.randrange(sys.maxsize) + "=="
+        texts = [b"", b"x", f"--{first}\n".encode(), f"a\n--{first}--".encode(), f"--{first}\r\n".encode(),
+                 f"--{first}\n--{first}.0\nb".encode(), f"x--{first}\n".encode(), f"--{first}x\n".encode()]
+        for text in texts:
+            random.seed(seed)
+            ours = reporting._make_boundary(text)
+            random.seed(seed)
+            assert ours == email.generator.BytesGenerator._make_boundary(text), text
