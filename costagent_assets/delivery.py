@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from typing import Protocol
 
+from costagent_assets.reporting import MimeMessage
 from costagent_assets.send_ledger import DEFERRED as LEDGER_DEFERRED
 from costagent_assets.send_ledger import DELIVERED, FAILED, Ledger, LedgerEntry, LedgerKey
 
@@ -33,7 +34,7 @@ class Outgoing:
     """One message to deliver, with its ledger key and the name its files get in an outbox."""
 
     key: LedgerKey
-    message: EmailMessage
+    message: EmailMessage | MimeMessage  # what goes on the wire: bytes(message)
     html: str
     name: str
     attachments: tuple[tuple[str, bytes], ...] = ()  # (file suffix, bytes) an outbox writes beside the .eml

@@ -52,6 +52,20 @@ def _split(frame: pl.DataFrame, month: str) -> dict[str, pl.DataFrame]:
     return {k[0]: v for k, v in rows.partition_by("account_id", as_dict=True).items()} if rows.height else {}
 
 
+def _savings_by_account(optimization: pl.DataFrame | None, month: str) -> tuple[dict[str, dict], dict[str, pl.DataFrame]]:
+    """Each account's scan status (its first "account" record) and its findings, largest $ first: sorted once for
+    the month rather than once per team (ties keep the stored order)."""
+    if optimization is None or not optimization.height:
+        return {}, {}
+    rows = optimization.filter(pl.col("month") == month)
+    status: dict[str, dict] = {}
+    for r in rows.filter(pl.col("record") == "account").iter_rows(named=True):
+        status.setdefault(r["account_id"], r)
+    found = rows.filter(pl.col("record") == "finding").sort("monthly_savings_usd", descending=True, nulls_last=True,
+                                                            maintain_order=True)
+    return status, ({a: f for (a,), f in found.partition_by("account_id", as_dict=True).items()} if found.height else {})
+
+
 def budget_context(
     team: Team,
     mtd: float | None,
@@ -172,6 +186,7 @@ class ReportFrames:
         self.dashboard_url_template = dashboard_url_template
         self.forecasts = _split(forecasts.filter(pl.col("service").is_null()), month) if forecasts is not None else {}
         self.optimization = _split(optimization, month) if optimization is not None else {}
+        self._scan_status, self._findings = _savings_by_account(optimization, month)
         self.budget_alert_pcts = tuple(budget_alert_pcts)
         self.daily = ({a: f for (a,), f in daily.partition_by("account_id", as_dict=True).items()}
                       if daily is not None and daily.height else {})
@@ -316,17 +331,16 @@ class ReportFrames:
         rows = self.optimization.get(account_id)
         if rows is None or not rows.height:
             return None
-        status = rows.filter(pl.col("record") == "account").to_dicts()
-        found = rows.filter(pl.col("record") == "finding").sort("monthly_savings_usd", descending=True, nulls_last=True)
-        s = status[0] if status else {}
+        s = self._scan_status.get(account_id, {})
         if s.get("scan_status") == "not_scanned":
             return None
+        found = self._findings.get(account_id)
         return {
             "status": s.get("scan_status", "ok"),
             "reason": s.get("reason"),
             "total_monthly_usd": s.get("monthly_savings_usd"),
-            "count": found.height,
-            "top": [_finding_row(r) for r in found.head(TOP_SAVINGS).iter_rows(named=True)],
+            "count": found.height if found is not None else 0,
+            "top": [_finding_row(r) for r in found.head(TOP_SAVINGS).iter_rows(named=True)] if found is not None else [],
         }
 
     def org_savings(self, teams: Sequence[Team]) -> dict | None:

@@ -6,6 +6,7 @@ import copy
 import csv
 import email
 import email.policy
+import email.utils
 import io
 import re
 from datetime import date
@@ -19,6 +20,7 @@ from costagent_assets.reporting import (
     admin_csv,
     alert_when,
     build_message,
+    build_mime_message,
     csv_cell,
     format_pct_signed,
     format_usd,
@@ -668,3 +670,95 @@ def test_a_forecast_range_too_wide_to_mean_anything_is_not_printed():
     for body in (visible_text(r.html), r.text):
         assert "1,261,385" not in body and "too uncertain for a useful range" in body
         assert "$9,582" in body and "$10,400" in body
+
+
+# build_mime_message writes the team reports' bytes itself: they must be what the email package writes.
+MIME_CASES = [
+    (team_ctx("Platform"), "lead@example.com", []),
+    (team_ctx("Équipe données " * 6), "Équipe <lead@example.com>", ["finops@example.com", "C D <cto@example.com>"]),
+    (team_ctx("No data", no_data=True), "nodata@example.com", ["x@example.com"]),
+]
+MIME_TEXTS = [
+    RenderedEmail("short", "<p>x</p>", "t"),  # 7bit
+    RenderedEmail("é " * 60, "<p>é</p>\n" * 3, "é" * 20),  # 8bit, a folded subject
+    RenderedEmail("long lines", "y" * 300 + "\n" + "é" * 100 + " \n", "\r\n".join(["z " * 45] * 20)),  # quoted-printable
+    RenderedEmail("binary-ish", "\u00e9\u20ac" * 400, "line\rline\nend\x0bx\x85y"),  # base64 for the html
+    RenderedEmail("empty", "", ""),
+]
+
+
+@pytest.mark.parametrize("case", range(len(MIME_CASES) + len(MIME_TEXTS)))
+def test_build_mime_message_writes_the_email_packages_bytes(case: int, monkeypatch: pytest.MonkeyPatch):
+    if case < len(MIME_CASES):
+        ctx, to, cc = MIME_CASES[case]
+        rendered = render_team_report(ctx)
+    else:
+        rendered, to, cc = MIME_TEXTS[case - len(MIME_CASES)], "a@example.com", ["b@example.com"]
+    fast = build_mime_message(rendered, sender="costagent <costagent@example.com>", to=to, cc=cc,
+                              message_id_domain="example.com")
+    with monkeypatch.context() as m:
+        m.setattr(email.utils, "format_datetime", lambda _d: fast["Date"])
+        m.setattr(email.utils, "make_msgid", lambda domain=None: fast["Message-ID"])
+        reference = build_message(rendered, sender="costagent <costagent@example.com>", to=to, cc=cc,
+                                  message_id_domain="example.com")
+    reference.set_boundary(fast["Content-Type"].split('"')[1])  # the generator's random choice, made the same
+    assert bytes(fast) == fast.as_bytes() == reference.as_bytes()
+    assert fast.items() == [(k, str(v)) for k, v in reference.items()]
+    assert fast.get_all("Cc", []) == [str(v) for v in reference.get_all("Cc", [])]
+
+
+def test_build_mime_message_refuses_what_build_message_refuses():
+    for kwargs in ({"to": "b@example.com\nBcc: x@example.com"}, {"cc": ["c@example.com\r"]}, {"sender": " "}):
+        args = {"sender": "a@example.com", "to": "b@example.com", **kwargs}
+        with pytest.raises(ValueError):
+            build_mime_message(RenderedEmail("s", "<p>h</p>", "t"), **args)
+    with pytest.raises(ValueError, match="decodes to a line break"):
+        build_mime_message(RenderedEmail("=?UTF-8?Q?B=0D=0ACc:_x@evil.example?=", "h", "t"), sender="a@example.com",
+                           to="b@example.com")
+
+
+def test_one_line_turns_every_control_format_and_separator_character_into_a_space():
+    import random
+    import unicodedata
+
+    def by_category(value: str) -> str:
+        cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value)
+        return " ".join(cleaned.split())
+
+    rng = random.Random(15)
+    alphabet = [chr(i) for i in range(0x2100)] + ["\u2028", "\u2029", "\u200b", "\u202e", "\ufeff", "\U0001f600"]
+    for _ in range(20000):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+        assert reporting.one_line(value) == by_category(value), repr(value)
+    assert reporting.one_line("a\u2028b\u200bc\x00d  e\u202e") == "a b c d e"
+
+
+def test_the_transfer_encoding_of_a_text_is_the_email_packages():
+    """Random texts around the quoted-printable edge cases (an "=" or a blank at the line-length limit, non-ASCII,
+    control characters, long lines) encode as email.contentmanager encodes them."""
+    import random
+    from email.contentmanager import _encode_text as package_encode
+
+    rng = random.Random(15)
+    pieces = ["=", " ", "\t", "a", "Z", "é", "€", "\x0b", "\x85", "\r", "\n", "\r\n", "x" * 70, "=" * 3, "<td>", "\x00"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
+        assert reporting._encode_text(text, email.policy.SMTP) == package_encode(text, "utf-8", None,
+                                                                                   email.policy.SMTP), repr(text)
+
+
+def test_mime_boundaries_are_chosen_as_the_email_package_chooses_them():
+    import email.generator
+    import random
+    import sys
+
+    for seed in range(20):
+        random.seed(seed)
+        first = "=" * 15 + email.generator._fmt % random.randrange(sys.maxsize) + "=="
+        texts = [b"", b"x", f"--{first}\n".encode(), f"a\n--{first}--".encode(), f"--{first}\r\n".encode(),
+                 f"--{first}\n--{first}.0\nb".encode(), f"x--{first}\n".encode(), f"--{first}x\n".encode()]
+        for text in texts:
+            random.seed(seed)
+            ours = reporting._make_boundary(text)
+            random.seed(seed)
+            assert ours == email.generator.BytesGenerator._make_boundary(text), text

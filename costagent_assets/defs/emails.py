@@ -56,6 +56,7 @@ from costagent_assets.reporting import (
     RenderedEmail,
     admin_csv,
     build_message,
+    build_mime_message,
     render_admin_report,
     render_team_report,
 )
@@ -77,6 +78,8 @@ from costagent_assets.warehouse.store import read_partitions, read_table
 PREVIEW_LINES = 60
 HELD = "held"  # an emails row whose report waits for complete source data (completeness.WAITING)
 CORRECTION = "team_correction"  # the ledger kind of a corrected team report: its own key, so sent once
+# Team emails built and held at once before they are delivered: bounds the stage's memory at any account count.
+DELIVERY_CHUNK = 100
 
 
 def sent_report_bases(store, report_day: date, months: list[str]) -> dict[tuple[str, str], tuple[str, str | None]]:
@@ -133,6 +136,31 @@ def ai_spend_of(store, month: str, accounts: list[str]) -> dict[str, dict]:
     raw = read_partitions(store, "raw_costs", [(month, a) for a in sorted(accounts)])
     sections, savings = ai_spend_by_model(raw), ai_savings(raw)
     return {a: {**section, "savings": savings.get(a, [])} for a, section in sections.items()}
+
+
+def _deliver_team_emails(session, ledger, run_id: str, month: str, outgoing: list[Outgoing], info: dict,
+                         sent_before: dict, results: list, rows: list[dict], coverage_rows: list[dict]) -> None:
+    """Deliver the team emails built so far (then drop them, and their ``info``), adding their results, their
+    ``emails`` rows and their ``report_coverage`` rows to the lists given."""
+    chunk = deliver_batch(session, outgoing, ledger, run_id)
+    outgoing.clear()
+    results += chunk
+    for d in chunk:
+        team, subject, basis, cov = info.pop(d.key.subject)
+        through = cov.data_through
+        if d.status == ALREADY_SENT and (month, d.key.subject) in sent_before and d.key.kind == "team":
+            # The row says what was sent, not what this run would have sent.
+            basis, through = sent_before[(month, d.key.subject)]
+            through = date.fromisoformat(through) if through else None
+        rows.append({
+            "month": month, "account_id": d.key.subject, "kind": d.key.kind, "recipient": team.team_email,
+            "cc": "; ".join(team.cc_emails), "subject": subject, "status": d.status,
+            "location": d.location or d.detail, "no_data": basis == NO_DATA, "basis": basis,
+            "data_through": through,
+        })
+        coverage_rows.append({"month": month, "account_id": d.key.subject, "kind": d.key.kind,
+                              "basis": basis, "data_through": through,
+                              "missing_days": cov.missing_days, "status": d.status})
 
 
 @month_account_asset(
@@ -200,7 +228,9 @@ def emails(
                                        dashboard_url_template=settings.datadog_dashboard_url,
                                        budget_alert_pcts=settings.budget_alert_pcts,
                                        daily=alert_chart_daily(store, month))
-                outgoing, info = [], {}
+                # Delivered in chunks of accounts (build, claim, send, drop), so memory stays flat in the
+                # account count; the delivery rows still follow the month's other rows, as before.
+                outgoing, info, results, delivered_rows = [], {}, [], []
                 ai_spend = ai_spend_of(store, month, [a for a in in_run if a in by_id and by_id[a].source in AI_SOURCES])
                 for account_id in sorted(in_run):
                     team = by_id.get(account_id)
@@ -248,32 +278,21 @@ def emails(
                                      "data_through": cov.data_through})
                         continue
                     ctx, rendered = built
-                    message = build_message(rendered, sender=sender, to=team.team_email, cc=team.cc_emails,
-                                            message_id_domain=domain)
+                    message = build_mime_message(rendered, sender=sender, to=team.team_email, cc=team.cc_emails,
+                                                 message_id_domain=domain)
                     key = LedgerKey.of(report_date, kind, account_id, month, team.team_email, channel)
                     outgoing.append(Outgoing(key, message, rendered.html,
                                              name=f"{month}-{'correction' if kind == CORRECTION else 'team'}-{account_id}"))
                     info[account_id] = (team, rendered.subject, basis, cov)
                     if month not in previews:
                         previews[month] = {"team": rendered}
-                results = deliver_batch(session, outgoing, ledger, context.run_id)
+                    if len(outgoing) >= DELIVERY_CHUNK:
+                        _deliver_team_emails(session, ledger, context.run_id, month, outgoing, info, sent_before,
+                                             results, delivered_rows, coverage_rows)
+                _deliver_team_emails(session, ledger, context.run_id, month, outgoing, info, sent_before,
+                                     results, delivered_rows, coverage_rows)
                 team_results += results
-                for d in results:
-                    team, subject, basis, cov = info[d.key.subject]
-                    through = cov.data_through
-                    if d.status == ALREADY_SENT and (month, d.key.subject) in sent_before and d.key.kind == "team":
-                        # The row says what was sent, not what this run would have sent.
-                        basis, through = sent_before[(month, d.key.subject)]
-                        through = date.fromisoformat(through) if through else None
-                    rows.append({
-                        "month": month, "account_id": d.key.subject, "kind": d.key.kind, "recipient": team.team_email,
-                        "cc": "; ".join(team.cc_emails), "subject": subject, "status": d.status,
-                        "location": d.location or d.detail, "no_data": basis == NO_DATA, "basis": basis,
-                        "data_through": through,
-                    })
-                    coverage_rows.append({"month": month, "account_id": d.key.subject, "kind": d.key.kind,
-                                          "basis": basis, "data_through": through,
-                                          "missing_days": cov.missing_days, "status": d.status})
+                rows += delivered_rows
                 # The admin report needs every account: a run over some accounts only leaves it alone.
                 if set(by_id) <= in_run:
                     ctx = frames.admin_context(teams)

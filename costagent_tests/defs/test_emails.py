@@ -211,3 +211,26 @@ def test_an_account_whose_report_fails_is_recorded_and_every_other_email_goes_ou
     assert f"{MONTH}-team-{A}.eml" not in outbox(run) and f"{MONTH}-team-{B}.eml" in outbox(run)
     admin = message(run, f"{MONTH}-admin.eml").get_body(("plain",)).get_content()
     assert f"Platform ({A}) report: TypeError" in admin
+
+
+def test_team_emails_are_delivered_in_chunks_and_the_rows_keep_their_order(tmp_path, monkeypatch):
+    """With chunks of one account, each team's email is in the outbox before the next one is built (memory
+    does not grow with the account count), and the emails rows come out as with one chunk for the month."""
+    from costagent_assets.defs import emails as stage
+
+    whole = run_emails(tmp_path / "whole", [A, B, C])
+    monkeypatch.setattr(stage, "DELIVERY_CHUNK", 1)
+    in_outbox_when_built = []
+    build = stage.build_mime_message
+
+    def counting(*args, **kwargs):
+        folder = tmp_path / "chunked" / "outbox" / AS_OF.isoformat()
+        in_outbox_when_built.append(len(list(folder.glob("*-team-*.eml"))) if folder.exists() else 0)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "build_mime_message", counting)
+    chunked = run_emails(tmp_path / "chunked", [A, B, C])
+    assert chunked.result.success
+    assert in_outbox_when_built == [0, 1, 2]
+    columns = ["month", "account_id", "kind", "recipient", "status", "subject"]
+    assert chunked.table("emails").select(columns).equals(whole.table("emails").select(columns))
