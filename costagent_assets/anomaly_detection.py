@@ -134,8 +134,9 @@ def daily_grid(raw: pl.DataFrame) -> pl.DataFrame:
     source gap) are missing, not $0; a day on which the account has rows but the service none is $0."""
     svc = raw.group_by("account_id", "service", "date").agg(pl.col("cost_usd").sum())
     first = svc.group_by("account_id", "service").agg(pl.col("date").min().alias("first_seen"))
+    # The account's days with rows, from the (much shorter) per-service sums: the same set of days.
     return (
-        first.join(raw.select("account_id", "date").unique(), on="account_id")
+        first.join(svc.select("account_id", "date").unique(), on="account_id")
         .filter(pl.col("date") >= pl.col("first_seen"))
         .join(svc, on=["account_id", "service", "date"], how="left")
         .with_columns(pl.col("cost_usd").fill_null(0.0))
@@ -153,7 +154,11 @@ def daily_baselines(grid: pl.DataFrame) -> pl.DataFrame:
     log deviations from its baseline over up to eight weeks before the day, ROBUST_Z robust spreads (MAD),
     never under ROBUST_Z x MIN_SPREAD_PCT %.
     """
-    series = ["account_id", "service"]
+    # The grid is sorted by series and date, so a series is a run of rows: numbering the runs gives one
+    # integer key per series, and windows over it are several times cheaper than over two strings.
+    new_series = pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in ("account_id", "service"))
+    grid = grid.with_columns(new_series.cum_sum().alias("_series"))
+    series = "_series"
     # One row per account day, so "k rows back" is "k days back" unless days are missing: checked.
     lags = [
         pl.when(pl.col("date").shift(lag).over(series) == pl.col("date") - pl.duration(days=lag))
@@ -189,7 +194,7 @@ def daily_baselines(grid: pl.DataFrame) -> pl.DataFrame:
     limit = pl.max_horizontal(ROBUST_Z * scale, pl.lit(math.log1p(ROBUST_Z * MIN_SPREAD_PCT / 100)))
     return grid.with_columns(
         pl.when(scale.is_not_null()).then(pl.col("baseline_usd") * (limit.exp() - 1)).alias("limit_usd")
-    ).drop([f"lag{i}" for i in range(len(lags))] + ["past_deviation"])
+    ).drop([f"lag{i}" for i in range(len(lags))] + ["past_deviation", "_series"])
 
 
 def detect_daily(grid: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
