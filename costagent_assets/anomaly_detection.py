@@ -145,6 +145,12 @@ def daily_grid(raw: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def run_key(*columns: str) -> pl.Expr:
+    """One integer per run of equal ``columns`` values in a frame sorted by them: the same groups as
+    ``.over(*columns)``, and windows over one integer are several times cheaper than over strings."""
+    return pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in columns).cum_sum()
+
+
 def daily_baselines(grid: pl.DataFrame) -> pl.DataFrame:
     """Per account, service and day of ``grid`` (:func:`daily_grid`): its cost, the same-weekday baseline,
     how far above it a day may go, and the history behind both.
@@ -154,10 +160,7 @@ def daily_baselines(grid: pl.DataFrame) -> pl.DataFrame:
     log deviations from its baseline over up to eight weeks before the day, ROBUST_Z robust spreads (MAD),
     never under ROBUST_Z x MIN_SPREAD_PCT %.
     """
-    # The grid is sorted by series and date, so a series is a run of rows: numbering the runs gives one
-    # integer key per series, and windows over it are several times cheaper than over two strings.
-    new_series = pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in ("account_id", "service"))
-    grid = grid.with_columns(new_series.cum_sum().alias("_series"))
+    grid = grid.with_columns(run_key("account_id", "service").alias("_series"))
     series = "_series"
     # One row per account day, so "k rows back" is "k days back" unless days are missing: checked.
     lags = [
@@ -226,13 +229,13 @@ def detect_daily(grid: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame)
         & (excess > pl.col("baseline_usd") * pl.col("threshold_pct") / 100)
     )
     series = ["month", "account_id", "service"]
-    days = days.sort([*series, "date"]).with_columns(elevated.fill_null(False).alias("elevated"))
+    days = days.sort([*series, "date"]).with_columns(elevated.fill_null(False).alias("elevated"), run_key(*series).alias("_series"))
     days = days.with_columns(
-        (pl.col("elevated") != pl.col("elevated").shift(1).over(series).fill_null(False))
+        (pl.col("elevated") != pl.col("elevated").shift(1).over("_series").fill_null(False))
         .cum_sum()
-        .over(series)
+        .over("_series")
         .alias("run")
-    )
+    ).drop("_series")
     in_month = pl.col("date") >= pl.col("month_start")
     runs = (
         days.filter(pl.col("elevated"))
@@ -270,7 +273,8 @@ def usual_month_to_date(grid: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFra
     samples would be too few, and a shorter sum moves more, so the bar is if anything higher). Returns
     usual_median, usual_scale (MAD x 1.4826) and usual_samples; the month-to-date rule alerts a rise only
     above usual_median + USUAL_Z x usual_scale, and says so when there are under USUAL_MIN_SAMPLES."""
-    grid = grid.with_columns(pl.col("cost_usd").cum_sum().over("account_id", "service").alias("cum"))
+    # ``grid`` is sorted by account, service and date (daily_grid).
+    grid = grid.with_columns(pl.col("cost_usd").cum_sum().over(run_key("account_id", "service")).alias("cum"))
     cum = grid.select("account_id", "service", "date", "cum")
     w = windows.select(
         "month", "month_start", pl.min_horizontal(pl.col("days_covered"), pl.lit(USUAL_MAX_DAYS)).alias("n")
