@@ -235,8 +235,10 @@ def interval_factors(backtests: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFram
 def series_frame(raw: pl.DataFrame) -> pl.DataFrame:
     """Daily series from raw cost rows: each account's total (service "*") and each of its services."""
     cols = ["account_id", "service", "date", "cost_usd"]
-    total = raw.group_by("account_id", "date").agg(micro_sum("cost_usd").alias("cost_usd"))
     per_service = raw.group_by("account_id", "service", "date").agg(micro_sum("cost_usd").alias("cost_usd"))
+    # Whole micro-dollars add up exactly: the account's total from its services' sums is the same integer
+    # as from the raw rows, for a fraction of the rows.
+    total = per_service.group_by("account_id", "date").agg(pl.col("cost_usd").sum())
     both = pl.concat([total.with_columns(pl.lit("*").alias("service")).select(cols), per_service.select(cols)])
     return both.with_columns(pl.col("cost_usd") / MICRO).sort(cols[:3])
 
