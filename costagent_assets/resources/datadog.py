@@ -12,14 +12,14 @@ in the same request as a second query, so quantities cost no extra request.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
 
 from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch, split_registered
+from costagent_assets.resources.http_retry import Exchange, header_seconds, json_body, send_with_retries
 
 if TYPE_CHECKING:  # imported when used, to keep CLI starts fast
     import httpx
@@ -58,14 +58,6 @@ def api_base_url(site: str) -> str:
             "(or us3, us5, eu, ap1, ap2, uk1), or a full https:// URL"
         )
     return f"https://api.{name}"
-
-
-@dataclass
-class _Exchange:
-    """Requests made and retries used by one fetch."""
-
-    requests: int = 0
-    retries: int = 0
 
 
 class DatadogCostSource(CostSource):
@@ -129,7 +121,7 @@ class DatadogCostSource(CostSource):
                 },
             }
         }
-        exchange = _Exchange()
+        exchange = Exchange()
         payload = self._post("/api/v2/query/timeseries", body, exchange)
         tags = (self.account_tag, self.service_tag, self.usage_type_tag, self.region_tag)
         frame = series_frame(payload, *tags, query_index=0)
@@ -144,7 +136,7 @@ class DatadogCostSource(CostSource):
         return SourceFetch(costs, requests=exchange.requests, cost_usd=0.0, retries=exchange.retries,
                            unregistered=unregistered)
 
-    def _post(self, path: str, body: dict, exchange: _Exchange) -> dict:
+    def _post(self, path: str, body: dict, exchange: Exchange) -> dict:
         import httpx
 
         url = api_base_url(self.site) + path
@@ -154,57 +146,24 @@ class DatadogCostSource(CostSource):
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
+        where = f"Datadog {path}"
         with httpx.Client(timeout=httpx.Timeout(self.timeout_seconds, connect=10.0)) as client:
-            return _with_retries(
+            response = send_with_retries(
                 lambda: client.post(url, json=body, headers=headers),
                 exchange,
                 max_retries=self.max_retries,
                 max_wait=self.max_wait_seconds,
-                where=f"Datadog {path}",
+                where=where,
+                refused=(
+                    "Datadog refused the credentials; check DATADOG_API_KEY and DATADOG_APP_KEY (the application "
+                    "key needs the timeseries_query and cloud_cost_management_read permissions) and that "
+                    "DATADOG_SITE is the site of your organisation"
+                ),
+                announced_wait=_reset_seconds,
+                error_text=_error_text,
             )
-
-
-def _with_retries(
-    send: Callable[[], httpx.Response], exchange: _Exchange, *, max_retries: int, max_wait: float, where: str
-) -> dict:
-    """Send until a 2xx, waiting out 429s and 5xx; refuse 401/403 and other 4xx at once."""
-    import httpx
-
-    attempt = 0
-    while True:
-        exchange.requests += 1
-        try:
-            response = send()
-        except httpx.TransportError as exc:  # timeouts, refused connections: worth another try
-            problem, wait = f"{type(exc).__name__}", _backoff(attempt, max_wait)
-        else:
-            status = response.status_code
-            if status in (401, 403):
-                # The message names the variables, never their values.
-                raise CostSourceError(
-                    f"{where}: HTTP {status}, Datadog refused the credentials; check DATADOG_API_KEY and "
-                    "DATADOG_APP_KEY (the application key needs the timeseries_query and cloud_cost_management_read "
-                    "permissions) and that DATADOG_SITE is the site of your organisation"
-                )
-            if 200 <= status < 300:
-                _respect_remaining(response, max_wait)
-                try:
-                    return response.json()
-                except ValueError:
-                    raise CostSourceError(f"{where}: HTTP {status} with a body that is not JSON") from None
-            if status != 429 and status < 500:
-                raise CostSourceError(f"{where}: HTTP {status}: {_error_text(response)}")
-            problem = f"HTTP {status}"
-            reset = _reset_seconds(response)
-            wait = min(reset, max_wait) if reset is not None else _backoff(attempt, max_wait)
-        if attempt >= max_retries:
-            raise CostSourceError(
-                f"{where}: still failing after {attempt + 1} attempts (last: {problem}); nothing was stored, "
-                "rerun later or raise source_max_retries"
-            )
-        attempt += 1
-        exchange.retries += 1
-        time.sleep(wait)
+        _respect_remaining(response, self.max_wait_seconds)
+        return json_body(response, where)
 
 
 def _respect_remaining(response: httpx.Response, max_wait: float) -> None:
@@ -216,15 +175,7 @@ def _respect_remaining(response: httpx.Response, max_wait: float) -> None:
 
 
 def _reset_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("X-RateLimit-Reset") or response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _backoff(attempt: int, max_wait: float) -> float:
-    return min(max_wait, 0.5 * 2**attempt)
+    return header_seconds(response, "X-RateLimit-Reset", "Retry-After")
 
 
 def _error_text(response: httpx.Response) -> str:
