@@ -54,7 +54,9 @@ def _line(name: str, peer_requests: int, usage: dict, seconds: float, extra: str
           f"{usage['min_accounts']:>9} {seconds:>7.1f}  {extra}")
 
 
-def datadog(as_of: date, teams: list[dict], costs: pl.DataFrame, storm: float) -> None:
+def datadog(as_of: date, teams: list[dict], costs: pl.DataFrame, storm: float, label: str = "") -> None:
+    """``costs`` with usage_type/region (and usage_quantity/usage_unit) serves lines and aws.usage quantities,
+    which ride in the same request as the cost."""
     peer = DatadogPeer(costs).start()
     if storm:
         peer.storm(storm, seed=3)
@@ -65,8 +67,9 @@ def datadog(as_of: date, teams: list[dict], costs: pl.DataFrame, storm: float) -
     assert run_weekly(home, as_of) == 0
     seconds = time.perf_counter() - started
     statuses = peer.statuses()
-    _line(f"datadog ({storm:.0%} 429 storm)", len(statuses), _usage(home), seconds,
-          f"429s: {statuses.count(429)}")
+    with_quantity = sql(home, "select count(*) as n from raw_costs where usage_quantity is not null")[0]["n"]
+    _line(f"datadog ({label or f'{storm:.0%} 429 storm'})", len(statuses), _usage(home), seconds,
+          f"429s: {statuses.count(429)}, rows with a quantity: {with_quantity}")
     peer.stop()
 
 
@@ -161,6 +164,12 @@ def main() -> None:
     try:
         datadog(as_of, teams, daily, 0.0)
         datadog(as_of, teams, daily, 0.3)
+        # Usage lines with quantities (the demo's, plus hours at $0.10 where the demo has none).
+        lines = costs.with_columns(
+            pl.col("usage_quantity").fill_null(pl.col("cost_usd") / 0.1) if "usage_quantity" in costs.columns
+            else (pl.col("cost_usd") / 0.1).alias("usage_quantity"),
+            pl.col("usage_unit").fill_null("Hrs") if "usage_unit" in costs.columns else pl.lit("Hrs").alias("usage_unit"))
+        datadog(as_of, teams, lines, 0.0, "+ usage lines, aws.usage")
         cost_explorer(as_of, teams, costs)
         cost_explorer(as_of, teams, costs, usage_types=True)
         focus_files(as_of, teams, costs)

@@ -9,6 +9,7 @@ import polars as pl
 
 from costagent_assets.demo import organisation as demo
 from costagent_assets.demo.ai_accounts import generate_ai_costs, is_ai_account
+from costagent_assets.demo.quantities import with_quantities
 from costagent_assets.resources.cost_source import CostSource
 
 
@@ -23,10 +24,11 @@ class DemoCostSource(CostSource):
 
     def daily_costs(self, account_ids: Sequence[str], start: date, end: date, as_of: date) -> pl.DataFrame:
         """Daily rows for ``account_ids`` from ``start`` to ``end`` inclusive, as known on ``as_of``: the AWS
-        accounts' costs, and the AI accounts' dollars and tokens by model (``ai_accounts``)."""
+        accounts' costs with their usage quantities (``quantities``), and the AI accounts' dollars and tokens by
+        model (``ai_accounts``)."""
         aws = [a for a in account_ids if not is_ai_account(a)]
         ai = [a for a in account_ids if is_ai_account(a)]
-        costs = demo.generate_costs(aws, start, end, seed=self.seed, as_of=as_of)
+        costs = with_quantities(demo.generate_costs(aws, start, end, seed=self.seed, as_of=as_of), self.seed)
         if not ai:
             return costs
         return pl.concat([costs, generate_ai_costs(ai, start, end, seed=self.seed, as_of=as_of)],

@@ -8,7 +8,6 @@ Both APIs answer a page of daily buckets with ``has_more`` and ``next_page``; th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from costagent_assets.resources.cost_source import CostSourceError, SourceFetch, split_registered
+from costagent_assets.resources.http_retry import Exchange, header_seconds, json_body, send_with_retries
 
 if TYPE_CHECKING:  # imported when used, to keep CLI starts fast
     import httpx
@@ -28,14 +28,6 @@ USAGE_COLUMNS = {"date": pl.Date, "account_id": pl.String, "service": pl.String,
                  "usage_quantity": pl.Float64}
 _KEY = ["date", "account_id", "service", "usage_type"]
 MAX_PAGES = 500  # a guard against a next_page that never ends
-
-
-@dataclass
-class Exchange:
-    """Requests made (pages and retries included) and retries used by one fetch."""
-
-    requests: int = 0
-    retries: int = 0
 
 
 @dataclass
@@ -67,60 +59,21 @@ class AdminApi:
         raise CostSourceError(f"{self.label} {path}: more than {MAX_PAGES} pages; nothing was stored")
 
     def _get(self, client: httpx.Client, url: str, query: list, path: str, exchange: Exchange) -> dict:
-        import httpx
-
         where = f"{self.label} {path}"
-        attempt = 0
-        while True:
-            exchange.requests += 1
-            try:
-                response = client.get(url, params=query, headers=dict(self.headers))
-            except httpx.TransportError as exc:  # timeouts, refused connections: worth another try
-                problem, wait = type(exc).__name__, backoff(attempt, self.max_wait_seconds)
-            else:
-                status = response.status_code
-                if status in (401, 403):
-                    # The message names the variable, never its value.
-                    raise CostSourceError(
-                        f"{where}: HTTP {status}, {self.label} refused the admin key; check {self.key_variable} "
-                        "(it must be an organisation admin key, not a project or API key)"
-                    )
-                if 200 <= status < 300:
-                    try:
-                        payload = response.json()
-                    except ValueError:
-                        raise CostSourceError(f"{where}: HTTP {status} with a body that is not JSON") from None
-                    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-                        raise CostSourceError(f"{where}: HTTP {status} without a list of buckets in 'data'")
-                    return payload
-                if status != 429 and status < 500:
-                    raise CostSourceError(f"{where}: HTTP {status}: {response.text[:300]}")
-                problem = f"HTTP {status}"
-                announced = retry_after(response)
-                wait = (min(announced, self.max_wait_seconds) if announced is not None
-                        else backoff(attempt, self.max_wait_seconds))
-            if attempt >= self.max_retries:
-                raise CostSourceError(
-                    f"{where}: still failing after {attempt + 1} attempts (last: {problem}); nothing was stored, "
-                    "rerun later or raise source_max_retries"
-                )
-            attempt += 1
-            exchange.retries += 1
-            time.sleep(wait)
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """Seconds the server asked to wait (``retry-after``), or None."""
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def backoff(attempt: int, max_wait: float) -> float:
-    """Exponential backoff from half a second, capped at ``max_wait``."""
-    return min(max_wait, 0.5 * 2**attempt)
+        response = send_with_retries(
+            lambda: client.get(url, params=query, headers=dict(self.headers)),
+            exchange,
+            max_retries=self.max_retries,
+            max_wait=self.max_wait_seconds,
+            where=where,
+            refused=(f"{self.label} refused the admin key; check {self.key_variable} "
+                     "(it must be an organisation admin key, not a project or API key)"),
+            announced_wait=lambda response: header_seconds(response, "retry-after"),
+        )
+        payload = json_body(response, where)
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            raise CostSourceError(f"{where}: HTTP {response.status_code} without a list of buckets in 'data'")
+        return payload
 
 
 def ai_fetch(costs: pl.DataFrame, usage: pl.DataFrame, account_ids: Sequence[str], *, source: str,

@@ -12,6 +12,34 @@ from costagent_assets.resources.cost_source import CostSource, CostSourceError, 
 # Every GetCostAndUsage request is billed, pages included (AWS Cost Explorer pricing).
 USD_PER_REQUEST = 0.01
 
+# Region short codes that prefix usage types ("EUW2-BoxUsage:m5.large"), as AWS publishes them:
+# https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-region-billing-codes.html
+# CE allows two group-bys (linked account and usage type here), so the region comes from this prefix.
+REGION_BILLING_CODES = {
+    "USE1": "us-east-1", "USE2": "us-east-2", "USW1": "us-west-1", "USW2": "us-west-2",
+    "CAN1": "ca-central-1", "CAN2": "ca-west-1", "MXC1": "mx-central-1", "AFS1": "af-south-1",
+    "APE1": "ap-east-1", "APE2": "ap-east-2", "APN1": "ap-northeast-1", "APN2": "ap-northeast-2",
+    "APN3": "ap-northeast-3", "APS1": "ap-southeast-1", "APS2": "ap-southeast-2", "APS3": "ap-south-1",
+    "APS4": "ap-southeast-3", "APS5": "ap-south-2", "APS6": "ap-southeast-4", "APS7": "ap-southeast-5",
+    "APS8": "ap-southeast-6", "APS9": "ap-southeast-7",
+    "EU": "eu-west-1", "EUC1": "eu-central-1", "EUC2": "eu-central-2", "EUN1": "eu-north-1",
+    "EUS1": "eu-south-1", "EUS2": "eu-south-2", "EUW2": "eu-west-2", "EUW3": "eu-west-3",
+    "ILC1": "il-central-1", "MEC1": "me-central-1", "MES1": "me-south-1", "SAE1": "sa-east-1",
+    "UGE1": "us-gov-east-1", "UGW1": "us-gov-west-1",
+}
+# Services whose usage-type prefixes are not regions: CloudFront's are edge geographies ("EU-", "US-", "JP-"),
+# and its "EU" is Europe's edge locations, not eu-west-1.
+_NOT_REGION_PREFIXED = ("CloudFront",)
+
+
+def region_of_usage_type(usage_type: str | None, service: str | None = None) -> str | None:
+    """The region a usage type's prefix names (``"EUW2-BoxUsage:m5.large"`` is eu-west-2), or None where the
+    prefix is missing or unknown (some services leave us-east-1 unprefixed: that is ambiguous, so None).
+    A transfer between regions (``"USE1-EUW2-AWS-Out-Bytes"``) is billed in the first."""
+    if not usage_type or "-" not in usage_type or any(s in (service or "") for s in _NOT_REGION_PREFIXED):
+        return None
+    return REGION_BILLING_CODES.get(usage_type.split("-", 1)[0])
+
 
 class CostExplorerCostSource(CostSource):
     """Daily cost per linked account and service from the AWS Cost Explorer API (run in the payer account).
@@ -137,7 +165,8 @@ def results_frame(pages: Sequence[dict], metric: str) -> pl.DataFrame:
 
 
 def usage_frame(pages: Sequence[dict], metric: str, service: str) -> pl.DataFrame:
-    """Daily rows per (account, usage type) of one service, with the cost, UsageQuantity and its unit."""
+    """Daily rows per (account, usage type) of one service, with the region its prefix names, the cost,
+    UsageQuantity and its unit."""
     rows = []
     for page in pages:
         for result in page.get("ResultsByTime", []):
@@ -149,6 +178,7 @@ def usage_frame(pages: Sequence[dict], metric: str, service: str) -> pl.DataFram
                 quantity = metrics.get("UsageQuantity") or {}
                 unit = quantity.get("Unit")
                 rows.append({"date": day, "account_id": keys[0], "service": service, "usage_type": keys[1],
+                             "region": region_of_usage_type(keys[1], service),
                              "cost_usd": float(metrics[metric]["Amount"]), "currency": metrics[metric].get("Unit", "USD"),
                              "usage_quantity": float(quantity["Amount"]) if "Amount" in quantity else None,
                              # CE says "N/A" when a group mixes units: no quantity to compare then.
@@ -157,7 +187,7 @@ def usage_frame(pages: Sequence[dict], metric: str, service: str) -> pl.DataFram
 
 
 USAGE_SCHEMA = {"date": pl.Date, "account_id": pl.String, "service": pl.String, "usage_type": pl.String,
-                "cost_usd": pl.Float64, "currency": pl.String, "usage_quantity": pl.Float64, "usage_unit": pl.String}
+                "region": pl.String, "cost_usd": pl.Float64, "currency": pl.String, "usage_quantity": pl.Float64, "usage_unit": pl.String}
 
 
 def with_usage_detail(frame: pl.DataFrame, details: Sequence[pl.DataFrame]) -> pl.DataFrame:

@@ -1,21 +1,25 @@
-"""Datadog Cloud Cost Management as a cost source: one grouped v2 timeseries query per month.
+"""Datadog Cloud Cost Management as a cost source: one grouped v2 timeseries request per month.
 
 Datadog exposes AWS cost as metrics (``aws.cost.amortized`` and friends) tagged with the member
 account and the product. One query ``sum:<metric>{*} by {<account tag>,<service tag>}.rollup(sum, 86400)``
 returns every account and service of a window at once, so a month costs one request, not one per account.
+
+The quantities behind the dollars are Datadog's usage metric ``aws.usage`` ("consumption volume", to be
+grouped by ``aws_pricing_usage_unit``; https://docs.datadoghq.com/cloud_cost_management/metrics/). It rides
+in the same request as a second query, so quantities cost no extra request.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
 
 from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch, split_registered
+from costagent_assets.resources.http_retry import Exchange, header_seconds, json_body, send_with_retries
 
 if TYPE_CHECKING:  # imported when used, to keep CLI starts fast
     import httpx
@@ -56,14 +60,6 @@ def api_base_url(site: str) -> str:
     return f"https://api.{name}"
 
 
-@dataclass
-class _Exchange:
-    """Requests made and retries used by one fetch."""
-
-    requests: int = 0
-    retries: int = 0
-
-
 class DatadogCostSource(CostSource):
     """Daily AWS cost per account and service from Datadog Cloud Cost Management (v2 timeseries API).
 
@@ -83,6 +79,10 @@ class DatadogCostSource(CostSource):
     # extra tag multiplies the series of the one query; Datadog's answer "N/A" for a cost without the tag.
     usage_type_tag: str = "usage_type"
     region_tag: str = "region"
+    # The usage metric read beside the cost ("" to leave quantities out), grouped also by its unit tag: summing
+    # across units (GB-hours + requests) means nothing, so a line with several units gets no quantity.
+    usage_metric: str = "aws.usage"
+    usage_unit_tag: str = "aws_pricing_usage_unit"
     max_retries: int = 6
     max_wait_seconds: float = 60.0
     timeout_seconds: float = 60.0
@@ -93,11 +93,22 @@ class DatadogCostSource(CostSource):
 
     def query(self) -> str:
         """The one grouped query of every window: all accounts and services, summed per day."""
-        tags = ",".join(t for t in (self.account_tag, self.service_tag, self.usage_type_tag, self.region_tag) if t)
-        return f"sum:{self.metric}{{*}} by {{{tags}}}.rollup(sum, 86400)"
+        return f"sum:{self.metric}{{*}} by {{{','.join(self._tags())}}}.rollup(sum, 86400)"
+
+    def usage_query(self) -> str | None:
+        """The quantities of the same lines, per unit; None when quantities are turned off."""
+        if not (self.usage_metric and self.usage_unit_tag):
+            return None
+        return f"sum:{self.usage_metric}{{*}} by {{{','.join([*self._tags(), self.usage_unit_tag])}}}.rollup(sum, 86400)"
+
+    def _tags(self) -> list[str]:
+        return [t for t in (self.account_tag, self.service_tag, self.usage_type_tag, self.region_tag) if t]
 
     def fetch(self, account_ids: Sequence[str], start: date, end: date, as_of: date) -> SourceFetch:
         """Daily rows for ``account_ids`` from ``start`` to ``end`` inclusive, in one request (plus retries)."""
+        queries = [{"data_source": "cloud_cost", "name": "a", "query": self.query()}]
+        if usage := self.usage_query():
+            queries.append({"data_source": "cloud_cost", "name": "b", "query": usage})
         body = {
             "data": {
                 "type": "timeseries_request",
@@ -105,14 +116,17 @@ class DatadogCostSource(CostSource):
                     "from": _epoch_ms(start),
                     "to": _epoch_ms(end + timedelta(days=1)),
                     "interval": DAY_MS,
-                    "queries": [{"data_source": "cloud_cost", "name": "a", "query": self.query()}],
-                    "formulas": [{"formula": "a"}],
+                    "queries": queries,
+                    "formulas": [{"formula": q["name"]} for q in queries],
                 },
             }
         }
-        exchange = _Exchange()
+        exchange = Exchange()
         payload = self._post("/api/v2/query/timeseries", body, exchange)
-        frame = series_frame(payload, self.account_tag, self.service_tag, self.usage_type_tag, self.region_tag)
+        tags = (self.account_tag, self.service_tag, self.usage_type_tag, self.region_tag)
+        frame = series_frame(payload, *tags, query_index=0)
+        if len(queries) > 1:
+            frame = with_quantities(frame, series_frame(payload, *tags, query_index=1, unit_tag=self.usage_unit_tag))
         frame = frame.filter(pl.col("date").is_between(start, end))
         costs, unregistered = split_registered(frame, account_ids)
         costs = costs.with_columns(
@@ -122,7 +136,7 @@ class DatadogCostSource(CostSource):
         return SourceFetch(costs, requests=exchange.requests, cost_usd=0.0, retries=exchange.retries,
                            unregistered=unregistered)
 
-    def _post(self, path: str, body: dict, exchange: _Exchange) -> dict:
+    def _post(self, path: str, body: dict, exchange: Exchange) -> dict:
         import httpx
 
         url = api_base_url(self.site) + path
@@ -132,57 +146,24 @@ class DatadogCostSource(CostSource):
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
+        where = f"Datadog {path}"
         with httpx.Client(timeout=httpx.Timeout(self.timeout_seconds, connect=10.0)) as client:
-            return _with_retries(
+            response = send_with_retries(
                 lambda: client.post(url, json=body, headers=headers),
                 exchange,
                 max_retries=self.max_retries,
                 max_wait=self.max_wait_seconds,
-                where=f"Datadog {path}",
+                where=where,
+                refused=(
+                    "Datadog refused the credentials; check DATADOG_API_KEY and DATADOG_APP_KEY (the application "
+                    "key needs the timeseries_query and cloud_cost_management_read permissions) and that "
+                    "DATADOG_SITE is the site of your organisation"
+                ),
+                announced_wait=_reset_seconds,
+                error_text=_error_text,
             )
-
-
-def _with_retries(
-    send: Callable[[], httpx.Response], exchange: _Exchange, *, max_retries: int, max_wait: float, where: str
-) -> dict:
-    """Send until a 2xx, waiting out 429s and 5xx; refuse 401/403 and other 4xx at once."""
-    import httpx
-
-    attempt = 0
-    while True:
-        exchange.requests += 1
-        try:
-            response = send()
-        except httpx.TransportError as exc:  # timeouts, refused connections: worth another try
-            problem, wait = f"{type(exc).__name__}", _backoff(attempt, max_wait)
-        else:
-            status = response.status_code
-            if status in (401, 403):
-                # The message names the variables, never their values.
-                raise CostSourceError(
-                    f"{where}: HTTP {status}, Datadog refused the credentials; check DATADOG_API_KEY and "
-                    "DATADOG_APP_KEY (the application key needs the timeseries_query and cloud_cost_management_read "
-                    "permissions) and that DATADOG_SITE is the site of your organisation"
-                )
-            if 200 <= status < 300:
-                _respect_remaining(response, max_wait)
-                try:
-                    return response.json()
-                except ValueError:
-                    raise CostSourceError(f"{where}: HTTP {status} with a body that is not JSON") from None
-            if status != 429 and status < 500:
-                raise CostSourceError(f"{where}: HTTP {status}: {_error_text(response)}")
-            problem = f"HTTP {status}"
-            reset = _reset_seconds(response)
-            wait = min(reset, max_wait) if reset is not None else _backoff(attempt, max_wait)
-        if attempt >= max_retries:
-            raise CostSourceError(
-                f"{where}: still failing after {attempt + 1} attempts (last: {problem}); nothing was stored, "
-                "rerun later or raise source_max_retries"
-            )
-        attempt += 1
-        exchange.retries += 1
-        time.sleep(wait)
+        _respect_remaining(response, self.max_wait_seconds)
+        return json_body(response, where)
 
 
 def _respect_remaining(response: httpx.Response, max_wait: float) -> None:
@@ -194,15 +175,7 @@ def _respect_remaining(response: httpx.Response, max_wait: float) -> None:
 
 
 def _reset_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("X-RateLimit-Reset") or response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _backoff(attempt: int, max_wait: float) -> float:
-    return min(max_wait, 0.5 * 2**attempt)
+    return header_seconds(response, "X-RateLimit-Reset", "Retry-After")
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -218,12 +191,14 @@ def _epoch_ms(day: date) -> int:
 
 
 def series_frame(payload: dict, account_tag: str, service_tag: str, usage_type_tag: str = "",
-                 region_tag: str = "") -> pl.DataFrame:
-    """Daily rows (``date``, ``account_id``, ``service``, ``cost_usd``) from a v2 ``timeseries_response``.
+                 region_tag: str = "", *, query_index: int | None = None, unit_tag: str = "") -> pl.DataFrame:
+    """Daily rows (``date``, ``account_id``, ``service``, ``usage_type``, ``region``, ``cost_usd``) from a v2
+    ``timeseries_response``.
 
     Each series carries ``group_tags`` like ``["aws_member_account_id:0123...", "aws_product:ec2"]``;
     ``values[i]`` runs along ``times`` (bucket starts in epoch ms, UTC). A null point is a day without
-    data and makes no row, so it is never read as $0.
+    data and makes no row, so it is never read as $0. With ``query_index`` only the series of that query
+    (formula) are read; with ``unit_tag`` the values are quantities (``usage_quantity``, ``usage_unit``).
     """
     try:
         attributes = payload["data"]["attributes"]
@@ -233,8 +208,10 @@ def series_frame(payload: dict, account_tag: str, service_tag: str, usage_type_t
         raise CostSourceError(f"Datadog answered without timeseries data: {errors or 'unexpected shape'}") from None
     days = [datetime.fromtimestamp(t / 1000, UTC).date() for t in times]
     rows: dict[str, list] = {"date": [], "account_id": [], "service": [], "usage_type": [], "region": [],
-                             "cost_usd": []}
+                             "unit": [], "value": []}
     for entry, points in zip(series, values, strict=False):
+        if query_index is not None and entry.get("query_index", 0) != query_index:
+            continue
         tags = dict(tag.split(":", 1) for tag in entry.get("group_tags") or [] if ":" in tag)
         account, service = tags.get(account_tag), tags.get(service_tag)
         # "N/A" is Datadog's value for a cost without the tag: unknown, not a usage type called N/A.
@@ -249,9 +226,27 @@ def series_frame(payload: dict, account_tag: str, service_tag: str, usage_type_t
             rows["service"].append(service or "(untagged)")
             rows["usage_type"].append(usage_type)
             rows["region"].append(region)
-            rows["cost_usd"].append(float(value))
+            rows["unit"].append(None if tags.get(unit_tag) in (None, "", "N/A") else tags[unit_tag])
+            rows["value"].append(float(value))
     frame = pl.DataFrame(rows, schema={"date": pl.Date, "account_id": pl.String, "service": pl.String,
-                                       "usage_type": pl.String, "region": pl.String, "cost_usd": pl.Float64})
+                                       "usage_type": pl.String, "region": pl.String, "unit": pl.String,
+                                       "value": pl.Float64})
     # Several rollup buckets can fall on one UTC day only if the interval is not a day; sum to be safe.
     key = ["date", "account_id", "service", "usage_type", "region"]
-    return frame.group_by(key).agg(pl.col("cost_usd").sum()).sort(key, nulls_last=True)
+    if not unit_tag:
+        return frame.group_by(key).agg(pl.col("value").sum().alias("cost_usd")).sort(key, nulls_last=True)
+    # A quantity is only meaningful in one unit: a line that mixes units (or has none) has no quantity.
+    one_unit = (pl.col("unit").n_unique() == 1) & pl.col("unit").is_not_null().all()
+    return frame.group_by(key).agg(
+        pl.when(one_unit).then(pl.col("value").sum()).alias("usage_quantity"),
+        pl.when(one_unit).then(pl.col("unit").first()).alias("usage_unit"),
+    ).sort(key, nulls_last=True)
+
+
+def with_quantities(costs: pl.DataFrame, quantities: pl.DataFrame) -> pl.DataFrame:
+    """The cost rows with the quantity and unit of the same day and line (null where Datadog has none).
+
+    Usage without a cost on that line and day adds no row: the dollars stay exactly the cost metric's.
+    """
+    key = ["date", "account_id", "service", "usage_type", "region"]
+    return costs.join(quantities, on=key, how="left", nulls_equal=True)

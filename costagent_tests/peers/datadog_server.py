@@ -2,7 +2,9 @@
 
 Its responses copy the shape of a real recorded response (``recordings/v2_query_timeseries.json``):
 ``data.attributes.series[]`` with ``group_tags``, ``times`` in epoch ms and ``values`` per series. It
-serves the daily costs it is given, checks the API and application keys, announces ``X-RateLimit-*``
+serves the daily costs it is given (and, under ``aws.usage`` grouped by ``aws_pricing_usage_unit``, their
+quantities where the rows have ``usage_quantity`` and ``usage_unit``), answers every query of a request
+with series marked by ``query_index``, checks the API and application keys, announces ``X-RateLimit-*``
 headers, and on command throttles (429 with ``X-RateLimit-Reset``), fails (5xx) or omits accounts.
 """
 
@@ -46,6 +48,8 @@ class DatadogPeer:
     api_key: str = "test-api-key"
     app_key: str = "test-app-key"
     metric: str = "aws.cost.amortized"
+    usage_metric: str = "aws.usage"
+    unit_tag: str = "aws_pricing_usage_unit"
     account_tag: str = "aws_member_account_id"
     service_tag: str = "aws_product"
     throttle_rate: float = 0.0  # share of requests answered 429
@@ -66,8 +70,14 @@ class DatadogPeer:
         daily = costs.group_by(["date", "account_id", "service", "usage_type", "region"]).agg(pl.col("cost_usd").sum())
         self._points: dict[tuple, dict[int, float]] = defaultdict(dict)
         for day, account, service, usage_type, region, usd in daily.iter_rows():
-            ms = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
-            self._points[(account, service, usage_type or "N/A", region or "N/A")][ms] = usd
+            self._points[(account, service, usage_type or "N/A", region or "N/A")][_ms(day)] = usd
+        # Quantities per line and unit, as Datadog's usage metric holds them (a line may have several units).
+        self._usage: dict[tuple, dict[int, float]] = defaultdict(dict)
+        if {"usage_quantity", "usage_unit"} <= set(costs.columns):
+            usage = costs.filter(pl.col("usage_quantity").is_not_null()).group_by(
+                ["date", "account_id", "service", "usage_type", "region", "usage_unit"]).agg(pl.col("usage_quantity").sum())
+            for day, account, service, usage_type, region, unit, qty in usage.iter_rows():
+                self._usage[(account, service, usage_type or "N/A", region or "N/A", unit or "N/A")][_ms(day)] = qty
         self._server: ThreadingHTTPServer | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -142,27 +152,42 @@ class DatadogPeer:
         request = _json_or_none(raw)
         try:
             attributes = request["data"]["attributes"]
-            query = attributes["queries"][0]
+            queries = list(attributes["queries"])
+            formulas = [f["formula"] for f in attributes.get("formulas") or [{"formula": queries[0]["name"]}]]
             start, end = int(attributes["from"]), int(attributes["to"])
         except (KeyError, IndexError, TypeError, ValueError):
             return 400, {}, {"errors": ["Invalid request body"]}
-        if query.get("data_source") != "cloud_cost":
-            return 400, {}, {"errors": [f"data_source {query.get('data_source')!r} cannot query cost metrics"]}
-        match = QUERY.match(query.get("query", ""))
-        if not match or match["seconds"] != "86400":
-            return 400, {}, {"errors": [f"unsupported query {query.get('query')!r}"]}
-        return 200, {}, self._series(match, start, end)
-
-    def _series(self, match: re.Match, start: int, end: int) -> dict:
-        tags = [t.strip() for t in match["tags"].split(",")]
+        matches = {}
+        for query in queries:
+            if query.get("data_source") != "cloud_cost":
+                return 400, {}, {"errors": [f"data_source {query.get('data_source')!r} cannot query cost metrics"]}
+            match = QUERY.match(query.get("query", ""))
+            if not match or match["seconds"] != "86400":
+                return 400, {}, {"errors": [f"unsupported query {query.get('query')!r}"]}
+            matches[query.get("name")] = match
+        if any(f not in matches for f in formulas):  # this peer answers plain formulas naming one query each
+            return 400, {}, {"errors": [f"unsupported formulas {formulas!r}"]}
         times = list(range(start - start % DAY_MS, end, DAY_MS))
         series, values = [], []
+        for index, formula in enumerate(formulas):
+            more_series, more_values = self._series(matches[formula], times, index)
+            series += more_series
+            values += more_values
+        body = copy.deepcopy(RECORDING["response"]["body"])
+        body["data"]["attributes"].update({"series": series, "times": times, "values": values})
+        return 200, {}, body
+
+    def _series(self, match: re.Match, times: list[int], query_index: int) -> tuple[list[dict], list[list]]:
+        tags = [t.strip() for t in match["tags"].split(",")]
+        series, values = [], []
         template = RECORDING["response"]["body"]["data"]["attributes"]["series"][0]
-        if match["metric"] == self.metric:  # an unknown metric has no series, as in Datadog
+        # An unknown metric has no series, as in Datadog.
+        source = {self.metric: self._points, self.usage_metric: self._usage}.get(match["metric"], {})
+        if source:
             grouped: dict[tuple, dict[int, float]] = defaultdict(dict)
-            for (account, service, usage_type, region), points in self._points.items():
-                by_tag = {self.account_tag: account, self.service_tag: service, "usage_type": usage_type,
-                          "region": region}
+            for line, points in source.items():
+                by_tag = dict(zip((self.account_tag, self.service_tag, "usage_type", "region", self.unit_tag),
+                                  line, strict=False))
                 group = tuple(f"{t}:{by_tag.get(t, 'N/A')}" for t in tags)  # Datadog sums what the tags merge
                 for t, usd in points.items():
                     grouped[group][t] = grouped[group].get(t, 0.0) + usd
@@ -175,12 +200,14 @@ class DatadogPeer:
                     continue
                 entry = copy.deepcopy(template)
                 entry["group_tags"] = list(group)
-                entry["query_index"] = 0
+                entry["query_index"] = query_index
                 series.append(entry)
                 values.append(row)
-        body = copy.deepcopy(RECORDING["response"]["body"])
-        body["data"]["attributes"].update({"series": series, "times": times, "values": values})
-        return body
+        return series, values
+
+
+def _ms(day) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
 def _json_or_none(raw: bytes) -> dict | None:

@@ -9,7 +9,11 @@ import polars as pl
 import pytest
 
 from costagent_assets.demo import organisation as demo
-from costagent_assets.resources.cost_explorer import CostExplorerCostSource, results_frame
+from costagent_assets.resources.cost_explorer import (
+    CostExplorerCostSource,
+    region_of_usage_type,
+    results_frame,
+)
 from costagent_assets.resources.cost_source import CostSourceError
 from costagent_tests.peers.homes import demo_accounts, prepare_home, raw_costs_metadata, run_weekly, sql
 from costagent_tests.peers.moto_server import MotoPeer, cost_and_usage_pages
@@ -155,19 +159,22 @@ def test_usage_types_and_quantities_split_the_change_exactly(
     usage = sql(isolated, "select month, requests, cost_usd from source_usage order by month")
     assert usage == [{"month": "2026-10", "requests": 3, "cost_usd": 0.03},
                      {"month": "2026-11", "requests": 3, "cost_usd": 0.03}]
-    stored = sql(isolated, "select usage_type, usage_unit, sum(usage_quantity) as qty from raw_costs "
+    # The region comes from the usage type's prefix (USE1 is us-east-1).
+    stored = sql(isolated, "select usage_type, region, usage_unit, sum(usage_quantity) as qty from raw_costs "
                            "where month = '2026-11' group by all order by usage_type")
-    assert stored == [{"usage_type": "USE1-BoxUsage:m5.large", "usage_unit": "Hrs", "qty": 3300.0},
-                      {"usage_type": "USE1-BoxUsage:m5.xlarge", "usage_unit": "Hrs", "qty": 440.0},
-                      {"usage_type": "USE1-TimedStorage-ByteHrs", "usage_unit": "GB-Mo", "qty": 22000.0}]
+    assert stored == [
+        {"usage_type": "USE1-BoxUsage:m5.large", "region": "us-east-1", "usage_unit": "Hrs", "qty": 3300.0},
+        {"usage_type": "USE1-BoxUsage:m5.xlarge", "region": "us-east-1", "usage_unit": "Hrs", "qty": 440.0},
+        {"usage_type": "USE1-TimedStorage-ByteHrs", "region": "us-east-1", "usage_unit": "GB-Mo", "qty": 22000.0}]
     [row] = sql(isolated, "select impact_usd, usage_change_usd, rate_change_usd, mix_change_usd, drivers "
                           f"from anomalies where month = '2026-11' and service = '{EC2}'")
     # The daily detector reports the step of 1 November against its usual day: m5.large's hours and price both
     # rose (usage, rate), m5.xlarge is new (mix); the three add up to the anomaly's $ impact to the cent.
     assert (row["usage_change_usd"], row["rate_change_usd"], row["mix_change_usd"]) == (63.0, 63.0, 84.0)
     assert round(row["usage_change_usd"] + row["rate_change_usd"] + row["mix_change_usd"], 2) == row["impact_usd"]
-    assert [(d["usage_type"], d["usage_usd"], d["rate_usd"], d["mix_usd"]) for d in row["drivers"]] == [
-        ("USE1-BoxUsage:m5.large", 63.0, 63.0, 0.0), ("USE1-BoxUsage:m5.xlarge", 0.0, 0.0, 84.0)]
+    assert [(d["usage_type"], d["region"], d["usage_usd"], d["rate_usd"], d["mix_usd"]) for d in row["drivers"]] == [
+        ("USE1-BoxUsage:m5.large", "us-east-1", 63.0, 63.0, 0.0),
+        ("USE1-BoxUsage:m5.xlarge", "us-east-1", 0.0, 0.0, 84.0)]
     assert round(sum(d["change_usd"] for d in row["drivers"]), 2) == row["impact_usd"]
     # The team's email names the usage type behind the rise in what to do about it.
     capsys.readouterr()
@@ -176,3 +183,17 @@ def test_usage_types_and_quantities_split_the_change_exactly(
     assert cli.main(["--home", str(isolated), "preview", "team", account]) == 0
     text = capsys.readouterr().out
     assert f"Review the rise in {EC2} (USE1-BoxUsage:m5." in text
+
+
+@pytest.mark.parametrize(("usage_type", "service", "region"), [
+    ("EUW2-BoxUsage:m5.large", "Amazon Elastic Compute Cloud - Compute", "eu-west-2"),
+    ("EU-BoxUsage:m5.large", "Amazon Elastic Compute Cloud - Compute", "eu-west-1"),
+    ("APS3-TimedStorage-ByteHrs", "Amazon Simple Storage Service", "ap-south-1"),
+    ("USE1-EUW2-AWS-Out-Bytes", "AWS Data Transfer", "us-east-1"),  # billed where it leaves
+    ("BoxUsage:m5.large", "Amazon Elastic Compute Cloud - Compute", None),  # us-east-1 unprefixed: not assumed
+    ("EU-DataTransfer-Out-Bytes", "Amazon CloudFront", None),  # an edge geography, not eu-west-1
+    ("Global-SoftwareUsage", "AWS Marketplace", None),
+    (None, "Tax", None),
+])
+def test_the_region_is_the_usage_types_published_prefix(usage_type, service, region):
+    assert region_of_usage_type(usage_type, service) == region

@@ -285,8 +285,8 @@ def test_usage_type_and_region_tags_name_the_lines_behind_a_rise(
     isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
     """The demo's own lines (service, region, usage type) served with their tags: the stored rows and the
-    anomalies' drivers carry them, and the team email names the usage type behind a rise. Datadog's cost
-    metrics hold no quantity, so the usage / rate / mix split stays empty for this source."""
+    anomalies' drivers carry them, and the team email names the usage type behind a rise. Without quantities
+    under aws.usage, the usage / rate / mix split stays empty rather than invented."""
     accounts = ACCOUNTS[:6]
     costs = demo.generate_costs(accounts, date(2026, 10, 1), date(2026, 11, 22), seed=42, as_of=AS_OF)
     server = DatadogPeer(costs).start()
@@ -305,3 +305,75 @@ def test_usage_type_and_region_tags_name_the_lines_behind_a_rise(
     assert drivers and all(d["region"] and d["usage_usd"] is None for d in drivers)
     known = set(costs["usage_type"].unique().to_list())
     assert {d["usage_type"] for d in drivers} <= known
+
+
+# One account whose EC2 moved on two usage lines, 1-22 November against 1-22 October (the Cost Explorer test's
+# figures): m5.large ran 150 hours a day instead of 100 at $0.12 instead of $0.10, m5.xlarge appeared at 20 hours
+# a day for $0.20; S3 stayed flat. Datadog holds the dollars in aws.cost.* and the hours in aws.usage.
+QUANTITY_LINES = {  # (product, usage type, unit) -> (October quantity/day, price), (November quantity/day, price)
+    ("ec2", "USE1-BoxUsage:m5.large", "Hrs"): ((100.0, 0.10), (150.0, 0.12)),
+    ("ec2", "USE1-BoxUsage:m5.xlarge", "Hrs"): ((0.0, 0.20), (20.0, 0.20)),
+    ("s3", "USE1-TimedStorage-ByteHrs", "GB-Mo"): ((1000.0, 0.005), (1000.0, 0.005)),
+}
+
+
+def quantity_costs(account: str) -> pl.DataFrame:
+    rows = []
+    for day in pl.date_range(date(2026, 10, 1), date(2026, 11, 22), eager=True).to_list():
+        for (product, usage_type, unit), (before, after) in QUANTITY_LINES.items():
+            qty, price = before if day.month == 10 else after
+            if qty:
+                rows.append({"date": day, "account_id": account, "service": product, "usage_type": usage_type,
+                             "region": "us-east-1", "usage_quantity": qty, "usage_unit": unit,
+                             "cost_usd": round(qty * price, 2)})
+    return pl.DataFrame(rows)
+
+
+def test_usage_quantities_come_in_the_same_request_and_split_the_change_exactly(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    team = TEAMS[0]
+    account = team["aws_account_id"]
+    server = DatadogPeer(quantity_costs(account)).start()
+    try:
+        configure(isolated, server, monkeypatch)
+        prepare_home(isolated, [team], source="datadog", source_max_wait_seconds="0.01")
+        assert run_weekly(isolated, AS_OF) == 0
+        queries = [q["query"] for q in server.received[0].body["data"]["attributes"]["queries"]]
+    finally:
+        server.stop()
+    assert queries[1] == ("sum:aws.usage{*} by {aws_member_account_id,aws_product,usage_type,region,"
+                          "aws_pricing_usage_unit}.rollup(sum, 86400)")
+    # The quantities ride in the month's one request: still one request a month.
+    usage = sql(isolated, "select month, requests from source_usage order by month")
+    assert usage == [{"month": "2026-10", "requests": 1}, {"month": "2026-11", "requests": 1}]
+    stored = sql(isolated, "select usage_type, usage_unit, sum(usage_quantity) as qty from raw_costs "
+                           "where month = '2026-11' group by all order by usage_type")
+    assert stored == [{"usage_type": "USE1-BoxUsage:m5.large", "usage_unit": "Hrs", "qty": 3300.0},
+                      {"usage_type": "USE1-BoxUsage:m5.xlarge", "usage_unit": "Hrs", "qty": 440.0},
+                      {"usage_type": "USE1-TimedStorage-ByteHrs", "usage_unit": "GB-Mo", "qty": 22000.0}]
+    [row] = sql(isolated, "select impact_usd, usage_change_usd, rate_change_usd, mix_change_usd, drivers "
+                          "from anomalies where month = '2026-11' and service = 'ec2'")
+    assert (row["usage_change_usd"], row["rate_change_usd"], row["mix_change_usd"]) == (63.0, 63.0, 84.0)
+    assert round(row["usage_change_usd"] + row["rate_change_usd"] + row["mix_change_usd"], 2) == row["impact_usd"]
+    assert [(d["usage_type"], d["region"], d["usage_usd"], d["rate_usd"], d["mix_usd"]) for d in row["drivers"]] == [
+        ("USE1-BoxUsage:m5.large", "us-east-1", 63.0, 63.0, 0.0), ("USE1-BoxUsage:m5.xlarge", "us-east-1", 0.0, 0.0, 84.0)]
+    capsys.readouterr()
+    from costagent_assets.cli import main as cli
+
+    assert cli.main(["--home", str(isolated), "preview", "team", account]) == 0
+    assert "Review the rise in ec2 (USE1-BoxUsage:m5." in capsys.readouterr().out
+
+
+def test_a_line_with_two_units_has_no_quantity():
+    """Summing GB-hours and requests means nothing: such a line keeps its dollars and loses its quantity."""
+    payload = {"data": {"attributes": {"times": [1793491200000], "series": [
+        {"group_tags": ["a:1", "s:x", "u:T", "r:eu-west-2", "unit:Hrs"], "query_index": 1},
+        {"group_tags": ["a:1", "s:x", "u:T", "r:eu-west-2", "unit:Requests"], "query_index": 1},
+        {"group_tags": ["a:1", "s:y", "u:V", "r:N/A", "unit:GB"], "query_index": 1},
+        {"group_tags": ["a:1", "s:y", "u:V", "r:N/A"], "query_index": 0},
+    ], "values": [[5.0], [7.0], [2.5], [9.0]]}}}
+    got = series_frame(payload, "a", "s", "u", "r", query_index=1, unit_tag="unit")
+    assert got.select("service", "usage_quantity", "usage_unit").rows() == [("x", None, None), ("y", 2.5, "GB")]
+    costs = series_frame(payload, "a", "s", "u", "r", query_index=0)
+    assert costs.select("service", "region", "cost_usd").rows() == [("y", None, 9.0)]
