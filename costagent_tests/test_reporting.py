@@ -668,3 +668,13 @@ def test_a_forecast_range_too_wide_to_mean_anything_is_not_printed():
     for body in (visible_text(r.html), r.text):
         assert "1,261,385" not in body and "too uncertain for a useful range" in body
         assert "$9,582" in body and "$10,400" in body
+
+
+def test_the_text_forecast_puts_month_end_next_month_and_track_record_on_their_own_lines():
+    point = {"point_usd": 1000.0, "low_usd": 900.0, "high_usd": 1100.0}
+    ctx = team_ctx() | {"forecast": {"month_end": point, "next_month": point | {"label": "December 2026"},
+                                     "track_record": "Over the last 6 months, the actual fell inside our range 4 times.",
+                                     "interval_note": None, "method": "level_seasonal_trend"}}
+    text = render_team_report(ctx).text
+    section = text[text.index("FORECAST (80% range)"):].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in section[1:4]] == ["Month", "December", "Over"], section
