@@ -678,3 +678,11 @@ def test_the_text_forecast_puts_month_end_next_month_and_track_record_on_their_o
     text = render_team_report(ctx).text
     section = text[text.index("FORECAST (80% range)"):].split("\n\n", 1)[0].splitlines()
     assert [line.split()[0] for line in section[1:4]] == ["Month", "December", "Over"], section
+
+
+def test_a_savings_evidence_ends_its_sentence_before_the_estimate_note():
+    finding = {"monthly_savings_usd": 280.32, "label": "Oversized EC2 instance", "action": "Resize i-1 to m5.large",
+               "resource_id": "i-1", "size": "m5.xlarge", "region": "us-east-1", "basis": "list_price",
+               "evidence": "average CPU 9.7% over 14 days; the saving is the price difference between the two sizes"}
+    ctx = team_ctx() | {"savings": {"status": "ok", "count": 1, "total_monthly_usd": 280.32, "top": [finding]}}
+    assert "between the two sizes. Estimate at list price." in visible_text(render_team_report(ctx).html)
