@@ -267,7 +267,7 @@ def organisation_pack(month: str, p: Period, mom: pl.DataFrame, teams: Sequence[
             "previous_same_period_usd": _r2(prev), "change_usd": _r2(change),
             "change_pct": _r1(change / prev * 100) if prev else None,
             "projected_month_end_usd": None if p.complete else _r2(acct["projected_month_end_usd"].sum()),
-            "alerted_anomalies": alerts, "accounts_explained": len(accounts),
+            "alerts": alerts, "accounts_explained": len(accounts),
         },
         "accounts_explained": accounts[:40],
         "top_recommendations": [dict(r) for r in top_recommendations],

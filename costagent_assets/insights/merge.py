@@ -38,7 +38,7 @@ def deterministic_outlook(pack: dict) -> str:
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:
-    """"1 account", "2 accounts", "1 alerted anomaly", "3 alerted anomalies"."""
+    """"1 account", "2 accounts", "1 alert", "3 alerts"."""
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
@@ -103,7 +103,7 @@ def deterministic_org_summary(pack: dict) -> dict:
     if t["change_usd"] is not None and t["change_pct"] is not None:
         direction = "up" if t["change_usd"] >= 0 else "down"
         text += f", {direction} {money(t['change_usd'])} ({t['change_pct']:+.1f}%) on the same days of last month"
-    text += (f". {plural(t['alerted_anomalies'], 'alerted anomaly', 'alerted anomalies')}; "
+    text += (f". {plural(t['alerts'], 'alert')}; "
              f"{plural(t['accounts_explained'], 'account')} had a change to explain.")
     if t["projected_month_end_usd"] is not None:
         text += f" The month is projected to end near {money(t['projected_month_end_usd'])}."

@@ -192,7 +192,8 @@ def run_ai_insights(
     organisation = {}
     org_items = []
     for month, p in periods.items() if with_organisation else ():
-        alerts = anomalies.filter((pl.col("month") == month) & pl.col("alerted") & (pl.col("level") == "service")).height
+        # Every alert (a service's, the whole account's, a budget's): the count the admin report's headline gives.
+        alerts = anomalies.filter((pl.col("month") == month) & pl.col("alerted")).height
         pack = organisation_pack(month, p, mom, teams, org_inputs[month], alerts, findings,
                                  rank_recommendations(org_recs[month]))
         organisation[month] = {**deterministic_org_summary(pack), "source": "deterministic", "ai_note": None}

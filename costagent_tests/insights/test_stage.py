@@ -79,3 +79,13 @@ def test_a_model_that_skips_some_of_the_largest_only_rewords_the_ones_it_kept():
     top = outcome.organisation[MONTH]["top_recommendations"]
     assert [(r["account_id"], r["estimated_monthly_usd"]) for r in top] == _largest(outcome)
     assert [r["action"].startswith("Reworded: ") for r in top] == [True, False, True, True, False]
+
+
+def test_the_executive_summary_counts_every_alert_as_the_admin_headline_does():
+    """The headline counts every alert (services, the whole account, budgets); the summary counted only services'."""
+    frame = mom()
+    anomalies = detect_anomalies(frame, RULE)
+    alerts = anomalies.filter(pl.col("alerted")).height
+    assert set(anomalies.filter(pl.col("alerted"))["level"]) == {"account", "service"}
+    summary = _run().organisation[MONTH]["executive_summary"]
+    assert f" {alerts} alerts;" in summary, summary
