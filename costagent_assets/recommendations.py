@@ -3,8 +3,7 @@
 Each recommendation is an action and an estimate in USD a month, from one account's evidence pack
 (``insights.evidence``): the scanner's savings findings (their own estimate), the services that drove
 a rise (the rise brought to a full month, i.e. what reversing it saves, naming the usage type and region
-behind it where the source gives them; a spike, a few days, is its own dollars, not brought to a month),
-new services (their month-to-date brought to a full month) and
+behind it where the source gives them), new services (their month-to-date brought to a full month) and
 a budget projected to be exceeded (the projected excess). Ranked by dollars, largest first.
 
 Gemini, when it is on, may reword them; these computed items are always kept (``merge_recommendations``),
@@ -48,11 +47,6 @@ def compute_recommendations(pack: dict, min_usd: float = 0.0) -> list[dict]:
             why = f". Why: {f['evidence'].rstrip('.')}" if f.get("evidence") else ""
             out.append({"action": f"{f['action'].rstrip('.')}{why}", "estimated_monthly_usd": f["estimated_monthly_usd"]})
     lines = {a["service"]: a.get("top_line") for a in pack.get("anomalies") or [] if a.get("service")}
-    kinds: dict[str, set] = {}
-    for a in pack.get("anomalies") or []:
-        kinds.setdefault(a.get("service"), set()).add(a.get("kind"))
-    # A spike is a few days: its rise is a one-off, not a pace to bring to a full month.
-    spikes = {s for s, k in kinds.items() if "spike" in k and not k & {"step", "new_service"}}
     new = set(pack.get("new_services") or []) | {a["service"] for a in pack.get("anomalies") or []
                                                   if a.get("kind") == "new_service"}
     total = pack["totals"].get("change_usd") or 0.0
@@ -65,12 +59,7 @@ def compute_recommendations(pack: dict, min_usd: float = 0.0) -> list[dict]:
             if i == 0 and total <= 0 and d["change_usd"] < min_usd:
                 continue  # the account did not rise: a small rise offset elsewhere is not worth a line
             monthly = round(d["change_usd"] * scale, 2)
-            if d["service"] in spikes:
-                monthly = round(d["change_usd"], 2)
-                action = (f"Find what caused the spike in {d['service']}{_line(lines.get(d['service']))}: "
-                          f"+{_money(d['change_usd'])} against the same days of last month, in a few days; "
-                          f"stopping a repeat avoids about {_money(monthly)}")
-            elif d["service"] in new:
+            if d["service"] in new:
                 action = (f"Confirm that the new service {d['service']}{_line(lines.get(d['service']))} is intended: "
                           f"{_money(d['change_usd'])} so far this month, about {_money(monthly)} a month at this pace")
             else:

@@ -60,14 +60,3 @@ def test_a_global_line_names_its_usage_type_without_a_region():
     recs = compute_recommendations(pack(drivers=[{"service": "o1", "change_usd": 250.0}], anomalies=anomalies),
                                    min_usd=100.0)
     assert recs[0]["action"].startswith("Review the rise in o1 (output_tokens): +$250.00")
-
-
-def test_a_spike_that_ended_is_not_brought_to_a_month():
-    """A 3-day spike is a one-off: "reversing it saves $X a month" scaled its 3 days to 30. The advice is to find
-    its cause, and its dollars are the spike's own."""
-    anomalies = [{"service": "AmazonEC2", "kind": "spike",
-                  "top_line": {"usage_type": "USE1-BoxUsage:m5.large", "region": "us-east-1"}}]
-    [rec] = compute_recommendations(pack(anomalies=anomalies), min_usd=100.0)
-    assert rec["estimated_monthly_usd"] == 250.0
-    assert rec["action"].startswith("Find what caused the spike in AmazonEC2 (USE1-BoxUsage:m5.large in us-east-1)")
-    assert "a month" not in rec["action"]
