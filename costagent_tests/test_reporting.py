@@ -686,3 +686,18 @@ def test_a_savings_evidence_ends_its_sentence_before_the_estimate_note():
                "evidence": "average CPU 9.7% over 14 days; the saving is the price difference between the two sizes"}
     ctx = team_ctx() | {"savings": {"status": "ok", "count": 1, "total_monthly_usd": 280.32, "top": [finding]}}
     assert "between the two sizes. Estimate at list price." in visible_text(render_team_report(ctx).html)
+
+
+def test_an_alert_from_nothing_says_new_not_n_a():
+    """A model or service stepping up from $0.00 is new, whatever kind the detector gave it ("n/a" in red read as
+    a missing figure)."""
+    ctx = team_ctx()
+    ctx["anomalies"] = [anomaly("claude-opus-4-20250514", "step", 3835.0, 0.0, alerted=True)]
+    admin = admin_ctx(3)
+    admin["anomalies"] = [{**anomaly("claude-opus-4-20250514", "step", 3835.0, 0.0, alerted=True),
+                           "team_name": "Code Review", "aws_account_id": "wrkspc_1", "impact_usd": 3835.0}]
+    for r in (render_team_report(ctx), render_admin_report(admin)):
+        row = r.html.split("claude-opus-4-20250514", 1)[1].split("</tr>", 1)[0]
+        assert ">new</span>" in row and "n/a" not in row
+        line = next(line for line in r.text.splitlines() if "claude-opus-4-20250514" in line)
+        assert "(new)" in line and "n/a" not in line
