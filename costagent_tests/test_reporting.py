@@ -701,3 +701,13 @@ def test_an_alert_from_nothing_says_new_not_n_a():
         assert ">new</span>" in row and "n/a" not in row
         line = next(line for line in r.text.splitlines() if "claude-opus-4-20250514" in line)
         assert "(new)" in line and "n/a" not in line
+
+
+def test_the_forecast_label_keeps_a_gap_before_its_figure_on_a_phone():
+    """At 390 px "December 2026" ran into "$184,113": the label's cell pads its right side."""
+    point = {"point_usd": 184113.0, "low_usd": 182663.0, "high_usd": 185576.0}
+    ctx = team_ctx() | {"forecast": {"month_end": point, "next_month": point | {"label": "December 2026"},
+                                     "track_record": None, "interval_note": None, "method": "level_seasonal_trend"}}
+    html = render_team_report(ctx).html
+    cell = re.search(r'<td style="([^"]*)">December 2026</td>', html)
+    assert cell and re.search(r"padding:\d+px [1-9]\d*px", cell.group(1)), cell
