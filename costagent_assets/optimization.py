@@ -288,9 +288,14 @@ def _period(end: datetime, days: int) -> tuple:
 
 
 def _finding(r: dict, kind: str, evidence: str, action: str, list_usd: float | None, fraction: float | None,
-             suggested: str | None = None, group: str | None = None) -> dict:
+             suggested: str | None = None, group: str | None = None, how: str = "") -> dict:
+    """One rule's finding: ``evidence`` is what was measured, ``how`` how the dollars were computed (after the
+    measurement's dates), ``action`` (the title) what to do; the evidence never repeats the title."""
     return {"row": r, "kind": kind, "evidence": evidence, "action": action, "list_usd": list_usd,
-            "fraction": fraction, "suggested": suggested, "group": group}
+            "fraction": fraction, "suggested": suggested, "group": group, "how": how}
+
+
+WHOLE_COST = "the saving is its whole monthly cost"
 
 
 def _window(t: Thresholds) -> str:
@@ -309,7 +314,8 @@ def _ec2_rules(r: dict, t: Thresholds) -> list[dict]:
             r, "ec2_idle",
             f"average CPU {_num(r['cpu_avg_pct'])}% (peak {_num(r['cpu_peak_pct'])}%) and network "
             f"{_num(r['network_mb_per_day'])} MB/day {_window(t)}",
-            f"Stop or terminate {rid} ({size}); snapshot its volumes first if you need the data", price, 1.0))
+            f"Stop or terminate {rid} ({size}); snapshot its volumes first if you need the data", price, 1.0,
+            how=WHOLE_COST))
     if enough and r["cpu_avg_pct"] < t.underutilized_cpu_pct and (r["cpu_peak_pct"] or 0.0) < t.underutilized_peak_cpu_pct:
         smaller = prices.smaller_size(size, prices.EC2_HOURLY)
         smaller_price = prices.ec2_monthly(smaller)
@@ -319,7 +325,8 @@ def _ec2_rules(r: dict, t: Thresholds) -> list[dict]:
                 r, "ec2_underutilized",
                 f"average CPU {_num(r['cpu_avg_pct'])}%, peak {_num(r['cpu_peak_pct'])}% {_window(t)}; "
                 f"{smaller} is the next size down in the {size.split('.')[0]} family",
-                f"Resize {rid} from {size} to {smaller}", price, fraction, suggested=smaller))
+                f"Resize {rid} from {size} to {smaller}", price, fraction, suggested=smaller,
+                how="the saving is the price difference between the two sizes"))
     if r["asg_name"] and (r["asg_size"] or 0) >= 2 and (r["data_volumes"] or 0) == 0:
         out.append(_finding(
             r, "ec2_spot", "", f"Run Auto Scaling group {r['asg_name']} on Spot (a mixed instances policy with "
@@ -336,7 +343,7 @@ def _ebs_rules(r: dict, t: Thresholds) -> list[dict]:
             r, "ebs_unattached",
             f"{size_gb:,.0f} GB {vol} volume attached to nothing (state available)"
             + (f", created {r['created']:%Y-%m-%d}" if r["created"] else ""),
-            f"Snapshot {rid} if you need its data, then delete it", price, 1.0))
+            f"Snapshot {rid} if you need its data, then delete it", price, 1.0, how=WHOLE_COST))
     if vol == "gp2" and price:
         iops = prices.gp2_baseline_iops(size_gb)
         gp3 = prices.ebs_monthly("gp3", size_gb, max(iops, prices.GP3_FREE_IOPS), prices.GP3_FREE_THROUGHPUT)
@@ -345,7 +352,8 @@ def _ebs_rules(r: dict, t: Thresholds) -> list[dict]:
                 r, "ebs_gp2_to_gp3",
                 f"{size_gb:,.0f} GB gp2 ({iops:,.0f} IOPS baseline); gp3 gives at least 3,000 IOPS and "
                 f"125 MB/s for {_money(gp3)}/month against {_money(price)}",
-                f"Change {rid} from gp2 to gp3 (online, no downtime)", price, 1 - gp3 / price, suggested="gp3"))
+                f"Change {rid} from gp2 to gp3 (online, no downtime)", price, 1 - gp3 / price, suggested="gp3",
+                how="the saving is the difference between the two monthly prices"))
     return out
 
 
@@ -358,10 +366,11 @@ def _snapshot_rules(r: dict, t: Thresholds, end: datetime) -> list[dict]:
     size_gb = r["size_gb"] or 0.0
     return [_finding(
         r, "ebs_old_snapshot",
-        f"{size_gb:,.0f} GB snapshot taken {r['created']:%Y-%m-%d}, {age} days old (the list-price estimate "
-        "counts the full volume size: snapshots are incremental, so it is an upper bound)",
+        f"{size_gb:,.0f} GB snapshot taken {r['created']:%Y-%m-%d}, {age} days old",
         f"Delete {r['resource_id']} if nothing restores from it, or move it to the archive tier",
-        size_gb * prices.SNAPSHOT_GB_MONTH, 1.0)]
+        size_gb * prices.SNAPSHOT_GB_MONTH, 1.0,
+        how="the saving counts the full volume size at the snapshot rate: snapshots are incremental, so it is an "
+            "upper bound")]
 
 
 def _rds_rules(r: dict, t: Thresholds) -> list[dict]:
@@ -377,12 +386,13 @@ def _rds_rules(r: dict, t: Thresholds) -> list[dict]:
             (f"no database connections {_window(t)}" if r["connections_max"] <= 0
              else f"at most {_num(r['connections_max'], 0)} database connections {_window(t)}")
             + (" (Multi-AZ)" if r["multi_az"] else ""),
-            f"Stop or delete DB instance {rid} ({size}), after a final snapshot", price, 1.0))
+            f"Stop or delete DB instance {rid} ({size}), after a final snapshot", price, 1.0, how=WHOLE_COST))
     if r["multi_az"] and r["environment"] in t.nonproduction_environments:
         out.append(_finding(
             r, "rds_multi_az_nonprod",
-            f"Multi-AZ (a standby doubles the instance cost) on a database tagged environment={r['environment']}",
-            f"Turn off Multi-AZ on {rid}: a non-production database rarely needs a standby", price, 0.5))
+            f"Multi-AZ on a database tagged environment={r['environment']}",
+            f"Turn off Multi-AZ on {rid}: a non-production database rarely needs a standby", price, 0.5,
+            how="the saving is half the instance's cost: the standby doubles it"))
     return out
 
 
@@ -406,9 +416,10 @@ def _lambda_rules(r: dict, t: Thresholds) -> list[dict]:
     return [_finding(
         r, "lambda_memory",
         f"{configured:,.0f} MB configured, at most {used:,.0f} MB used {_window(t)} (Lambda Insights "
-        f"used_memory_max); {gb_seconds:,.0f} GB-seconds a month; assumes the duration stays the same",
+        f"used_memory_max); {gb_seconds:,.0f} GB-seconds a month",
         f"Lower {r['name'] or r['resource_id']}'s memory from {configured:,.0f} MB to {suggested:,} MB",
-        gb_seconds * per_gb_s, 1 - suggested / configured, suggested=f"{suggested} MB")]
+        gb_seconds * per_gb_s, 1 - suggested / configured, suggested=f"{suggested} MB",
+        how="the saving is the GB-seconds the lower memory cuts, assuming the duration stays the same")]
 
 
 def _s3_rules(r: dict, t: Thresholds) -> list[dict]:
@@ -419,18 +430,20 @@ def _s3_rules(r: dict, t: Thresholds) -> list[dict]:
     size = f"{gb:,.0f} GB in S3 Standard" if gb is not None else "size unknown (no BucketSizeBytes metric)"
     return [_finding(
         r, "s3_no_lifecycle",
-        f"no lifecycle rule; {size}; assumes {t.s3_cold_data_pct:g}% of it is cold enough for Standard-IA",
+        f"no lifecycle rule; {size}",
         f"Add a lifecycle rule to bucket {r['resource_id']} (e.g. to Standard-IA after 30 days, expire old versions)",
-        gb * prices.S3_STANDARD_GB_MONTH if gb is not None else None, share)]
+        gb * prices.S3_STANDARD_GB_MONTH if gb is not None else None, share,
+        how=f"the saving assumes {t.s3_cold_data_pct:g}% of it is cold enough for Standard-IA's lower rate")]
 
 
 def _eip_rules(r: dict, t: Thresholds) -> list[dict]:
     if r["associated"]:
         return []
     return [_finding(
-        r, "eip_unassociated", f"Elastic IP {r['name']} is not associated with an instance or network interface",
+        r, "eip_unassociated", "not associated with an instance or network interface",
         f"Release Elastic IP {r['name']} ({r['resource_id']}) if nothing needs the address",
-        prices.monthly(prices.PUBLIC_IPV4_HOURLY), 1.0)]
+        prices.monthly(prices.PUBLIC_IPV4_HOURLY), 1.0,
+        how=f"the saving is AWS's ${prices.PUBLIC_IPV4_HOURLY:g} an hour for a public IPv4 address, over a month")]
 
 
 def resource_findings(inventory: pl.DataFrame, raw_costs: pl.DataFrame, days_covered: int, end: datetime,
@@ -465,7 +478,7 @@ def resource_findings(inventory: pl.DataFrame, raw_costs: pl.DataFrame, days_cov
                 "resource_id": r["resource_id"], "name": r["name"], "region": r["region"], "size": r["size"],
                 "suggested": f["suggested"], "evidence": f["evidence"] + (
                     f" ({start:%Y-%m-%d} to {stop:%Y-%m-%d})" if kind not in ("ebs_snapshot", "elastic_ip") else ""
-                ),
+                ) + (f"; {f['how']}" if f["how"] else ""),
                 "action": f["action"], "current_monthly_usd": current, "monthly_savings_usd": savings,
                 "estimate_basis": basis if savings is not None else "none",
                 "period_start": start, "period_end": stop, "_group": f["group"],
@@ -491,9 +504,9 @@ def _spot_groups(found: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
         pl.lit("auto_scaling_group").alias("resource_type"), pl.col("_group").alias("resource_id"),
         pl.col("_group").alias("name"), "region", pl.col("sizes").alias("size"),
         pl.lit("Spot").alias("suggested"),
-        pl.format("{} on-demand {} instances ({}) in Auto Scaling group {}, none with data volumes "
-                  f"(stateless); Spot assumed {t.spot_discount_pct:g}% below on-demand ({{}} to {{}})",
-                  "n", "sizes", "members", "_group", pl.col("period_start").dt.strftime("%Y-%m-%d"),
+        pl.format("{} on-demand {} instances ({}), none with data volumes (stateless) ({} to {}); the saving "
+                  f"assumes Spot prices {t.spot_discount_pct:g}% below on-demand",
+                  "n", "sizes", "members", pl.col("period_start").dt.strftime("%Y-%m-%d"),
                   pl.col("period_end").dt.strftime("%Y-%m-%d")).alias("evidence"),
         "action", "current_monthly_usd", "monthly_savings_usd", "estimate_basis", "period_start", "period_end",
     ).cast(FINDING_COLUMNS)
@@ -530,15 +543,13 @@ def commitment_findings(commitments: pl.DataFrame, end: datetime, t: Thresholds)
             count = c["quantity"] or 0
             rows.append({**base, "kind": kind, "service": c["service"] or "Amazon EC2",
                          "resource_type": "reserved_instance", "suggested": f"{count:g} x {c['size']}",
-                         "evidence": f"Cost Explorer recommends {count:g} {c['size']} Reserved Instances ({terms}) "
-                                     f"from its lookback of usage; {c['detail'] or ''}".rstrip("; "),
+                         "evidence": _cost_explorer("on-demand instance usage", c["detail"]),
                          "action": f"Buy {count:g} {c['size']} Reserved Instances in {c['region']} ({terms})",
                          "monthly_savings_usd": c["monthly_savings_usd"]})
         elif kind == "sp_purchase" and (c["monthly_savings_usd"] or 0) > 0:
             rows.append({**base, "kind": kind, "service": "Savings Plans", "resource_type": "savings_plan",
                          "suggested": f"${c['quantity']:,.3f}/hour",
-                         "evidence": f"Cost Explorer recommends a {c['size'] or 'Compute'} Savings Plan of "
-                                     f"${c['quantity']:,.3f}/hour ({terms}); {c['detail'] or ''}".rstrip("; "),
+                         "evidence": _cost_explorer("eligible on-demand compute", c["detail"]),
                          "action": f"Buy a {c['size'] or 'Compute'} Savings Plan committing "
                                    f"${c['quantity']:,.3f}/hour ({terms})",
                          "monthly_savings_usd": c["monthly_savings_usd"]})
@@ -552,13 +563,21 @@ def commitment_findings(commitments: pl.DataFrame, end: datetime, t: Thresholds)
                          "service": "Amazon EC2" if kind == "ri_utilisation" else "Savings Plans",
                          "resource_type": "reserved_instance" if kind == "ri_utilisation" else "savings_plan",
                          "evidence": f"{what} {rid} used {c['utilisation_pct']:.1f}% {_window_days(days)}: "
-                                     f"{_money(c['unused_usd'])} of commitment unused; {c['detail'] or ''}".rstrip("; "),
+                                     f"{_money(c['unused_usd'])} of commitment unused; {c['detail'] or ''}".rstrip("; ")
+                                     + "; the saving is the unused commitment brought to a month",
                          "action": (f"Move matching usage onto reservation {rid} ({c['size'] or 'its type'}) or "
                                     "exchange it (convertible) / sell it on the RI Marketplace (standard)")
                          if kind == "ri_utilisation"
                          else f"Move eligible compute onto Savings Plan {rid} before buying more commitment",
                          "current_monthly_usd": monthly_unused, "monthly_savings_usd": monthly_unused})
     return frame(rows, FINDING_COLUMNS)
+
+
+def _cost_explorer(usage: str, detail: str | None) -> str:
+    """A purchase recommendation's evidence: where Cost Explorer looked and how it priced the saving (the
+    commitment itself is in the title)."""
+    return (f"Cost Explorer's lookback of this account's {usage}{', ' + detail if detail else ''}; "
+            "the saving is its estimate against on-demand rates")
 
 
 def _window_days(days: float) -> str:

@@ -568,7 +568,9 @@ def savings_groups(found: pl.DataFrame, names: Mapping[str, str]) -> list[dict]:
         return []
     groups = []
     for (kind,), rows in found.partition_by("kind", as_dict=True).items():
-        rows = rows.sort("monthly_savings_usd", descending=True, nulls_last=True)
+        # Ties (the demo's many $560.64 idle instances) by account: the same email whatever order the rows came in.
+        rows = rows.sort(["monthly_savings_usd", "account_id", "resource_id"], descending=[True, False, False],
+                         nulls_last=True)
         top = [{**_finding_row(r), "team_name": names.get(r["account_id"]), "aws_account_id": r["account_id"]}
                for r in rows.head(GROUP_EXAMPLES).iter_rows(named=True)]
         groups.append({"kind": kind, "label": KIND_LABELS.get(kind, kind), "count": rows.height,

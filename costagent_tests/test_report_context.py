@@ -182,3 +182,14 @@ def test_each_alert_gets_its_daily_chart_with_its_days_marked():
                          generated_at=datetime(2026, 11, 23, tzinfo=UTC)).team_context(by_id[A])
     assert 'bgcolor="#f04438"' not in render_team_report(plain).html
     assert render_team_report(plain).text == render_team_report(ctx).text
+
+
+def test_a_savings_groups_largest_are_the_same_whatever_order_tied_rows_come_in():
+    from costagent_assets.report_context import savings_groups
+
+    rows = [{"kind": "ec2_idle", "account_id": f"00000000000{i}", "resource_id": f"i-{i}", "name": None,
+             "region": "us-east-1", "size": "c5.2xlarge", "suggested": None, "evidence": "idle",
+             "action": f"Stop i-{i}", "monthly_savings_usd": 560.64, "estimate_basis": "list_price"} for i in range(6)]
+    tops = [[f["aws_account_id"] for f in savings_groups(pl.DataFrame(order), {})[0]["top"]]
+            for order in (rows, rows[::-1], rows[2:] + rows[:2])]
+    assert tops == [["000000000000", "000000000001", "000000000002"]] * 3

@@ -762,3 +762,46 @@ def test_mime_boundaries_are_chosen_as_the_email_package_chooses_them():
             ours = reporting._make_boundary(text)
             random.seed(seed)
             assert ours == email.generator.BytesGenerator._make_boundary(text), text
+
+
+def test_the_text_forecast_puts_month_end_next_month_and_track_record_on_their_own_lines():
+    point = {"point_usd": 1000.0, "low_usd": 900.0, "high_usd": 1100.0}
+    ctx = team_ctx() | {"forecast": {"month_end": point, "next_month": point | {"label": "December 2026"},
+                                     "track_record": "Over the last 6 months, the actual fell inside our range 4 times.",
+                                     "interval_note": None, "method": "level_seasonal_trend"}}
+    text = render_team_report(ctx).text
+    section = text[text.index("FORECAST (80% range)"):].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in section[1:4]] == ["Month", "December", "Over"], section
+
+
+def test_a_savings_evidence_ends_its_sentence_before_the_estimate_note():
+    finding = {"monthly_savings_usd": 280.32, "label": "Oversized EC2 instance", "action": "Resize i-1 to m5.large",
+               "resource_id": "i-1", "size": "m5.xlarge", "region": "us-east-1", "basis": "list_price",
+               "evidence": "average CPU 9.7% over 14 days; the saving is the price difference between the two sizes"}
+    ctx = team_ctx() | {"savings": {"status": "ok", "count": 1, "total_monthly_usd": 280.32, "top": [finding]}}
+    assert "between the two sizes. Estimate at list price." in visible_text(render_team_report(ctx).html)
+
+
+def test_an_alert_from_nothing_says_new_not_n_a():
+    """A model or service stepping up from $0.00 is new, whatever kind the detector gave it ("n/a" in red read as
+    a missing figure)."""
+    ctx = team_ctx()
+    ctx["anomalies"] = [anomaly("claude-opus-4-20250514", "step", 3835.0, 0.0, alerted=True)]
+    admin = admin_ctx(3)
+    admin["anomalies"] = [{**anomaly("claude-opus-4-20250514", "step", 3835.0, 0.0, alerted=True),
+                           "team_name": "Code Review", "aws_account_id": "wrkspc_1", "impact_usd": 3835.0}]
+    for r in (render_team_report(ctx), render_admin_report(admin)):
+        row = r.html.split("claude-opus-4-20250514", 1)[1].split("</tr>", 1)[0]
+        assert ">new</span>" in row and "n/a" not in row
+        line = next(line for line in r.text.splitlines() if "claude-opus-4-20250514" in line)
+        assert "(new)" in line and "n/a" not in line
+
+
+def test_the_forecast_label_keeps_a_gap_before_its_figure_on_a_phone():
+    """At 390 px "December 2026" ran into "$184,113": the label's cell pads its right side."""
+    point = {"point_usd": 184113.0, "low_usd": 182663.0, "high_usd": 185576.0}
+    ctx = team_ctx() | {"forecast": {"month_end": point, "next_month": point | {"label": "December 2026"},
+                                     "track_record": None, "interval_note": None, "method": "level_seasonal_trend"}}
+    html = render_team_report(ctx).html
+    cell = re.search(r'<td style="([^"]*)">December 2026</td>', html)
+    assert cell and re.search(r"padding:\d+px [1-9]\d*px", cell.group(1)), cell

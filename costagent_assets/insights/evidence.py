@@ -240,9 +240,11 @@ def _range(low: float | None, high: float | None) -> list[float] | None:
 
 
 def organisation_pack(month: str, p: Period, mom: pl.DataFrame, teams: Sequence[Team],
-                      account_results: Mapping[str, dict], alerts: int, findings: pl.DataFrame | None = None) -> dict:
+                      account_results: Mapping[str, dict], alerts: int, findings: pl.DataFrame | None = None,
+                      top_recommendations: Sequence[dict] = ()) -> dict:
     """The organisation's evidence: totals, the accounts explained (their change, top driver and the
-    grounded recommendations with their $), no other account's detail."""
+    grounded recommendations with their $), the organisation's largest recommendations of any account
+    (``top_recommendations``: account_id, action, $ a month), no other account's detail."""
     acct = mom.filter((pl.col("level") == "account") & (pl.col("month") == month) & pl.col("has_data"))
     comparable = acct.filter(pl.col("change_usd").is_not_null())
     prev = comparable["previous_same_period_usd"].sum() if comparable.height else 0.0
@@ -265,9 +267,10 @@ def organisation_pack(month: str, p: Period, mom: pl.DataFrame, teams: Sequence[
             "previous_same_period_usd": _r2(prev), "change_usd": _r2(change),
             "change_pct": _r1(change / prev * 100) if prev else None,
             "projected_month_end_usd": None if p.complete else _r2(acct["projected_month_end_usd"].sum()),
-            "alerted_anomalies": alerts, "accounts_explained": len(accounts),
+            "alerts": alerts, "accounts_explained": len(accounts),
         },
         "accounts_explained": accounts[:40],
+        "top_recommendations": [dict(r) for r in top_recommendations],
         "savings": organisation_savings(month, findings, teams),
     }
 

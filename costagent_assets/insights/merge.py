@@ -38,7 +38,7 @@ def deterministic_outlook(pack: dict) -> str:
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:
-    """"1 account", "2 accounts", "1 alerted anomaly", "3 alerted anomalies"."""
+    """"1 account", "2 accounts", "1 alert", "3 alerts"."""
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
@@ -103,18 +103,21 @@ def deterministic_org_summary(pack: dict) -> dict:
     if t["change_usd"] is not None and t["change_pct"] is not None:
         direction = "up" if t["change_usd"] >= 0 else "down"
         text += f", {direction} {money(t['change_usd'])} ({t['change_pct']:+.1f}%) on the same days of last month"
-    text += (f". {plural(t['alerted_anomalies'], 'alerted anomaly', 'alerted anomalies')}; "
+    text += (f". {plural(t['alerts'], 'alert')}; "
              f"{plural(t['accounts_explained'], 'account')} had a change to explain.")
     if t["projected_month_end_usd"] is not None:
         text += f" The month is projected to end near {money(t['projected_month_end_usd'])}."
-    return {"executive_summary": text, "top_recommendations": rank_recommendations(
-        [{"account_id": a["account_id"], **r} for a in pack["accounts_explained"] for r in a["recommendations"]]
-    )}
+    return {"executive_summary": text, "top_recommendations": rank_recommendations(pack["top_recommendations"])}
 
 
 def rank_recommendations(recs: Sequence[dict]) -> list[dict]:
     """Largest $/month first, at most MAX_ORG_RECOMMENDATIONS."""
     return sorted(recs, key=lambda r: -r["estimated_monthly_usd"])[:MAX_ORG_RECOMMENDATIONS]
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Whether two recommendations are one: the same account and the same whole dollars a month."""
+    return a["account_id"] == b["account_id"] and round(a["estimated_monthly_usd"]) == round(b["estimated_monthly_usd"])
 
 
 def merge_org_reply(pack: dict, reply: dict) -> tuple[dict, list[str]]:
@@ -139,6 +142,7 @@ def merge_org_reply(pack: dict, reply: dict) -> tuple[dict, list[str]]:
         else:
             recs.append({"account_id": r["account_id"], "action": r["action"].strip(),
                          "estimated_monthly_usd": round(abs(r["estimated_monthly_usd"]), 2)})
-    if not recs:
-        recs = fallback["top_recommendations"]
-    return {"executive_summary": summary, "top_recommendations": rank_recommendations(recs)}, rejections
+    # The list is the computed N largest; a grounded AI item only rewords the one it matches, so a reply that
+    # skips or reorders some of them cannot drop one from the list.
+    top = [next((r for r in recs if _same(r, c)), c) for c in fallback["top_recommendations"]]
+    return {"executive_summary": summary, "top_recommendations": top}, rejections

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pydantic
 
 # Part of every cache key: changing the instructions or the reply schema makes every insight new.
-PROMPT_VERSION = "2026-11-29.1"  # .2: savings findings in the packs; 11-29: computed recommendations
+PROMPT_VERSION = "2026-11-29.2"  # 11-29.2: the organisation's top recommendations computed, in the org pack
 MAX_RECOMMENDATIONS = 3
 MAX_ORG_RECOMMENDATIONS = 5
 ORGANISATION = "organisation"  # account_id of the organisation's row in the history tables
@@ -69,7 +69,7 @@ ORG_INSTRUCTIONS = (
     "You are a FinOps analyst writing the executive summary of an organisation's weekly cloud-cost report "
     "for its FinOps admins. " + _RULES + " Return JSON with: executive_summary (3-5 sentences: the "
     "organisation's spend and change, the accounts that drove it, alerts and budgets); top_recommendations "
-    "(at most 5, each the account_id, an action and estimated_monthly_usd taken from the pack's "
-    "recommendations or savings.top_findings, largest first); mention savings.total_addressable_monthly_usd "
+    "(the pack's top_recommendations, in their order, each reworded so an admin knows what to do and why, "
+    "keeping its account_id and estimated_monthly_usd exactly); mention savings.total_addressable_monthly_usd "
     "when there are findings."
 )

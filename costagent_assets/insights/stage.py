@@ -20,6 +20,7 @@ from costagent_assets.insights.merge import (
     deterministic_outlook,
     merge_account_reply,
     merge_org_reply,
+    rank_recommendations,
     unavailable_note,
 )
 from costagent_assets.insights.prompts import (
@@ -152,6 +153,8 @@ def run_ai_insights(
     ) if use_ai else {}
     rows, calls = [], []
     org_inputs: dict[str, dict[str, dict]] = {m: {} for m in periods}
+    # Every account's recommendations, explained or not: the organisation's top ones are the largest of all.
+    org_recs: dict[str, list[dict]] = {m: [] for m in periods}
     for row in deterministic.iter_rows(named=True):
         key = (row["month"], row["account_id"])
         pack = packs.get(key)
@@ -184,12 +187,15 @@ def run_ai_insights(
                     for c in pack["savings_candidates"][:1]
                 ],
             }
+        org_recs.setdefault(key[0], []).extend({"account_id": key[1], **r} for r in row["recommendations"] or [])
         rows.append(row)
     organisation = {}
     org_items = []
     for month, p in periods.items() if with_organisation else ():
-        alerts = anomalies.filter((pl.col("month") == month) & pl.col("alerted") & (pl.col("level") == "service")).height
-        pack = organisation_pack(month, p, mom, teams, org_inputs[month], alerts, findings)
+        # Every alert (a service's, the whole account's, a budget's): the count the admin report's headline gives.
+        alerts = anomalies.filter((pl.col("month") == month) & pl.col("alerted")).height
+        pack = organisation_pack(month, p, mom, teams, org_inputs[month], alerts, findings,
+                                 rank_recommendations(org_recs[month]))
         organisation[month] = {**deterministic_org_summary(pack), "source": "deterministic", "ai_note": None}
         # No account to explain, nothing for prose to add to the totals: no call.
         if org_inputs[month]:

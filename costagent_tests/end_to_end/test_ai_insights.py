@@ -160,6 +160,15 @@ def test_the_run_cost_is_in_the_warehouse_and_the_admin_context(happy, capsys):
         instance.dispose()
 
 
+def test_the_admin_reports_top_recommendations_are_the_largest_of_all_accounts(happy, capsys):
+    home, _ = happy
+    every = sql(home, "select account_id, r.estimated_monthly_usd as usd from (select account_id, "
+                      f"unnest(recommendations) as r from ai_insights where month = '{MONTH}') order by usd desc", capsys)
+    ai = admin_ai_context(Home(home).warehouse_dir, MONTH)
+    assert [(r["account_id"], r["estimated_monthly_usd"]) for r in ai["top_recommendations"]] == [
+        (r["account_id"], r["usd"]) for r in every[:5]]
+
+
 def test_a_rerun_with_the_same_data_makes_no_call_and_history_keeps_the_week(happy, capsys):
     home, peer = happy
     before = len(peer.received)

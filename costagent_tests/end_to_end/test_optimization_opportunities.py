@@ -69,3 +69,24 @@ def test_demo_admin_report_has_the_total_and_the_ranked_list(demo_run: Path):
     assert f"{format_usd(total)} a month" in html
     accounts = sql(demo_run, "select scan_status, api_calls, count(*) as n from savings_accounts group by all")
     assert accounts == [{"scan_status": "ok", "api_calls": 0, "n": ACCOUNTS}]  # the demo scanner calls nothing
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[\w$.,/%()-]+", text.lower())
+
+
+def _runs(words: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_no_demo_findings_evidence_repeats_its_title_and_each_says_how_the_dollars_were_computed(demo_run: Path):
+    rows = sql(demo_run, "select kind, action, evidence, monthly_savings_usd from savings where month = '2026-11'")
+    assert {r["kind"] for r in rows} >= {"sp_purchase", "ec2_idle", "eip_unassociated", "s3_no_lifecycle"}
+    for r in rows:
+        title, evidence = r["action"], r["evidence"]
+        for sentence in re.split(r"[.;:] ", evidence):
+            assert title.lower() not in sentence.lower(), r
+        # Not the title in other words either: no four words of it in a row.
+        assert not _runs(_words(title), 4) & _runs(_words(evidence), 4), r
+        if r["monthly_savings_usd"] is not None:
+            assert "the saving " in evidence, r  # how the dollars were computed

@@ -28,9 +28,8 @@ OUTSIDER = "999999999999"  # in the organisation, not in the registry
 def moto(monkeypatch: pytest.MonkeyPatch):
     server = MotoPeer()
     server.start()
-    # moto's backends live in the test process, whichever server answers: answers another module queued
-    # and did not consume (Cost Explorer's queue is first in, first out) must not reach these tests.
-    server.reset()
+    # Answers another module queued and did not consume never reach these tests: each test queues its own,
+    # and queueing first drops moto's earlier queue and remembered answers (MotoPeer.queue_cost_and_usage).
     monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
     yield server
     server.stop()
