@@ -14,13 +14,7 @@ Two storages, one protocol (``Ledger``):
   is created with ``O_CREAT | O_EXCL`` and made durable *before* the message is handed to the server; of
   two runs racing for a key exactly one creates it. Holds on local filesystems and NFS v3+. A run claims
   its messages a batch at a time (``claiming``): the batch's claims are created, then made durable with one
-  sync (an fsync per claim was 12 s of a 1,000-account run), then each message, just before it is handed
-  to the server, gets a ``.sending`` marker (created exclusively, not synced). A batch claim whose message
-  never got its marker was never handed over, as long as the machine has not restarted since (a killed
-  process loses none of its completed writes; only a crash or power cut can lose the unsynced marker): the
-  claim records the kernel's boot id, and while it is the same, such a claim counts as not sent, and the
-  next run takes it over (creating the marker, exclusively) and sends it. After a restart it stays
-  unconfirmed, as any claim without an outcome.
+  sync, then its messages are sent in turn; an fsync per claim was 12 s of a 1,000-account run.
 - ``resources.s3_ledger.S3SendLedger``: objects beside an S3 warehouse, each claim created with a
   conditional PUT (``If-None-Match: *``), so two hosts (or a replaced container) share one ledger.
 
@@ -138,20 +132,6 @@ class Ledger:
     def _sync(self, names: Sequence[str]) -> None:
         """Make the records ``_create_unsynced`` created durable, all together."""
 
-    def begin(self, key: LedgerKey, run_id: str) -> bool:
-        """Mark a claimed send as being handed over now; False when another run is sending it (it took over
-        the claim). Only a ledger whose batch claims are reservations (``SendLedger``) needs the mark."""
-        return True
-
-    def _reservation(self) -> dict:
-        """What a batch claim records to be recognisable later as a reservation (see ``_abandoned``)."""
-        return {}
-
-    def _abandoned(self, stem: str, claim: dict) -> bool:
-        """Whether the claim ``claim`` (of ``stem``) is a reservation whose message was certainly never
-        handed over, so that a run may take it over."""
-        return False
-
     def _put(self, name: str, data: bytes) -> None:
         raise NotImplementedError
 
@@ -184,7 +164,7 @@ class Ledger:
 
     def claim_batch(self, keys: Sequence[LedgerKey], run_id: str) -> list[LedgerEntry | None]:
         """``claim`` each of ``keys`` (all different), made durable together: every claim this call made
-        is durable when it returns. Each claimed message must be ``begin``-marked just before it is sent."""
+        is durable when it returns."""
         created: list[str] = []
         found = [self._claim(key, run_id, created) for key in keys]
         if created:
@@ -200,17 +180,14 @@ class Ledger:
         if self.legacy is not None and (earlier := self.legacy.entry(key)) is not None:
             return earlier
         stem = self._stem(key)
-        fields = {**asdict(key), "run_id": run_id, "claimed_at": _now()}
+        record = json.dumps({**asdict(key), "run_id": run_id, "claimed_at": _now()}).encode("utf-8")
         if created is None:
-            made = self._create(f"{stem}.claim", json.dumps(fields).encode("utf-8"))
-        elif made := self._create_unsynced(f"{stem}.claim", json.dumps(fields | self._reservation()).encode("utf-8")):
+            made = self._create(f"{stem}.claim", record)
+        elif made := self._create_unsynced(f"{stem}.claim", record):
             created.append(f"{stem}.claim")
         if made:
             return None
-        found = self._read(f"{stem}.claim", key)
-        if found is None and self._get(f"{stem}.claim") is not None and self.begin(key, run_id):
-            return None  # a reservation never handed over: taken over, marked as being sent by this run
-        return found or self._read(f"{stem}.claim", key) or _in_flight(key)
+        return self._read(f"{stem}.claim", key) or _in_flight(key)
 
     def confirm(self, key: LedgerKey, status: str, *, detail: str = "", location: str = "",
                 pending: tuple[str, ...] = (), attempt: int = 0) -> None:
@@ -240,7 +217,6 @@ class Ledger:
             if name.startswith(f"{base}.retry"):
                 self._delete(f"{folder}/{name}")
         self._delete(f"{stem}.outcome")
-        self._delete(f"{stem}.sending")
         self._delete(f"{stem}.claim")
 
     def entry(self, key: LedgerKey) -> LedgerEntry | None:
@@ -273,8 +249,6 @@ class Ledger:
         if claim is None:
             return None
         outcome = _parse(self._get(claim_name.removesuffix(".claim") + ".outcome")) or {}
-        if not outcome and self._abandoned(claim_name.removesuffix(".claim"), claim):
-            return None
         stored = LedgerKey(*(str(claim.get(f, "?")) for f in _KEY_FIELDS), channel=_channel_of(claim, outcome))
         return LedgerEntry(
             key=stored if key is None or stored.channel != key.channel else key,
@@ -322,10 +296,7 @@ class Claims(Generic[T]):
             found = self.ledger.claim_batch([self.key(item) for item in chunk], self.run_id)
             self._ahead = list(zip(chunk, found, strict=True))[::-1]
             while self._ahead:
-                item, existing = self._ahead.pop()
-                if existing is None and not self.ledger.begin(self.key(item), self.run_id):
-                    existing = _in_flight(self.key(item))  # another run took the claim over and sends it
-                yield item, existing
+                yield self._ahead.pop()
 
     def __enter__(self) -> Claims[T]:
         return self
@@ -378,21 +349,6 @@ class SendLedger(Ledger):
     def _sync(self, names: Sequence[str]) -> None:
         sync_files([self.root / name for name in names])
 
-    def begin(self, key: LedgerKey, run_id: str) -> bool:
-        stem = self._stem(key)
-        # Not synced: only a crash of the machine loses it, and a claim from before a restart never counts
-        # as abandoned (see the module docstring).
-        if self._create_unsynced(f"{stem}.sending", run_id.encode("utf-8")):
-            return True
-        return self._get(f"{stem}.sending") == run_id.encode("utf-8")
-
-    def _reservation(self) -> dict:
-        return {"reserved_boot": BOOT_ID} if BOOT_ID else {}
-
-    def _abandoned(self, stem: str, claim: dict) -> bool:
-        return (bool(BOOT_ID) and claim.get("reserved_boot") == BOOT_ID
-                and self._get(f"{stem}.sending") is None and self._get(f"{stem}.outcome") is None)
-
     def _put(self, name: str, data: bytes) -> None:
         # Not fsynced: losing an outcome only makes a known send "unconfirmed" (see the module docstring).
         atomic_write_bytes(self.root / name, data, durable=False)
@@ -411,17 +367,6 @@ class SendLedger(Ledger):
 
     def _folders(self) -> list[str]:
         return [p.name for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
-
-
-def _boot_id() -> str:
-    # Changes at every boot of the kernel (Linux); empty elsewhere, where batch claims are never taken over.
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
-    except OSError:
-        return ""
-
-
-BOOT_ID = _boot_id()
 
 
 def _syncfs():
