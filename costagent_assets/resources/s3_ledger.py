@@ -8,21 +8,17 @@ and one lease, and cannot both claim a message or both hold the lease.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import botocore.exceptions
 
 from costagent_assets.resources.s3_warehouse import S3Store, open_store
 from costagent_assets.run_lease import LEASE_FILE, FileLease, LeaseStorage, ObjectLease
-from costagent_assets.send_ledger import LEDGER_TABLE, Ledger, LedgerEntry, LedgerKey, SendLedger
+from costagent_assets.send_ledger import LEDGER_TABLE, Ledger, SendLedger
 
 # 412: the condition did not hold. 409: another conditional write to the key is in flight (S3 answers
 # ConditionalRequestConflict): either way somebody else got there first.
 _LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
-# Claims of a batch in flight at once: each conditional PUT waits on the network, and is durable on its own.
-CLAIM_THREADS = 8
 
 
 def _lost_race(err: botocore.exceptions.ClientError) -> bool:
@@ -50,11 +46,6 @@ class S3SendLedger(Ledger):
                 return False
             raise
         return True
-
-    def claim_batch(self, keys: Sequence[LedgerKey], run_id: str) -> list[LedgerEntry | None]:
-        """``claim`` each of ``keys`` (all different), several conditional PUTs at a time; in ``keys``' order."""
-        with ThreadPoolExecutor(max_workers=CLAIM_THREADS) as pool:
-            return list(pool.map(lambda key: self.claim(key, run_id), keys))
 
     def _put(self, name: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)

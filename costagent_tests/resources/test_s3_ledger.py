@@ -69,27 +69,6 @@ def test_racing_claims_on_one_bucket_have_exactly_one_winner(bucket):
     assert len(winners) == 1
 
 
-def test_racing_batches_of_claims_have_exactly_one_winner_per_key(bucket):
-    keys = [LedgerKey.of(REPORT_DATE, "team", f"{n:012d}", "2026-11", f"t{n}@example.com") for n in range(20)]
-    results, barrier = {}, threading.Barrier(3)
-
-    def race(n: int) -> None:
-        ledger = s3_ledger(bucket, prefix="batch")
-        barrier.wait()
-        results[n] = ledger.claim_batch(keys, f"run-{n}")
-
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i in range(len(keys)):
-        winners = [n for n in range(3) if results[n][i] is None]
-        assert len(winners) == 1
-        # The losers see the winner's claim of that very key, in the keys' order.
-        assert {results[n][i].run_id for n in range(3) if n not in winners} <= {f"run-{winners[0]}", ""}
-
-
 def test_two_runners_on_one_bucket_send_each_email_once(bucket, certs):
     results: list = []
     with SmtpPeer(certs) as peer:
