@@ -84,19 +84,16 @@ def deliver_batch(session: Session, outgoing: Iterable[Outgoing], ledger: Ledger
     transport leaves the message's claim in place (its outcome is unknown) and propagates.
     """
     results = []
-    # Claimed a batch ahead, each claim durable before its message is sent (send_ledger.Claims).
-    with ledger.claiming(outgoing, run_id, key=lambda item: item.key) as claims:
-        for item, existing in claims:
-            results.append(_deliver(session, ledger, item, existing, run_id))
+    for item in outgoing:
+        existing = ledger.claim(item.key, run_id)
+        if existing is None:
+            results.append(_record(ledger, item, session.send(item), attempt=0))
+        elif existing.status == LEDGER_DEFERRED and existing.pending:
+            results.append(_retry(session, ledger, item, existing, run_id))
+        else:
+            status = _EARLIER.get(existing.status, UNCONFIRMED)
+            results.append(Delivery(item.key, status, existing.detail, existing.location))
     return results
-
-
-def _deliver(session: Session, ledger: Ledger, item: Outgoing, existing: LedgerEntry | None, run_id: str) -> Delivery:
-    if existing is None:
-        return _record(ledger, item, session.send(item), attempt=0)
-    if existing.status == LEDGER_DEFERRED and existing.pending:
-        return _retry(session, ledger, item, existing, run_id)
-    return Delivery(item.key, _EARLIER.get(existing.status, UNCONFIRMED), existing.detail, existing.location)
 
 
 def _retry(session: Session, ledger: Ledger, item: Outgoing, earlier: LedgerEntry, run_id: str) -> Delivery:

@@ -11,10 +11,8 @@ they had before channels existed, so sends recorded by older versions stay sent.
 Two storages, one protocol (``Ledger``):
 
 - ``SendLedger``: files under ``<warehouse>/email_ledger/<report date>/<digest>.claim|.outcome``. A claim
-  is created with ``O_CREAT | O_EXCL`` and made durable *before* the message is handed to the server; of
-  two runs racing for a key exactly one creates it. Holds on local filesystems and NFS v3+. A run claims
-  its messages a batch at a time (``claiming``): the batch's claims are created, then made durable with one
-  sync, then its messages are sent in turn; an fsync per claim was 12 s of a 1,000-account run.
+  is created with ``O_CREAT | O_EXCL`` and fsynced (with its directory) *before* the message is handed to
+  the server; of two runs racing for a key exactly one creates it. Holds on local filesystems and NFS v3+.
 - ``resources.s3_ledger.S3SendLedger``: objects beside an S3 warehouse, each claim created with a
   conditional PUT (``If-None-Match: *``), so two hosts (or a replaced container) share one ledger.
 
@@ -35,16 +33,13 @@ Why it is safe:
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Generic, TypeVar
 
 from costagent_assets.fileio import _fsync_directory, atomic_write_bytes
 
@@ -63,10 +58,6 @@ CHANNELS = (MAIL, OUTBOX)
 # The detail every outbox write recorded before keys had a channel: how such a record is recognised.
 LEGACY_OUTBOX_DETAIL = "written to the outbox"
 _KEY_FIELDS = ("report_date", "kind", "subject", "month", "recipient")
-# Claims made durable together (``claiming``). A run killed after a batch's sync and before its sends leaves
-# at most this many messages claimed and unsent: "unconfirmed", re-sent only by `costagent resend`.
-CLAIM_BATCH = 50
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -125,13 +116,6 @@ class Ledger:
         """Create ``name`` durably unless it exists; True when this call created it."""
         raise NotImplementedError
 
-    def _create_unsynced(self, name: str, data: bytes) -> bool:
-        """``_create``, except that the record may become durable only at the next ``_sync`` of its name."""
-        return self._create(name, data)
-
-    def _sync(self, names: Sequence[str]) -> None:
-        """Make the records ``_create_unsynced`` created durable, all together."""
-
     def _put(self, name: str, data: bytes) -> None:
         raise NotImplementedError
 
@@ -160,32 +144,11 @@ class Ledger:
 
     def claim(self, key: LedgerKey, run_id: str) -> LedgerEntry | None:
         """Claim ``key`` for sending: None when this call claimed it, else what the ledger already holds."""
-        return self._claim(key, run_id, None)
-
-    def claim_batch(self, keys: Sequence[LedgerKey], run_id: str) -> list[LedgerEntry | None]:
-        """``claim`` each of ``keys`` (all different), made durable together: every claim this call made
-        is durable when it returns."""
-        created: list[str] = []
-        found = [self._claim(key, run_id, created) for key in keys]
-        if created:
-            self._sync(created)
-        return found
-
-    def claiming(self, items: Iterable[T], run_id: str, key: Callable[[T], LedgerKey]) -> Claims[T]:
-        """The claims of ``items``' keys, in order, made durable ``CLAIM_BATCH`` at a time (see ``Claims``)."""
-        return Claims(self, items, run_id, key)
-
-    def _claim(self, key: LedgerKey, run_id: str, created: list[str] | None) -> LedgerEntry | None:
-        # created: None to create the claim durably now, else a list the unsynced claim's name is added to.
         if self.legacy is not None and (earlier := self.legacy.entry(key)) is not None:
             return earlier
         stem = self._stem(key)
-        record = json.dumps({**asdict(key), "run_id": run_id, "claimed_at": _now()}).encode("utf-8")
-        if created is None:
-            made = self._create(f"{stem}.claim", record)
-        elif made := self._create_unsynced(f"{stem}.claim", record):
-            created.append(f"{stem}.claim")
-        if made:
+        record = {**asdict(key), "run_id": run_id, "claimed_at": _now()}
+        if self._create(f"{stem}.claim", json.dumps(record).encode("utf-8")):
             return None
         return self._read(f"{stem}.claim", key) or _in_flight(key)
 
@@ -262,52 +225,6 @@ class Ledger:
         )
 
 
-class Claims(Generic[T]):
-    """Claims of a run's messages, handed out one at a time in order, claimed a batch ahead.
-
-    Iterating gives ``(item, existing)``: ``existing`` is what ``Ledger.claim`` returns for the item's key (None:
-    claimed now, send it), and is handed out only once its claim is durable, so every message is still claimed
-    before it is sent. Items are read from ``items`` a batch ahead, not all at once. Used as a context manager:
-    when the caller stops early (the transport raised), the claims made for messages it never got to are
-    released, as those messages certainly did not leave; the message in hand keeps its claim (its outcome is
-    unknown).
-    """
-
-    def __init__(self, ledger: Ledger, items: Iterable[T], run_id: str, key: Callable[[T], LedgerKey],
-                 batch: int = CLAIM_BATCH):
-        self.ledger, self.items, self.run_id, self.key, self.batch = ledger, items, run_id, key, batch
-        self._ahead: list[tuple[T, LedgerEntry | None]] = []
-
-    def _batches(self) -> Iterator[list[T]]:
-        # A key twice in one batch would find its own unconfirmed claim: it starts the next batch instead.
-        chunk: list[T] = []
-        keys: set[LedgerKey] = set()
-        for item in self.items:
-            if len(chunk) == self.batch or self.key(item) in keys:
-                yield chunk
-                chunk, keys = [], set()
-            chunk.append(item)
-            keys.add(self.key(item))
-        if chunk:
-            yield chunk
-
-    def __iter__(self) -> Iterator[tuple[T, LedgerEntry | None]]:
-        for chunk in self._batches():
-            found = self.ledger.claim_batch([self.key(item) for item in chunk], self.run_id)
-            self._ahead = list(zip(chunk, found, strict=True))[::-1]
-            while self._ahead:
-                yield self._ahead.pop()
-
-    def __enter__(self) -> Claims[T]:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        ahead, self._ahead = self._ahead, []
-        for item, existing in ahead:
-            if existing is None:
-                self.ledger.release(self.key(item))
-
-
 def _in_flight(key: LedgerKey) -> LedgerEntry:
     # A claim released between our failed create and our read: another run is handling it.
     return LedgerEntry(key, UNCONFIRMED, run_id="", claimed_at="", detail="claimed by another run")
@@ -328,12 +245,6 @@ class SendLedger(Ledger):
         self.where = str(self.root)
 
     def _create(self, name: str, data: bytes) -> bool:
-        if not self._create_unsynced(name, data):
-            return False
-        self._sync([name])
-        return True
-
-    def _create_unsynced(self, name: str, data: bytes) -> bool:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -342,12 +253,11 @@ class SendLedger(Ledger):
             return False
         try:
             os.write(fd, data)
+            os.fsync(fd)
         finally:
             os.close(fd)
+        _fsync_directory(path.parent)
         return True
-
-    def _sync(self, names: Sequence[str]) -> None:
-        sync_files([self.root / name for name in names])
 
     def _put(self, name: str, data: bytes) -> None:
         # Not fsynced: losing an outcome only makes a known send "unconfirmed" (see the module docstring).
@@ -367,38 +277,6 @@ class SendLedger(Ledger):
 
     def _folders(self) -> list[str]:
         return [p.name for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
-
-
-def _syncfs():
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    return getattr(libc, "syncfs", None)
-
-
-_SYNCFS = _syncfs() if os.name == "posix" else None
-
-
-def sync_files(paths: Sequence[Path]) -> None:
-    """Make the files ``paths`` (just created) and their directory entries durable.
-
-    One file: fsync it and its directory. Several: one ``syncfs`` of their filesystem (Linux), which writes
-    and waits for everything dirty on it, instead of two fsyncs per file (each a journal commit); elsewhere,
-    or when it fails, fsync each file and directory.
-    """
-    if len(paths) > 1 and _SYNCFS is not None:
-        fd = os.open(paths[0].parent, os.O_RDONLY)
-        try:
-            if _SYNCFS(fd) == 0:
-                return
-        finally:
-            os.close(fd)
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    for directory in dict.fromkeys(p.parent for p in paths):
-        _fsync_directory(directory)
 
 
 def _now() -> str:

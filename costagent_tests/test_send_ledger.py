@@ -7,7 +7,6 @@ import threading
 
 import pytest
 
-from costagent_assets import send_ledger
 from costagent_assets.delivery import SENT, UNKNOWN, Outgoing, SendResult, deliver_batch
 from costagent_assets.home import Home
 from costagent_assets.reporting import RenderedEmail, build_message
@@ -163,52 +162,3 @@ def test_release_also_drops_the_retry_claims(tmp_path):
     ledger.release(KEY)  # `costagent resend`
     assert list((tmp_path / "2026-11-23").iterdir()) == []
     assert ledger.claim(KEY, "run-4") is None
-
-
-class _Failing(_Answers):
-    """A transport session that loses its connection at one message (raises, as a dropped socket does)."""
-
-    def __init__(self, fail_at: int):
-        super().__init__()
-        self.fail_at = fail_at
-
-    def send(self, outgoing: Outgoing) -> SendResult:
-        if len(self.sent) == self.fail_at:
-            self.sent.append(outgoing.key.recipient)
-            raise ConnectionResetError("connection reset by peer")
-        self.sent.append(outgoing.key.recipient)
-        return SendResult(SENT)
-
-
-def test_a_run_makes_its_claims_durable_a_batch_at_a_time(tmp_path, monkeypatch):
-    syncs: list[int] = []
-    real = send_ledger.sync_files
-    monkeypatch.setattr(send_ledger, "sync_files", lambda paths: (syncs.append(len(paths)), real(paths)))
-    ledger = SendLedger(tmp_path)
-    results = deliver_batch(_Answers(*[SendResult(SENT)] * 120), _outgoing(120), ledger, "run-1")
-    assert [r.status for r in results] == ["delivered"] * 120
-    assert syncs == [send_ledger.CLAIM_BATCH, send_ledger.CLAIM_BATCH, 120 - 2 * send_ledger.CLAIM_BATCH]
-    # Every claim is on disk, exclusive: another run's ledger finds them all taken.
-    other = SendLedger(tmp_path)
-    assert all(other.claim(item.key, "run-2") is not None for item in _outgoing(120))
-
-
-def test_a_batch_claim_stops_a_racing_run_before_anything_is_sent(tmp_path):
-    ledger, racer = SendLedger(tmp_path), SendLedger(tmp_path)
-    items = _outgoing(3)
-    assert racer.claim(items[1].key, "run-racer") is None
-    assert ledger.claim_batch([i.key for i in items], "run-1") == [None, racer.entry(items[1].key), None]
-
-
-def test_a_transport_error_keeps_the_claim_in_hand_and_releases_the_unsent_ones(tmp_path):
-    ledger = SendLedger(tmp_path)
-    items = _outgoing(10)
-    with pytest.raises(ConnectionResetError):
-        deliver_batch(_Failing(fail_at=2), items, ledger, "run-1")
-    assert [ledger.entry(i.key).status for i in items[:3]] == ["delivered", "delivered", "unconfirmed"]
-    assert [ledger.entry(i.key) for i in items[3:]] == [None] * 7
-    # The retried run sends only the messages that certainly did not leave, and never the one in doubt.
-    again = _Answers(*[SendResult(SENT)] * 7)
-    results = deliver_batch(again, _outgoing(10), ledger, "run-2")
-    assert [r.status for r in results] == ["already_sent"] * 2 + ["unconfirmed"] + ["delivered"] * 7
-    assert again.sent == [f"t{i}@example.com" for i in range(3, 10)]
