@@ -71,8 +71,8 @@ class CostagentCollector(Collector):
     def _pipeline(self) -> Iterator[GaugeMetricFamily]:
         import dagster as dg
 
-        from costagent_assets import run_metadata
         from costagent_assets.cli.runner import prepare_instance
+        from costagent_assets.defs import run_metadata
 
         instance = prepare_instance(self.home)
         success = GaugeMetricFamily("costagent_last_success_timestamp_seconds",

@@ -170,7 +170,7 @@ def installation_lease(instance: dg.DagsterInstance):
 
 
 def _emails_metadata(events) -> dict | None:
-    from costagent_assets.run_metadata import from_events
+    from costagent_assets.defs.run_metadata import from_events
 
     metadata = from_events(events, "emails")
     return metadata if metadata is not None and "emails_sent" in metadata else None

@@ -180,8 +180,8 @@ def delivery_lines(instance) -> list[str]:
     """What the last run that sent emails delivered: complete or partial, its counts and, when partial,
     which emails have not (certainly) arrived."""
 
-    from costagent_assets import run_metadata
     from costagent_assets.cli.runner import delivery_counts, delivery_mode
+    from costagent_assets.defs import run_metadata
     from costagent_assets.defs.emails import DELIVERY_TAG
     from costagent_assets.delivery import summary_text
 

@@ -14,13 +14,13 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
+from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.forecast import with_forecast_projection
 from costagent_assets.insights.history import cached_replies, write_history, write_usage
 from costagent_assets.insights.stage import run_ai_insights
 from costagent_assets.resources.gemini import GeminiRequest, GeminiResource
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
-from costagent_assets.run_metadata import run_output
 from costagent_assets.settings import Settings
 
 

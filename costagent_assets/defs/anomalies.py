@@ -14,11 +14,11 @@ from costagent_assets.anomaly_detection import (
     unavailable_anomalies,
 )
 from costagent_assets.defs.partitions import month_account_asset, run_partitions, trailing_three_months
+from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.feedback import read_feedback
 from costagent_assets.isolation import isolate_accounts, of_accounts
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
-from costagent_assets.run_metadata import run_output
 from costagent_assets.settings import Settings
 
 

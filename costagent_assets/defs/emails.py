@@ -31,6 +31,7 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
+from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.delivery import (
     ALREADY_SENT,
     Outgoing,
@@ -66,7 +67,6 @@ from costagent_assets.resources.s3_ledger import open_send_ledger
 from costagent_assets.resources.smtp import SmtpError
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
-from costagent_assets.run_metadata import run_output
 from costagent_assets.schemas import conform
 from costagent_assets.send_ledger import DELIVERED, LedgerKey
 from costagent_assets.settings import AI_SOURCES, Settings

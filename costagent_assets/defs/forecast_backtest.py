@@ -4,8 +4,8 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets.defs.partitions import month_account_asset, months_window, run_partitions, run_periods
+from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.forecast import compute_backtest
-from costagent_assets.run_metadata import run_output
 
 
 @month_account_asset(

@@ -5,9 +5,9 @@ import polars as pl
 
 from costagent_assets import markdown
 from costagent_assets.defs.partitions import month_account_asset, months_window, run_partitions, run_periods
+from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.forecast import compute_forecasts, unavailable_forecasts
 from costagent_assets.isolation import isolate_accounts, of_accounts
-from costagent_assets.run_metadata import run_output
 
 
 @month_account_asset(

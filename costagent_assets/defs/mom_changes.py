@@ -12,8 +12,8 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
+from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.periods import shift_month
-from costagent_assets.run_metadata import run_output
 
 
 @month_account_asset(

@@ -14,11 +14,11 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
+from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.optimization import STATUS_SCHEMA, Thresholds, account_rows, find_opportunities, frame
 from costagent_assets.resources.aws_scanner import DisabledScanner, OptimizationScanner, ScanResult
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
-from costagent_assets.run_metadata import run_output
 from costagent_assets.schemas import conform, empty
 from costagent_assets.settings import AI_SOURCES, Settings
 from costagent_assets.warehouse.log_tables import append_log

@@ -9,10 +9,10 @@ import polars as pl
 
 from costagent_assets.analysis import deduplicate_raw_costs
 from costagent_assets.defs.partitions import month_account_asset, run_partitions, run_periods
+from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.resources.cost_source import CostSource, CostSourceError, SourceFetch
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
-from costagent_assets.run_metadata import run_output
 from costagent_assets.schemas import conform, empty
 from costagent_assets.settings import default_source
 from costagent_assets.teams.model import Team

@@ -6,7 +6,7 @@ import polars as pl
 
 from costagent_assets.analysis import TOLERANCE_USD, compute_service_breakdown
 from costagent_assets.defs.partitions import month_account_asset, run_partitions, run_periods
-from costagent_assets.run_metadata import run_output
+from costagent_assets.defs.run_metadata import run_output
 
 
 @month_account_asset(

@@ -16,9 +16,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from costagent_assets import run_metadata
 from costagent_assets.cli import main as cli
 from costagent_assets.cli.preview import preview_admin
+from costagent_assets.defs import run_metadata
 from costagent_assets.home import Home
 from costagent_assets.insights.history import admin_ai_context
 from costagent_tests.peers.gemini_server import GeminiPeer

@@ -15,8 +15,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from costagent_assets import run_metadata
 from costagent_assets.cli import main as cli
+from costagent_assets.defs import run_metadata
 from costagent_assets.send_ledger import SendLedger
 from costagent_assets.teams.registry import load_registry
 from costagent_tests.smtp_peer import Recorder, SmtpPeer, make_certs

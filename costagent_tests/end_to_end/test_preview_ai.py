@@ -13,8 +13,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from costagent_assets import run_metadata
 from costagent_assets.cli import main as cli
+from costagent_assets.defs import run_metadata
 from costagent_tests.end_to_end.test_ai_insights import ACCOUNTS, EXPLAINED_SQL, MONTH, demo, sql
 from costagent_tests.peers.gemini_server import GeminiPeer
 from costagent_tests.peers.homes import copy_home, environment

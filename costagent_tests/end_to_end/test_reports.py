@@ -14,9 +14,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from costagent_assets import run_metadata
 from costagent_assets.cli import main as cli
 from costagent_assets.cli.main import FIRST_QUERY
+from costagent_assets.defs import run_metadata
 from costagent_tests.peers.homes import DEMO_AS_OF
 
 MONTH = f"{DEMO_AS_OF:%Y-%m}"

@@ -11,7 +11,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import EmptyWorkspaceTarget
 from dagster_graphql.test.utils import execute_dagster_graphql
 
-from costagent_assets import run_metadata
+from costagent_assets.defs import run_metadata
 
 STAGES = ["raw_costs", "service_breakdown", "mom_changes", "anomalies", "forecasts", "ai_insights", "emails"]
 UI_QUERY = """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {

@@ -20,8 +20,8 @@ import costagent_assets.defs
 from costagent_assets.defs.automation import range_tags
 from costagent_assets.defs.partitions import make_key
 from costagent_assets.defs.resources import build_resources
+from costagent_assets.defs.run_metadata import from_events
 from costagent_assets.home import Home
-from costagent_assets.run_metadata import from_events
 from costagent_assets.run_parameters import RunParameters
 from costagent_assets.schemas import conform
 from costagent_assets.settings import Settings

@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 
 from costagent_assets import aws_prices as P
-from costagent_assets import run_metadata
+from costagent_assets.defs import run_metadata
 from costagent_assets.demo import organisation as demo
 from costagent_assets.optimization import Thresholds, account_rows, find_opportunities
 from costagent_assets.periods import period, report_month, shift_month

@@ -8,7 +8,7 @@ spent serialising events at 1,000 accounts, and the UI showed them on whichever 
 So a stage returns ``run_output(context, frame, metadata)``: the run-wide metadata goes into one
 ``AssetObservation`` of the asset with no partition key, logged by the step. The UI shows it in the run's
 event log and in the asset's events (GraphQL ``assetObservations``); each partition's materialization keeps
-only its own figures (its row count and file, added by the IO manager: ``add_partition_metadata``).
+only its own figures (its row count and file, added by the IO manager: ``resources.warehouse.add_partition_metadata``).
 Readers find the record with ``latest`` (from the instance) or ``from_events`` (from a run's events).
 """
 
@@ -19,7 +19,6 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
-from dagster._core.execution.context.metadata_logging import AssetMetadataHandle, OutputMetadataAccumulator
 
 # Marks the run-wide record, so a reader never mistakes another observation of the asset for it.
 RUN_WIDE_KEY = "run_wide"
@@ -35,23 +34,6 @@ def run_output(context: dg.AssetExecutionContext, value: pl.DataFrame, metadata:
         metadata={**metadata, "partitions": len(keys), "empty_partitions": len(keys) - with_rows, RUN_WIDE_KEY: True},
     ))
     return dg.Output(value)
-
-
-def add_partition_metadata(context: dg.OutputContext, per_partition: Mapping[str, Mapping[str, Any]]) -> None:
-    """Attach ``per_partition[partition_key]`` to that partition's materialization of the output being handled.
-
-    ``AssetExecutionContext.add_asset_metadata(partition_key=...)`` does the same one partition at a time, but
-    re-lists the run's partition range and copies every metadata entry so far on each call: quadratic, about
-    a minute at 5,000 accounts. This adds them all in one step to the same accumulator Dagster reads when it
-    builds the partitions' events (``StepExecutionContext.get_asset_metadata``).
-    """
-    step = context.step_context
-    accumulator = step._metadata_accumulator  # noqa: SLF001 (see the docstring)
-    entries = dict(accumulator.per_output_metadata)
-    for key, metadata in per_partition.items():
-        handle = AssetMetadataHandle(asset_key=context.asset_key, partition_key=key)
-        entries[handle] = {**entries.get(handle, {}), **metadata}
-    step._metadata_accumulator = OutputMetadataAccumulator(per_output_metadata=entries)  # noqa: SLF001
 
 
 def _is_run_wide(observation: dg.AssetObservation) -> bool:
