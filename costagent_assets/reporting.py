@@ -96,11 +96,12 @@ def _sign(d: Decimal, signed: bool) -> str:
     return "+" if signed and d > 0 else ""
 
 
-def _format_usd(x: float | None, *, signed: bool) -> str:
+def _formatted(text, x: float | None, signed: bool) -> str:
+    """``text(x, signed)`` (``_usd_text`` or ``_pct_text``) of a checked number; ``n/a`` for None."""
     if x is None:
         return NOT_AVAILABLE
     _check_number(x)
-    return _usd_text(x, signed)
+    return text(x, signed)
 
 
 # A report prints most figures twice (HTML and text) and an organisation's reports share many: formatted once.
@@ -117,19 +118,12 @@ def _usd_text(x: float, signed: bool) -> str:
 
 def format_usd(x: float | None) -> str:
     """Dollars: ``$12.34``, ``$12,346`` (cents dropped from $1,000), ``-$56.00``; ``n/a`` for None."""
-    return _format_usd(x, signed=False)
+    return _formatted(_usd_text, x, False)
 
 
 def format_usd_signed(x: float | None) -> str:
     """A change in dollars: ``+$1,234``, ``-$56.00``, ``$0.00`` for no change; ``n/a`` for None."""
-    return _format_usd(x, signed=True)
-
-
-def _format_pct(x: float | None, *, signed: bool) -> str:
-    if x is None:
-        return NOT_AVAILABLE
-    _check_number(x)
-    return _pct_text(x, signed)
+    return _formatted(_usd_text, x, True)
 
 
 @lru_cache(maxsize=65536, typed=True)
@@ -145,12 +139,12 @@ def _pct_text(x: float, signed: bool) -> str:
 
 def format_pct(x: float | None) -> str:
     """A share or ratio: ``12.3%`` (``1,234%`` from 1,000%); ``n/a`` for None."""
-    return _format_pct(x, signed=False)
+    return _formatted(_pct_text, x, False)
 
 
 def format_pct_signed(x: float | None) -> str:
     """A change in percent: ``+12.3%``, ``-4.0%``, ``0.0%``; ``n/a`` for None (no comparison base)."""
-    return _format_pct(x, signed=True)
+    return _formatted(_pct_text, x, True)
 
 
 def trend_color(x: float | None) -> str:
