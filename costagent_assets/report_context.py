@@ -21,6 +21,7 @@ from costagent_assets.delivery import SENT, Delivery, status_counts
 from costagent_assets.isolation import UNAVAILABLE
 from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
+from costagent_assets.reporting import format_usd_signed
 from costagent_assets.teams.model import Team
 from costagent_assets.warehouse.rollups import read_rollup
 from costagent_assets.warehouse.store import Store, read_table
@@ -170,8 +171,17 @@ def change_split(row: Mapping) -> dict | None:
         parts[0] = {**parts[0], "place": lines[0]["place"]}
         lines = []
     explains = row["impact_usd"] if row.get("impact_usd") is not None else row.get("change_usd")
-    return {"explains_usd": explains, "above_usual": row.get("kind") in ABOVE_USUAL_KINDS,
-            "parts": parts, "lines": lines}
+    above_usual = row.get("kind") in ABOVE_USUAL_KINDS
+    # Worded here, once, as plain text: the HTML template escapes it like any text, the text template prints it.
+    return {"explains_usd": explains, "above_usual": above_usual, "parts": parts,
+            "sentence": ("Why, compared with usual days: " if above_usual else "Why: ") + _parts_text(parts),
+            "lines": [{**line, "text": f"{line['place']}: {_parts_text(line['parts'])}"} for line in lines]}
+
+
+def _parts_text(parts: Sequence[Mapping]) -> str:
+    """``more usage +$3,900 (USE1-BoxUsage:m5.large, us-east-1), higher prices +$220``."""
+    return ", ".join(f"{p['label']} {format_usd_signed(p['usd'])}" + (f" ({p['place']})" if p.get("place") else "")
+                     for p in parts)
 
 
 def alert_chart(daily: pl.DataFrame | None, service: str | None, through: date, start: date | None,

@@ -223,3 +223,12 @@ def test_an_alert_says_why_in_words_where_quantities_split_it_and_says_nothing_n
             assert (sentence in body) is shown
             assert ("Why" in body or "more usage" in body or "higher prices" in body) is shown
         assert ("\n     " + sentence + "\n" in team_email.text) is shown  # on its own line, under the alert
+    # A usage type is whatever the source's tag says: escaped in the HTML once, printed as is in the text.
+    hostile = split.with_columns(pl.when(ec2).then(pl.lit([{**driver, "usage_type": "<b>Box&Usage</b>"}],
+                                                          dtype=plain.schema["drivers"]))
+                                 .otherwise(pl.col("drivers")).alias("drivers"))
+    frames = ReportFrames(MONTH, PERIODS[MONTH], frame, hostile, empty("ai_insights"),
+                          generated_at=datetime(2026, 11, 23, tzinfo=UTC))
+    rendered = render_team_report(frames.team_context(team))
+    assert "(&lt;b&gt;Box&amp;Usage&lt;/b&gt;, us-east-1)" in rendered.html and "<b>Box" not in rendered.html
+    assert "(<b>Box&Usage</b>, us-east-1)" in rendered.text
