@@ -21,6 +21,7 @@ from costagent_assets.delivery import SENT, Delivery, status_counts
 from costagent_assets.isolation import UNAVAILABLE
 from costagent_assets.optimization import KIND_LABELS
 from costagent_assets.periods import Period, month_start, shift_month
+from costagent_assets.reporting import format_usd_signed
 from costagent_assets.teams.model import Team
 from costagent_assets.warehouse.rollups import read_rollup
 from costagent_assets.warehouse.store import Store, read_table
@@ -111,16 +112,76 @@ def _available(frame: pl.DataFrame | None) -> bool:
 
 def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
     """The rows as the templates show them, with the alert model's fields (``alert_kind``, and for a budget
-    row its ``basis`` and ``threshold_pct``), largest change first."""
+    row its ``basis`` and ``threshold_pct``) and the ``why`` of :func:`change_split`, largest change first."""
     if frame is None:
         return []
     keys = ("service", "kind", "level", "current_usd", "previous_usd", "change_usd", "change_pct", "severity",
             "alerted", "impact_usd", "note", "start_date", "end_date", "acknowledged", "feedback", "drivers")
     return [
         {**{k: r[k] for k in keys}, "alert_kind": alert_kind(r["kind"], r["detector"]),
-         "basis": (r["detector"] or "").removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"]}
+         "basis": (r["detector"] or "").removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"],
+         "why": change_split(r)}
         for r in frame.sort("change_usd", descending=True, nulls_last=True).iter_rows(named=True)
     ]
+
+
+# The usage / rate / mix split in a team lead's words. "Mix" is a usage type that was not there on one side
+# of the comparison (anomaly_detection.split_usage_rate_mix): usage that started, or usage that stopped.
+SPLIT_WORDS = {"usage": ("more usage", "less usage"), "rate": ("higher prices", "lower prices"),
+               "mix": ("new kinds of usage", "usage that stopped")}
+# Kinds whose dollars (impact_usd) are the excess over the usual daily cost, not the month-to-date change.
+ABOVE_USUAL_KINDS = ("spike", "step")
+
+
+def split_parts(usage: float | None, rate: float | None, mix: float | None) -> list[dict]:
+    """The non-zero parts of a usage / rate / mix split, largest first: ``{"label": "more usage", "usd": 3900.0}``
+    each. A part under half a cent would print as $0.00 and is left out; [] when the split is unknown."""
+    if usage is None or rate is None or mix is None:
+        return []
+    parts = [{"label": SPLIT_WORDS[k][x < 0], "usd": x}
+             for k, x in (("usage", usage), ("rate", rate), ("mix", mix)) if abs(x) >= 0.005]
+    return sorted(parts, key=lambda p: -abs(p["usd"]))
+
+
+def _driver_place(d: Mapping) -> str | None:
+    """``USE1-BoxUsage:m5.large, us-east-1``: where a driver's dollars went; None for a service-level driver."""
+    if not d.get("usage_type"):
+        return None
+    return ", ".join(x for x in (d["usage_type"], d.get("region")) if x)
+
+
+def change_split(row: Mapping) -> dict | None:
+    """Why an anomaly's dollars moved, from its usage / rate / mix split: None where the source gave no
+    quantities (nothing is printed, never "$0").
+
+    ``explains_usd`` is the amount the parts add up to (``impact_usd``: the month-to-date change, or for a
+    spike or step the excess over the usual daily cost, ``above_usual``); ``parts`` is :func:`split_parts` of
+    the whole anomaly; ``lines`` the usage types behind it, each with its own change and parts. One usage type
+    that is the whole change is named beside the largest part instead of on a line of its own.
+    """
+    parts = split_parts(row.get("usage_change_usd"), row.get("rate_change_usd"), row.get("mix_change_usd"))
+    if not parts:
+        return None
+    drivers = row.get("drivers") or []
+    lines = [{"place": _driver_place(d), "change_usd": d["change_usd"],
+              "parts": split_parts(d.get("usage_usd"), d.get("rate_usd"), d.get("mix_usd"))}
+             for d in drivers if _driver_place(d)]
+    lines = [line for line in lines if line["parts"]]
+    if len(lines) == 1 and len(drivers) == 1:
+        parts[0] = {**parts[0], "place": lines[0]["place"]}
+        lines = []
+    explains = row["impact_usd"] if row.get("impact_usd") is not None else row.get("change_usd")
+    above_usual = row.get("kind") in ABOVE_USUAL_KINDS
+    # Worded here, once, as plain text: the HTML template escapes it like any text, the text template prints it.
+    return {"explains_usd": explains, "above_usual": above_usual, "parts": parts,
+            "sentence": ("Why, compared with usual days: " if above_usual else "Why: ") + _parts_text(parts),
+            "lines": [{**line, "text": f"{line['place']}: {_parts_text(line['parts'])}"} for line in lines]}
+
+
+def _parts_text(parts: Sequence[Mapping]) -> str:
+    """``more usage +$3,900 (USE1-BoxUsage:m5.large, us-east-1), higher prices +$220``."""
+    return ", ".join(f"{p['label']} {format_usd_signed(p['usd'])}" + (f" ({p['place']})" if p.get("place") else "")
+                     for p in parts)
 
 
 def alert_chart(daily: pl.DataFrame | None, service: str | None, through: date, start: date | None,

@@ -564,6 +564,38 @@ class Settings(BaseModel):
     datadog_service_tag: Annotated[str, Pattern(_DATADOG_TAG, "a Datadog tag name, e.g. aws_product")] = Field(
         "aws_product", description="Datadog tag holding the service; default `aws_product`."
     )
+    datadog_usage_type_tag: Annotated[str, Pattern(
+        _DATADOG_TAG, "a Datadog tag name, e.g. aws_usage_type, or empty to leave usage types out", optional=True
+    )] = Field("aws_usage_type", description=(
+        "Datadog tag holding the usage type behind each cost (drivers then name it, e.g. `USE1-BoxUsage:m5.large`); "
+        "empty to leave usage types out; default `aws_usage_type`, the name in Datadog's Cloud Cost documentation."
+    ))
+    datadog_region_tag: Annotated[str, Pattern(
+        _DATADOG_TAG, "a Datadog tag name, e.g. aws_region, or empty to leave regions out", optional=True
+    )] = Field("aws_region", description=(
+        "Datadog tag holding the region of each cost; empty to leave regions out; default `aws_region`, the name "
+        "in Datadog's Cloud Cost documentation."
+    ))
+    datadog_usage_metric: Annotated[str, Pattern(
+        r"[A-Za-z][A-Za-z0-9_.]{0,199}", "a Datadog metric name, e.g. aws.usage, or empty for no quantities",
+        optional=True,
+    )] = Field("aws.usage", description=(
+        "Datadog metric of the usage quantities behind the costs, read in the same request as the cost metric "
+        "(no extra request), so that the usage / rate / mix split fills; empty to leave quantities out; default "
+        "`aws.usage`."
+    ))
+    datadog_usage_unit_tag: Annotated[str, Pattern(
+        _DATADOG_TAG, "a Datadog tag name, e.g. aws_pricing_usage_unit, or empty for no quantities", optional=True
+    )] = Field("aws_pricing_usage_unit", description=(
+        "Datadog tag holding the unit of `datadog_usage_metric` (a line mixing units gets no quantity); empty to "
+        "leave quantities out; default `aws_pricing_usage_unit`."
+    ))
+    datadog_timeout_seconds: Annotated[float, Number(
+        0, 600, above_low=True, percent_sign=False, allowed="a number of seconds > 0 and <= 600"
+    )] = Field(60.0, description=(
+        "Timeout of one Datadog request, in seconds (a timeout is retried like a 5xx); a number > 0 and <= 600, "
+        "default 60."
+    ))
     cost_explorer_metric: Annotated[str, Choice(
         "UnblendedCost", "AmortizedCost", "NetAmortizedCost", "NetUnblendedCost", "BlendedCost"
     )] = Field("UnblendedCost", description=(

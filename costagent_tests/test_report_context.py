@@ -6,10 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
+from costagent_assets.analysis import detect_anomalies
 from costagent_assets.report_context import ALERT_CHART_DAYS, ALERT_CHART_PX, ReportFrames
 from costagent_assets.reporting import render_admin_report, render_team_report
 from costagent_assets.schemas import conform, empty
-from costagent_tests.insights.small_org import MONTH, PERIODS, TEAMS, A, B, C, mom
+from costagent_tests.insights.small_org import MONTH, PERIODS, RULE, TEAMS, A, B, C, mom
 
 
 def test_reports_say_which_accounts_were_not_scanned_and_why():
@@ -193,3 +194,41 @@ def test_a_savings_groups_largest_are_the_same_whatever_order_tied_rows_come_in(
     tops = [[f["aws_account_id"] for f in savings_groups(pl.DataFrame(order), {})[0]["top"]]
             for order in (rows, rows[::-1], rows[2:] + rows[:2])]
     assert tops == [["000000000000", "000000000001", "000000000002"]] * 3
+
+
+def test_an_alert_says_why_in_words_where_quantities_split_it_and_says_nothing_new_where_not():
+    """A's EC2 rose $1,200: $1,000 more m5.large hours and $200 of higher prices. The team email and the admin
+    report say so beside the alert, naming the usage type; the same alert from a source without quantities
+    (split unknown) prints no split at all, never "$0"."""
+    frame = mom()
+    plain = detect_anomalies(frame, RULE)
+    ec2 = (pl.col("account_id") == A) & (pl.col("service") == "Amazon Elastic Compute Cloud - Compute")
+    assert plain.filter(ec2).height == 1 and plain.filter(ec2)["usage_change_usd"][0] is None
+    driver = {"service": "Amazon Elastic Compute Cloud - Compute", "region": "us-east-1",
+              "usage_type": "USE1-BoxUsage:m5.large", "change_usd": 1200.0, "share_of_change_pct": 100.0,
+              "usage_usd": 1000.0, "rate_usd": 200.0, "mix_usd": 0.0}
+    split = plain.with_columns(
+        pl.when(ec2).then(pl.lit(v)).otherwise(pl.col(c)).alias(c)
+        for c, v in (("usage_change_usd", 1000.0), ("rate_change_usd", 200.0), ("mix_change_usd", 0.0))
+    ).with_columns(pl.when(ec2).then(pl.lit([driver], dtype=plain.schema["drivers"])).otherwise(pl.col("drivers"))
+                   .alias("drivers"))
+    team = TEAMS[0]
+    sentence = "Why: more usage +$1,000 (USE1-BoxUsage:m5.large, us-east-1), higher prices +$200.00"
+    for anomalies, shown in ((split, True), (plain, False)):
+        frames = ReportFrames(MONTH, PERIODS[MONTH], frame, anomalies, empty("ai_insights"),
+                              generated_at=datetime(2026, 11, 23, tzinfo=UTC))
+        team_email = render_team_report(frames.team_context(team))
+        admin = render_admin_report(frames.admin_context(TEAMS))
+        for body in (team_email.text, team_email.html, admin.text, admin.html):
+            assert (sentence in body) is shown
+            assert ("Why" in body or "more usage" in body or "higher prices" in body) is shown
+        assert ("\n     " + sentence + "\n" in team_email.text) is shown  # on its own line, under the alert
+    # A usage type is whatever the source's tag says: escaped in the HTML once, printed as is in the text.
+    hostile = split.with_columns(pl.when(ec2).then(pl.lit([{**driver, "usage_type": "<b>Box&Usage</b>"}],
+                                                          dtype=plain.schema["drivers"]))
+                                 .otherwise(pl.col("drivers")).alias("drivers"))
+    frames = ReportFrames(MONTH, PERIODS[MONTH], frame, hostile, empty("ai_insights"),
+                          generated_at=datetime(2026, 11, 23, tzinfo=UTC))
+    rendered = render_team_report(frames.team_context(team))
+    assert "(&lt;b&gt;Box&amp;Usage&lt;/b&gt;, us-east-1)" in rendered.html and "<b>Box" not in rendered.html
+    assert "(<b>Box&Usage</b>, us-east-1)" in rendered.text

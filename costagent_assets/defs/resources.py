@@ -68,8 +68,13 @@ def build_resources(home: Home, settings: Settings) -> dict[str, object]:
             metric=settings.datadog_metric,
             account_tag=settings.datadog_account_tag,
             service_tag=settings.datadog_service_tag,
+            usage_type_tag=settings.datadog_usage_type_tag,
+            region_tag=settings.datadog_region_tag,
+            usage_metric=settings.datadog_usage_metric,
+            usage_unit_tag=settings.datadog_usage_unit_tag,
             max_retries=settings.source_max_retries,
             max_wait_seconds=settings.source_max_wait_seconds,
+            timeout_seconds=settings.datadog_timeout_seconds,
         ),
         "cost_explorer": lambda: CostExplorerCostSource(
             metric=settings.cost_explorer_metric, max_retries=settings.source_max_retries,

@@ -75,10 +75,11 @@ class DatadogCostSource(CostSource):
     metric: str = "aws.cost.amortized"
     account_tag: str = "aws_member_account_id"
     service_tag: str = "aws_product"
-    # The usage type and region behind each cost, for drivers below the service ("" to leave one out). Every
-    # extra tag multiplies the series of the one query; Datadog's answer "N/A" for a cost without the tag.
-    usage_type_tag: str = "usage_type"
-    region_tag: str = "region"
+    # The usage type and region behind each cost, for drivers below the service ("" to leave one out), by the
+    # names Datadog's Cloud Cost docs give the tags on aws.cost.*. Every extra tag multiplies the series of the
+    # one query; Datadog answers "N/A" for a cost without the tag.
+    usage_type_tag: str = "aws_usage_type"
+    region_tag: str = "aws_region"
     # The usage metric read beside the cost ("" to leave quantities out), grouped also by its unit tag: summing
     # across units (GB-hours + requests) means nothing, so a line with several units gets no quantity.
     usage_metric: str = "aws.usage"

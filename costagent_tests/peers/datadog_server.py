@@ -52,6 +52,9 @@ class DatadogPeer:
     unit_tag: str = "aws_pricing_usage_unit"
     account_tag: str = "aws_member_account_id"
     service_tag: str = "aws_product"
+    # The tags Datadog's Cloud Cost documentation names on aws.cost.* (/work/shared/data/datadog/README.md).
+    usage_type_tag: str = "aws_usage_type"
+    region_tag: str = "aws_region"
     throttle_rate: float = 0.0  # share of requests answered 429
     reset_seconds: int = 2  # what a 429 announces in X-RateLimit-Reset
     limit: int = 100  # calls per 60 s period announced in X-RateLimit-Limit/Remaining
@@ -64,7 +67,7 @@ class DatadogPeer:
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
-        # Usage type and region where the costs have them (tags usage_type, region), "N/A" otherwise.
+        # Usage type and region where the costs have them (tags usage_type_tag, region_tag), "N/A" otherwise.
         costs = self.costs.with_columns([pl.lit(None, pl.String).alias(c) for c in ("usage_type", "region")
                                          if c not in self.costs.columns])
         daily = costs.group_by(["date", "account_id", "service", "usage_type", "region"]).agg(pl.col("cost_usd").sum())
@@ -186,7 +189,8 @@ class DatadogPeer:
         if source:
             grouped: dict[tuple, dict[int, float]] = defaultdict(dict)
             for line, points in source.items():
-                by_tag = dict(zip((self.account_tag, self.service_tag, "usage_type", "region", self.unit_tag),
+                by_tag = dict(zip((self.account_tag, self.service_tag, self.usage_type_tag, self.region_tag,
+                                   self.unit_tag),
                                   line, strict=False))
                 group = tuple(f"{t}:{by_tag.get(t, 'N/A')}" for t in tags)  # Datadog sums what the tags merge
                 for t, usd in points.items():

@@ -182,6 +182,10 @@ def test_usage_types_and_quantities_split_the_change_exactly(
     assert cli.main(["--home", str(isolated), "preview", "team", account]) == 0
     text = capsys.readouterr().out
     assert f"Review the rise in {EC2} (USE1-BoxUsage:m5." in text
+    # And beside the alert, in words: $84 + $63 + $63 is the step's $210.00 over its usual days, per usage type.
+    assert ("     Why, compared with usual days: new kinds of usage +$84.00, more usage +$63.00, higher prices +$63.00\n"
+            "       USE1-BoxUsage:m5.large, us-east-1: more usage +$63.00, higher prices +$63.00\n"
+            "       USE1-BoxUsage:m5.xlarge, us-east-1: new kinds of usage +$84.00\n") in text
 
 
 @pytest.mark.parametrize(("usage_type", "service", "region"), [

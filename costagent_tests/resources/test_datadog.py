@@ -8,9 +8,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from costagent_assets.defs.resources import build_resources
 from costagent_assets.demo import organisation as demo
+from costagent_assets.home import get_home
+from costagent_assets.report_context import SPLIT_WORDS
 from costagent_assets.resources.cost_source import CostSourceError
 from costagent_assets.resources.datadog import DatadogCostSource, api_base_url, series_frame
+from costagent_assets.settings import load_settings, with_setting
 from costagent_tests.peers.datadog_server import RECORDING, DatadogPeer
 from costagent_tests.peers.homes import (
     demo_accounts,
@@ -83,8 +87,8 @@ def test_one_grouped_request_returns_every_account_and_service(peer: DatadogPeer
     assert got.requests == 1 and got.retries == 0 and len(peer.received) == 1
     query = peer.received[0].body["data"]["attributes"]["queries"][0]
     assert query["data_source"] == "cloud_cost"
-    assert query["query"] == ("sum:aws.cost.amortized{*} by {aws_member_account_id,aws_product,usage_type,region}"
-                              ".rollup(sum, 86400)")
+    assert query["query"] == ("sum:aws.cost.amortized{*} by {aws_member_account_id,aws_product,aws_usage_type,"
+                              "aws_region}.rollup(sum, 86400)")
     assert got.costs["account_id"].n_unique() == 84
     totals = got.costs.group_by("account_id").agg(pl.col("cost_usd").sum())
     expected = expected_month_totals(org_costs)
@@ -104,6 +108,58 @@ def test_configured_metric_and_tags_are_the_ones_queried(org_costs: pl.DataFrame
         assert none.costs.is_empty()
     finally:
         peer.stop()
+
+
+def test_usage_type_and_region_are_read_under_datadogs_documented_tag_names(isolated: Path):
+    """Datadog's Cloud Cost docs name the tags on aws.cost.* aws_usage_type and aws_region: the defaults ask for
+    those, and the peer (which answers under them) has nothing under the old guesses usage_type and region."""
+    costs = quantity_costs(ACCOUNTS[0])
+    server = DatadogPeer(costs).start()
+    try:
+        settings = load_settings(get_home(isolated).settings_path)
+        built = build_resources(get_home(isolated), settings.model_copy(update={"source": "datadog"}))["cost_source"]
+        assert (built.usage_type_tag, built.region_tag) == ("aws_usage_type", "aws_region")
+        assert (DatadogCostSource.model_fields["usage_type_tag"].default,
+                DatadogCostSource.model_fields["region_tag"].default) == ("aws_usage_type", "aws_region")
+        window = (ACCOUNTS[:1], date(2026, 11, 1), date(2026, 11, 3), AS_OF)
+        got = source(server).fetch(*window).costs
+        assert got["usage_type"].null_count() == 0 and set(got["region"]) == {"us-east-1"}
+        old = source(server, usage_type_tag="usage_type", region_tag="region").fetch(*window).costs
+        assert old["usage_type"].null_count() == old["region"].null_count() == old.height > 0
+    finally:
+        server.stop()
+
+
+def test_every_datadog_setting_reaches_the_source_it_configures(isolated: Path, monkeypatch: pytest.MonkeyPatch):
+    """`costagent config set datadog_*` (settings.json) is what the bound resource asks Datadog for: a peer that
+    tags its costs and quantities under other names answers with usage types, regions and quantities."""
+    account = ACCOUNTS[0]
+    server = DatadogPeer(quantity_costs(account), metric="aws.cost.unblended", account_tag="subaccountid",
+                         service_tag="servicename", usage_type_tag="usagetype", region_tag="regionname",
+                         usage_metric="aws.usage.volume", unit_tag="usageunit").start()
+    try:
+        configure(isolated, server, monkeypatch, datadog_metric="aws.cost.unblended",
+                  datadog_account_tag="subaccountid", datadog_service_tag="servicename",
+                  datadog_usage_type_tag="usagetype", datadog_region_tag="regionname",
+                  datadog_usage_metric="aws.usage.volume", datadog_usage_unit_tag="usageunit",
+                  datadog_timeout_seconds="7.5")
+        home = get_home(isolated)
+        bound = build_resources(home, load_settings(home.settings_path))["cost_source"]
+        resource = bound.process_config_and_initialize()  # dg.EnvVar read, as at run time
+        assert (resource.usage_type_tag, resource.region_tag, resource.usage_metric, resource.usage_unit_tag,
+                resource.timeout_seconds) == ("usagetype", "regionname", "aws.usage.volume", "usageunit", 7.5)
+        got = resource.fetch([account], date(2026, 11, 1), date(2026, 11, 1), AS_OF).costs
+    finally:
+        server.stop()
+    assert got.sort("usage_type").select("service", "usage_type", "region", "usage_quantity", "usage_unit").rows() == [
+        ("ec2", "USE1-BoxUsage:m5.large", "us-east-1", 150.0, "Hrs"),
+        ("ec2", "USE1-BoxUsage:m5.xlarge", "us-east-1", 20.0, "Hrs"),
+        ("s3", "USE1-TimedStorage-ByteHrs", "us-east-1", 1000.0, "GB-Mo")]
+    # Empty turns a part off: no usage types asked for, no quantity query in the request.
+    emptied = with_setting(with_setting(load_settings(home.settings_path), "datadog_usage_type_tag", ""),
+                           "datadog_usage_metric", "")
+    off = build_resources(home, emptied)["cost_source"]
+    assert off.usage_query() is None and "usagetype" not in off.query()
 
 
 def test_refused_keys_fail_at_once_without_the_key_in_the_message(peer: DatadogPeer):
@@ -305,6 +361,10 @@ def test_usage_type_and_region_tags_name_the_lines_behind_a_rise(
     assert drivers and all(d["region"] and d["usage_usd"] is None for d in drivers)
     known = set(costs["usage_type"].unique().to_list())
     assert {d["usage_type"] for d in drivers} <= known
+    # The emails print no split either: the alerts are there, the words of a split are not.
+    outbox = "".join(p.read_text() for p in (isolated / "outbox").rglob("*-team-*.html"))
+    assert "Alerts" in outbox and "the same days last month" in outbox
+    assert not any(words in outbox for pair in SPLIT_WORDS.values() for words in pair)
 
 
 # One account whose EC2 moved on two usage lines, 1-22 November against 1-22 October (the Cost Explorer test's
@@ -342,7 +402,7 @@ def test_usage_quantities_come_in_the_same_request_and_split_the_change_exactly(
         queries = [q["query"] for q in server.received[0].body["data"]["attributes"]["queries"]]
     finally:
         server.stop()
-    assert queries[1] == ("sum:aws.usage{*} by {aws_member_account_id,aws_product,usage_type,region,"
+    assert queries[1] == ("sum:aws.usage{*} by {aws_member_account_id,aws_product,aws_usage_type,aws_region,"
                           "aws_pricing_usage_unit}.rollup(sum, 86400)")
     # The quantities ride in the month's one request: still one request a month.
     usage = sql(isolated, "select month, requests from source_usage order by month")
@@ -362,7 +422,14 @@ def test_usage_quantities_come_in_the_same_request_and_split_the_change_exactly(
     from costagent_assets.cli import main as cli
 
     assert cli.main(["--home", str(isolated), "preview", "team", account]) == 0
-    assert "Review the rise in ec2 (USE1-BoxUsage:m5." in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Review the rise in ec2 (USE1-BoxUsage:m5." in out
+    # The email says it in words, under the alert: $84 + $63 + $63 is the step's $210 over its usual days.
+    assert ("ec2: +$264.00 (+120.0%), $484.00 vs $220.00 the same days last month; Step to a new level from 01 Nov "
+            "(21 days)\n"
+            "     Why, compared with usual days: new kinds of usage +$84.00, more usage +$63.00, higher prices +$63.00\n"
+            "       USE1-BoxUsage:m5.large, us-east-1: more usage +$63.00, higher prices +$63.00\n"
+            "       USE1-BoxUsage:m5.xlarge, us-east-1: new kinds of usage +$84.00\n") in out
 
 
 def test_a_line_with_two_units_has_no_quantity():
