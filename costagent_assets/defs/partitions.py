@@ -7,6 +7,7 @@ in step with the teams registry. Multi-partition keys order dimensions by name: 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import warnings
 from datetime import UTC, date, datetime
@@ -28,9 +29,39 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 # The demo organisation's history starts in January 2024; real sources can backfill from here.
 FIRST_MONTH = "2024-01"
 
+
+
+class MonthAccountPartitionsDefinition(dg.MultiPartitionsDefinition):
+    """``dg.MultiPartitionsDefinition`` whose key ranges are listed once per range and dimension keys.
+
+    Dagster lists a run's key range (building a ``MultiPartitionKey`` per account-month) every time it
+    needs the run's partitions as a subset: for every step's output, each input (twice), the event
+    records and ``context.partition_keys``, about 150 times in a weekly demo. The listing only depends
+    on each dimension's keys in the range, which are still read every time (an account added or removed
+    gives a new listing), so the same list is built once and copied.
+    """
+
+    def get_partition_keys_in_range(self, partition_key_range, dynamic_partitions_store=None):
+        with partition_loading_context(dynamic_partitions_store=dynamic_partitions_store):
+            start = self.get_partition_key_from_str(partition_key_range.start).keys_by_dimension
+            end = self.get_partition_key_from_str(partition_key_range.end).keys_by_dimension
+            dimension_keys = tuple(
+                tuple(dim.partitions_def.get_partition_keys_in_range(
+                    dg.PartitionKeyRange(start[dim.name], end[dim.name])))
+                for dim in self.partitions_defs
+            )
+            return list(self._product_keys(dimension_keys))
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 -- one module-level definition; a few ranges per run
+    def _product_keys(self, dimension_keys: tuple[tuple[str, ...], ...]) -> tuple[dg.MultiPartitionKey, ...]:
+        names = [dim.name for dim in self.partitions_defs]
+        return tuple(dg.MultiPartitionKey(dict(zip(names, combination, strict=True)))
+                     for combination in itertools.product(*dimension_keys))
+
+
 monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=FIRST_MONTH, end_offset=1, fmt="%Y-%m")
 account_partitions = dg.DynamicPartitionsDefinition(name=ACCOUNT_DIMENSION)
-month_account_partitions = dg.MultiPartitionsDefinition(
+month_account_partitions = MonthAccountPartitionsDefinition(
     {MONTH_DIMENSION: monthly_partitions, ACCOUNT_DIMENSION: account_partitions}
 )
 

@@ -133,3 +133,51 @@ def test_the_stages_inputs_use_it():
     graph = defs().resolve_asset_graph()
     mapping = graph.get(dg.AssetKey("anomalies")).partition_mappings[dg.AssetKey("raw_costs")]
     assert isinstance(mapping, DimensionwiseMultiPartitionMapping)
+
+
+def _dagsters_definition() -> dg.MultiPartitionsDefinition:
+    """The month x account partitions as Dagster's own class."""
+    return dg.MultiPartitionsDefinition({d.name: d.partitions_def for d in month_account_partitions.partitions_defs})
+
+
+RANGES = {
+    "one partition": (("2025-03", ACCOUNTS[4]), ("2025-03", ACCOUNTS[4])),
+    "a month, every account": (("2026-11", ACCOUNTS[0]), ("2026-11", ACCOUNTS[-1])),
+    "a backfill across the year": (("2024-11", ACCOUNTS[0]), ("2025-02", ACCOUNTS[-1])),
+    "some accounts, some months": (("2024-01", ACCOUNTS[3]), ("2024-06", ACCOUNTS[17])),
+}
+
+
+@pytest.mark.parametrize("case", RANGES)
+def test_key_ranges_list_the_same_keys_in_the_same_order(instance, case):
+    (m0, a0), (m1, a1) = RANGES[case]
+    key_range = dg.PartitionKeyRange(key_text(m0, a0), key_text(m1, a1))
+    listings = []
+    for _ in range(2):
+        got = month_account_partitions.get_partition_keys_in_range(key_range, instance)
+        expected = _dagsters_definition().get_partition_keys_in_range(key_range, instance)
+        assert got == expected
+        assert all(isinstance(k, dg.MultiPartitionKey) for k in got)
+        assert [k.keys_by_dimension for k in got] == [k.keys_by_dimension for k in expected]
+        listings.append(got)
+    # The second listing builds no key: it copies the first (Dagster's builds every key again).
+    assert listings[0] is not listings[1]
+    assert all(a is b for a, b in zip(*listings, strict=True))
+
+
+def test_a_key_range_follows_the_accounts_as_they_change():
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("account", ["111111111111", "333333333333"])
+    key_range = dg.PartitionKeyRange(key_text("2026-11", "111111111111"), key_text("2026-11", "333333333333"))
+    assert len(month_account_partitions.get_partition_keys_in_range(key_range, instance)) == 2
+    instance.delete_dynamic_partition("account", "333333333333")
+    instance.add_dynamic_partitions("account", ["222222222222", "333333333333"])
+    assert [str(k) for k in month_account_partitions.get_partition_keys_in_range(key_range, instance)] == [
+        "111111111111|2026-11", "222222222222|2026-11", "333333333333|2026-11"]
+
+
+def test_the_partitions_are_stored_as_dagsters_multi_partitions():
+    from dagster._core.definitions.partitions.snap import PartitionsSnap
+
+    assert PartitionsSnap.from_def(month_account_partitions) == PartitionsSnap.from_def(_dagsters_definition())
+    assert month_account_partitions == _dagsters_definition()
