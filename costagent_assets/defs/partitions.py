@@ -30,7 +30,6 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 FIRST_MONTH = "2024-01"
 
 
-
 class MonthAccountPartitionsDefinition(dg.MultiPartitionsDefinition):
     """``dg.MultiPartitionsDefinition`` whose key ranges are listed once per range and dimension keys.
 
@@ -73,6 +72,7 @@ single_run = dg.BackfillPolicy.single_run()
 def month_account_asset(**kwargs):
     """``@dg.asset`` with the month x account partitions and the single-run backfill policy every stage shares."""
     return dg.asset(partitions_def=month_account_partitions, backfill_policy=single_run, **kwargs)
+
 
 class DimensionwiseMultiPartitionMapping(dg.MultiPartitionMapping):
     """``dg.MultiPartitionMapping`` with the same upstream partitions, found once per dimension key.
