@@ -127,12 +127,22 @@ def test_stored_as_dagsters_multi_partition_mapping():
     assert loaded == _dagsters(ours)
 
 
-def test_the_stages_inputs_use_it():
+def test_the_stages_inputs_use_it_and_the_code_locations_snapshot_shows_dagsters_mapping():
+    """What the webserver and the daemon read: the built-in mapping on the edge, the built-in partitions."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+
     from costagent_assets.definitions import defs
 
-    graph = defs().resolve_asset_graph()
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
     mapping = graph.get(dg.AssetKey("anomalies")).partition_mappings[dg.AssetKey("raw_costs")]
     assert isinstance(mapping, DimensionwiseMultiPartitionMapping)
+    snap = deserialize_value(serialize_value(RepositorySnap.from_def(definitions.get_repository_def())))
+    node = next(n for n in snap.asset_nodes if n.asset_key == dg.AssetKey("anomalies"))
+    edge = next(e for e in node.parent_edges if e.parent_asset_key == dg.AssetKey("raw_costs"))
+    assert type(edge.partition_mapping) is dg.MultiPartitionMapping
+    assert edge.partition_mapping == _dagsters(mapping)
+    assert type(node.partitions.get_partitions_definition()) is dg.MultiPartitionsDefinition
 
 
 def _dagsters_definition() -> dg.MultiPartitionsDefinition:
