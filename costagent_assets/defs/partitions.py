@@ -45,8 +45,7 @@ class MonthAccountPartitionsDefinition(dg.MultiPartitionsDefinition):
             start = self.get_partition_key_from_str(partition_key_range.start).keys_by_dimension
             end = self.get_partition_key_from_str(partition_key_range.end).keys_by_dimension
             dimension_keys = tuple(
-                tuple(dim.partitions_def.get_partition_keys_in_range(
-                    dg.PartitionKeyRange(start[dim.name], end[dim.name])))
+                tuple(_dimension_keys_in_range(dim.partitions_def, start[dim.name], end[dim.name]))
                 for dim in self.partitions_defs
             )
             return list(self._product_keys(dimension_keys))
@@ -56,6 +55,20 @@ class MonthAccountPartitionsDefinition(dg.MultiPartitionsDefinition):
         names = [dim.name for dim in self.partitions_defs]
         return tuple(dg.MultiPartitionKey(dict(zip(names, combination, strict=True)))
                      for combination in itertools.product(*dimension_keys))
+
+
+def _dimension_keys_in_range(partitions_def: dg.PartitionsDefinition, start: str, end: str) -> list[str]:
+    """One dimension's keys from ``start`` to ``end``, as Dagster lists them; a dynamic dimension's keys are
+    read from the instance once, where Dagster reads them once and asks about each end once more."""
+    if not (isinstance(partitions_def, dg.DynamicPartitionsDefinition) and partitions_def.name):
+        return list(partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
+    keys = list(partitions_def.get_partition_keys())
+    position = {key: i for i, key in enumerate(keys)}
+    missing = [key for key in dict.fromkeys((start, end)) if key not in position]
+    if missing:
+        raise dg.DagsterInvalidInvocationError(
+            f"Partition range {start} to {end} is not a valid range. Nonexistent partition keys: {missing}")
+    return keys[position[start]:position[end] + 1]
 
 
 monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=FIRST_MONTH, end_offset=1, fmt="%Y-%m")

@@ -186,6 +186,14 @@ def test_a_key_range_follows_the_accounts_as_they_change():
         "111111111111|2026-11", "222222222222|2026-11", "333333333333|2026-11"]
 
 
+def test_a_key_range_with_an_unknown_account_is_refused_as_dagster_refuses_it(instance):
+    key_range = dg.PartitionKeyRange(key_text("2026-11", ACCOUNTS[0]), key_text("2026-11", "999999999999"))
+    with pytest.raises(dg.DagsterInvalidInvocationError, match="999999999999"):
+        _dagsters_definition().get_partition_keys_in_range(key_range, instance)
+    with pytest.raises(dg.DagsterInvalidInvocationError, match="999999999999"):
+        month_account_partitions.get_partition_keys_in_range(key_range, instance)
+
+
 def test_the_partitions_are_stored_as_dagsters_multi_partitions():
     from dagster._core.definitions.partitions.snap import PartitionsSnap
 
