@@ -288,9 +288,11 @@ def test_a_claim_released_after_it_was_found_abandoned_is_not_sent_by_its_taker(
     lock = dead.claim_lock()
     dead.claim_ahead([item.key], "run-dead", lock)
     lock.close()
-    taker = SendLedger(tmp_path)
-    assert taker.claim_ahead([item.key], "run-2", taker.claim_lock()) == [None]
+    taker, other = SendLedger(tmp_path), SendLedger(tmp_path)
+    taker_lock, other_lock = taker.claim_lock(), other.claim_lock()
+    assert taker.claim_ahead([item.key], "run-2", taker_lock) == [None]
     SendLedger(tmp_path).release(item.key)  # `costagent resend`, say
-    other = SendLedger(tmp_path)
-    assert other.claim_ahead([item.key], "run-3", other.claim_lock()) == [None]
+    assert other.claim_ahead([item.key], "run-3", other_lock) == [None]
     assert not taker.begin(item.key, "run-2") and other.begin(item.key, "run-3")
+    taker_lock.close()
+    other_lock.close()
