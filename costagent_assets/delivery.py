@@ -81,18 +81,21 @@ def deliver_batch(session: Session, outgoing: Iterable[Outgoing], ledger: Ledger
 
     A message some recipients have and others refused only for now (4xx) is recorded as deferred with
     those recipients; the next run sends it to them alone, under a retry claim. An exception from the
-    transport leaves the message's claim in place (its outcome is unknown) and propagates.
+    transport leaves the message's claim in place (its outcome is unknown) and propagates; the messages
+    claimed ahead of it are released.
     """
     results = []
-    for item in outgoing:
-        existing = ledger.claim(item.key, run_id)
-        if existing is None:
-            results.append(_record(ledger, item, session.send(item), attempt=0))
-        elif existing.status == LEDGER_DEFERRED and existing.pending:
-            results.append(_retry(session, ledger, item, existing, run_id))
-        else:
-            status = _EARLIER.get(existing.status, UNCONFIRMED)
-            results.append(Delivery(item.key, status, existing.detail, existing.location))
+    # Claimed a batch ahead where the ledger makes that cheap, each claim durable and marked before its send
+    # (send_ledger.Claims); the claims of messages never reached are released if the transport raises.
+    with ledger.claiming(outgoing, run_id, key=lambda item: item.key) as claims:
+        for item, existing in claims:
+            if existing is None:
+                results.append(_record(ledger, item, session.send(item), attempt=0))
+            elif existing.status == LEDGER_DEFERRED and existing.pending:
+                results.append(_retry(session, ledger, item, existing, run_id))
+            else:
+                status = _EARLIER.get(existing.status, UNCONFIRMED)
+                results.append(Delivery(item.key, status, existing.detail, existing.location))
     return results
 
 

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from costagent_assets import send_ledger
 from costagent_assets.delivery import SENT, UNKNOWN, Outgoing, SendResult, deliver_batch
 from costagent_assets.home import Home
 from costagent_assets.reporting import RenderedEmail, build_message
@@ -162,3 +163,136 @@ def test_release_also_drops_the_retry_claims(tmp_path):
     ledger.release(KEY)  # `costagent resend`
     assert list((tmp_path / "2026-11-23").iterdir()) == []
     assert ledger.claim(KEY, "run-4") is None
+
+
+class _Failing(_Answers):
+    """A transport session that loses its connection at one message (raises, as a dropped socket does)."""
+
+    def __init__(self, fail_at: int):
+        super().__init__()
+        self.fail_at = fail_at
+
+    def send(self, outgoing: Outgoing) -> SendResult:
+        self.sent.append(outgoing.key.recipient)
+        if len(self.sent) == self.fail_at + 1:
+            raise ConnectionResetError("connection reset by peer")
+        return SendResult(SENT)
+
+
+def test_a_run_makes_its_claims_durable_a_batch_at_a_time(tmp_path, monkeypatch):
+    syncs: list[int] = []
+    real = send_ledger.sync_files
+    monkeypatch.setattr(send_ledger, "sync_files", lambda paths: (syncs.append(len(paths)), real(paths)))
+    results = deliver_batch(_Answers(*[SendResult(SENT)] * 120), _outgoing(120), SendLedger(tmp_path), "run-1")
+    assert [r.status for r in results] == ["delivered"] * 120
+    assert syncs == [send_ledger.CLAIM_BATCH, send_ledger.CLAIM_BATCH, 120 - 2 * send_ledger.CLAIM_BATCH]
+    # Every claim is on disk, exclusive: another run finds them all taken; the run's lock is gone with it.
+    assert all(SendLedger(tmp_path).claim(item.key, "run-2").status == "delivered" for item in _outgoing(120))
+    assert list((tmp_path / send_ledger.LOCKS).iterdir()) == [] and SendLedger(tmp_path).report_dates() == ["2026-11-23"]
+
+
+def test_a_transport_error_keeps_the_claim_in_hand_and_releases_the_unsent_ones(tmp_path):
+    ledger = SendLedger(tmp_path)
+    items = _outgoing(10)
+    with pytest.raises(ConnectionResetError):
+        deliver_batch(_Failing(fail_at=2), items, ledger, "run-1")
+    assert [ledger.entry(i.key).status for i in items[:3]] == ["delivered", "delivered", "unconfirmed"]
+    assert [ledger.entry(i.key) for i in items[3:]] == [None] * 7
+    # The next run sends only the messages that certainly did not leave, and never the one in doubt.
+    again = _Answers(*[SendResult(SENT)] * 7)
+    results = deliver_batch(again, _outgoing(10), SendLedger(tmp_path), "run-2")
+    assert [r.status for r in results] == ["already_sent"] * 2 + ["unconfirmed"] + ["delivered"] * 7
+    assert again.sent == [f"t{i}@example.com" for i in range(3, 10)]
+
+
+def test_a_live_runs_batch_is_never_taken_over_even_under_the_same_run_id(tmp_path):
+    # How the first version of batched claims sent reports twice: a second run took over the live run's
+    # unsent batch, and both trusted a mark carrying the same run id.
+    items = _outgoing(5)
+    first = _Answers(*[SendResult(SENT)] * 5)
+    ledger = SendLedger(tmp_path)
+    with ledger.claiming(items, "test", key=lambda item: item.key) as claims:
+        progress = iter(claims)
+        item, existing = next(progress)  # the batch is claimed, the first message marked
+        assert existing is None
+        second = _Answers()
+        results = deliver_batch(second, _outgoing(5), SendLedger(tmp_path), "test")
+        assert [r.status for r in results] == ["unconfirmed"] * 5 and second.sent == []
+        first.send(item)
+        for item, existing in progress:
+            assert existing is None
+            first.send(item)
+    assert first.sent == [f"t{i}@example.com" for i in range(5)]
+
+
+def test_a_dead_runs_unmarked_batch_is_sent_by_the_next_run_and_a_marked_one_never(tmp_path):
+    ledger = SendLedger(tmp_path)
+    items = _outgoing(6)
+    lock = ledger.claim_lock()
+    assert ledger.claim_ahead([i.key for i in items], "run-dead", lock) == [None] * 6
+    assert ledger.begin(items[0].key, "run-dead")
+    ledger.confirm(items[0].key, "delivered")
+    assert ledger.begin(items[1].key, "run-dead")  # handed over when the run died: outcome unknown
+    assert [e.status for e in SendLedger(tmp_path).entries("2026-11-23")] == ["delivered"] + ["unconfirmed"] * 5
+    lock.close()  # as the kernel does when the process dies (a real SIGKILL: test_smtp.py)
+    assert [e.status for e in SendLedger(tmp_path).entries("2026-11-23")] == ["delivered", "unconfirmed"]
+    again = _Answers(*[SendResult(SENT)] * 4)
+    results = deliver_batch(again, _outgoing(6), SendLedger(tmp_path), "run-2")
+    assert [r.status for r in results] == ["already_sent", "unconfirmed"] + ["delivered"] * 4
+    assert again.sent == [f"t{i}@example.com" for i in range(2, 6)]
+
+
+def test_after_a_restart_an_unmarked_batch_claim_stays_unconfirmed(tmp_path):
+    # The mark is not synced: a crash of the machine may have lost the mark of a message handed over.
+    ledger = SendLedger(tmp_path)
+    [item] = _outgoing(1)
+    lock = ledger.claim_lock()
+    assert ledger.claim_ahead([item.key], "run-1", lock) == [None]
+    lock.close()
+    [claim] = tmp_path.glob("*/*.claim")
+    record = json.loads(claim.read_text())
+    assert record["ahead"] == {"lock": lock.name, "boot": send_ledger.BOOT_ID}
+    claim.write_text(json.dumps({**record, "ahead": {**record["ahead"], "boot": "an-earlier-boot"}}))
+    again = _Answers()
+    assert [r.status for r in deliver_batch(again, [item], SendLedger(tmp_path), "run-2")] == ["unconfirmed"]
+    assert again.sent == []
+
+
+def test_an_abandoned_batch_claim_is_taken_over_by_exactly_one_run(tmp_path):
+    [item] = _outgoing(1)
+    dead = SendLedger(tmp_path)
+    lock = dead.claim_lock()
+    assert dead.claim_ahead([item.key], "run-dead", lock) == [None]
+    lock.close()
+    sent, barrier = [], threading.Barrier(6)
+
+    def race(n: int) -> None:
+        answers = _Answers(SendResult(SENT))
+        barrier.wait()
+        deliver_batch(answers, [item], SendLedger(tmp_path), f"run-{n}")
+        sent.extend(answers.sent)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sent == ["t0@example.com"]
+    # The dead run, were it only slow, would find the message taken and not send it.
+    assert not dead.begin(item.key, "run-dead")
+
+
+def test_a_claim_released_after_it_was_found_abandoned_is_not_sent_by_its_taker(tmp_path):
+    [item] = _outgoing(1)
+    dead = SendLedger(tmp_path)
+    lock = dead.claim_lock()
+    dead.claim_ahead([item.key], "run-dead", lock)
+    lock.close()
+    taker, other = SendLedger(tmp_path), SendLedger(tmp_path)
+    taker_lock, other_lock = taker.claim_lock(), other.claim_lock()
+    assert taker.claim_ahead([item.key], "run-2", taker_lock) == [None]
+    SendLedger(tmp_path).release(item.key)  # `costagent resend`, say
+    assert other.claim_ahead([item.key], "run-3", other_lock) == [None]
+    assert not taker.begin(item.key, "run-2") and other.begin(item.key, "run-3")
+    taker_lock.close()
+    other_lock.close()

@@ -27,9 +27,20 @@ def _lost_race(err: botocore.exceptions.ClientError) -> bool:
 
 class S3SendLedger(Ledger):
     """The send ledger under ``<warehouse>/email_ledger/`` in the warehouse's bucket; claims are created
-    with ``If-None-Match: *`` (see ``send_ledger``)."""
+    with ``If-None-Match: *`` (see ``send_ledger``), one at a time, each just before its send.
+
+    Why not claims made ahead, as the local ledger makes them: there, a batch of claims shares one round of
+    fsyncs, and marking each message just before its send is a cheap unsynced file. Here each claim is one
+    conditional PUT, durable on its own when S3 answers, and a mark that could arbitrate between a run and
+    its taker would have to be a conditional PUT too, just as dear; so claiming ahead would add requests
+    rather than save them. Nor is there a sound proof that a claimer is dead: no flock, and the run lease's
+    expiry only says it stopped renewing (a paused process may wake and send). One claim at a time needs no
+    takeover: a claim without an outcome is unconfirmed, as always. What makes it fast is that a free key
+    costs exactly one request to claim and one to confirm (``Ledger._claim``, and the stems it remembers).
+    """
 
     def __init__(self, store: S3Store, legacy: Ledger | None = None):
+        super().__init__()
         self.client, self.bucket = store.client, store.bucket
         self.prefix = f"{store.prefix}/{LEDGER_TABLE}" if store.prefix else LEDGER_TABLE
         self.where = f"s3://{self.bucket}/{self.prefix}"

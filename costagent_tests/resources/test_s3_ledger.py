@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 
 import pytest
 
@@ -20,8 +21,15 @@ from costagent_assets.resources.s3_warehouse import open_store
 from costagent_assets.run_lease import Holder, LeaseHeld, ObjectLease, hold
 from costagent_assets.send_ledger import LedgerKey, SendLedger
 from costagent_tests.peers.moto_server import WAREHOUSE_BUCKET
-from costagent_tests.resources.test_smtp import REPORT_DATE, outgoing, send
-from costagent_tests.smtp_peer import SmtpPeer, make_certs
+from costagent_tests.resources.test_smtp import (
+    REPORT_DATE,
+    child_sending,
+    killed_at_message,
+    outgoing,
+    send,
+    start_child,
+)
+from costagent_tests.smtp_peer import Recorder, SmtpPeer, make_certs
 
 KEY = LedgerKey.of(REPORT_DATE, "team", "123456789012", "2026-11", "team@example.com")
 
@@ -105,6 +113,32 @@ class _Accepting:
     def send(self, item: Outgoing) -> SendResult:
         self.sent += 1
         return SendResult(SENT)
+
+
+def test_a_free_key_costs_one_request_to_claim_and_one_to_confirm(bucket):
+    ledger = s3_ledger(bucket)
+    requests: Counter[str] = Counter()
+    ledger.client.meta.events.register("before-send.s3.*", lambda request, **_: requests.update([request.method]))
+    results = deliver_batch(_Accepting(), outgoing(10), ledger, "run-1")
+    assert [r.status for r in results] == ["delivered"] * 10
+    assert requests == {"PUT": 20}  # a conditional PUT per claim, a PUT per outcome; nothing read
+    assert [e.status for e in s3_ledger(bucket).entries(REPORT_DATE)] == ["delivered"] * 10
+
+
+def test_a_run_killed_mid_run_on_s3_then_rerun_sends_the_rest_once(bucket, certs):
+    recorder = Recorder()
+    ledger_code = ("from costagent_assets.resources.s3_ledger import S3SendLedger\n"
+                   "from costagent_assets.resources.s3_warehouse import open_store\n"
+                   f"ledger = S3SendLedger(open_store('s3://{WAREHOUSE_BUCKET}/prod', {bucket!r}, 'us-east-1'))")
+    with SmtpPeer(certs, recorder) as peer:
+        # The 5th message is accepted, and its sender dies before it hears so.
+        killed_at_message(recorder, start_child(child_sending(peer, certs.ca, 20, ledger_code)), 5)
+        # Nothing is claimed ahead on S3: the claims are those of the messages handed over.
+        entries = s3_ledger(bucket).entries(REPORT_DATE)
+        assert Counter(e.status for e in entries) == {"delivered": 4, "unconfirmed": 1}
+        results = send(peer, certs.ca, outgoing(20), s3_ledger(bucket))
+    assert [r.status for r in results] == ["already_sent"] * 4 + ["unconfirmed"] + ["delivered"] * 15
+    assert recorder.by_recipient() == {f"team{i:02d}@example.com": 1 for i in range(20)}
 
 
 def test_what_the_host_local_ledger_of_older_versions_holds_still_counts(bucket, tmp_path):

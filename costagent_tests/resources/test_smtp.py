@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +24,7 @@ from costagent_assets.settings import Settings
 from costagent_tests.smtp_peer import PASSWORD, USER, Recorder, SmtpPeer, make_certs
 
 REPORT_DATE = "2026-11-23"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +307,108 @@ def test_a_451_on_data_that_persists_is_deferred_then_delivered(certs, tmp_path)
     with SmtpPeer(certs) as peer:
         results = send(peer, certs.ca, outgoing(3), ledger)
     assert [r.status for r in results] == ["already_sent", "delivered", "already_sent"]
+
+
+def start_child(code: str) -> subprocess.Popen:
+    """``python -c code`` in a process of its own (so that it can be SIGKILLed), printing to a pipe."""
+    return subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, text=True)
+
+
+def child_sending(peer: SmtpPeer, ca: Path, n: int, ledger: str) -> str:
+    """The code of a run in another process sending ``outgoing(n)`` to ``peer`` through the ledger that the
+    code ``ledger`` assigns to ``ledger``."""
+    return (
+        "from pathlib import Path\n"
+        "from costagent_assets.delivery import deliver_batch\n"
+        "from costagent_assets.resources.smtp import SmtpDelivery\n"
+        "from costagent_tests.resources.test_smtp import REPORT_DATE, outgoing\n"
+        f"{ledger}\n"
+        f"config = {delivery(peer, ca).model_dump()!r}\n"
+        "with SmtpDelivery(**config).session(REPORT_DATE) as session:\n"
+        f"    deliver_batch(session, outgoing({n}), ledger, run_id='doomed')\n"
+    )
+
+
+def local_ledger_code(root: Path) -> str:
+    return f"from costagent_assets.send_ledger import SendLedger\nledger = SendLedger(Path({str(root)!r}))"
+
+
+def killed_at_message(recorder: Recorder, proc: subprocess.Popen, count: int) -> None:
+    """SIGKILL ``proc`` as the server accepts its ``count``-th message (before the sender hears so)."""
+    def kill_at(n: int) -> None:
+        if n == count:
+            os.kill(proc.pid, signal.SIGKILL)
+
+    recorder.on_message = kill_at
+    try:
+        assert proc.wait(timeout=120) == -signal.SIGKILL
+    finally:
+        recorder.on_message = None
+        proc.kill()
+
+
+def test_a_run_killed_after_claiming_a_batch_leaves_it_to_the_next_run_which_sends_each_once(certs, tmp_path):
+    root = tmp_path / "ledger"
+    # Stopped between its batch's claims being durable and its first send: a point the mail server cannot
+    # see, so the run claims the batch itself (the ledger calls deliver_batch makes) and waits to be killed.
+    proc = start_child(
+        "import time\nfrom pathlib import Path\n"
+        "from costagent_assets.send_ledger import SendLedger\n"
+        "from costagent_tests.resources.test_smtp import outgoing\n"
+        f"ledger = SendLedger(Path({str(root)!r}))\n"
+        "assert ledger.claim_ahead([i.key for i in outgoing(20)], 'doomed', ledger.claim_lock()) == [None] * 20\n"
+        "print('claimed', flush=True)\ntime.sleep(600)\n"
+    )
+    try:
+        assert proc.stdout.readline().strip() == "claimed"
+        with SmtpPeer(certs) as peer:
+            # While the claimer lives its batch is its own: another run sends none of it.
+            results = send(peer, certs.ca, outgoing(20), SendLedger(root))
+        assert [r.status for r in results] == ["unconfirmed"] * 20 and peer.recorder.messages == []
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+    assert SendLedger(root).entries(REPORT_DATE) == []  # claimed by a dead run that sent nothing: nothing sent
+    with SmtpPeer(certs) as peer:
+        results = send(peer, certs.ca, outgoing(20), SendLedger(root))
+        assert [r.status for r in results] == ["delivered"] * 20
+        again = send(peer, certs.ca, outgoing(20), SendLedger(root))
+    assert [r.status for r in again] == ["already_sent"] * 20
+    assert peer.recorder.by_recipient() == {f"team{i:02d}@example.com": 1 for i in range(20)}
+
+
+def test_a_run_killed_mid_batch_then_rerun_sends_the_rest_once_and_the_sent_never_again(certs, tmp_path):
+    root = tmp_path / "ledger"
+    recorder = Recorder()
+    with SmtpPeer(certs, recorder) as peer:
+        # The 5th message of a 20-message batch is accepted, and its sender dies before it hears so.
+        proc = start_child(child_sending(peer, certs.ca, 20, local_ledger_code(root)))
+        killed_at_message(recorder, proc, 5)
+        assert Counter(e.status for e in SendLedger(root).entries(REPORT_DATE)) == {"delivered": 4, "unconfirmed": 1}
+        results = send(peer, certs.ca, outgoing(20), SendLedger(root))
+    assert [r.status for r in results] == ["already_sent"] * 4 + ["unconfirmed"] + ["delivered"] * 15
+    # Every report arrived exactly once: the one in doubt too (the killed run's), and none twice.
+    assert recorder.by_recipient() == {f"team{i:02d}@example.com": 1 for i in range(20)}
+
+
+def test_two_runs_taking_over_a_killed_runs_batch_send_each_report_once(certs, tmp_path):
+    root = tmp_path / "ledger"
+    recorder = Recorder()
+    with SmtpPeer(certs, recorder) as peer:
+        proc = start_child(child_sending(peer, certs.ca, 30, local_ledger_code(root)))
+        killed_at_message(recorder, proc, 3)
+        results: list = []
+
+        def run() -> None:
+            results.extend(send(peer, certs.ca, outgoing(30), SendLedger(root), rate_per_minute=3000.0))
+
+        threads = [threading.Thread(target=run) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert recorder.by_recipient() == {f"team{i:02d}@example.com": 1 for i in range(30)}
+    assert Counter(r.status for r in results)["delivered"] == 27
