@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 
 from costagent_assets.defs.partitions import month_account_asset, months_window, run_partitions, run_periods
+from costagent_assets.defs.raw_costs import SERIES_COLUMNS
 from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.forecast import compute_backtest
 
@@ -12,7 +13,7 @@ from costagent_assets.forecast import compute_backtest
     group_name="forecasts",
     kinds={"duckdb", "parquet"},
     # The forecast made at the end of month M-1 needs 8 weeks of history before it, and month M's actuals.
-    ins={"raw_costs": dg.AssetIn(partition_mapping=months_window(-3, 0))},
+    ins={"raw_costs": dg.AssetIn(partition_mapping=months_window(-3, 0), metadata={"columns": SERIES_COLUMNS})},
 )
 def forecast_backtest(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame):
     """For each complete month, per account and its main services: the next-month forecast made from the

@@ -12,6 +12,7 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
+from costagent_assets.defs.raw_costs import MONTH_SERIES_COLUMNS
 from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.periods import shift_month
 
@@ -20,7 +21,8 @@ from costagent_assets.periods import shift_month
     group_name="analysis",
     kinds={"polars", "parquet"},
     ins={
-        "raw_costs": dg.AssetIn(partition_mapping=previous_and_current_month),
+        "raw_costs": dg.AssetIn(partition_mapping=previous_and_current_month,
+                                metadata={"columns": MONTH_SERIES_COLUMNS}),
         "service_breakdown": dg.AssetIn(),
     },
     check_specs=[
