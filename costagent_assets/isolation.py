@@ -21,9 +21,10 @@ class EveryAccountFailed(RuntimeError):
 ACCOUNT_GROUP = 500
 
 
-def account_groups(partitions: Sequence[tuple[str, str]], size: int = ACCOUNT_GROUP) -> list[list[tuple[str, str]]]:
-    """``partitions`` in groups of at most ``size`` accounts (by account id), each in the partitions' order;
-    a single group when they are that few (or none)."""
+def account_groups(partitions: Sequence[tuple[str, str]], size: int | None = None) -> list[list[tuple[str, str]]]:
+    """``partitions`` in groups of at most ``size`` (default ``ACCOUNT_GROUP``) accounts, by account id, each in
+    the partitions' order; a single group when they are that few (or none)."""
+    size = size or ACCOUNT_GROUP
     accounts = sorted({a for _, a in partitions})
     if len(accounts) <= size:
         return [list(partitions)]
@@ -35,7 +36,7 @@ def account_groups(partitions: Sequence[tuple[str, str]], size: int = ACCOUNT_GR
 
 
 def in_account_groups(compute: Callable[[list[tuple[str, str]]], pl.DataFrame],
-                      partitions: Sequence[tuple[str, str]], size: int = ACCOUNT_GROUP) -> pl.DataFrame:
+                      partitions: Sequence[tuple[str, str]], size: int | None = None) -> pl.DataFrame:
     """``compute`` of each group of ``account_groups``, concatenated: for a computation that gives each account
     the same rows whichever other accounts it is given with (``compute`` reads only its group's accounts)."""
     frames = [compute(group) for group in account_groups(list(partitions), size)]
@@ -44,17 +45,17 @@ def in_account_groups(compute: Callable[[list[tuple[str, str]]], pl.DataFrame],
 
 def isolate_accounts(
     compute: Callable[[list[tuple[str, str]]], pl.DataFrame], partitions: Sequence[tuple[str, str]],
-    group_size: int | None = None,
+    grouped: bool = False,
 ) -> tuple[pl.DataFrame, dict[str, str]]:
     """``compute(partitions)``, or, when it raises, ``compute`` of each account's partitions alone.
 
     Returns the rows of the accounts it succeeded for and {account_id: "ErrorType: message"} for the others.
     ``compute`` must read only the accounts of the partitions it is given. When it fails for every account,
     the first account's error is raised (as :class:`EveryAccountFailed`): that is no longer one account's data.
-    With ``group_size``, the accounts are computed (and isolated) ``group_size`` at a time (see ``account_groups``).
+    ``grouped``: the accounts are computed (and isolated) a group at a time (``account_groups``).
     """
     partitions = list(partitions)
-    groups = account_groups(partitions, group_size) if group_size else [partitions]
+    groups = account_groups(partitions) if grouped else [partitions]
     frames, failed = [], {}
     first_error: Exception | None = None
     for group in groups:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from costagent_assets import isolation
 from costagent_assets.isolation import (
     EveryAccountFailed,
     account_groups,
@@ -41,7 +42,8 @@ def test_a_computation_that_fails_for_every_account_raises():
         isolate_accounts(doubled, [("2026-11", "b")])
 
 
-def test_accounts_are_computed_in_groups_with_the_same_rows():
+def test_accounts_are_computed_in_groups_with_the_same_rows(monkeypatch):
+    monkeypatch.setattr(isolation, "ACCOUNT_GROUP", 2)
     calls = []
 
     def tagged(partitions):
@@ -50,7 +52,7 @@ def test_accounts_are_computed_in_groups_with_the_same_rows():
 
     whole, _ = isolate_accounts(tagged, PARTITIONS)
     calls.clear()
-    grouped, failed = isolate_accounts(tagged, list(reversed(PARTITIONS)), group_size=2)
+    grouped, failed = isolate_accounts(tagged, list(reversed(PARTITIONS)), grouped=True)
     assert calls == [["a", "b"], ["c"]] and failed == {}
     assert grouped.sort("account_id").equals(whole.sort("account_id"))
     calls.clear()
@@ -59,8 +61,9 @@ def test_accounts_are_computed_in_groups_with_the_same_rows():
     assert account_groups([], 5) == [[]]
 
 
-def test_a_failing_group_is_isolated_account_by_account_and_the_other_groups_kept():
-    computed, failed = isolate_accounts(doubled, PARTITIONS, group_size=2)
+def test_a_failing_group_is_isolated_account_by_account_and_the_other_groups_kept(monkeypatch):
+    monkeypatch.setattr(isolation, "ACCOUNT_GROUP", 2)
+    computed, failed = isolate_accounts(doubled, PARTITIONS, grouped=True)
     assert sorted(computed["account_id"].to_list()) == ["a", "c"]
     assert list(failed) == ["b"] and failed["b"].startswith("ValueError")
 

@@ -17,7 +17,7 @@ from costagent_assets.defs.partitions import month_account_asset, run_partitions
 from costagent_assets.defs.raw_costs import LINE_COLUMNS
 from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.feedback import read_feedback
-from costagent_assets.isolation import ACCOUNT_GROUP, isolate_accounts, of_accounts
+from costagent_assets.isolation import isolate_accounts, of_accounts
 from costagent_assets.resources.teams_registry import TeamsRegistry
 from costagent_assets.resources.warehouse import WarehouseResource
 from costagent_assets.settings import Settings
@@ -63,7 +63,7 @@ def anomalies(
             feedback=feedback,
         ),
         partitions,
-        group_size=ACCOUNT_GROUP,
+        grouped=True,
     )
     for account, error in failed.items():
         context.log.warning(f"anomalies: detection failed for {account}: {error}")

@@ -7,6 +7,7 @@ from costagent_assets.defs.partitions import month_account_asset, months_window,
 from costagent_assets.defs.raw_costs import SERIES_COLUMNS
 from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.forecast import compute_backtest
+from costagent_assets.isolation import in_account_groups, of_accounts
 
 
 @month_account_asset(
@@ -21,7 +22,9 @@ def forecast_backtest(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame
     fell inside the 80% interval, and the two baselines ("next month = last month", "last 7 days' run rate x
     days in month"). A month still in progress has no rows yet."""
     partitions = run_partitions(context)
-    frame = compute_backtest(raw_costs, run_periods(context, partitions), partitions)
+    periods = run_periods(context, partitions)
+    # Each account's backtest is its own (no pooling across accounts): computed a group of accounts at a time.
+    frame = in_account_groups(lambda parts: compute_backtest(of_accounts(raw_costs, parts), periods, parts), partitions)
     scored = frame.filter(pl.col("service").is_null() & pl.col("forecast_usd").is_not_null())
     metadata = {"rows": frame.height, "account_months_scored": scored.height}
     if scored.height:
