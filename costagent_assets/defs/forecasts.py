@@ -29,9 +29,12 @@ def forecasts(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame, foreca
     forecast and says so."""
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
+    # A group of accounts at a time (memory), each with every account's backtests: the range of an account with
+    # too few backtests of its own is calibrated on the whole organisation's, as when all are computed at once.
     frame, failed = isolate_accounts(
-        lambda parts: compute_forecasts(of_accounts(raw_costs, parts), periods, parts, of_accounts(forecast_backtest, parts)),
+        lambda parts: compute_forecasts(of_accounts(raw_costs, parts), periods, parts, forecast_backtest),
         partitions,
+        grouped=True,
     )
     for account, error in failed.items():
         context.log.warning(f"forecasts: unavailable for {account}: {error}")

@@ -29,6 +29,7 @@ def history() -> pl.DataFrame:
     ("mom_changes", "2025-03", date(2025, 3, 6)),
     ("anomalies", "2025-03", date(2025, 3, 6)),
     ("forecast_backtest", "2025-02", date(2025, 3, 6)),
+    ("forecasts", "2025-03", date(2025, 3, 6)),
 ])
 def test_a_stage_computed_in_groups_of_accounts_writes_the_same_partitions(stage, month, as_of, tmp_path,
                                                                            monkeypatch):
@@ -38,6 +39,10 @@ def test_a_stage_computed_in_groups_of_accounts_writes_the_same_partitions(stage
         mom = materialize_stage("mom_changes", tmp_path / "mom", month=month, accounts=ACCOUNTS, as_of=as_of,
                                 upstream=upstream)
         upstream["mom_changes"] = mom.table("mom_changes")
+    if stage == "forecasts":
+        upstream["forecast_backtest"] = materialize_stage(
+            "forecast_backtest", tmp_path / "bt", month="2025-02", accounts=ACCOUNTS, as_of=as_of,
+            upstream=upstream).table("forecast_backtest")
     if stage == "mom_changes":
         upstream["service_breakdown"] = materialize_stage(
             "service_breakdown", tmp_path / "sb", month=month, accounts=ACCOUNTS, as_of=as_of,
