@@ -24,6 +24,7 @@ KEY = ["date", "account_id", "service", "region", "usage_type", "charge_category
 SERIES_COLUMNS = ["account_id", "service", "date", "cost_usd"]
 MONTH_SERIES_COLUMNS = ["month", *SERIES_COLUMNS]
 LINE_COLUMNS = [*MONTH_SERIES_COLUMNS, "region", "usage_type", "usage_quantity"]
+SPEND_COLUMNS = ["month", "account_id", "service", "region", "usage_type", "cost_usd"]
 
 
 @month_account_asset(
