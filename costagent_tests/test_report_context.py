@@ -193,3 +193,16 @@ def test_a_savings_groups_largest_are_the_same_whatever_order_tied_rows_come_in(
     tops = [[f["aws_account_id"] for f in savings_groups(pl.DataFrame(order), {})[0]["top"]]
             for order in (rows, rows[::-1], rows[2:] + rows[:2])]
     assert tops == [["000000000000", "000000000001", "000000000002"]] * 3
+
+
+def test_only_accounts_with_an_alert_keep_their_daily_rows():
+    """The daily rollup of every account is read once per month; only those with an alerted row or a budget alert
+    (the ones that get a chart) are kept, so the emails stage does not hold every account's days."""
+    alerts = chart_alerts().filter(pl.col("account_id") == A)
+    daily = pl.concat([chart_daily(), chart_daily().with_columns(pl.lit(B).alias("account_id"))])
+    frames = ReportFrames(MONTH, PERIODS[MONTH], mom(), alerts, empty("ai_insights"),
+                          generated_at=datetime(2026, 11, 23, tzinfo=UTC), daily=daily)
+    assert set(frames.daily) == {A}
+    budget_only = ReportFrames(MONTH, PERIODS[MONTH], mom(), chart_alerts().filter(pl.col("account_id") == C),
+                               empty("ai_insights"), generated_at=datetime(2026, 11, 23, tzinfo=UTC), daily=daily)
+    assert set(budget_only.daily) == {C}
