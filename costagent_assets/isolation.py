@@ -80,6 +80,6 @@ def of_accounts(frame: pl.DataFrame, partitions: Sequence[tuple[str, str]]) -> p
     """The rows of ``frame`` that belong to the accounts of ``partitions`` (``frame`` itself when that is all of
     them: no copy of a whole month's rows when a run's accounts make one group)."""
     wanted = pl.col("account_id").is_in(sorted({a for _, a in partitions}))
-    if frame.is_empty() or frame.select(wanted.all()).item():
+    if frame.is_empty() or frame.select(wanted.fill_null(False).all()).item():
         return frame
     return frame.filter(wanted)

@@ -71,3 +71,8 @@ def test_a_failing_group_is_isolated_account_by_account_and_the_other_groups_kep
 def test_of_accounts_gives_the_frame_itself_when_it_holds_only_those_accounts():
     assert of_accounts(COSTS, PARTITIONS) is COSTS
     assert of_accounts(COSTS, PARTITIONS[:1])["account_id"].to_list() == ["a"]
+
+
+def test_of_accounts_drops_rows_without_an_account_as_a_filter_does():
+    frame = pl.DataFrame({"account_id": ["a", None], "cost_usd": [1.0, 2.0]})
+    assert of_accounts(frame, [("2026-11", "a")])["cost_usd"].to_list() == [1.0]
