@@ -249,6 +249,11 @@ class ReportFrames:
         self.optimization = _split(optimization, month) if optimization is not None else {}
         self._scan_status, self._findings = _savings_by_account(optimization, month)
         self.budget_alert_pcts = tuple(budget_alert_pcts)
+        # Only an alerted row, or a budget alert, gets a daily chart (_add_charts): the other accounts' days are
+        # not kept (at 5,000 accounts the two months' daily rollup is millions of rows).
+        if daily is not None and daily.height:
+            charted = anomalies.filter((pl.col("month") == month) & (pl.col("alerted") | (pl.col("kind") == "budget")))
+            daily = daily.filter(pl.col("account_id").is_in(charted["account_id"].unique().to_list()))
         self.daily = ({a: f for (a,), f in daily.partition_by("account_id", as_dict=True).items()}
                       if daily is not None and daily.height else {})
         # account -> section -> why it could not be built (shown as "unavailable" to the team and the admins).

@@ -425,9 +425,29 @@ def templates_search_path() -> list[str]:
     return [*paths, str(TEMPLATES_DIR)]
 
 
+# A dict's own attributes (``items``, ``get``, ...): ``x.get`` in a template must stay the method.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Environment(jinja2.Environment):
+    """jinja2's environment, with ``x.name`` on a plain dict looked up as ``x["name"]`` first.
+
+    The contexts are dicts, so jinja2's ``getattr`` (attribute first) raised and caught an AttributeError on
+    nearly every ``a.service`` in the templates: about a tenth of a team email's render time. The result is
+    the same: a dict has no attribute of any other name, so jinja2 would have fallen back to the key."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 @lru_cache(maxsize=8)
 def _environment(search_path: tuple[str, ...]) -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.FileSystemLoader(list(search_path)),
         # Escape everything except plain text, including any template with an unexpected extension.
         autoescape=jinja2.select_autoescape(

@@ -5,7 +5,14 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from costagent_assets.isolation import EveryAccountFailed, isolate_accounts, of_accounts
+from costagent_assets import isolation
+from costagent_assets.isolation import (
+    EveryAccountFailed,
+    account_groups,
+    in_account_groups,
+    isolate_accounts,
+    of_accounts,
+)
 
 COSTS = pl.DataFrame({"account_id": ["a", "b", "c"], "month": "2026-11", "cost_usd": [10.0, None, 30.0]})
 PARTITIONS = [("2026-11", "a"), ("2026-11", "b"), ("2026-11", "c")]
@@ -33,3 +40,39 @@ def test_nothing_fails_nothing_is_set_aside():
 def test_a_computation_that_fails_for_every_account_raises():
     with pytest.raises(EveryAccountFailed, match="failed for every account of the run: ValueError: no cost"):
         isolate_accounts(doubled, [("2026-11", "b")])
+
+
+def test_accounts_are_computed_in_groups_with_the_same_rows(monkeypatch):
+    monkeypatch.setattr(isolation, "ACCOUNT_GROUP", 2)
+    calls = []
+
+    def tagged(partitions):
+        calls.append(sorted({a for _, a in partitions}))
+        return of_accounts(COSTS, partitions).with_columns(pl.col("cost_usd").fill_null(0.0))
+
+    whole, _ = isolate_accounts(tagged, PARTITIONS)
+    calls.clear()
+    grouped, failed = isolate_accounts(tagged, list(reversed(PARTITIONS)), grouped=True)
+    assert calls == [["a", "b"], ["c"]] and failed == {}
+    assert grouped.sort("account_id").equals(whole.sort("account_id"))
+    calls.clear()
+    assert in_account_groups(tagged, PARTITIONS, size=2).equals(whole) and calls == [["a", "b"], ["c"]]
+    assert account_groups(PARTITIONS, 5) == [PARTITIONS]
+    assert account_groups([], 5) == [[]]
+
+
+def test_a_failing_group_is_isolated_account_by_account_and_the_other_groups_kept(monkeypatch):
+    monkeypatch.setattr(isolation, "ACCOUNT_GROUP", 2)
+    computed, failed = isolate_accounts(doubled, PARTITIONS, grouped=True)
+    assert sorted(computed["account_id"].to_list()) == ["a", "c"]
+    assert list(failed) == ["b"] and failed["b"].startswith("ValueError")
+
+
+def test_of_accounts_gives_the_frame_itself_when_it_holds_only_those_accounts():
+    assert of_accounts(COSTS, PARTITIONS) is COSTS
+    assert of_accounts(COSTS, PARTITIONS[:1])["account_id"].to_list() == ["a"]
+
+
+def test_of_accounts_drops_rows_without_an_account_as_a_filter_does():
+    frame = pl.DataFrame({"account_id": ["a", None], "cost_usd": [1.0, 2.0]})
+    assert of_accounts(frame, [("2026-11", "a")])["cost_usd"].to_list() == [1.0]

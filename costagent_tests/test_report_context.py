@@ -232,3 +232,16 @@ def test_an_alert_says_why_in_words_where_quantities_split_it_and_says_nothing_n
     rendered = render_team_report(frames.team_context(team))
     assert "(&lt;b&gt;Box&amp;Usage&lt;/b&gt;, us-east-1)" in rendered.html and "<b>Box" not in rendered.html
     assert "(<b>Box&Usage</b>, us-east-1)" in rendered.text
+
+
+def test_only_accounts_with_an_alert_keep_their_daily_rows():
+    """The daily rollup of every account is read once per month; only those with an alerted row or a budget alert
+    (the ones that get a chart) are kept, so the emails stage does not hold every account's days."""
+    alerts = chart_alerts().filter(pl.col("account_id") == A)
+    daily = pl.concat([chart_daily(), chart_daily().with_columns(pl.lit(B).alias("account_id"))])
+    frames = ReportFrames(MONTH, PERIODS[MONTH], mom(), alerts, empty("ai_insights"),
+                          generated_at=datetime(2026, 11, 23, tzinfo=UTC), daily=daily)
+    assert set(frames.daily) == {A}
+    budget_only = ReportFrames(MONTH, PERIODS[MONTH], mom(), chart_alerts().filter(pl.col("account_id") == C),
+                               empty("ai_insights"), generated_at=datetime(2026, 11, 23, tzinfo=UTC), daily=daily)
+    assert set(budget_only.daily) == {C}

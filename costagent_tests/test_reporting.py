@@ -805,3 +805,26 @@ def test_the_forecast_label_keeps_a_gap_before_its_figure_on_a_phone():
     html = render_team_report(ctx).html
     cell = re.search(r'<td style="([^"]*)">December 2026</td>', html)
     assert cell and re.search(r"padding:\d+px [1-9]\d*px", cell.group(1)), cell
+
+
+@pytest.mark.parametrize("source", [
+    "{{ d.name }}", "{{ d.get('name') }}", "{{ d.get('absent', 'default') }}", "{{ d.items()|list|length }}",
+    "{{ d.items is callable }}", "{{ d.keys is callable }}", "{{ o.name }}", "{{ l.count(1) }}", "{{ d.nested.x }}",
+])
+def test_dict_lookup_shortcut_renders_as_jinja2_does(source):
+    """The environment reads ``d.name`` on a dict as ``d["name"]`` first (speed); a dict method of the same name
+    (``items``, ``get``) still wins, as in jinja2, and every other object is looked up as jinja2 does."""
+
+    class Named:
+        name = "attribute"
+
+    ctx = {"d": {"name": "<b>", "items": "key, not the method", "nested": {"x": 1}}, "o": Named(), "l": [1, 1]}
+    stock = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    ours = reporting.environment()
+    assert type(ours) is not jinja2.Environment
+    assert ours.from_string(source).render(ctx) == stock.from_string(source).render(ctx)
+
+
+def test_dict_lookup_shortcut_keeps_a_missing_key_an_error():
+    with pytest.raises(jinja2.UndefinedError, match="absent"):
+        reporting.environment().from_string("{{ d.absent }}").render(d={"name": 1})

@@ -14,6 +14,7 @@ from costagent_assets.anomaly_detection import (
     unavailable_anomalies,
 )
 from costagent_assets.defs.partitions import month_account_asset, run_partitions, trailing_three_months
+from costagent_assets.defs.raw_costs import LINE_COLUMNS
 from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.feedback import read_feedback
 from costagent_assets.isolation import isolate_accounts, of_accounts
@@ -25,7 +26,8 @@ from costagent_assets.settings import Settings
 @month_account_asset(
     group_name="analysis",
     kinds={"polars", "parquet"},
-    ins={"raw_costs": dg.AssetIn(partition_mapping=trailing_three_months), "mom_changes": dg.AssetIn()},
+    ins={"raw_costs": dg.AssetIn(partition_mapping=trailing_three_months, metadata={"columns": LINE_COLUMNS}),
+         "mom_changes": dg.AssetIn()},
     check_specs=[
         dg.AssetCheckSpec("drivers_add_up", asset="anomalies", blocking=True,
                           description="Every anomaly's drivers add up to its $ impact (to the cent)."),
@@ -61,6 +63,7 @@ def anomalies(
             feedback=feedback,
         ),
         partitions,
+        grouped=True,
     )
     for account, error in failed.items():
         context.log.warning(f"anomalies: detection failed for {account}: {error}")

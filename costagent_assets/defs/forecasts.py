@@ -5,6 +5,7 @@ import polars as pl
 
 from costagent_assets import markdown
 from costagent_assets.defs.partitions import month_account_asset, months_window, run_partitions, run_periods
+from costagent_assets.defs.raw_costs import SERIES_COLUMNS
 from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.forecast import compute_forecasts, unavailable_forecasts
 from costagent_assets.isolation import isolate_accounts, of_accounts
@@ -15,7 +16,7 @@ from costagent_assets.isolation import isolate_accounts, of_accounts
     kinds={"duckdb", "parquet"},
     ins={
         # 8 weeks of daily history before any day of the month.
-        "raw_costs": dg.AssetIn(partition_mapping=months_window(-2, 0)),
+        "raw_costs": dg.AssetIn(partition_mapping=months_window(-2, 0), metadata={"columns": SERIES_COLUMNS}),
         # The track record: the six months before, as far as they were backtested.
         "forecast_backtest": dg.AssetIn(partition_mapping=months_window(-6, -1)),
     },
@@ -28,9 +29,12 @@ def forecasts(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame, foreca
     forecast and says so."""
     partitions = run_partitions(context)
     periods = run_periods(context, partitions)
+    # A group of accounts at a time (memory), each with every account's backtests: the range of an account with
+    # too few backtests of its own is calibrated on the whole organisation's, as when all are computed at once.
     frame, failed = isolate_accounts(
-        lambda parts: compute_forecasts(of_accounts(raw_costs, parts), periods, parts, of_accounts(forecast_backtest, parts)),
+        lambda parts: compute_forecasts(of_accounts(raw_costs, parts), periods, parts, forecast_backtest),
         partitions,
+        grouped=True,
     )
     for account, error in failed.items():
         context.log.warning(f"forecasts: unavailable for {account}: {error}")

@@ -12,7 +12,9 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
+from costagent_assets.defs.raw_costs import MONTH_SERIES_COLUMNS
 from costagent_assets.defs.run_metadata import run_output
+from costagent_assets.isolation import in_account_groups, of_accounts
 from costagent_assets.periods import shift_month
 
 
@@ -20,7 +22,8 @@ from costagent_assets.periods import shift_month
     group_name="analysis",
     kinds={"polars", "parquet"},
     ins={
-        "raw_costs": dg.AssetIn(partition_mapping=previous_and_current_month),
+        "raw_costs": dg.AssetIn(partition_mapping=previous_and_current_month,
+                                metadata={"columns": MONTH_SERIES_COLUMNS}),
         "service_breakdown": dg.AssetIn(),
     },
     check_specs=[
@@ -38,7 +41,10 @@ def mom_changes(context: dg.AssetExecutionContext, raw_costs: pl.DataFrame, serv
     materialized = context.instance.get_materialized_partitions(dg.AssetKey("raw_costs"))
     previous = {(shift_month(m, -1), a) for m, a in partitions}
     loaded = {key for key in previous if str(make_key(*key)) in materialized}
-    frame = compute_mom_changes(raw_costs, periods, partitions, previous_loaded=loaded)
+    frame = in_account_groups(
+        lambda parts: compute_mom_changes(of_accounts(raw_costs, parts), periods, parts, previous_loaded=loaded),
+        partitions,
+    )
 
     accounts = frame.filter(pl.col("level") == "account")
     services = frame.filter(pl.col("level") == "service").group_by("month", "account_id").agg(

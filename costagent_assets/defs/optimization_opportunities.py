@@ -14,6 +14,7 @@ from costagent_assets.defs.partitions import (
     run_partitions,
     run_periods,
 )
+from costagent_assets.defs.raw_costs import SPEND_COLUMNS
 from costagent_assets.defs.run_metadata import run_output
 from costagent_assets.optimization import STATUS_SCHEMA, Thresholds, account_rows, find_opportunities, frame
 from costagent_assets.resources.aws_scanner import DisabledScanner, OptimizationScanner, ScanResult
@@ -27,6 +28,7 @@ from costagent_assets.warehouse.log_tables import append_log
 @month_account_asset(
     group_name="analysis",
     kinds={"polars", "parquet", "aws"},
+    ins={"raw_costs": dg.AssetIn(metadata={"columns": SPEND_COLUMNS})},
     check_specs=[
         dg.AssetCheckSpec("every_account_has_a_scan_status", asset="optimization_opportunities", blocking=True,
                           description="Each account has exactly one status row, so an account that could not be "

@@ -19,6 +19,12 @@ from costagent_assets.teams.model import Team
 from costagent_assets.warehouse.log_tables import append_log
 
 KEY = ["date", "account_id", "service", "region", "usage_type", "charge_category", "currency"]
+# The columns of raw_costs each analysis stage reads (``dg.AssetIn(metadata={"columns": ...})``): the IO
+# manager reads only those, so a stage holds about a third of the month's rows in memory, not all 13 columns.
+SERIES_COLUMNS = ["account_id", "service", "date", "cost_usd"]
+MONTH_SERIES_COLUMNS = ["month", *SERIES_COLUMNS]
+LINE_COLUMNS = [*MONTH_SERIES_COLUMNS, "region", "usage_type", "usage_quantity"]
+SPEND_COLUMNS = ["month", "account_id", "service", "region", "usage_type", "cost_usd"]
 
 
 @month_account_asset(

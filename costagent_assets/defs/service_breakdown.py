@@ -6,12 +6,14 @@ import polars as pl
 
 from costagent_assets.analysis import TOLERANCE_USD, compute_service_breakdown
 from costagent_assets.defs.partitions import month_account_asset, run_partitions, run_periods
+from costagent_assets.defs.raw_costs import MONTH_SERIES_COLUMNS
 from costagent_assets.defs.run_metadata import run_output
 
 
 @month_account_asset(
     group_name="costs",
     kinds={"polars", "parquet"},
+    ins={"raw_costs": dg.AssetIn(metadata={"columns": MONTH_SERIES_COLUMNS})},
     check_specs=[
         dg.AssetCheckSpec("adds_up_to_raw_costs", asset="service_breakdown", blocking=True,
                           description="Each account's services add up to its raw daily costs."),

@@ -91,12 +91,14 @@ class S3Store:
         page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(prefix), MaxKeys=1)
         return page.get("KeyCount", 0) > 0
 
-    def read_parquet(self, keys: Sequence[str], schema: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
+    def read_parquet(self, keys: Sequence[str], schema: Mapping[str, pl.DataType] | None = None,
+                     columns: Sequence[str] | None = None) -> pl.DataFrame:
         # Each object is read on its own and the frames are unioned by name, so ``schema`` is not needed.
         def fetch(key: str) -> pl.DataFrame:
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
             try:
-                return pl.read_parquet(io.BytesIO(body))
+                frame = pl.read_parquet(io.BytesIO(body))
+                return frame if columns is None else frame.select([c for c in columns if c in frame.columns])
             except pl.exceptions.ComputeError as exc:
                 raise DamagedFileError(
                     f"damaged warehouse object (not readable as Parquet): {self.url(key)}. Delete it and load its "

@@ -64,7 +64,8 @@ class ParquetWarehouseIOManager(dg.ConfigurableIOManager):
     A ranged run's output covers many partitions; it is split by its ``month`` and ``account_id``
     columns and every partition of the run gets its file, empty when it has no rows, so a rerun
     replaces exactly the partitions it ran. Inputs read whichever upstream partitions exist, which
-    lets the first month load a previous month that was never materialized.
+    lets the first month load a previous month that was never materialized; an input whose ``AssetIn``
+    metadata lists ``columns`` reads only those.
 
     raw_costs takes one more step: its partitions are written by ``rollups.write_raw_costs``, which also
     rebuilds the per-month rollups (daily and monthly sums) of the months written, which history queries
@@ -97,4 +98,7 @@ class ParquetWarehouseIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         keys = [split_key(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
-        return read_partitions(self.warehouse.store(), self._table(context), keys)
+        # An input declared with ``dg.AssetIn(metadata={"columns": [...]})`` (the convention of Dagster's own
+        # database IO managers) reads only those columns: every stage would otherwise hold all of raw_costs'.
+        columns = (context.definition_metadata or {}).get("columns")
+        return read_partitions(self.warehouse.store(), self._table(context), keys, columns)

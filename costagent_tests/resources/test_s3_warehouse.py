@@ -50,3 +50,11 @@ def test_reader_resolves_the_endpoint_and_region_as_the_writer_does(bucket: str,
     region = con.execute("select value from duckdb_settings() where name = 's3_region'").fetchone()
     secret = con.execute("select secret_string from duckdb_secrets() where name = 'costagent_s3'").fetchone()[0]
     assert "eu-west-1" in secret or region == ("eu-west-1",)
+
+
+def test_columns_are_read_alone_from_s3_too(bucket: str):
+    store = S3Store(f"s3://{BUCKET}/columns", endpoint_url=bucket, region="us-east-1")
+    keys = [("2026-11", "000000000001"), ("2026-11", "000000000002")]
+    write_raw_costs(store, pl.concat([rows(a, 2.0) for _, a in keys]), keys)
+    back = read_partitions(store, "raw_costs", keys, ["cost_usd", "account_id"]).sort("account_id")
+    assert back.rows() == [("000000000001", 2.0), ("000000000002", 2.0)]

@@ -93,3 +93,44 @@ def test_raw_costs_stored_before_usage_quantities_read_with_nulls(tmp_path: Path
     got = read_table(tmp_path, "raw_costs").sort("account_id", "date")
     assert got["usage_quantity"].to_list() == [None, 5.0]
     assert got["usage_unit"].to_list() == [None, "Hrs"]
+
+
+def test_columns_reads_only_those_in_the_tables_order_and_null_where_an_old_file_lacks_one(tmp_path: Path):
+    keys = [("2026-10", "000000000001"), ("2026-10", "000000000002")]
+    old = raw("000000000001", "2026-10", 1.0).drop("usage_quantity", "usage_unit", strict=False)
+    path = partition_path(tmp_path, "raw_costs", *keys[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old.write_parquet(path)
+    write_partitions(tmp_path, "raw_costs", raw("000000000002", "2026-10", 2.0).with_columns(
+        pl.lit(3.0).alias("usage_quantity")), keys[1:])
+    out = read_partitions(tmp_path, "raw_costs", keys, ["usage_quantity", "cost_usd", "account_id"]).sort("account_id")
+    assert out.columns == ["account_id", "usage_quantity", "cost_usd"]
+    assert out.rows() == [("000000000001", None, 1.0), ("000000000002", 3.0, 2.0)]
+    assert read_partitions(tmp_path, "raw_costs", keys, ["cost_usd"]).schema == {"cost_usd": pl.Float64}
+    # Nothing stored: the same columns, no rows.
+    assert read_partitions(tmp_path, "raw_costs", [("2023-12", "000000000001")], ["date", "cost_usd"]).columns == [
+        "date", "cost_usd"]
+    with pytest.raises(ValueError, match="no column cost"):
+        read_partitions(tmp_path, "raw_costs", keys, ["cost"])
+
+
+def test_io_manager_reads_the_columns_an_input_declares(tmp_path: Path):
+    import dagster as dg
+
+    from costagent_assets.defs.partitions import make_key, month_account_partitions
+    from costagent_assets.resources.warehouse import ParquetWarehouseIOManager, WarehouseResource
+
+    keys = [("2026-10", "000000000001")]
+    write_partitions(tmp_path, "raw_costs", raw("000000000001", "2026-10", 4.0), keys)
+    manager = ParquetWarehouseIOManager(warehouse=WarehouseResource(root=str(tmp_path), ledger_dir=str(tmp_path)))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("account", ["000000000001"])
+
+        def load(metadata):
+            context = dg.build_input_context(
+                asset_key="raw_costs", definition_metadata=metadata, instance=instance,
+                asset_partitions_def=month_account_partitions, partition_key=str(make_key(*keys[0])))
+            return manager.load_input(context)
+
+        assert load({"columns": ["date", "account_id", "cost_usd"]}).columns == ["date", "account_id", "cost_usd"]
+        assert load(None).columns == list(raw("000000000001", "2026-10", 4.0).columns)
