@@ -27,6 +27,7 @@ import duckdb
 import polars as pl
 
 from costagent_assets.analysis import MICRO, micro_sum
+from costagent_assets.anomaly_detection import sorted_enum
 from costagent_assets.isolation import UNAVAILABLE
 from costagent_assets.periods import Period, period, shift_month
 from costagent_assets.schemas import conform, empty
@@ -235,12 +236,17 @@ def interval_factors(backtests: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFram
 def series_frame(raw: pl.DataFrame) -> pl.DataFrame:
     """Daily series from raw cost rows: each account's total (service "*") and each of its services."""
     cols = ["account_id", "service", "date", "cost_usd"]
-    per_service = raw.group_by("account_id", "service", "date").agg(micro_sum("cost_usd").alias("cost_usd"))
+    # Grouped and sorted on integer codes in the strings' order (several times cheaper than on the strings).
+    accounts, services = sorted_enum(raw["account_id"]), sorted_enum(raw["service"], "*")
+    coded = raw.lazy().select(pl.col("account_id").cast(accounts), pl.col("service").cast(services), "date", "cost_usd")
+    per_service = coded.group_by("account_id", "service", "date").agg(micro_sum("cost_usd").alias("cost_usd"))
     # Whole micro-dollars add up exactly: the account's total from its services' sums is the same integer
     # as from the raw rows, for a fraction of the rows.
     total = per_service.group_by("account_id", "date").agg(pl.col("cost_usd").sum())
-    both = pl.concat([total.with_columns(pl.lit("*").alias("service")).select(cols), per_service.select(cols)])
-    return both.with_columns(pl.col("cost_usd") / MICRO).sort(cols[:3])
+    both = pl.concat([total.with_columns(pl.lit("*", dtype=services).alias("service")).select(cols),
+                      per_service.select(cols)])
+    return (both.with_columns(pl.col("cost_usd") / MICRO).sort(cols[:3])
+            .with_columns(pl.col("account_id", "service").cast(pl.String)).collect())
 
 
 def main_services(raw: pl.DataFrame, cutoffs: pl.DataFrame, top: int = MAIN_SERVICES) -> pl.DataFrame:
