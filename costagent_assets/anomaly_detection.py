@@ -181,10 +181,16 @@ def daily_baselines(grid: pl.DataFrame) -> pl.DataFrame:
     """
     grid = grid.with_columns(run_key("account_id", "service").alias("_series"))
     series = "_series"
+
+    def same_series(lag: int) -> pl.Expr:
+        # The grid is sorted by series: the row ``lag`` rows back is in the same series when its key is the
+        # same; so a plain shift masked by this is ``shift(lag).over(series)``, without a window per series.
+        return pl.col(series).shift(lag) == pl.col(series)
+
     # One row per account day, so "k rows back" is "k days back" unless days are missing: checked.
     lags = [
-        pl.when(pl.col("date").shift(lag).over(series) == pl.col("date") - pl.duration(days=lag))
-        .then(pl.col("cost_usd").shift(lag).over(series))
+        pl.when(same_series(lag) & (pl.col("date").shift(lag) == pl.col("date") - pl.duration(days=lag)))
+        .then(pl.col("cost_usd").shift(lag))
         for lag in DAILY_LAGS
     ]
     grid = grid.with_columns([lag.alias(f"lag{i}") for i, lag in enumerate(lags)])
@@ -208,7 +214,7 @@ def daily_baselines(grid: pl.DataFrame) -> pl.DataFrame:
     deviation = pl.when(pl.col("baseline_usd") > 0).then(
         (pl.max_horizontal(pl.col("cost_usd"), pl.col("baseline_usd") * 0.01) / pl.col("baseline_usd")).log()
     )
-    grid = grid.with_columns(deviation.abs().shift(1).over(series).alias("past_deviation"))
+    grid = grid.with_columns(pl.when(same_series(1)).then(deviation.abs().shift(1)).alias("past_deviation"))
     past = pl.col("past_deviation")
     # The series' own volatility over up to eight weeks before the day: a robust scale (MAD; a median, so a
     # step in the window does not widen it until it is half the window, and a spike never does).
@@ -251,11 +257,11 @@ def detect_daily(grid: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame)
     )
     series = ["month", "account_id", "service"]
     days = days.sort([*series, "date"]).with_columns(elevated.fill_null(False).alias("elevated"), run_key(*series).alias("_series"))
+    # A run number per stretch of equal ``elevated`` days: counted over the whole sorted frame (no window per
+    # series), so numbers go on from one series to the next; a run is (series, run), the same groups.
+    previous = pl.when(pl.col("_series").shift(1) == pl.col("_series")).then(pl.col("elevated").shift(1))
     days = days.with_columns(
-        (pl.col("elevated") != pl.col("elevated").shift(1).over("_series").fill_null(False))
-        .cum_sum()
-        .over("_series")
-        .alias("run")
+        (pl.col("elevated") != previous.fill_null(False)).cum_sum().alias("run")
     ).drop("_series")
     in_month = pl.col("date") >= pl.col("month_start")
     runs = (
