@@ -253,16 +253,21 @@ def main_services(raw: pl.DataFrame, cutoffs: pl.DataFrame, top: int = MAIN_SERV
     """For each (month, account_id, cutoff) row of ``cutoffs``: the account's total ("*") and its ``top``
     services by spend over the 28 days up to the cutoff."""
     # Only the columns the ranking needs: the raw rows' own "month" must not stand in for the cutoff's.
+    # Account and service as Enum codes in their strings' order: joined, grouped and sorted on integers.
+    accounts, services = sorted_enum(raw["account_id"]), sorted_enum(raw["service"])
     ranked = (
-        raw.select("account_id", "service", "date", "cost_usd")
-        .join(cutoffs, on="account_id")
+        raw.lazy()
+        .select(pl.col("account_id").cast(accounts), pl.col("service").cast(services), "date", "cost_usd")
+        .join(cutoffs.lazy().with_columns(pl.col("account_id").cast(accounts, strict=False)), on="account_id")
         .filter((pl.col("date") <= pl.col("cutoff")) & (pl.col("date") > pl.col("cutoff") - pl.duration(days=28)))
         .group_by("month", "account_id", "cutoff", "service")
         .agg(micro_sum("cost_usd").alias("cost_usd"))
         .sort(["month", "account_id", "cost_usd", "service"], descending=[False, False, True, False])
         .group_by("month", "account_id", "cutoff", maintain_order=True)
         .head(top)
+        .select("month", pl.col("account_id", "service").cast(pl.String), "cutoff")
         .select("month", "account_id", "cutoff", "service")
+        .collect()
     )
     return pl.concat([cutoffs.with_columns(pl.lit("*").alias("service")).select(ranked.columns), ranked])
 
