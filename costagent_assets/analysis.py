@@ -10,7 +10,12 @@ from collections.abc import Collection, Iterable, Mapping
 
 import polars as pl
 
-from costagent_assets.anomaly_detection import AnomalyRule, detect_anomalies, fold_rounding_cents  # noqa: F401 (re-exported)
+from costagent_assets.anomaly_detection import (  # noqa: F401 (re-exported)
+    AnomalyRule,
+    detect_anomalies,
+    fold_rounding_cents,
+    sorted_enum,
+)
 from costagent_assets.periods import Period, month_start, shift_month
 from costagent_assets.schemas import DRIVER, conform, empty
 
@@ -108,8 +113,16 @@ def micro_sum(column: str) -> pl.Expr:
 
 
 def _daily_by_service(raw: pl.DataFrame) -> pl.DataFrame:
-    # cost_usd here is in micro-dollars (Int64): see micro_sum.
-    return raw.group_by(["month", "account_id", "service", "date"]).agg(micro_sum("cost_usd").alias("cost_usd"))
+    """Per month, account, service and day: the cost in micro-dollars (Int64, see micro_sum), with account_id
+    and service as Enums in their strings' order (grouped and joined on integers; cast back to String)."""
+    accounts, services = sorted_enum(raw["account_id"]), sorted_enum(raw["service"])
+    return (
+        raw.lazy()
+        .select("month", pl.col("account_id").cast(accounts), pl.col("service").cast(services), "date", "cost_usd")
+        .group_by(["month", "account_id", "service", "date"])
+        .agg(micro_sum("cost_usd").alias("cost_usd"))
+        .collect()
+    )
 
 
 def compute_mom_changes(
@@ -165,7 +178,7 @@ def compute_mom_changes(
     services_micro = (
         current.join(previous, on=key, how="full", coalesce=True)
         .join(pf, on="month", how="inner")
-        .with_columns(pl.col(amounts).fill_null(0))
+        .with_columns(pl.col(amounts).fill_null(0), pl.col("account_id", "service").cast(pl.String))
     )
     services = services_micro.with_columns(pl.col(amounts) / MICRO)
     run_rate_days = pl.min_horizontal(pl.col("days_covered"), pl.lit(RUN_RATE_DAYS)).cast(pl.Float64)
@@ -193,10 +206,11 @@ def compute_mom_changes(
     partitions = pl.DataFrame(
         list(accounts), schema={"month": pl.String, "account_id": pl.String}, orient="row"
     ).unique()
+    # The days of ``daily`` are those of ``raw`` (per account and month), in far fewer rows.
     has_data = (
-        raw.join(pf, on="month", how="inner")
+        daily.join(pf, on="month", how="inner")
         .filter(pl.col("date") <= pl.col("through_date"))
-        .select("month", "account_id")
+        .select("month", pl.col("account_id").cast(pl.String))
         .unique()
         .with_columns(pl.lit(True).alias("has_data"))
     )

@@ -131,8 +131,14 @@ def _month_windows(mom: pl.DataFrame) -> pl.DataFrame:
 def daily_grid(raw: pl.DataFrame) -> pl.DataFrame:
     """account_id, service, date, cost_usd: one row per service and day the account has rows, from the
     service's first day, sorted. Days on which the account has no rows at all (a month never loaded, a
-    source gap) are missing, not $0; a day on which the account has rows but the service none is $0."""
-    svc = raw.group_by("account_id", "service", "date").agg(pl.col("cost_usd").sum())
+    source gap) are missing, not $0; a day on which the account has rows but the service none is $0.
+
+    account_id and service are Enums in their strings' order (:func:`sorted_enum`), so that the detectors
+    group, join and sort on integers; what they return is cast back to String (:func:`_as_strings`)."""
+    # Grouped, joined and sorted on integer codes in the strings' order (several times cheaper than on strings).
+    accounts, services = sorted_enum(raw["account_id"]), sorted_enum(raw["service"])
+    coded = raw.lazy().select(pl.col("account_id").cast(accounts), pl.col("service").cast(services), "date", "cost_usd")
+    svc = coded.group_by("account_id", "service", "date").agg(pl.col("cost_usd").sum())
     first = svc.group_by("account_id", "service").agg(pl.col("date").min().alias("first_seen"))
     # The account's days with rows, from the (much shorter) per-service sums: the same set of days.
     return (
@@ -142,7 +148,20 @@ def daily_grid(raw: pl.DataFrame) -> pl.DataFrame:
         .with_columns(pl.col("cost_usd").fill_null(0.0))
         .drop("first_seen")
         .sort("account_id", "service", "date")
+        .collect()
     )
+
+
+def _as_strings(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the grid's Enum account_id and service (:func:`daily_grid`) back as String."""
+    return frame.with_columns(pl.col("account_id", "service").cast(pl.String))
+
+
+def sorted_enum(values: pl.Series, *extra: str) -> pl.Enum:
+    """An Enum of ``values`` (and ``extra``) whose codes follow their string order: a frame whose key columns
+    are cast to it groups, joins and sorts on integers, in the same order as on the strings (cast back to
+    String for the result)."""
+    return pl.Enum(pl.concat([values.drop_nulls().cast(pl.String), pl.Series(extra, dtype=pl.String)]).unique().sort())
 
 
 def run_key(*columns: str) -> pl.Expr:
@@ -162,10 +181,16 @@ def daily_baselines(grid: pl.DataFrame) -> pl.DataFrame:
     """
     grid = grid.with_columns(run_key("account_id", "service").alias("_series"))
     series = "_series"
+
+    def same_series(lag: int) -> pl.Expr:
+        # The grid is sorted by series: the row ``lag`` rows back is in the same series when its key is the
+        # same; so a plain shift masked by this is ``shift(lag).over(series)``, without a window per series.
+        return pl.col(series).shift(lag) == pl.col(series)
+
     # One row per account day, so "k rows back" is "k days back" unless days are missing: checked.
     lags = [
-        pl.when(pl.col("date").shift(lag).over(series) == pl.col("date") - pl.duration(days=lag))
-        .then(pl.col("cost_usd").shift(lag).over(series))
+        pl.when(same_series(lag) & (pl.col("date").shift(lag) == pl.col("date") - pl.duration(days=lag)))
+        .then(pl.col("cost_usd").shift(lag))
         for lag in DAILY_LAGS
     ]
     grid = grid.with_columns([lag.alias(f"lag{i}") for i, lag in enumerate(lags)])
@@ -189,7 +214,7 @@ def daily_baselines(grid: pl.DataFrame) -> pl.DataFrame:
     deviation = pl.when(pl.col("baseline_usd") > 0).then(
         (pl.max_horizontal(pl.col("cost_usd"), pl.col("baseline_usd") * 0.01) / pl.col("baseline_usd")).log()
     )
-    grid = grid.with_columns(deviation.abs().shift(1).over(series).alias("past_deviation"))
+    grid = grid.with_columns(pl.when(same_series(1)).then(deviation.abs().shift(1)).alias("past_deviation"))
     past = pl.col("past_deviation")
     # The series' own volatility over up to eight weeks before the day: a robust scale (MAD; a median, so a
     # step in the window does not widen it until it is half the window, and a spike never does).
@@ -218,7 +243,9 @@ def detect_daily(grid: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame)
             (pl.col("date") >= pl.col("month_start") - pl.duration(days=RUN_LOOKBACK_DAYS))
             & (pl.col("date") <= pl.col("through_date"))
         )
-        .join(rules, on="account_id", how="left")
+        # The rules' accounts in the grid's codes (an account without rows has no code, and no days).
+        .join(rules.with_columns(pl.col("account_id").cast(grid.schema["account_id"], strict=False)),
+              on="account_id", how="left")
     )
     judged = (pl.col("baseline_points") >= MIN_BASELINE_POINTS) & pl.col("limit_usd").is_not_null()
     excess = pl.col("cost_usd") - pl.col("baseline_usd")
@@ -230,11 +257,11 @@ def detect_daily(grid: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame)
     )
     series = ["month", "account_id", "service"]
     days = days.sort([*series, "date"]).with_columns(elevated.fill_null(False).alias("elevated"), run_key(*series).alias("_series"))
+    # A run number per stretch of equal ``elevated`` days: counted over the whole sorted frame (no window per
+    # series), so numbers go on from one series to the next; a run is (series, run), the same groups.
+    previous = pl.when(pl.col("_series").shift(1) == pl.col("_series")).then(pl.col("elevated").shift(1))
     days = days.with_columns(
-        (pl.col("elevated") != pl.col("elevated").shift(1).over("_series").fill_null(False))
-        .cum_sum()
-        .over("_series")
-        .alias("run")
+        (pl.col("elevated") != previous.fill_null(False)).cum_sum().alias("run")
     ).drop("_series")
     in_month = pl.col("date") >= pl.col("month_start")
     runs = (
@@ -262,7 +289,7 @@ def detect_daily(grid: pl.DataFrame, windows: pl.DataFrame, rules: pl.DataFrame)
     )
     last_day = days.filter(pl.col("date") == pl.col("through_date"))
     unjudged = last_day.filter(pl.col("baseline_points") < MIN_BASELINE_POINTS).select(*series, "baseline_points")
-    return runs, unjudged
+    return _as_strings(runs), _as_strings(unjudged)
 
 
 def usual_month_to_date(grid: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
@@ -333,7 +360,7 @@ def usual_month_to_date(grid: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFra
         .drop("weeks")
     )
     key = ["month", "account_id", "service"]
-    return usual.join(compared, on=key, how="full", coalesce=True).join(weeks, on=key, how="left")
+    return _as_strings(usual.join(compared, on=key, how="full", coalesce=True).join(weeks, on=key, how="left"))
 
 
 def _carry_over_levels(grid: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
@@ -345,7 +372,7 @@ def _carry_over_levels(grid: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFram
         (pl.col("month_start") - pl.duration(days=CARRY_OVER_DAYS)).alias("tail_from"),
         pl.col("month_start").alias("tail_to"),
     )
-    return (
+    return _as_strings(
         grid.join(prev, how="cross")
         .filter((pl.col("date") >= pl.col("tail_from")) & (pl.col("date") < pl.col("tail_to")))
         .group_by("month", "account_id", "service")
@@ -691,7 +718,7 @@ def detect_anomalies(
     if raw is not None and raw.height:
         grid = daily_grid(raw)  # once: the three detectors below share it
         findings, unjudged = detect_daily(grid, windows, rules)
-        first_days = (
+        first_days = _as_strings(
             grid.filter(pl.col("cost_usd") > 0).with_columns(pl.col("date").dt.strftime("%Y-%m").alias("month"))
             .group_by("month", "account_id", "service").agg(pl.col("date").min().alias("first_cost_date"))
         )

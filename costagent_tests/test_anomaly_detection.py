@@ -13,8 +13,10 @@ from costagent_assets.anomaly_detection import (
     AnomalyRule,
     budget_alerts,
     build_drivers,
+    daily_baselines,
     detect_anomalies,
     run_key,
+    sorted_enum,
     split_usage_rate_mix,
 )
 from costagent_assets.demo import organisation as demo
@@ -287,3 +289,25 @@ def test_run_key_gives_the_groups_of_over_on_the_sorted_columns():
     assert out["by_key"].to_list() == out["by_strings"].to_list()
     assert out.group_by("account_id", "service").agg(pl.col("key").n_unique())["key"].to_list() == [1] * 5
     assert out["key"].n_unique() == 5
+
+
+def test_sorted_enum_codes_sort_as_the_strings_do():
+    values = pl.Series(["b", None, "a", "B", "*", "ab", "a"])
+    enum = sorted_enum(values, "*", "zz")
+    coded = pl.DataFrame({"s": values}).with_columns(pl.col("s").cast(enum).alias("e"))
+    assert coded.sort("e")["s"].to_list() == coded.sort("s")["s"].to_list() == [None, "*", "B", "a", "a", "ab", "b"]
+    assert list(enum.categories) == ["*", "B", "a", "ab", "b", "zz"]
+
+
+def test_a_series_baseline_never_reaches_into_the_series_before_it_in_the_grid():
+    """The lags are shifts masked to the same series: the first days of service "y" must not take the days of
+    service "x" just before them in the grid, even where those are exactly a week earlier."""
+    day = date(2026, 9, 1)
+    x = [("111111111111", "x", day + timedelta(days=i), 100.0) for i in range(7)]
+    y = [("111111111111", "y", day + timedelta(days=7 + i), 5.0) for i in range(28)]
+    grid = pl.DataFrame(x + y, schema={"account_id": pl.String, "service": pl.String, "date": pl.Date,
+                                       "cost_usd": pl.Float64}, orient="row")
+    out = daily_baselines(grid).filter(pl.col("service") == "y").sort("date")
+    assert out["baseline_points"].to_list()[:7] == [0] * 7
+    assert out["baseline_points"].to_list()[7:14] == [1] * 7
+    assert out["baseline_usd"].to_list()[7] == 5.0

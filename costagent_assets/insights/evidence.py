@@ -36,8 +36,13 @@ def _label(month: str) -> str:
     return f"{month_start(month):%B %Y}"
 
 
-def _by_account(frame: pl.DataFrame) -> dict[tuple[str, str], pl.DataFrame]:
-    return frame.partition_by(["month", "account_id"], as_dict=True) if frame.height else {}
+def _rows_by_account(frame: pl.DataFrame) -> dict[tuple[str, str], list[dict]]:
+    """(month, account_id) -> the frame's rows of that account, in the frame's order: one pass over the frame
+    instead of a filter (and a small frame) per account."""
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in frame.iter_rows(named=True):
+        out.setdefault((r["month"], r["account_id"]), []).append(r)
+    return out
 
 
 def explain_reasons(acct: Mapping, alerts: int, budget: dict | None, rule: AnomalyRule) -> list[str]:
@@ -81,8 +86,8 @@ def evidence_packs(
     """
     savings = savings_by_account(findings)
     by_id = {t.aws_account_id: t for t in teams}
-    services = _by_account(mom.filter(pl.col("level") == "service"))
-    found = _by_account(anomalies.filter(pl.col("level") == "service"))
+    services = _rows_by_account(mom.filter(pl.col("level") == "service"))
+    found = _rows_by_account(anomalies.filter(pl.col("level") == "service"))
     drivers = {(r["month"], r["account_id"]): r["drivers"] or [] for r in insights.iter_rows(named=True)}
     packs = {}
     for acct in mom.filter((pl.col("level") == "account") & pl.col("has_data")).iter_rows(named=True):
@@ -91,16 +96,16 @@ def evidence_packs(
         if p is None or acct["change_usd"] is None:
             continue  # no comparison: nothing an AI could explain that the email does not already say
         team = by_id.get(acct["account_id"])
-        an = found.get(key, pl.DataFrame())
-        alerted = an.filter(pl.col("alerted")) if an.height else an
+        an = found.get(key, [])
+        alerted = sum(1 for r in an if r["alerted"])
         projected = None if p.complete else acct["projected_month_end_usd"]
         budget = budget_context(team, acct["current_mtd_usd"], projected, alert_pcts=budget_alert_pcts) if team else None
         # The account is judged by the rule the detector used: its team's own where the registry sets one.
         account_rule = (overrides or {}).get(acct["account_id"], rule)
-        reasons = explain_reasons(acct, alerted.height, budget, account_rule)
+        reasons = explain_reasons(acct, alerted, budget, account_rule)
         if not reasons and not everyone:
             continue
-        svc = services.get(key, pl.DataFrame(schema=mom.schema))
+        svc = services.get(key, [])
         packs[key] = _account_pack(acct, p, team, svc, an, drivers.get(key, []), budget, projected, reasons,
                                    account_rule)
         packs[key]["savings_findings"] = savings.get(key, [])
@@ -151,12 +156,16 @@ def organisation_savings(month: str, findings: pl.DataFrame | None, teams: Seque
     }
 
 
-def _account_pack(acct, p: Period, team, svc, an, drivers, budget, projected, reasons, rule) -> dict:
+def _account_pack(acct, p: Period, team, svc: Sequence[dict], an: Sequence[dict], drivers, budget, projected, reasons,
+                  rule) -> dict:
+    """The pack of one account, from its ``mom_changes`` service rows ``svc`` and its service anomalies ``an``."""
     prev_total = acct["previous_month_total_usd"]
     remaining = p.days_in_month - p.days_covered
     scale = p.days_in_month / p.days_covered if p.days_covered else None
     candidates = []
-    for s in svc.filter(pl.col("change_usd") > 0).sort("change_usd", descending=True).head(5).iter_rows(named=True):
+    rises = sorted((s for s in svc if s["change_usd"] is not None and s["change_usd"] > 0),
+                   key=lambda s: s["change_usd"], reverse=True)
+    for s in rises[:5]:
         # A saving worth naming: a rise past the $ floor that is a real change for that service, not noise.
         material = s["change_pct"] is None or s["change_pct"] >= rule.threshold_pct / 2
         if scale and s["change_usd"] >= rule.min_usd and material:
@@ -212,14 +221,14 @@ def _account_pack(acct, p: Period, team, svc, an, drivers, budget, projected, re
              "current_usd": _r2(r["current_usd"]), "previous_usd": _r2(r["previous_usd"]),
              "change_usd": _r2(r["change_usd"]), "change_pct": _r1(r["change_pct"]),
              "top_line": _top_line(r.get("drivers"))}
-            for r in (an.iter_rows(named=True) if an.height else [])
+            for r in an
         ],
         "budget": None if budget is None else {
             "monthly_budget_usd": _r2(budget["monthly_budget"]), "month_to_date_pct": _r1(budget["mtd_pct"]),
             "projected_pct": _r1(budget["projected_pct"]), "status": budget["status"],
         },
         "savings_candidates": candidates,
-        "new_services": sorted(s["service"] for s in svc.filter(pl.col("is_new").fill_null(False)).iter_rows(named=True)),
+        "new_services": sorted(s["service"] for s in svc if s["is_new"]),
         "alert_rule": {"threshold_pct": rule.threshold_pct, "min_usd": rule.min_usd},
     }
 
