@@ -418,7 +418,8 @@ class ReportFrames:
             return None
         rows = pl.concat(parts, how="diagonal_relaxed")
         status = rows.filter(pl.col("record") == "account")
-        found = rows.filter(pl.col("record") == "finding").sort("monthly_savings_usd", descending=True, nulls_last=True)
+        found = rows.filter(pl.col("record") == "finding").sort(["monthly_savings_usd", "account_id", "rank"],
+                                                                descending=[True, False, False], nulls_last=True)
         by_kind = (
             found.group_by("kind").agg(pl.len().alias("count"), pl.col("monthly_savings_usd").sum().alias("usd"))
             .sort("usd", descending=True).to_dicts() if found.height else []

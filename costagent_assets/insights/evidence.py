@@ -128,7 +128,8 @@ def savings_by_account(findings: pl.DataFrame | None) -> dict[tuple[str, str], l
     if findings is None or not findings.height:
         return {}
     rows = findings.filter((pl.col("record") == "finding") & pl.col("monthly_savings_usd").is_not_null()).sort(
-        ["month", "account_id", "monthly_savings_usd"], descending=[False, False, True])
+        # rank (the stage's own order within the account) breaks ties in dollars, so a pack never changes between runs
+        ["month", "account_id", "monthly_savings_usd", "rank"], descending=[False, False, True, False])
     out: dict[tuple[str, str], list[dict]] = {}
     for r in rows.iter_rows(named=True):
         found = out.setdefault((r["month"], r["account_id"]), [])
@@ -145,7 +146,7 @@ def organisation_savings(month: str, findings: pl.DataFrame | None, teams: Seque
     found = rows.filter((pl.col("record") == "finding") & pl.col("monthly_savings_usd").is_not_null())
     status = rows.filter(pl.col("record") == "account")
     names = {t.aws_account_id: t.team_name for t in teams}
-    top = found.sort("monthly_savings_usd", descending=True).head(SAVINGS_IN_ORG_PACK)
+    top = found.sort(["monthly_savings_usd", "account_id", "rank"], descending=[True, False, False]).head(SAVINGS_IN_ORG_PACK)
     return {
         "total_addressable_monthly_usd": _r2(found["monthly_savings_usd"].sum() if found.height else 0.0),
         "findings": found.height,

@@ -67,11 +67,12 @@ def findings_frame() -> pl.DataFrame:
         {"record": "finding", "kind": "ec2_idle", "service": "Amazon EC2", "resource_id": "i-0abc1234567890def",
          "name": "batch", "region": "eu-west-1", "size": "m5.2xlarge", "suggested": None,
          "evidence": "average CPU 3.1% (peak 4.0%) and network 0.4 MB/day over 14 days (2026-11-09 to 2026-11-22)",
-         "action": "Stop or terminate i-0abc1234567890def (m5.2xlarge)", "monthly_savings_usd": 280.32},
+         "action": "Stop or terminate i-0abc1234567890def (m5.2xlarge)", "monthly_savings_usd": 280.32, "rank": 1},
         {"record": "finding", "kind": "ebs_unattached", "service": "Amazon EBS", "resource_id": "vol-0123456789abcdef0",
          "name": None, "region": "eu-west-1", "size": "gp2", "suggested": None,
          "evidence": "100 GB gp2 volume attached to nothing (state available)",
-         "action": "Snapshot vol-0123456789abcdef0 if you need its data, then delete it", "monthly_savings_usd": 10.0},
+         "action": "Snapshot vol-0123456789abcdef0 if you need its data, then delete it", "monthly_savings_usd": 10.0,
+         "rank": 2},
     ]
     return pl.DataFrame([{"month": MONTH, "account_id": A, **r} for r in rows], infer_schema_length=None)
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
+
 from costagent_assets.analysis import AnomalyRule, detect_anomalies, explain_changes
 from costagent_assets.anomaly_detection import anomaly_rules
-from costagent_assets.insights.evidence import cache_key, evidence_packs, pack_json
+from costagent_assets.insights.evidence import (
+    cache_key,
+    evidence_packs,
+    organisation_savings,
+    pack_json,
+    savings_by_account,
+)
 from costagent_assets.settings import Settings
 from costagent_assets.teams.model import Team
 from costagent_tests.insights.small_org import (
@@ -16,6 +24,7 @@ from costagent_tests.insights.small_org import (
     A,
     B,
     C,
+    findings_frame,
     mom,
     packs,
     savings_pack,
@@ -73,3 +82,16 @@ def test_the_pack_carries_the_accounts_findings_largest_first():
     assert [f["resource_id"] for f in found] == ["i-0abc1234567890def", "vol-0123456789abcdef0"]
     assert found[0]["estimated_monthly_usd"] == 280.32 and found[0]["what"] == "Idle EC2 instance"
 
+
+
+def test_savings_tied_in_dollars_keep_the_stages_order_whatever_order_they_arrive_in():
+    """Two findings of one account at the same $183.96 a month (as on the demo) must not swap places between
+    runs: the stage's rank breaks the tie, in the account's pack and in the organisation's top findings."""
+    tied = findings_frame().with_columns(
+        pl.when(pl.col("record") == "finding").then(183.96).otherwise(pl.col("monthly_savings_usd"))
+        .alias("monthly_savings_usd"))
+    for frame in (tied, tied.reverse(), tied.sample(fraction=1.0, shuffle=True, seed=7)):
+        found = savings_by_account(frame)[(MONTH, A)]
+        assert [f["resource_id"] for f in found] == ["i-0abc1234567890def", "vol-0123456789abcdef0"]
+        org = organisation_savings(MONTH, frame, TEAMS)
+        assert [f["resource_id"] for f in org["top_findings"]] == ["i-0abc1234567890def", "vol-0123456789abcdef0"]

@@ -24,7 +24,7 @@ def _findings(account: str, *amounts: float) -> list[dict]:
     return [{"month": MONTH, "account_id": account, "record": "finding", "kind": "ec2_idle", "service": "Amazon EC2",
              "resource_id": f"i-{account[-4:]}{i:013x}", "name": None, "region": "eu-west-1", "size": "m5.2xlarge",
              "suggested": None, "evidence": "average CPU 1.0% over 14 days", "action": f"Stop i-{account[-4:]}{i:013x}",
-             "scan_status": None, "monthly_savings_usd": usd} for i, usd in enumerate(amounts)]
+             "scan_status": None, "monthly_savings_usd": usd, "rank": i + 1} for i, usd in enumerate(amounts)]
 
 
 def _run(generate=None, unavailable="AI is off"):
