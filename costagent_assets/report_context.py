@@ -6,6 +6,7 @@ another account can reach its email.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -90,8 +91,19 @@ def budget_context(
         if alerts is not None
         else []
     )
-    mtd_pct = mtd / team.monthly_budget * 100
-    projected_pct = projected / team.monthly_budget * 100 if projected is not None else None
+    budget = team.monthly_budget
+    if projected is not None:
+        for a in fired:
+            # The anomalies stage raises a forecast alert on the month's daily run rate; the reader sees the
+            # forecast beside it ("Projected month end"), so the alert's dollars are restated from that figure.
+            if a["basis"] == "forecast" and round(a["amount_usd"]) != round(projected):
+                a.update(amount_usd=projected, impact_usd=max(projected - budget, 0.0), note=(
+                    f"Projected at ${projected:,.0f} by month end, "
+                    + (f"${projected - budget:,.0f} over the ${budget:,.0f} budget" if projected > budget
+                       else f"{_share(projected, budget)} of the ${budget:,.0f} budget")
+                    + f" (spent {_share(mtd, budget)} so far)."))
+    mtd_pct = mtd / budget * 100
+    projected_pct = projected / budget * 100 if projected is not None else None
     status = budget_status(mtd_pct, projected_pct, alert_pcts)
     alert = next((a for a in fired if not a["acknowledged"]), None)
     return {"monthly_budget": team.monthly_budget, "mtd_pct": mtd_pct, "projected_pct": projected_pct, "status": status,
@@ -99,6 +111,12 @@ def budget_context(
             # What the subject line and the first screen say: over it, or projected past it (the alert's rule).
             "headline": "over" if status == "over" else "projected_over" if alert and alert["basis"] == "forecast"
             else None}
+
+
+def _share(usd: float, budget: float) -> str:
+    """``usd`` as a whole percent of ``budget``; one decimal just under 100%, which is not yet "100%"."""
+    pct = usd / budget * 100
+    return f"{math.floor(pct * 10) / 10:.1f}%" if 99.5 <= pct < 100 else f"{pct:.0f}%"
 
 
 def _available(frame: pl.DataFrame | None) -> bool:

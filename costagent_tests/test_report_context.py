@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 
 from costagent_assets.analysis import detect_anomalies
-from costagent_assets.report_context import ALERT_CHART_DAYS, ALERT_CHART_PX, ReportFrames
+from costagent_assets.report_context import ALERT_CHART_DAYS, ALERT_CHART_PX, ReportFrames, budget_context
 from costagent_assets.reporting import render_admin_report, render_team_report
 from costagent_assets.schemas import conform, empty
+from costagent_assets.teams.model import Team
 from costagent_tests.insights.small_org import MONTH, PERIODS, RULE, TEAMS, A, B, C, mom
 
 
@@ -245,3 +246,26 @@ def test_only_accounts_with_an_alert_keep_their_daily_rows():
     budget_only = ReportFrames(MONTH, PERIODS[MONTH], mom(), chart_alerts().filter(pl.col("account_id") == C),
                                empty("ai_insights"), generated_at=datetime(2026, 11, 23, tzinfo=UTC), daily=daily)
     assert set(budget_only.daily) == {C}
+
+
+def test_a_forecast_budget_alert_states_the_forecast_the_email_shows_beside_it():
+    """The anomalies stage raises a forecast overrun on the month's run rate ($1,500 projected: "over by $500");
+    the email's projection is the SQL forecast ($1,400). The alert says what the reader can check against the
+    "Projected month end" beside it: $400 over. 99.96% spent reads 99.9%, not "100%" while still under."""
+    team = Team.from_dict({**TEAMS[0].to_dict(), "monthly_budget": 1000.0})
+    alert = conform(pl.DataFrame([{
+        "month": MONTH, "account_id": team.aws_account_id, "level": "account", "kind": "budget",
+        "detector": "budget_forecast", "budget_threshold_pct": 100.0, "current_usd": 1500.0, "previous_usd": 1000.0,
+        "impact_usd": 500.0, "severity": "medium", "alerted": True, "acknowledged": False,
+        "start_date": date(2026, 11, 20),
+        "note": "Projected to exceed the $1,000 budget by $500 on the 20th (spent 50% so far).",
+    }]), "anomalies")
+    b = budget_context(team, 500.0, 1400.0, alert)
+    assert b["alert"]["impact_usd"] == 400.0 and b["alert"]["amount_usd"] == 1400.0
+    assert b["alert"]["note"] == "Projected at $1,400 by month end, $400 over the $1,000 budget (spent 50% so far)."
+    assert budget_context(team, 999.6, 1400.0, alert)["alert"]["note"].endswith("(spent 99.9% so far).")
+    # The forecast under the budget: the figure and the share, never a negative "over".
+    assert budget_context(team, 500.0, 950.0, alert)["alert"]["note"] == (
+        "Projected at $950 by month end, 95% of the $1,000 budget (spent 50% so far).")
+    # Where the forecast and the run rate agree, the stage's own note (with its crossing day) stays.
+    assert budget_context(team, 500.0, 1500.0, alert)["alert"]["note"].startswith("Projected to exceed")
