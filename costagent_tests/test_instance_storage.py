@@ -80,3 +80,41 @@ def test_each_batched_event_gets_its_own_id_and_index_tags(tmp_path: Path):
             account, month = record.asset_materialization.partition.split("|")
             assert tags["dagster/partition/account"] == account and tags["dagster/partition/month"] == month
             assert record.event_log_entry.run_id in {r.run_id for r in instance.get_runs()}
+
+
+def _database_layout(path: Path) -> tuple:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return (conn.execute("pragma journal_mode").fetchone(), conn.execute("select * from alembic_version").fetchall(),
+                sorted(conn.execute("select type, name, sql from sqlite_master").fetchall(), key=str))
+
+
+def test_new_databases_are_laid_out_as_dagster_does_with_the_migration_scripts_read_once(
+    tmp_path: Path, monkeypatch
+):
+    # Dagster reads its ~90 migration scripts twice for every database it opens, and each run has its own.
+    from alembic.script import ScriptDirectory
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    from costagent_assets import instance_storage
+
+    reads = []
+    load = ScriptDirectory._load_revisions
+    monkeypatch.setattr(ScriptDirectory, "_load_revisions", lambda self: reads.append(1) or load(self))
+    instance_storage._migration_scripts.cache_clear()
+    stock = SqliteEventLogStorage(str(tmp_path / "stock"))
+    batched = BatchedSqliteEventLogStorage(str(tmp_path / "batched"))
+    reads.clear()
+    for run_id in ("run-a", "run-b", "run-c"):
+        assert batched.get_logs_for_run(run_id) == []
+    assert len(reads) <= 1
+    stock.get_logs_for_run("run-a")
+    for name in ("index", "run-a"):
+        assert _database_layout(tmp_path / "batched" / f"{name}.db") == _database_layout(tmp_path / "stock" / f"{name}.db")
+    # A database that is already stamped is used as it is, scripts not read again.
+    reads.clear()
+    assert BatchedSqliteEventLogStorage(str(tmp_path / "batched")).get_logs_for_run("run-a") == []
+    assert reads == []
+    batched.dispose()
+    stock.dispose()

@@ -19,11 +19,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
 # Office 365 SMTP AUTH with application permissions.
 OFFICE365_SMTP_SCOPE = "https://outlook.office365.com/.default"
 # Renew this long before the token's own expiry, so a token never lapses between fetch and AUTH.
@@ -76,6 +71,10 @@ def invalidate(credentials: ClientCredentials) -> None:
 
 
 def _fetch(credentials: ClientCredentials, timeout_seconds: float) -> tuple[str, float]:
+    # Imported here: every code-location load imports this module through the SMTP resource, and httpx and
+    # cryptography cost ~0.2 s of a CLI start that delivers to the outbox.
+    import httpx
+
     who = f"client {credentials.client_id} in tenant {credentials.tenant}"
     form = {"client_id": credentials.client_id, "scope": credentials.scope, "grant_type": "client_credentials"}
     if credentials.certificate_path:
@@ -115,6 +114,10 @@ def _b64url(data: bytes) -> str:
 def client_assertion(credentials: ClientCredentials, lifetime_seconds: int = 600) -> str:
     """The signed JWT that proves the app holds its certificate's key: RS256, ``x5t#S256`` (the certificate's
     SHA-256 thumbprint), audience the token endpoint, issuer and subject the client id."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
     try:
         pem = Path(credentials.certificate_path).read_bytes()
         key = serialization.load_pem_private_key(pem, password=None)

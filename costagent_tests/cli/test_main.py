@@ -264,3 +264,14 @@ def test_the_seed_team_file_format_is_mapped_with_a_note(isolated: Path, tmp_pat
     both.write_text("id,aws_account_id,team_name,team_email\n1,012345678901,Payments,payments@example.com\n")
     code, _, err = run(capsys, "teams", "import", str(both))
     assert code == 2 and "id" in err
+
+
+def test_a_start_that_delivers_to_the_outbox_imports_no_http_or_crypto_client():
+    # Every `costagent` command loads the code location; httpx and cryptography (~0.2 s) are for SMTP XOAUTH2 only.
+    import subprocess
+    import sys
+
+    probe = ("import sys; from costagent_assets.cli.main import build_parser; build_parser(); "
+             "import costagent_assets.definitions; print(sorted({'httpx', 'cryptography'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
