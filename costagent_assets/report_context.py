@@ -7,7 +7,7 @@ another account can reach its email.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -54,7 +54,17 @@ def _split(frame: pl.DataFrame, month: str) -> dict[str, pl.DataFrame]:
     return {k[0]: v for k, v in rows.partition_by("account_id", as_dict=True).items()} if rows.height else {}
 
 
-def _savings_by_account(optimization: pl.DataFrame | None, month: str) -> tuple[dict[str, dict], dict[str, pl.DataFrame]]:
+def _rows_by_account(frame: pl.DataFrame | None) -> dict[str, list[dict]]:
+    """account -> its rows as dicts, in the frame's order: one pass over every account's rows, so that a team's
+    context is dict lookups rather than filters and sorts of a frame per team (5,000 teams a month)."""
+    out: dict[str, list[dict]] = {}
+    if frame is not None:
+        for r in frame.iter_rows(named=True):
+            out.setdefault(r["account_id"], []).append(r)
+    return out
+
+
+def _savings_by_account(optimization: pl.DataFrame | None, month: str) -> tuple[dict[str, dict], dict[str, list[dict]]]:
     """Each account's scan status (its first "account" record) and its findings, largest $ first: sorted once for
     the month rather than once per team (ties keep the stored order)."""
     if optimization is None or not optimization.height:
@@ -65,7 +75,7 @@ def _savings_by_account(optimization: pl.DataFrame | None, month: str) -> tuple[
         status.setdefault(r["account_id"], r)
     found = rows.filter(pl.col("record") == "finding").sort("monthly_savings_usd", descending=True, nulls_last=True,
                                                             maintain_order=True)
-    return status, ({a: f for (a,), f in found.partition_by("account_id", as_dict=True).items()} if found.height else {})
+    return status, _rows_by_account(found)
 
 
 def budget_context(
@@ -77,20 +87,23 @@ def budget_context(
 ) -> dict | None:
     """The team's budget as its email (and its AI evidence pack) shows it: % spent and projected, the status
     (``budgets.budget_status``) and the budget alerts that fired; None without a budget or data."""
+    rows = alerts.filter(pl.col("kind") == "budget").iter_rows(named=True) if alerts is not None else ()
+    return _budget(team, mtd, projected, rows, alert_pcts)
+
+
+def _budget(team: Team, mtd: float | None, projected: float | None, alerts: Iterable[Mapping],
+            alert_pcts: Sequence[float]) -> dict | None:
+    """:func:`budget_context` from the account's anomaly rows as dicts (those of kind "budget" count)."""
     if not team.monthly_budget or mtd is None:
         return None
     # The budget alerts of the anomalies table (kind "budget"): actual and forecast, at the configured levels.
-    fired = (
-        [
-            {"basis": r["detector"].removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"],
-             "amount_usd": r["current_usd"], "note": r["note"], "acknowledged": bool(r["acknowledged"]),
-             "severity": r["severity"], "start_date": r["start_date"], "impact_usd": r["impact_usd"],
-             "kind": "budget", "alerted": bool(r["alerted"])}
-            for r in alerts.filter(pl.col("kind") == "budget").iter_rows(named=True)
-        ]
-        if alerts is not None
-        else []
-    )
+    fired = [
+        {"basis": r["detector"].removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"],
+         "amount_usd": r["current_usd"], "note": r["note"], "acknowledged": bool(r["acknowledged"]),
+         "severity": r["severity"], "start_date": r["start_date"], "impact_usd": r["impact_usd"],
+         "kind": "budget", "alerted": bool(r["alerted"])}
+        for r in alerts if r["kind"] == "budget"
+    ]
     budget = team.monthly_budget
     if projected is not None:
         for a in fired:
@@ -119,19 +132,20 @@ def _share(usd: float, budget: float) -> str:
     return f"{math.floor(pct * 10) / 10:.1f}%" if 99.5 <= pct < 100 else f"{pct:.0f}%"
 
 
-def _available(frame: pl.DataFrame | None) -> bool:
+def _available(rows: Sequence[Mapping] | None) -> bool:
     """True, or raises with the stage's note when the anomalies stage failed for the account (a row of
     kind "unavailable"): its email must not read "no anomalies"."""
-    failed = frame.filter(pl.col("kind") == UNAVAILABLE) if frame is not None else None
-    if failed is not None and failed.height:
-        raise RuntimeError(failed["note"][0])
+    failed = next((r for r in rows or () if r["kind"] == UNAVAILABLE), None)
+    if failed is not None:
+        raise RuntimeError(failed["note"])
     return True
 
 
-def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
+def _anomaly_rows(rows: Sequence[Mapping] | None) -> list[dict]:
     """The rows as the templates show them, with the alert model's fields (``alert_kind``, and for a budget
-    row its ``basis`` and ``threshold_pct``) and the ``why`` of :func:`change_split`, largest change first."""
-    if frame is None:
+    row its ``basis`` and ``threshold_pct``) and the ``why`` of :func:`change_split`. ``rows`` come largest change
+    first (``ReportFrames`` sorts the month's rows once)."""
+    if rows is None:
         return []
     keys = ("service", "kind", "level", "current_usd", "previous_usd", "change_usd", "change_pct", "severity",
             "alerted", "impact_usd", "note", "start_date", "end_date", "acknowledged", "feedback", "drivers")
@@ -139,7 +153,7 @@ def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
         {**{k: r[k] for k in keys}, "alert_kind": alert_kind(r["kind"], r["detector"]),
          "basis": (r["detector"] or "").removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"],
          "why": change_split(r)}
-        for r in frame.sort("change_usd", descending=True, nulls_last=True).iter_rows(named=True)
+        for r in rows
     ]
 
 
@@ -226,12 +240,13 @@ def alert_chart(daily: pl.DataFrame | None, service: str | None, through: date, 
     return points
 
 
-def team_anomalies(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+def team_anomalies(rows: Sequence[Mapping] | None) -> list[Mapping] | None:
     """What a team's Alerts section lists: its services' rows and its whole-account alerts; its budget
     alert is shown from the budget context (one row, at the top)."""
-    if frame is None:
+    if rows is None:
         return None
-    return frame.filter((pl.col("level") == "service") | (pl.col("alerted") & (pl.col("kind") != "budget")))
+    return [r for r in rows if r["level"] == "service"
+            or (r["alerted"] and r["kind"] is not None and r["kind"] != "budget")]
 
 
 class ReportFrames:
@@ -257,13 +272,22 @@ class ReportFrames:
         ``optimization_opportunities`` rows (savings), optional; ``daily``: the daily rollup of this month and
         the previous one (all accounts), for each alert's daily chart, optional."""
         self.month, self.period, self.generated_at = month, period, generated_at
-        self.mom = _split(mom_changes, month)
-        self.anomalies = _split(anomalies, month)
-        self.insights = _split(ai_insights, month)
+        # Each table is split by account once for the month, as dicts; a team's context only looks them up.
+        mom = mom_changes.filter(pl.col("month") == month)
+        self.accounts = {a: rows[0] for a, rows in _rows_by_account(mom.filter(pl.col("level") == "account")).items()}
+        # Largest first; ties keep the stage's order (a stable sort of the month is a stable sort of each account).
+        self.services = _rows_by_account(mom.filter(pl.col("level") == "service").sort(
+            "current_mtd_usd", descending=True, maintain_order=True))
+        month_anomalies = anomalies.filter(pl.col("month") == month)
+        self.anomalies = _rows_by_account(month_anomalies)
+        self.anomalies_by_change = _rows_by_account(month_anomalies.sort(
+            "change_usd", descending=True, nulls_last=True, maintain_order=True))
+        self.insights = {a: rows[0] for a, rows in _rows_by_account(ai_insights.filter(pl.col("month") == month)).items()}
         self.trend_months = [shift_month(month, -i) for i in range(TREND_MONTHS - 1, 0, -1)]
         self.history = _history_by_account(history, self.trend_months)
         self.dashboard_url_template = dashboard_url_template
-        self.forecasts = _split(forecasts.filter(pl.col("service").is_null()), month) if forecasts is not None else {}
+        self.forecasts = _rows_by_account(forecasts.filter(pl.col("service").is_null() & (pl.col("month") == month))
+                                          if forecasts is not None else None)
         self.optimization = _split(optimization, month) if optimization is not None else {}
         self._scan_status, self._findings = _savings_by_account(optimization, month)
         self.budget_alert_pcts = tuple(budget_alert_pcts)
@@ -304,43 +328,34 @@ class ReportFrames:
         }
 
     def account_row(self, account_id: str) -> dict | None:
-        mom = self.mom.get(account_id)
-        if mom is None:
-            return None
-        rows = mom.filter(pl.col("level") == "account").to_dicts()
-        return rows[0] if rows else None
+        """The account's ``mom_changes`` row of the month (level "account"), None without one. Not to be changed."""
+        return self.accounts.get(account_id)
 
     def team_context(self, team: Team) -> dict:
         """The context of one team's report: only this account's rows."""
         account_id = team.aws_account_id
         acct = self.account_row(account_id) or {}
         no_data = not acct.get("has_data", False)
-        mom = self.mom.get(account_id)
-        services = (
-            mom.filter(pl.col("level") == "service").sort("current_mtd_usd", descending=True).to_dicts()
-            if mom is not None and not no_data
-            else []
-        )
+        services = self.services.get(account_id, []) if not no_data else []
         total = acct.get("current_mtd_usd") or 0.0
-        insight_rows = self.insights.get(account_id)
-        insight = insight_rows.to_dicts()[0] if insight_rows is not None and insight_rows.height else None
+        insight = self.insights.get(account_id)
         all_anomalies = self.anomalies.get(account_id)
         anomalies = team_anomalies(all_anomalies)
         forecast = self.section(account_id, "forecast", lambda: self.forecast(account_id))
         # The SQL forecast, where there is one, is the projection everywhere (headline, budget, AI).
         if forecast and forecast["month_end"] and not self.period.complete:
             acct = {**acct, "projected_month_end_usd": forecast["month_end"]["point_usd"]}
-        budget = None if no_data else self.section(account_id, "budget", lambda: budget_context(
-            team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies,
+        budget = None if no_data else self.section(account_id, "budget", lambda: _budget(
+            team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies or (),
             self.budget_alert_pcts,
         ))
         if forecast and not no_data:
             forecast = {**forecast, "risks": forecast_confidence.risks(
-                anomalies.to_dicts() if anomalies is not None else [],
+                anomalies if anomalies is not None else [],
                 [s["service"] for s in services if s.get("is_new")], budget,
                 forecast["month_end"] or forecast["next_month"], self.period.through)}
-        anomaly_rows = self.section(account_id, "anomalies",
-                                    lambda: _anomaly_rows(_available(all_anomalies) and anomalies)) or []
+        anomaly_rows = self.section(account_id, "anomalies", lambda: _anomaly_rows(
+            _available(all_anomalies) and team_anomalies(self.anomalies_by_change.get(account_id)))) or []
         self.section(account_id, "alert charts", lambda: self._add_charts(account_id, anomaly_rows, budget))
         return {
             **self._common(),
@@ -412,19 +427,18 @@ class ReportFrames:
         """The account's savings for its email: the scan's status, the total, and the top 3 by $/month.
         None when the account was not scanned this month (scanning off, a backfill): the admins are told
         why, the team's email has no section to explain it."""
-        rows = self.optimization.get(account_id)
-        if rows is None or not rows.height:
+        if account_id not in self.optimization:
             return None
         s = self._scan_status.get(account_id, {})
         if s.get("scan_status") == "not_scanned":
             return None
-        found = self._findings.get(account_id)
+        found = self._findings.get(account_id, [])
         return {
             "status": s.get("scan_status", "ok"),
             "reason": s.get("reason"),
             "total_monthly_usd": s.get("monthly_savings_usd"),
-            "count": found.height if found is not None else 0,
-            "top": [_finding_row(r) for r in found.head(TOP_SAVINGS).iter_rows(named=True)] if found is not None else [],
+            "count": len(found),
+            "top": [_finding_row(r) for r in found[:TOP_SAVINGS]],
         }
 
     def org_savings(self, teams: Sequence[Team]) -> dict | None:
@@ -469,8 +483,8 @@ class ReportFrames:
             a = by_id.get(team.aws_account_id)
             if not team.monthly_budget or a is None or a["no_data"]:
                 continue
-            b = budget_context(team, a["mtd_usd"], a["projected_month_end_usd"],
-                               self.anomalies.get(team.aws_account_id), self.budget_alert_pcts)
+            b = _budget(team, a["mtd_usd"], a["projected_month_end_usd"], self.anomalies.get(team.aws_account_id, ()),
+                        self.budget_alert_pcts)
             projected = a["projected_month_end_usd"]
             rows.append({**b, "team_name": team.team_name, "aws_account_id": team.aws_account_id,
                          "projected_usd": projected,
@@ -494,9 +508,9 @@ class ReportFrames:
     def forecast(self, account_id: str) -> dict | None:
         """The account's forecasts (month end while the month runs, next month) and its track record."""
         rows = self.forecasts.get(account_id)
-        if rows is None or not rows.height:
+        if not rows:
             return None
-        by_horizon = {r["horizon"]: r for r in rows.iter_rows(named=True)}
+        by_horizon = {r["horizon"]: r for r in rows}
         if any(r["method"] == UNAVAILABLE for r in by_horizon.values()):
             raise RuntimeError("the forecasts stage could not compute it for this account (see that run's log)")
         month_end, next_month = by_horizon.get("month_end"), by_horizon.get("next_month")
@@ -547,15 +561,15 @@ class ReportFrames:
         for team in teams:
             acct = self.account_row(team.aws_account_id) or {}
             has = acct.get("has_data", False)
-            an = self.anomalies.get(team.aws_account_id)
+            an = self.anomalies_by_change.get(team.aws_account_id)
             if an is not None:
                 # Marked by an admin: shown apart, no longer counted as alerts.
-                for row in _anomaly_rows(an.filter(pl.col("acknowledged").fill_null(False))):
+                for row in _anomaly_rows([r for r in an if r["acknowledged"]]):
                     acknowledged.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
-                for row in _anomaly_rows(an.filter((pl.col("kind") == "budget") & pl.col("alerted"))):
+                for row in _anomaly_rows([r for r in an if r["kind"] == "budget" and r["alerted"]]):
                     budget_alerts.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
             # Every alert of the account (services, whole account, budget): the same count as its email's.
-            account_alerts = an.filter(pl.col("alerted")) if an is not None else None
+            account_alerts = [r for r in an if r["alerted"]] if an is not None else None
             for row in _anomaly_rows(account_alerts):
                 alerts.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
             if not has:
@@ -569,7 +583,7 @@ class ReportFrames:
                     "change_usd": acct.get("change_usd") if has else None,
                     "change_pct": acct.get("change_pct") if has else None,
                     "projected_month_end_usd": self.projected(team.aws_account_id, acct) if has else None,
-                    "alerts": account_alerts.height if account_alerts is not None else 0,
+                    "alerts": len(account_alerts) if account_alerts is not None else 0,
                     "no_data": not has,
                     "next_month_usd": self.next_month(team.aws_account_id) if has else None,
                     "dashboard_url": dashboard_url(self.dashboard_url_template, team),
