@@ -26,10 +26,11 @@ GENERATED_AT = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
 def month_tables(accounts: int, ai_accounts: int, as_of: str) -> dict:
     """The report month's arguments to ``report_frames`` (and the teams), as the lower bound computes them."""
+    from weekly_job import lower_bound_work
+
     import costagent_assets.demo.ai_accounts as ai
     import costagent_assets.report_context as rc
     import costagent_assets.reporting as reporting
-    from weekly_job import lower_bound_work
 
     captured, real_frames, real_ai, real_render = {}, rc.report_frames, ai.demo_ai_teams, reporting.render_team_report
 

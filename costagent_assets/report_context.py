@@ -216,18 +216,27 @@ def _parts_text(parts: Sequence[Mapping]) -> str:
                      for p in parts)
 
 
-def alert_chart(daily: pl.DataFrame | None, service: str | None, through: date, start: date | None,
-                end: date | None, days: int = ALERT_CHART_DAYS) -> list[dict] | None:
-    """The daily bars of one alert's series for the ``days`` days to ``through``: the service's cost, or the
-    account total when ``service`` is None. Each point has its ``date``, ``usd``, bar height ``h`` (px, 0 for
-    a day without cost) and ``marked`` (from ``start`` to ``end``, or to ``through`` while it lasts).
-    ``daily`` is one account's rows of the daily rollup (``date``, ``service``, ``cost_usd``); None without cost."""
-    if daily is None or daily.height == 0:
-        return None
+def _daily_sums(daily: pl.DataFrame, through: date, days: int = ALERT_CHART_DAYS) -> dict[str, dict]:
+    """account -> series -> day -> $ of the chart's ``days`` days to ``through``, for :func:`alert_chart`: each
+    service's series by its name, the account total under None. Summed once for every charted account."""
+    window = daily.filter(pl.col("date").is_between(through - timedelta(days=days - 1), through))
+    out: dict[str, dict] = {}
+    for rows, keys in ((window.filter(pl.col("service").is_not_null()), ["account_id", "service"]),
+                       (window, ["account_id"])):
+        sums = rows.group_by([*keys, "date"]).agg(pl.col("cost_usd").sum())
+        for r in sums.iter_rows(named=True):
+            series = out.setdefault(r["account_id"], {}).setdefault(r.get("service"), {})
+            series[r["date"]] = r["cost_usd"]
+    return out
+
+
+def alert_chart(by_day: Mapping[date, float], through: date, start: date | None, end: date | None,
+                days: int = ALERT_CHART_DAYS) -> list[dict] | None:
+    """The daily bars of one alert's series for the ``days`` days to ``through``, from its $ by day
+    (:func:`_daily_sums`: a service's cost, or the account total). Each point has its ``date``, ``usd``, bar
+    height ``h`` (px, 0 for a day without cost) and ``marked`` (from ``start`` to ``end``, or to ``through`` while
+    it lasts); None without cost."""
     first = through - timedelta(days=days - 1)
-    rows = daily if service is None else daily.filter(pl.col("service") == service)
-    sums = rows.filter(pl.col("date").is_between(first, through)).group_by("date").agg(pl.col("cost_usd").sum())
-    by_day = dict(zip(sums["date"].to_list(), sums["cost_usd"].to_list(), strict=True))
     top = max(by_day.values(), default=0.0)
     if top <= 0:
         return None
@@ -296,8 +305,8 @@ class ReportFrames:
         if daily is not None and daily.height:
             charted = anomalies.filter((pl.col("month") == month) & (pl.col("alerted") | (pl.col("kind") == "budget")))
             daily = daily.filter(pl.col("account_id").is_in(charted["account_id"].unique().to_list()))
-        self.daily = ({a: f for (a,), f in daily.partition_by("account_id", as_dict=True).items()}
-                      if daily is not None and daily.height else {})
+        # account -> series (service, or None for the account total) -> day -> $: the charts' sums, done once.
+        self.daily = _daily_sums(daily, period.through) if daily is not None and daily.height else {}
         # account -> section -> why it could not be built (shown as "unavailable" to the team and the admins).
         self.unavailable: dict[str, dict[str, str]] = {}
 
@@ -411,17 +420,17 @@ class ReportFrames:
     def _add_charts(self, account_id: str, rows: list[dict], budget: dict | None) -> None:
         """Give each alerted row, and the budget alert, its daily chart (``chart``): a service's own series, the
         account total for whole-account and budget alerts; a budget alert marks the month's days from its start."""
-        daily, through = self.daily.get(account_id), self.period.through
+        daily, through = self.daily.get(account_id, {}), self.period.through
         for r in rows:
             if r["alerted"]:
-                r["chart"] = alert_chart(daily, r["service"] if r["level"] == "service" else None, through,
-                                         r["start_date"], r["end_date"])
+                r["chart"] = alert_chart(daily.get(r["service"] if r["level"] == "service" else None, {}), through,
+                                           r["start_date"], r["end_date"])
         alert = budget and budget["alert"]
         if alert:
             # Over budget: from the day it went over. Projected over: the crossing is still ahead (its date is
             # after the data), so the month's days so far, the spend that is heading over, are marked.
             start = alert["start_date"] if alert["start_date"] and alert["start_date"] <= through else None
-            alert["chart"] = alert_chart(daily, None, through, start or month_start(self.month), None)
+            alert["chart"] = alert_chart(daily.get(None, {}), through, start or month_start(self.month), None)
 
     def team_savings(self, account_id: str) -> dict | None:
         """The account's savings for its email: the scan's status, the total, and the top 3 by $/month.
