@@ -49,11 +49,6 @@ def range_is_useful(point: float | None, low: float | None, high: float | None) 
     return high <= point * USEFUL_RANGE_FACTOR and low >= point / USEFUL_RANGE_FACTOR
 
 
-def _split(frame: pl.DataFrame, month: str) -> dict[str, pl.DataFrame]:
-    rows = frame.filter(pl.col("month") == month)
-    return {k[0]: v for k, v in rows.partition_by("account_id", as_dict=True).items()} if rows.height else {}
-
-
 def _rows_by_account(frame: pl.DataFrame | None) -> dict[str, list[dict]]:
     """account -> its rows as dicts, in the frame's order: one pass over every account's rows, so that a team's
     context is dict lookups rather than filters and sorts of a frame per team (5,000 teams a month)."""
@@ -216,17 +211,21 @@ def _parts_text(parts: Sequence[Mapping]) -> str:
                      for p in parts)
 
 
-def _daily_sums(daily: pl.DataFrame, through: date, days: int = ALERT_CHART_DAYS) -> dict[str, dict]:
-    """account -> series -> day -> $ of the chart's ``days`` days to ``through``, for :func:`alert_chart`: each
-    service's series by its name, the account total under None. Summed once for every charted account."""
-    window = daily.filter(pl.col("date").is_between(through - timedelta(days=days - 1), through))
+def _daily_sums(daily: pl.DataFrame, charted: pl.DataFrame, through: date,
+                days: int = ALERT_CHART_DAYS) -> dict[str, dict]:
+    """account -> series -> day -> $ of the chart's ``days`` days to ``through``, for :func:`alert_chart`: the
+    account total (under None) of each account of ``charted`` (its alerted or budget anomaly rows), and the
+    series of each service with an alerted row. Summed once a month, for those series alone."""
+    window = daily.filter(pl.col("account_id").is_in(charted["account_id"].unique().to_list())
+                          & pl.col("date").is_between(through - timedelta(days=days - 1), through))
+    services = charted.filter(pl.col("alerted") & (pl.col("level") == "service")).select("account_id", "service")
     out: dict[str, dict] = {}
-    for rows, keys in ((window.filter(pl.col("service").is_not_null()), ["account_id", "service"]),
-                       (window, ["account_id"])):
-        sums = rows.group_by([*keys, "date"]).agg(pl.col("cost_usd").sum())
-        for r in sums.iter_rows(named=True):
-            series = out.setdefault(r["account_id"], {}).setdefault(r.get("service"), {})
-            series[r["date"]] = r["cost_usd"]
+    for account_id, day, usd in window.group_by("account_id", "date").agg(pl.col("cost_usd").sum()).rows():
+        out.setdefault(account_id, {}).setdefault(None, {})[day] = usd
+    by_service = window.join(services.unique(), on=["account_id", "service"], how="semi")
+    for account_id, service, day, usd in by_service.group_by("account_id", "service", "date").agg(
+            pl.col("cost_usd").sum()).rows():
+        out[account_id].setdefault(service, {})[day] = usd
     return out
 
 
@@ -297,16 +296,18 @@ class ReportFrames:
         self.dashboard_url_template = dashboard_url_template
         self.forecasts = _rows_by_account(forecasts.filter(pl.col("service").is_null() & (pl.col("month") == month))
                                           if forecasts is not None else None)
-        self.optimization = _split(optimization, month) if optimization is not None else {}
+        # The month's rows grouped by account in the order the accounts first appear (as a split by account was).
+        self.optimization = (optimization.filter(pl.col("month") == month)
+                             .with_columns(pl.int_range(pl.len()).min().over("account_id").alias("_first"))
+                             .sort("_first", maintain_order=True).drop("_first")) if optimization is not None else None
+        self._optimized = set(self.optimization["account_id"].to_list()) if optimization is not None else set()
         self._scan_status, self._findings = _savings_by_account(optimization, month)
         self.budget_alert_pcts = tuple(budget_alert_pcts)
         # Only an alerted row, or a budget alert, gets a daily chart (_add_charts): the other accounts' days are
-        # not kept (at 5,000 accounts the two months' daily rollup is millions of rows).
-        if daily is not None and daily.height:
-            charted = anomalies.filter((pl.col("month") == month) & (pl.col("alerted") | (pl.col("kind") == "budget")))
-            daily = daily.filter(pl.col("account_id").is_in(charted["account_id"].unique().to_list()))
-        # account -> series (service, or None for the account total) -> day -> $: the charts' sums, done once.
-        self.daily = _daily_sums(daily, period.through) if daily is not None and daily.height else {}
+        # not kept (at 5,000 accounts the two months' daily rollup is millions of rows). account -> series (a
+        # service, or None for the account total) -> day -> $: the charts' sums, done once for the month.
+        charted = month_anomalies.filter(pl.col("alerted") | (pl.col("kind") == "budget"))
+        self.daily = _daily_sums(daily, charted, period.through) if daily is not None and daily.height else {}
         # account -> section -> why it could not be built (shown as "unavailable" to the team and the admins).
         self.unavailable: dict[str, dict[str, str]] = {}
 
@@ -436,7 +437,7 @@ class ReportFrames:
         """The account's savings for its email: the scan's status, the total, and the top 3 by $/month.
         None when the account was not scanned this month (scanning off, a backfill): the admins are told
         why, the team's email has no section to explain it."""
-        if account_id not in self.optimization:
+        if account_id not in self._optimized:
             return None
         s = self._scan_status.get(account_id, {})
         if s.get("scan_status") == "not_scanned":
@@ -454,10 +455,9 @@ class ReportFrames:
         """The organisation's addressable savings: the total, by kind, the largest findings (ranked by $
         across accounts) and the accounts that could not be scanned, with why. None without a scan."""
         names = {t.aws_account_id: t.team_name for t in teams}
-        parts = [rows for account, rows in self.optimization.items() if account in names]
-        if not parts:
+        if not self._optimized & names.keys():
             return None
-        rows = pl.concat(parts, how="diagonal_relaxed")
+        rows = self.optimization.filter(pl.col("account_id").is_in(list(names)))
         status = rows.filter(pl.col("record") == "account")
         found = rows.filter(pl.col("record") == "finding").sort(["monthly_savings_usd", "account_id", "rank"],
                                                                 descending=[True, False, False], nulls_last=True)
