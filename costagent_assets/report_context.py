@@ -7,7 +7,7 @@ another account can reach its email.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -49,12 +49,17 @@ def range_is_useful(point: float | None, low: float | None, high: float | None) 
     return high <= point * USEFUL_RANGE_FACTOR and low >= point / USEFUL_RANGE_FACTOR
 
 
-def _split(frame: pl.DataFrame, month: str) -> dict[str, pl.DataFrame]:
-    rows = frame.filter(pl.col("month") == month)
-    return {k[0]: v for k, v in rows.partition_by("account_id", as_dict=True).items()} if rows.height else {}
+def _rows_by_account(frame: pl.DataFrame | None) -> dict[str, list[dict]]:
+    """account -> its rows as dicts, in the frame's order: one pass over every account's rows, so that a team's
+    context is dict lookups rather than filters and sorts of a frame per team (5,000 teams a month)."""
+    out: dict[str, list[dict]] = {}
+    if frame is not None:
+        for r in frame.iter_rows(named=True):
+            out.setdefault(r["account_id"], []).append(r)
+    return out
 
 
-def _savings_by_account(optimization: pl.DataFrame | None, month: str) -> tuple[dict[str, dict], dict[str, pl.DataFrame]]:
+def _savings_by_account(optimization: pl.DataFrame | None, month: str) -> tuple[dict[str, dict], dict[str, list[dict]]]:
     """Each account's scan status (its first "account" record) and its findings, largest $ first: sorted once for
     the month rather than once per team (ties keep the stored order)."""
     if optimization is None or not optimization.height:
@@ -65,7 +70,7 @@ def _savings_by_account(optimization: pl.DataFrame | None, month: str) -> tuple[
         status.setdefault(r["account_id"], r)
     found = rows.filter(pl.col("record") == "finding").sort("monthly_savings_usd", descending=True, nulls_last=True,
                                                             maintain_order=True)
-    return status, ({a: f for (a,), f in found.partition_by("account_id", as_dict=True).items()} if found.height else {})
+    return status, _rows_by_account(found)
 
 
 def budget_context(
@@ -77,20 +82,23 @@ def budget_context(
 ) -> dict | None:
     """The team's budget as its email (and its AI evidence pack) shows it: % spent and projected, the status
     (``budgets.budget_status``) and the budget alerts that fired; None without a budget or data."""
+    rows = alerts.filter(pl.col("kind") == "budget").iter_rows(named=True) if alerts is not None else ()
+    return _budget(team, mtd, projected, rows, alert_pcts)
+
+
+def _budget(team: Team, mtd: float | None, projected: float | None, alerts: Iterable[Mapping],
+            alert_pcts: Sequence[float]) -> dict | None:
+    """:func:`budget_context` from the account's anomaly rows as dicts (those of kind "budget" count)."""
     if not team.monthly_budget or mtd is None:
         return None
     # The budget alerts of the anomalies table (kind "budget"): actual and forecast, at the configured levels.
-    fired = (
-        [
-            {"basis": r["detector"].removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"],
-             "amount_usd": r["current_usd"], "note": r["note"], "acknowledged": bool(r["acknowledged"]),
-             "severity": r["severity"], "start_date": r["start_date"], "impact_usd": r["impact_usd"],
-             "kind": "budget", "alerted": bool(r["alerted"])}
-            for r in alerts.filter(pl.col("kind") == "budget").iter_rows(named=True)
-        ]
-        if alerts is not None
-        else []
-    )
+    fired = [
+        {"basis": r["detector"].removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"],
+         "amount_usd": r["current_usd"], "note": r["note"], "acknowledged": bool(r["acknowledged"]),
+         "severity": r["severity"], "start_date": r["start_date"], "impact_usd": r["impact_usd"],
+         "kind": "budget", "alerted": bool(r["alerted"])}
+        for r in alerts if r["kind"] == "budget"
+    ]
     budget = team.monthly_budget
     if projected is not None:
         for a in fired:
@@ -119,19 +127,20 @@ def _share(usd: float, budget: float) -> str:
     return f"{math.floor(pct * 10) / 10:.1f}%" if 99.5 <= pct < 100 else f"{pct:.0f}%"
 
 
-def _available(frame: pl.DataFrame | None) -> bool:
+def _available(rows: Sequence[Mapping] | None) -> bool:
     """True, or raises with the stage's note when the anomalies stage failed for the account (a row of
     kind "unavailable"): its email must not read "no anomalies"."""
-    failed = frame.filter(pl.col("kind") == UNAVAILABLE) if frame is not None else None
-    if failed is not None and failed.height:
-        raise RuntimeError(failed["note"][0])
+    failed = next((r for r in rows or () if r["kind"] == UNAVAILABLE), None)
+    if failed is not None:
+        raise RuntimeError(failed["note"])
     return True
 
 
-def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
+def _anomaly_rows(rows: Sequence[Mapping] | None) -> list[dict]:
     """The rows as the templates show them, with the alert model's fields (``alert_kind``, and for a budget
-    row its ``basis`` and ``threshold_pct``) and the ``why`` of :func:`change_split`, largest change first."""
-    if frame is None:
+    row its ``basis`` and ``threshold_pct``) and the ``why`` of :func:`change_split`. ``rows`` come largest change
+    first (``ReportFrames`` sorts the month's rows once)."""
+    if rows is None:
         return []
     keys = ("service", "kind", "level", "current_usd", "previous_usd", "change_usd", "change_pct", "severity",
             "alerted", "impact_usd", "note", "start_date", "end_date", "acknowledged", "feedback", "drivers")
@@ -139,7 +148,7 @@ def _anomaly_rows(frame: pl.DataFrame | None) -> list[dict]:
         {**{k: r[k] for k in keys}, "alert_kind": alert_kind(r["kind"], r["detector"]),
          "basis": (r["detector"] or "").removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"],
          "why": change_split(r)}
-        for r in frame.sort("change_usd", descending=True, nulls_last=True).iter_rows(named=True)
+        for r in rows
     ]
 
 
@@ -202,18 +211,31 @@ def _parts_text(parts: Sequence[Mapping]) -> str:
                      for p in parts)
 
 
-def alert_chart(daily: pl.DataFrame | None, service: str | None, through: date, start: date | None,
-                end: date | None, days: int = ALERT_CHART_DAYS) -> list[dict] | None:
-    """The daily bars of one alert's series for the ``days`` days to ``through``: the service's cost, or the
-    account total when ``service`` is None. Each point has its ``date``, ``usd``, bar height ``h`` (px, 0 for
-    a day without cost) and ``marked`` (from ``start`` to ``end``, or to ``through`` while it lasts).
-    ``daily`` is one account's rows of the daily rollup (``date``, ``service``, ``cost_usd``); None without cost."""
-    if daily is None or daily.height == 0:
-        return None
+def _daily_sums(daily: pl.DataFrame, charted: pl.DataFrame, through: date,
+                days: int = ALERT_CHART_DAYS) -> dict[str, dict]:
+    """account -> series -> day -> $ of the chart's ``days`` days to ``through``, for :func:`alert_chart`: the
+    account total (under None) of each account of ``charted`` (its alerted or budget anomaly rows), and the
+    series of each service with an alerted row. Summed once a month, for those series alone."""
+    window = daily.filter(pl.col("account_id").is_in(charted["account_id"].unique().to_list())
+                          & pl.col("date").is_between(through - timedelta(days=days - 1), through))
+    services = charted.filter(pl.col("alerted") & (pl.col("level") == "service")).select("account_id", "service")
+    out: dict[str, dict] = {}
+    for account_id, day, usd in window.group_by("account_id", "date").agg(pl.col("cost_usd").sum()).rows():
+        out.setdefault(account_id, {}).setdefault(None, {})[day] = usd
+    by_service = window.join(services.unique(), on=["account_id", "service"], how="semi")
+    for account_id, service, day, usd in by_service.group_by("account_id", "service", "date").agg(
+            pl.col("cost_usd").sum()).rows():
+        out[account_id].setdefault(service, {})[day] = usd
+    return out
+
+
+def alert_chart(by_day: Mapping[date, float], through: date, start: date | None, end: date | None,
+                days: int = ALERT_CHART_DAYS) -> list[dict] | None:
+    """The daily bars of one alert's series for the ``days`` days to ``through``, from its $ by day
+    (:func:`_daily_sums`: a service's cost, or the account total). Each point has its ``date``, ``usd``, bar
+    height ``h`` (px, 0 for a day without cost) and ``marked`` (from ``start`` to ``end``, or to ``through`` while
+    it lasts); None without cost."""
     first = through - timedelta(days=days - 1)
-    rows = daily if service is None else daily.filter(pl.col("service") == service)
-    sums = rows.filter(pl.col("date").is_between(first, through)).group_by("date").agg(pl.col("cost_usd").sum())
-    by_day = dict(zip(sums["date"].to_list(), sums["cost_usd"].to_list(), strict=True))
     top = max(by_day.values(), default=0.0)
     if top <= 0:
         return None
@@ -226,12 +248,13 @@ def alert_chart(daily: pl.DataFrame | None, service: str | None, through: date, 
     return points
 
 
-def team_anomalies(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+def team_anomalies(rows: Sequence[Mapping] | None) -> list[Mapping] | None:
     """What a team's Alerts section lists: its services' rows and its whole-account alerts; its budget
     alert is shown from the budget context (one row, at the top)."""
-    if frame is None:
+    if rows is None:
         return None
-    return frame.filter((pl.col("level") == "service") | (pl.col("alerted") & (pl.col("kind") != "budget")))
+    return [r for r in rows if r["level"] == "service"
+            or (r["alerted"] and r["kind"] is not None and r["kind"] != "budget")]
 
 
 class ReportFrames:
@@ -257,23 +280,36 @@ class ReportFrames:
         ``optimization_opportunities`` rows (savings), optional; ``daily``: the daily rollup of this month and
         the previous one (all accounts), for each alert's daily chart, optional."""
         self.month, self.period, self.generated_at = month, period, generated_at
-        self.mom = _split(mom_changes, month)
-        self.anomalies = _split(anomalies, month)
-        self.insights = _split(ai_insights, month)
+        # Each table is split by account once for the month, as dicts; a team's context only looks them up.
+        mom = mom_changes.filter(pl.col("month") == month)
+        self.accounts = {a: rows[0] for a, rows in _rows_by_account(mom.filter(pl.col("level") == "account")).items()}
+        # Largest first; ties keep the stage's order (a stable sort of the month is a stable sort of each account).
+        # The columns the email shows: at 5,000 accounts the month has about 75,000 service rows held as dicts.
+        self.services = _rows_by_account(mom.filter(pl.col("level") == "service").sort(
+            "current_mtd_usd", descending=True, maintain_order=True).select(
+            "account_id", "service", "current_mtd_usd", "previous_same_period_usd", "change_usd", "change_pct", "is_new"))
+        month_anomalies = anomalies.filter(pl.col("month") == month)
+        self.anomalies = _rows_by_account(month_anomalies)
+        self.anomalies_by_change = _rows_by_account(month_anomalies.sort(
+            "change_usd", descending=True, nulls_last=True, maintain_order=True))
+        self.insights = {a: rows[0] for a, rows in _rows_by_account(ai_insights.filter(pl.col("month") == month)).items()}
         self.trend_months = [shift_month(month, -i) for i in range(TREND_MONTHS - 1, 0, -1)]
         self.history = _history_by_account(history, self.trend_months)
         self.dashboard_url_template = dashboard_url_template
-        self.forecasts = _split(forecasts.filter(pl.col("service").is_null()), month) if forecasts is not None else {}
-        self.optimization = _split(optimization, month) if optimization is not None else {}
+        self.forecasts = _rows_by_account(forecasts.filter(pl.col("service").is_null() & (pl.col("month") == month))
+                                          if forecasts is not None else None)
+        # The month's rows grouped by account in the order the accounts first appear (as a split by account was).
+        self.optimization = (optimization.filter(pl.col("month") == month)
+                             .with_columns(pl.int_range(pl.len()).min().over("account_id").alias("_first"))
+                             .sort("_first", maintain_order=True).drop("_first")) if optimization is not None else None
+        self._optimized = set(self.optimization["account_id"].to_list()) if optimization is not None else set()
         self._scan_status, self._findings = _savings_by_account(optimization, month)
         self.budget_alert_pcts = tuple(budget_alert_pcts)
         # Only an alerted row, or a budget alert, gets a daily chart (_add_charts): the other accounts' days are
-        # not kept (at 5,000 accounts the two months' daily rollup is millions of rows).
-        if daily is not None and daily.height:
-            charted = anomalies.filter((pl.col("month") == month) & (pl.col("alerted") | (pl.col("kind") == "budget")))
-            daily = daily.filter(pl.col("account_id").is_in(charted["account_id"].unique().to_list()))
-        self.daily = ({a: f for (a,), f in daily.partition_by("account_id", as_dict=True).items()}
-                      if daily is not None and daily.height else {})
+        # not kept (at 5,000 accounts the two months' daily rollup is millions of rows). account -> series (a
+        # service, or None for the account total) -> day -> $: the charts' sums, done once for the month.
+        charted = month_anomalies.filter(pl.col("alerted") | (pl.col("kind") == "budget"))
+        self.daily = _daily_sums(daily, charted, period.through) if daily is not None and daily.height else {}
         # account -> section -> why it could not be built (shown as "unavailable" to the team and the admins).
         self.unavailable: dict[str, dict[str, str]] = {}
 
@@ -304,43 +340,34 @@ class ReportFrames:
         }
 
     def account_row(self, account_id: str) -> dict | None:
-        mom = self.mom.get(account_id)
-        if mom is None:
-            return None
-        rows = mom.filter(pl.col("level") == "account").to_dicts()
-        return rows[0] if rows else None
+        """The account's ``mom_changes`` row of the month (level "account"), None without one. Not to be changed."""
+        return self.accounts.get(account_id)
 
     def team_context(self, team: Team) -> dict:
         """The context of one team's report: only this account's rows."""
         account_id = team.aws_account_id
         acct = self.account_row(account_id) or {}
         no_data = not acct.get("has_data", False)
-        mom = self.mom.get(account_id)
-        services = (
-            mom.filter(pl.col("level") == "service").sort("current_mtd_usd", descending=True).to_dicts()
-            if mom is not None and not no_data
-            else []
-        )
+        services = self.services.get(account_id, []) if not no_data else []
         total = acct.get("current_mtd_usd") or 0.0
-        insight_rows = self.insights.get(account_id)
-        insight = insight_rows.to_dicts()[0] if insight_rows is not None and insight_rows.height else None
+        insight = self.insights.get(account_id)
         all_anomalies = self.anomalies.get(account_id)
         anomalies = team_anomalies(all_anomalies)
         forecast = self.section(account_id, "forecast", lambda: self.forecast(account_id))
         # The SQL forecast, where there is one, is the projection everywhere (headline, budget, AI).
         if forecast and forecast["month_end"] and not self.period.complete:
             acct = {**acct, "projected_month_end_usd": forecast["month_end"]["point_usd"]}
-        budget = None if no_data else self.section(account_id, "budget", lambda: budget_context(
-            team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies,
+        budget = None if no_data else self.section(account_id, "budget", lambda: _budget(
+            team, acct.get("current_mtd_usd"), acct.get("projected_month_end_usd"), all_anomalies or (),
             self.budget_alert_pcts,
         ))
         if forecast and not no_data:
             forecast = {**forecast, "risks": forecast_confidence.risks(
-                anomalies.to_dicts() if anomalies is not None else [],
+                anomalies if anomalies is not None else [],
                 [s["service"] for s in services if s.get("is_new")], budget,
                 forecast["month_end"] or forecast["next_month"], self.period.through)}
-        anomaly_rows = self.section(account_id, "anomalies",
-                                    lambda: _anomaly_rows(_available(all_anomalies) and anomalies)) or []
+        anomaly_rows = self.section(account_id, "anomalies", lambda: _anomaly_rows(
+            _available(all_anomalies) and team_anomalies(self.anomalies_by_change.get(account_id)))) or []
         self.section(account_id, "alert charts", lambda: self._add_charts(account_id, anomaly_rows, budget))
         return {
             **self._common(),
@@ -396,45 +423,43 @@ class ReportFrames:
     def _add_charts(self, account_id: str, rows: list[dict], budget: dict | None) -> None:
         """Give each alerted row, and the budget alert, its daily chart (``chart``): a service's own series, the
         account total for whole-account and budget alerts; a budget alert marks the month's days from its start."""
-        daily, through = self.daily.get(account_id), self.period.through
+        daily, through = self.daily.get(account_id, {}), self.period.through
         for r in rows:
             if r["alerted"]:
-                r["chart"] = alert_chart(daily, r["service"] if r["level"] == "service" else None, through,
-                                         r["start_date"], r["end_date"])
+                r["chart"] = alert_chart(daily.get(r["service"] if r["level"] == "service" else None, {}), through,
+                                           r["start_date"], r["end_date"])
         alert = budget and budget["alert"]
         if alert:
             # Over budget: from the day it went over. Projected over: the crossing is still ahead (its date is
             # after the data), so the month's days so far, the spend that is heading over, are marked.
             start = alert["start_date"] if alert["start_date"] and alert["start_date"] <= through else None
-            alert["chart"] = alert_chart(daily, None, through, start or month_start(self.month), None)
+            alert["chart"] = alert_chart(daily.get(None, {}), through, start or month_start(self.month), None)
 
     def team_savings(self, account_id: str) -> dict | None:
         """The account's savings for its email: the scan's status, the total, and the top 3 by $/month.
         None when the account was not scanned this month (scanning off, a backfill): the admins are told
         why, the team's email has no section to explain it."""
-        rows = self.optimization.get(account_id)
-        if rows is None or not rows.height:
+        if account_id not in self._optimized:
             return None
         s = self._scan_status.get(account_id, {})
         if s.get("scan_status") == "not_scanned":
             return None
-        found = self._findings.get(account_id)
+        found = self._findings.get(account_id, [])
         return {
             "status": s.get("scan_status", "ok"),
             "reason": s.get("reason"),
             "total_monthly_usd": s.get("monthly_savings_usd"),
-            "count": found.height if found is not None else 0,
-            "top": [_finding_row(r) for r in found.head(TOP_SAVINGS).iter_rows(named=True)] if found is not None else [],
+            "count": len(found),
+            "top": [_finding_row(r) for r in found[:TOP_SAVINGS]],
         }
 
     def org_savings(self, teams: Sequence[Team]) -> dict | None:
         """The organisation's addressable savings: the total, by kind, the largest findings (ranked by $
         across accounts) and the accounts that could not be scanned, with why. None without a scan."""
         names = {t.aws_account_id: t.team_name for t in teams}
-        parts = [rows for account, rows in self.optimization.items() if account in names]
-        if not parts:
+        if not self._optimized & names.keys():
             return None
-        rows = pl.concat(parts, how="diagonal_relaxed")
+        rows = self.optimization.filter(pl.col("account_id").is_in(list(names)))
         status = rows.filter(pl.col("record") == "account")
         found = rows.filter(pl.col("record") == "finding").sort(["monthly_savings_usd", "account_id", "rank"],
                                                                 descending=[True, False, False], nulls_last=True)
@@ -469,8 +494,8 @@ class ReportFrames:
             a = by_id.get(team.aws_account_id)
             if not team.monthly_budget or a is None or a["no_data"]:
                 continue
-            b = budget_context(team, a["mtd_usd"], a["projected_month_end_usd"],
-                               self.anomalies.get(team.aws_account_id), self.budget_alert_pcts)
+            b = _budget(team, a["mtd_usd"], a["projected_month_end_usd"], self.anomalies.get(team.aws_account_id, ()),
+                        self.budget_alert_pcts)
             projected = a["projected_month_end_usd"]
             rows.append({**b, "team_name": team.team_name, "aws_account_id": team.aws_account_id,
                          "projected_usd": projected,
@@ -494,9 +519,9 @@ class ReportFrames:
     def forecast(self, account_id: str) -> dict | None:
         """The account's forecasts (month end while the month runs, next month) and its track record."""
         rows = self.forecasts.get(account_id)
-        if rows is None or not rows.height:
+        if not rows:
             return None
-        by_horizon = {r["horizon"]: r for r in rows.iter_rows(named=True)}
+        by_horizon = {r["horizon"]: r for r in rows}
         if any(r["method"] == UNAVAILABLE for r in by_horizon.values()):
             raise RuntimeError("the forecasts stage could not compute it for this account (see that run's log)")
         month_end, next_month = by_horizon.get("month_end"), by_horizon.get("next_month")
@@ -547,15 +572,15 @@ class ReportFrames:
         for team in teams:
             acct = self.account_row(team.aws_account_id) or {}
             has = acct.get("has_data", False)
-            an = self.anomalies.get(team.aws_account_id)
+            an = self.anomalies_by_change.get(team.aws_account_id)
             if an is not None:
                 # Marked by an admin: shown apart, no longer counted as alerts.
-                for row in _anomaly_rows(an.filter(pl.col("acknowledged").fill_null(False))):
+                for row in _anomaly_rows([r for r in an if r["acknowledged"]]):
                     acknowledged.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
-                for row in _anomaly_rows(an.filter((pl.col("kind") == "budget") & pl.col("alerted"))):
+                for row in _anomaly_rows([r for r in an if r["kind"] == "budget" and r["alerted"]]):
                     budget_alerts.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
             # Every alert of the account (services, whole account, budget): the same count as its email's.
-            account_alerts = an.filter(pl.col("alerted")) if an is not None else None
+            account_alerts = [r for r in an if r["alerted"]] if an is not None else None
             for row in _anomaly_rows(account_alerts):
                 alerts.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
             if not has:
@@ -569,7 +594,7 @@ class ReportFrames:
                     "change_usd": acct.get("change_usd") if has else None,
                     "change_pct": acct.get("change_pct") if has else None,
                     "projected_month_end_usd": self.projected(team.aws_account_id, acct) if has else None,
-                    "alerts": account_alerts.height if account_alerts is not None else 0,
+                    "alerts": len(account_alerts) if account_alerts is not None else 0,
                     "no_data": not has,
                     "next_month_usd": self.next_month(team.aws_account_id) if has else None,
                     "dashboard_url": dashboard_url(self.dashboard_url_template, team),

@@ -269,3 +269,53 @@ def test_a_forecast_budget_alert_states_the_forecast_the_email_shows_beside_it()
         "Projected at $950 by month end, 95% of the $1,000 budget (spent 50% so far).")
     # Where the forecast and the run rate agree, the stage's own note (with its crossing day) stays.
     assert budget_context(team, 500.0, 1500.0, alert)["alert"]["note"].startswith("Projected to exceed")
+
+
+def test_team_contexts_are_dict_lookups_after_the_month_is_split_once(monkeypatch):
+    """At 5,000 teams a month, a filter, sort or to_dicts of a frame per team was as costly as rendering the
+    email: the frames split every table by account once, and a team's context (charts and savings included)
+    runs no polars operation of its own. The contexts say the same as before."""
+    optimization = conform(pl.DataFrame([
+        {"month": MONTH, "account_id": C, "record": "account", "scan_status": "ok", "api_calls": 2,
+         "monthly_savings_usd": 3.65},
+        {"month": MONTH, "account_id": C, "record": "finding", "rank": 1, "kind": "eip_unassociated",
+         "resource_id": "eipalloc-1", "monthly_savings_usd": 3.65, "estimate_basis": "list_price"},
+    ], infer_schema_length=None), "optimization_opportunities")
+    frames = ReportFrames(MONTH, PERIODS[MONTH], mom(), chart_alerts(), empty("ai_insights"),
+                          generated_at=datetime(2026, 11, 23, tzinfo=UTC), daily=chart_daily(),
+                          forecasts=stopped_account_forecasts(), optimization=optimization)
+    calls = []
+    for name in ("filter", "sort", "to_dicts", "iter_rows", "rows", "group_by", "partition_by", "head"):
+        original = getattr(pl.DataFrame, name)
+        monkeypatch.setattr(pl.DataFrame, name,
+                            lambda self, *a, _name=name, _original=original, **k: calls.append(_name)
+                            or _original(self, *a, **k))
+    contexts = {t.aws_account_id: frames.team_context(t) for t in TEAMS}
+    assert calls == []
+    assert [p["h"] for p in contexts[A]["anomalies"][0]["chart"]][-5:] == [ALERT_CHART_PX] * 3 + [12, 12]
+    assert contexts[C]["savings"]["top"][0]["resource_id"] == "eipalloc-1" and contexts[C]["budget"]["alert"]
+    assert contexts[A]["forecast"]["next_month"] is not None and frames.unavailable == {}
+
+
+def test_ties_keep_the_stages_order_in_every_account_at_any_size():
+    """Services tied on cost, and alerts tied on dollars, are listed in the order the stage stored them, in each
+    account, whichever accounts share the month: the month is sorted once, stably, not each account apart."""
+    names = [f"Service {i:03d}" for i in range(300, 0, -1)]  # stored in an order no sort of the names gives
+    services = [{"month": MONTH, "account_id": account, "level": "service", "service": s, "current_mtd_usd": 5.0,
+                 "previous_same_period_usd": 5.0, "change_usd": 0.0, "change_pct": 0.0, "has_data": True}
+                for account in (A, B) for s in (names if account == A else names[::-1])]
+    totals = [{"month": MONTH, "account_id": account, "level": "account", "current_mtd_usd": 1500.0,
+               "previous_same_period_usd": 1500.0, "change_usd": 0.0, "change_pct": 0.0, "has_data": True}
+              for account in (A, B)]
+    frame = conform(pl.DataFrame(totals + services, infer_schema_length=None), "mom_changes")
+    alerts = conform(pl.DataFrame([
+        {"month": MONTH, "account_id": A, "level": "service", "service": s, "kind": "increase", "detector": "mom",
+         "current_usd": 10.0, "previous_usd": 5.0, "change_usd": 5.0, "change_pct": 100.0, "severity": "low",
+         "alerted": True} for s in names], infer_schema_length=None), "anomalies")
+    frames = ReportFrames(MONTH, PERIODS[MONTH], frame, alerts, empty("ai_insights"),
+                          generated_at=datetime(2026, 11, 23, tzinfo=UTC))
+    by_id = {t.aws_account_id: t for t in TEAMS}
+    assert [s["service"] for s in frames.team_context(by_id[A])["services"]] == names
+    assert [s["service"] for s in frames.team_context(by_id[B])["services"]] == names[::-1]
+    assert [r["service"] for r in frames.team_context(by_id[A])["anomalies"]] == names
+    assert [r["service"] for r in frames.admin_context(TEAMS)["anomalies"]] == sorted(names)  # ranked by team, service
