@@ -134,3 +134,26 @@ def test_io_manager_reads_the_columns_an_input_declares(tmp_path: Path):
 
         assert load({"columns": ["date", "account_id", "cost_usd"]}).columns == ["date", "account_id", "cost_usd"]
         assert load(None).columns == list(raw("000000000001", "2026-10", 4.0).columns)
+
+
+def test_local_store_lists_and_names_keys_as_pathlib_would(tmp_path: Path):
+    from costagent_assets.warehouse.store import LocalStore
+
+    store = LocalStore(tmp_path)
+    for key in ["raw_costs/2026-10/000000000002.parquet", "raw_costs/2026-10/000000000001.parquet",
+                "raw_costs/2026-11/000000000001.parquet", "emails/2026-11/000000000001.parquet"]:
+        store.put(key, b"x")
+    (tmp_path / "raw_costs" / "2026-10" / ".000000000003.abc.tmp").write_bytes(b"half")
+    assert store.keys("raw_costs/2026-10/") == ["raw_costs/2026-10/000000000001.parquet",
+                                                "raw_costs/2026-10/000000000002.parquet"]
+    assert store.keys("raw_costs/") == sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "raw_costs").rglob("*.parquet"))
+    assert store.keys("") == sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.parquet"))
+    assert store.keys("nothing/") == []
+    assert store.url("emails/2026-11/000000000001.parquet") == str(tmp_path / "emails/2026-11/000000000001.parquet")
+    # A folder removed between two writes (a month's rollups are rebuilt this way) is made again.
+    import shutil
+
+    shutil.rmtree(tmp_path / "emails")
+    store.put("emails/2026-11/000000000001.parquet", b"y")
+    assert (tmp_path / "emails/2026-11/000000000001.parquet").read_bytes() == b"y"
+    assert not list(tmp_path.rglob("*.tmp"))[1:]  # only the planted one
