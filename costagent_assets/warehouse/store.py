@@ -219,7 +219,7 @@ def put_frame_partitions(
     counts = partition_counts(table, frame, keys)
     small = max(counts.values(), default=0) <= ONE_PASS_MAX_ROWS
     encoded = encode_partitions(frame) if small else None
-    if encoded is None:  # the one-pass encoder would not give parquet_bytes' objects: one frame at a time
+    if encoded is None or encoded.keys() != counts.keys():  # not parquet_bytes' objects: one frame at a time
         return put_partitions(store, table, split_partitions(table, frame, keys), keys)
     blank = parquet_bytes(empty(table))
     _put_all(store, [(partition_key(table, *key), encoded.get(key, blank)) for key in keys])
