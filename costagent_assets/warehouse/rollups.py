@@ -18,8 +18,8 @@ from costagent_assets.warehouse.store import (
     Store,
     as_store,
     parquet_bytes,
-    put_partitions,
-    split_partitions,
+    partition_counts,
+    put_frame_partitions,
 )
 
 # Rollups: per month, one object for all accounts, so that a history query opens one small file per month
@@ -126,13 +126,13 @@ def write_raw_costs(
     store = as_store(root)
     frame = conform(frame, "raw_costs")
     keys = list(keys)
-    groups = split_partitions("raw_costs", frame, keys)
+    partition_counts("raw_costs", frame, keys)  # refuses rows outside the run before anything is touched
     # The months' rollups go first and come back after the partitions: a run killed in between
     # leaves a month without rollups, which ensure_rollups rebuilds, never a stale one.
     for month in sorted({m for m, _ in keys}):
         for rollup in ROLLUP_SCHEMAS:
             store.delete(rollup_key(rollup, month))
-    written = put_partitions(store, "raw_costs", groups, keys)
+    written = put_frame_partitions(store, "raw_costs", frame, keys)
     refresh_rollups(store, frame, keys)
     return written
 

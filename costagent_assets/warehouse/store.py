@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,14 +65,23 @@ class LocalStore:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        # Paths as strings: a ranged run lists and names thousands of partition files, and pathlib's parsing
+        # of each was a third of reading a month's partitions (cProfile, 1,000 accounts).
+        self._root = str(self.root)
+        self._prefix = "" if self._root == "." else f"{self._root.rstrip('/')}/"
 
     def url(self, key: str) -> str:
-        return str(self.root / key)
+        return f"{self._prefix}{key}"
 
     def put(self, key: str, data: bytes) -> None:
-        path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+        path = self.url(key)
+        folder, name = os.path.split(path)
+        prefix = f".{name.rsplit('.', 1)[0]}."
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
+        except FileNotFoundError:  # the folder's first object: one mkdir per folder, not a stat per object
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -84,10 +94,11 @@ class LocalStore:
         (self.root / key).unlink(missing_ok=True)
 
     def keys(self, prefix: str) -> list[str]:
-        base = self.root / prefix
-        if not base.exists():
-            return []
-        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*.parquet"))
+        out = []
+        for folder, _dirs, files in os.walk(self.url(prefix), followlinks=True):
+            rel = os.path.relpath(folder, self._root)
+            out.extend(name if rel == "." else f"{rel}/{name}" for name in files if name.endswith(".parquet"))
+        return sorted(out)
 
     def children(self, prefix: str) -> list[str]:
         base = self.root / prefix
@@ -178,10 +189,7 @@ def split_partitions(
     """``frame`` (conformed to ``table``) split by (month, account_id). Rows outside ``keys`` raise ValueError
     before anything is written: an asset must not write partitions its run does not own."""
     groups = dict(frame.partition_by(["month", "account_id"], as_dict=True)) if len(frame) else {}
-    stray = set(groups) - set(keys)
-    if stray:
-        sample = ", ".join(f"{a}|{m}" for m, a in sorted(stray)[:5])
-        raise ValueError(f"{table}: output has rows for partitions outside this run: {sample}")
+    _refuse_stray(table, groups, keys)
     return groups
 
 
@@ -194,7 +202,75 @@ def write_partitions(
     Rows outside ``keys`` are refused (``split_partitions``). Returns the row count written per key.
     """
     keys = list(keys)
-    return put_partitions(as_store(root), table, split_partitions(table, conform(frame, table), keys), keys)
+    return put_frame_partitions(as_store(root), table, conform(frame, table), keys)
+
+
+# The largest partition ``encode_partitions`` is trusted with: polars' partitioned sink cuts a partition of
+# 131,072 rows or more into other row groups than ``write_parquet`` of the partition alone (122,880 still
+# matched, checked up to 200 MB per partition); half of that, for a margin.
+ONE_PASS_MAX_ROWS = 65_536
+
+
+def put_frame_partitions(
+    store: Store, table: str, frame: pl.DataFrame, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Write ``frame`` (conformed to ``table``) as one object per key, an empty one where a key has no rows;
+    rows outside ``keys`` are refused before anything is written. Returns the row count written per key."""
+    counts = partition_counts(table, frame, keys)
+    small = max(counts.values(), default=0) <= ONE_PASS_MAX_ROWS
+    encoded = encode_partitions(frame) if small else None
+    if encoded is None or encoded.keys() != counts.keys():  # not parquet_bytes' objects: one frame at a time
+        return put_partitions(store, table, split_partitions(table, frame, keys), keys)
+    blank = parquet_bytes(empty(table))
+    _put_all(store, [(partition_key(table, *key), encoded.get(key, blank)) for key in keys])
+    return {key: counts.get(key, 0) for key in keys}
+
+
+def partition_counts(table: str, frame: pl.DataFrame, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The rows of ``frame`` per (month, account_id); ValueError for rows outside ``keys`` (see ``split_partitions``)."""
+    counts = {(m, a): n for m, a, n in frame.group_by(["month", "account_id"]).len().iter_rows()} if len(frame) else {}
+    _refuse_stray(table, counts, keys)
+    return counts
+
+
+def encode_partitions(frame: pl.DataFrame) -> dict[tuple[str, str], bytes] | None:
+    """Each (month, account_id) partition of ``frame`` as the Parquet object ``parquet_bytes`` makes of it, byte
+    for byte (partitions of at most ``ONE_PASS_MAX_ROWS`` rows), encoded in one pass of polars' partitioned sink;
+    None if some partition came out as several objects.
+
+    Measured on a 1,000-account month (6 tables, 6,000 objects): 5.5-6.6 s of CPU against 7.7-10.0 s for
+    ``parquet_bytes`` on each partition's frame, most of which is polars' fixed cost per call.
+    """
+    if not len(frame):
+        return {}
+    buffers: dict[tuple[str, str], io.BytesIO] = {}
+    split = False
+
+    def target(args) -> io.BytesIO:  # noqa: ANN001 (polars' FileProviderArgs)
+        nonlocal split
+        key = tuple(args.partition_keys.row(0))
+        split = split or key in buffers
+        buffers[key] = io.BytesIO()
+        return buffers[key]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pl.exceptions.UnstableWarning)
+        sink = pl.PartitionBy("", file_path_provider=target, key=["month", "account_id"], include_key=True)
+    frame.lazy().sink_parquet(sink, compression="zstd", statistics=True, maintain_order=True)
+    return None if split else {key: buffer.getvalue() for key, buffer in buffers.items()}
+
+
+def _refuse_stray(table: str, groups: Mapping[tuple[str, str], object], keys: Sequence[tuple[str, str]]) -> None:
+    stray = set(groups) - set(keys)
+    if stray:
+        sample = ", ".join(f"{a}|{m}" for m, a in sorted(stray)[:5])
+        raise ValueError(f"{table}: output has rows for partitions outside this run: {sample}")
+
+
+def _put_all(store: Store, objects: Sequence[tuple[str, bytes]]) -> None:
+    # S3 PUTs wait on the network (and encoding releases the GIL): a few threads overlap the many small writes.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda item: store.put(*item), objects))
 
 
 def put_partitions(

@@ -134,3 +134,56 @@ def test_io_manager_reads_the_columns_an_input_declares(tmp_path: Path):
 
         assert load({"columns": ["date", "account_id", "cost_usd"]}).columns == ["date", "account_id", "cost_usd"]
         assert load(None).columns == list(raw("000000000001", "2026-10", 4.0).columns)
+
+
+def test_local_store_lists_and_names_keys_as_pathlib_would(tmp_path: Path):
+    from costagent_assets.warehouse.store import LocalStore
+
+    store = LocalStore(tmp_path)
+    for key in ["raw_costs/2026-10/000000000002.parquet", "raw_costs/2026-10/000000000001.parquet",
+                "raw_costs/2026-11/000000000001.parquet", "emails/2026-11/000000000001.parquet"]:
+        store.put(key, b"x")
+    (tmp_path / "raw_costs" / "2026-10" / ".000000000003.abc.tmp").write_bytes(b"half")
+    assert store.keys("raw_costs/2026-10/") == ["raw_costs/2026-10/000000000001.parquet",
+                                                "raw_costs/2026-10/000000000002.parquet"]
+    assert store.keys("raw_costs/") == sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "raw_costs").rglob("*.parquet"))
+    assert store.keys("") == sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.parquet"))
+    assert store.keys("nothing/") == []
+    assert store.url("emails/2026-11/000000000001.parquet") == str(tmp_path / "emails/2026-11/000000000001.parquet")
+    # A folder removed between two writes (a month's rollups are rebuilt this way) is made again.
+    import shutil
+
+    shutil.rmtree(tmp_path / "emails")
+    store.put("emails/2026-11/000000000001.parquet", b"y")
+    assert (tmp_path / "emails/2026-11/000000000001.parquet").read_bytes() == b"y"
+    assert not list(tmp_path.rglob("*.tmp"))[1:]  # only the planted one
+
+
+def test_partitions_encoded_in_one_pass_are_byte_identical_to_each_partition_written_alone(tmp_path: Path):
+    from costagent_assets.schemas import conform
+    from costagent_assets.warehouse.store import (
+        ONE_PASS_MAX_ROWS,
+        encode_partitions,
+        parquet_bytes,
+        split_partitions,
+    )
+
+    keys = [(m, f"00000000000{i}") for m in ("2026-10", "2026-11") for i in range(1, 5)]
+    parts = [raw(a, m, float(i)) for i, (m, a) in enumerate(keys[:-1])]
+
+    def big(rows: int) -> pl.DataFrame:  # keys[0]'s partition with this many rows, each its own cost
+        return pl.concat([parts[0]] * rows).with_columns(pl.Series("cost_usd", range(rows), dtype=pl.Float64))
+
+    for rows in (1, ONE_PASS_MAX_ROWS, 300_000):  # 300,000: more than the partitioned sink keeps as one row group
+        frame = conform(pl.concat([parts[1], big(rows), *parts[2:]]), "raw_costs")
+        groups = split_partitions("raw_costs", frame, keys)
+        if rows <= ONE_PASS_MAX_ROWS:
+            encoded = encode_partitions(frame)
+            assert encoded is not None and set(encoded) == set(groups) == set(keys[:-1])
+            assert all(encoded[key] == parquet_bytes(part) for key, part in groups.items())
+        written = write_partitions(tmp_path, "raw_costs", frame, keys)
+        assert written == {k: (groups[k].height if k in groups else 0) for k in keys}
+        blank = parquet_bytes(conform(frame.clear(), "raw_costs"))
+        for m, a in keys:
+            expected = parquet_bytes(groups[(m, a)]) if (m, a) in groups else blank
+            assert partition_path(tmp_path, "raw_costs", m, a).read_bytes() == expected, (rows, m, a)
