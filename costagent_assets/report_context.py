@@ -92,6 +92,7 @@ def _budget(team: Team, mtd: float | None, projected: float | None, alerts: Iter
     if not team.monthly_budget or mtd is None:
         return None
     # The budget alerts of the anomalies table (kind "budget"): actual and forecast, at the configured levels.
+    alerts = budget_rows_as_shown(alerts, team, mtd, projected)
     fired = [
         {"basis": r["detector"].removeprefix("budget_"), "threshold_pct": r["budget_threshold_pct"],
          "amount_usd": r["current_usd"], "note": r["note"], "acknowledged": bool(r["acknowledged"]),
@@ -100,16 +101,6 @@ def _budget(team: Team, mtd: float | None, projected: float | None, alerts: Iter
         for r in alerts if r["kind"] == "budget"
     ]
     budget = team.monthly_budget
-    if projected is not None:
-        for a in fired:
-            # The anomalies stage raises a forecast alert on the month's daily run rate; the reader sees the
-            # forecast beside it ("Projected month end"), so the alert's dollars are restated from that figure.
-            if a["basis"] == "forecast" and round(a["amount_usd"]) != round(projected):
-                a.update(amount_usd=projected, impact_usd=max(projected - budget, 0.0), note=(
-                    f"Projected at ${projected:,.0f} by month end, "
-                    + (f"${projected - budget:,.0f} over the ${budget:,.0f} budget" if projected > budget
-                       else f"{_share(projected, budget)} of the ${budget:,.0f} budget")
-                    + f" (spent {_share(mtd, budget)} so far)."))
     mtd_pct = mtd / budget * 100
     projected_pct = projected / budget * 100 if projected is not None else None
     status = budget_status(mtd_pct, projected_pct, alert_pcts)
@@ -119,6 +110,28 @@ def _budget(team: Team, mtd: float | None, projected: float | None, alerts: Iter
             # What the subject line and the first screen say: over it, or projected past it (the alert's rule).
             "headline": "over" if status == "over" else "projected_over" if alert and alert["basis"] == "forecast"
             else None}
+
+
+def budget_rows_as_shown(rows: Iterable[Mapping], team: Team, mtd: float | None,
+                         projected: float | None) -> list[Mapping]:
+    """An account's anomaly rows, its forecast budget alert restated from ``projected``: the anomalies stage raises
+    it on the month's daily run rate, while the email and the admin report print the forecast as the month end
+    ("Projected month end"), so the alert's dollars and note are those of the figure the reader sees beside it.
+    Where the two agree, the stage's own note (with its crossing day) stays."""
+    budget = team.monthly_budget
+    if not budget or mtd is None or projected is None:
+        return list(rows)
+    shown = []
+    for r in rows:
+        if r["kind"] == "budget" and r["detector"] == "budget_forecast" and round(r["current_usd"]) != round(projected):
+            r = {**r, "current_usd": projected, "change_usd": projected - budget,
+                 "change_pct": projected / budget * 100 - 100, "impact_usd": max(projected - budget, 0.0), "note": (
+                     f"Projected at ${projected:,.0f} by month end, "
+                     + (f"${projected - budget:,.0f} over the ${budget:,.0f} budget" if projected > budget
+                        else f"{_share(projected, budget)} of the ${budget:,.0f} budget")
+                     + f" (spent {_share(mtd, budget)} so far).")}
+        shown.append(r)
+    return shown
 
 
 def _share(usd: float, budget: float) -> str:
@@ -573,6 +586,8 @@ class ReportFrames:
             acct = self.account_row(team.aws_account_id) or {}
             has = acct.get("has_data", False)
             an = self.anomalies_by_change.get(team.aws_account_id)
+            if an is not None and has:
+                an = budget_rows_as_shown(an, team, acct.get("current_mtd_usd"), self.projected(team.aws_account_id, acct))
             if an is not None:
                 # Marked by an admin: shown apart, no longer counted as alerts.
                 for row in _anomaly_rows([r for r in an if r["acknowledged"]]):

@@ -319,3 +319,24 @@ def test_ties_keep_the_stages_order_in_every_account_at_any_size():
     assert [s["service"] for s in frames.team_context(by_id[B])["services"]] == names[::-1]
     assert [r["service"] for r in frames.team_context(by_id[A])["anomalies"]] == names
     assert [r["service"] for r in frames.admin_context(TEAMS)["anomalies"]] == sorted(names)  # ranked by team, service
+
+
+def test_the_admin_report_states_a_forecast_budget_alert_as_the_teams_email_does():
+    """C's forecast overrun was raised on a run rate of $1,300; the projection both reports print is $1,224. The
+    admin report's alert list and C's own email say the same dollars and the same sentence."""
+    alert = conform(pl.DataFrame([{
+        "month": MONTH, "account_id": C, "level": "account", "kind": "budget", "detector": "budget_forecast",
+        "budget_threshold_pct": 100.0, "current_usd": 1300.0, "previous_usd": 1000.0, "change_usd": 300.0,
+        "impact_usd": 300.0, "severity": "medium", "alerted": True, "acknowledged": False,
+        "start_date": date(2026, 11, 25),
+        "note": "Projected to exceed the $1,000 budget by $300 on the 25th (spent 90% so far).",
+    }]), "anomalies")
+    frames = ReportFrames(MONTH, PERIODS[MONTH], mom(), alert, empty("ai_insights"),
+                          generated_at=datetime(2026, 11, 23, tzinfo=UTC))
+    said = "Projected at $1,224 by month end, $224 over the $1,000 budget (spent 90% so far)."
+    team = frames.team_context(next(t for t in TEAMS if t.aws_account_id == C))
+    assert team["budget"]["alert"]["note"] == said and team["budget"]["alert"]["impact_usd"] == 224.0
+    admin = frames.admin_context(TEAMS)
+    [row] = [a for a in admin["anomalies"] if a["aws_account_id"] == C]
+    assert row["note"] == said and row["impact_usd"] == 224.0
+    assert said in render_admin_report(admin).text and "by $300" not in render_admin_report(admin).text
