@@ -585,10 +585,10 @@ class ReportFrames:
         for team in teams:
             acct = self.account_row(team.aws_account_id) or {}
             has = acct.get("has_data", False)
+            projected = self.projected(team.aws_account_id, acct) if has else None
             an = self.anomalies_by_change.get(team.aws_account_id)
-            if an is not None and has:
-                an = budget_rows_as_shown(an, team, acct.get("current_mtd_usd"), self.projected(team.aws_account_id, acct))
             if an is not None:
+                an = budget_rows_as_shown(an, team, acct.get("current_mtd_usd"), projected)
                 # Marked by an admin: shown apart, no longer counted as alerts.
                 for row in _anomaly_rows([r for r in an if r["acknowledged"]]):
                     acknowledged.append({**row, "team_name": team.team_name, "aws_account_id": team.aws_account_id})
@@ -608,7 +608,7 @@ class ReportFrames:
                     "previous_same_period_usd": acct.get("previous_same_period_usd") if has else None,
                     "change_usd": acct.get("change_usd") if has else None,
                     "change_pct": acct.get("change_pct") if has else None,
-                    "projected_month_end_usd": self.projected(team.aws_account_id, acct) if has else None,
+                    "projected_month_end_usd": projected,
                     "alerts": len(account_alerts) if account_alerts is not None else 0,
                     "no_data": not has,
                     "next_month_usd": self.next_month(team.aws_account_id) if has else None,
