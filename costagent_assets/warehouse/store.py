@@ -16,10 +16,10 @@ import io
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import duckdb
 import polars as pl
@@ -27,6 +27,7 @@ import polars as pl
 from costagent_assets.schemas import SCHEMAS, conform, empty
 
 PARTITIONED_TABLES = tuple(SCHEMAS)
+T = TypeVar("T")
 
 
 class Store(Protocol):
@@ -222,7 +223,7 @@ def put_frame_partitions(
     if encoded is None or encoded.keys() != counts.keys():  # not parquet_bytes' objects: one frame at a time
         return put_partitions(store, table, split_partitions(table, frame, keys), keys)
     blank = parquet_bytes(empty(table))
-    _put_all(store, [(partition_key(table, *key), encoded.get(key, blank)) for key in keys])
+    _in_threads(lambda key: store.put(partition_key(table, *key), encoded.get(key, blank)), keys)
     return {key: counts.get(key, 0) for key in keys}
 
 
@@ -267,10 +268,10 @@ def _refuse_stray(table: str, groups: Mapping[tuple[str, str], object], keys: Se
         raise ValueError(f"{table}: output has rows for partitions outside this run: {sample}")
 
 
-def _put_all(store: Store, objects: Sequence[tuple[str, bytes]]) -> None:
-    # S3 PUTs wait on the network (and encoding releases the GIL): a few threads overlap the many small writes.
+def _in_threads(write: Callable[[T], object], items: Iterable[T]) -> None:
+    # Encoding releases the GIL and S3 PUTs wait on the network: a few threads overlap the many small writes.
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda item: store.put(*item), objects))
+        list(pool.map(write, items))
 
 
 def put_partitions(
@@ -285,9 +286,7 @@ def put_partitions(
         store.put(partition_key(table, *key), parquet_bytes(part))
         written[key] = len(part)
 
-    # Encoding releases the GIL and S3 PUTs wait on the network: a few threads overlap the many small writes.
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(_write, keys))
+    _in_threads(_write, keys)
     return written
 
 
